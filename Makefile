@@ -1,0 +1,53 @@
+# usqa: two commands on a fresh machine (README): `make demo` and `make test`.
+# `make install` is the one step both share; it creates .venv at the repo root and is re-run only when
+# pyproject.toml changes.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS ?= service,train,dev
+DEMO_OUT ?= runs/demo
+
+.PHONY: install system-deps demo test lint typecheck unit bench docs-figures clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "make install: $(PYTHON) not found (usqa needs Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch==2.13.0 (CPU) comes from the wheel on local disk through pip's find-links; pip, not uv.
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(MAKE) --no-print-directory system-deps
+	touch $(STAMP)
+
+# System packages a test needs, installed only when missing (CI machines start with Python alone).
+system-deps:
+	@bash scripts/system-deps.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+demo: install
+	$(BIN)/usqa demo --out $(DEMO_OUT)
+
+bench: install
+	$(BIN)/python -m bench.simulator_speed
+
+# Figures committed in docs/ (contact sheets of each preset and degradation).
+docs-figures: install
+	$(BIN)/usqa simulate --out runs/docs-sheet --frames 96 --subjects 8 --seed 0 --size 128 --preset all
+	$(BIN)/python -m bench.contact_sheets --out docs/img
+
+clean:
+	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

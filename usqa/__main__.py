@@ -1,0 +1,3 @@
+from usqa.cli import main
+
+raise SystemExit(main())
