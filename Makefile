@@ -2,7 +2,7 @@
 # `make install` is the one step both share; it creates .venv at the repo root and is re-run only when
 # pyproject.toml changes.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -14,7 +14,7 @@ DEMO_OUT ?= runs/demo
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "make install: $(PYTHON) not found (usqa needs Python 3.11)"; exit 1; }
+	@test -n "$(PYTHON)" && $(PYTHON) -c "import sys; assert sys.version_info[:2] == (3, 11)" || { echo "make install: usqa needs Python 3.11 (python3.11 on PATH)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch==2.13.0 (CPU) comes from the wheel on local disk through pip's find-links; pip, not uv.
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 # System packages a test needs, installed only when missing (CI machines start with Python alone).
 system-deps:
-	@bash scripts/system-deps.sh
+	@bash scripts/system-deps.sh redis-server:redis-server
 
 lint: install
 	$(BIN)/ruff check .

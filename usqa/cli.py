@@ -20,6 +20,8 @@ from usqa import __version__
 RUNTIME_COMMANDS: tuple[str, ...] = (
     "service.simulator.cli",
     "service.datasets.cli",
+    "service.registry.cli",
+    "usqa.demo",
 )
 # Subcommand modules that need the `train` extra (torch). Listed by name so the runtime never imports them.
 TRAINER_COMMANDS: tuple[str, ...] = ("trainer.cli",)

@@ -56,7 +56,7 @@ def format_counts(dataset: LabelledDataset) -> str:
         f"{dataset.root}: {len(dataset.records)} frames, {len({r.subject for r in dataset.records})} subjects"
     ]
     for split, counts in dataset.counts().items():
-        lines.append(f"  {split:8s} " + "  ".join(f"{k}={v}" for k, v in counts.items()))
+        lines.append(f"  {split:8s} " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
     return "\n".join(lines)
 
 

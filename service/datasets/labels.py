@@ -176,9 +176,9 @@ class LabelledDataset:
             rows = self.split(split)
             per: dict[str, int] = {"frames": len(rows), "subjects": len({r.subject for r in rows})}
             for label, n in sorted(Counter(r.label for r in rows).items()):
-                per[f"label={label}"] = n
+                per[f"label {label}"] = n
             for amenable, n in sorted(Counter(r.amenable for r in rows).items(), key=lambda kv: str(kv[0])):
-                per[f"amenable={'?' if amenable is None else amenable}"] = n
+                per[f"amenable {'?' if amenable is None else amenable}"] = n
             out[split] = per
         return out
 

@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+import redis
+
+from service.registry import (
+    CHAMPION,
+    REGISTRY_CHANNEL,
+    Announcement,
+    IntegrityError,
+    Manifest,
+    ModelRegistry,
+    RedisAnnouncer,
+    RegistryError,
+)
+from service.registry import store as S
+
+
+def make_manifest(name: str = "prostate") -> Manifest:
+    return Manifest(
+        name=name,
+        task="classify",
+        class_names=["absent", "present"],
+        preprocessing={"size": 128, "crop": "none", "interpolation": "area"},
+        graphs={"controller": "controller.onnx", "predictor": "predictor.onnx"},
+        thresholds={"0.05": 0.31},
+    )
+
+
+@pytest.fixture
+def sources(tmp_path: Path) -> dict[str, Path]:
+    src = tmp_path / "src"
+    src.mkdir()
+    files = {}
+    for role in ("controller", "predictor"):
+        path = src / f"{role}.onnx"
+        path.write_bytes(os.urandom(2048))
+        files[f"{role}.onnx"] = path
+    return files
+
+
+def test_publish_assigns_growing_versions_and_hashes(tmp_path: Path, sources: dict[str, Path]) -> None:
+    registry = ModelRegistry(tmp_path / "reg")
+    v1 = registry.publish(make_manifest(), sources, alias=CHAMPION)
+    v2 = registry.publish(make_manifest(), sources)
+    assert (v1.version, v2.version) == (1, 2)
+    assert registry.versions("prostate") == [1, 2]
+    assert registry.resolve("prostate", CHAMPION) == 1
+    assert registry.resolve("prostate", "latest") == 2
+    loaded = registry.load("prostate", CHAMPION)
+    assert loaded.manifest.version == 1
+    assert set(loaded.manifest.files) == {"controller.onnx", "predictor.onnx"}
+    assert loaded.graph_path("predictor").read_bytes() == sources["predictor.onnx"].read_bytes()
+    # A deleted version's number is never reused.
+    import shutil
+
+    shutil.rmtree(tmp_path / "reg" / "prostate" / "2")
+    assert registry.publish(make_manifest(), sources).version == 3
+
+
+def test_tampered_or_missing_file_is_refused(tmp_path: Path, sources: dict[str, Path]) -> None:
+    registry = ModelRegistry(tmp_path / "reg")
+    version = registry.publish(make_manifest(), sources, alias=CHAMPION)
+    target = version.path / "predictor.onnx"
+    target.write_bytes(target.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(IntegrityError) as info:
+        registry.load("prostate")
+    assert str(info.value) == S.MSG_TAMPERED.format(name="prostate", version=1, file="predictor.onnx")
+    target.unlink()
+    with pytest.raises(IntegrityError, match="listed in the manifest is missing"):
+        registry.load("prostate")
+    with pytest.raises(IntegrityError):
+        registry.promote("prostate", 1)
+
+
+def test_bad_publishes_leave_nothing(tmp_path: Path, sources: dict[str, Path]) -> None:
+    registry = ModelRegistry(tmp_path / "reg")
+    with pytest.raises(RegistryError, match="must be letters"):
+        registry.publish(make_manifest("../escape"), sources)
+    with pytest.raises(RegistryError, match="does not exist"):
+        registry.publish(make_manifest(), {"controller.onnx": tmp_path / "nope.onnx"})
+    with pytest.raises(RegistryError, match="not among the published files"):
+        registry.publish(make_manifest(), {"controller.onnx": sources["controller.onnx"]})
+    assert registry.names() == []
+
+
+def test_publish_killed_half_way_leaves_no_visible_version(tmp_path: Path, sources: dict[str, Path]) -> None:
+    root = tmp_path / "reg"
+    # A real process is SIGKILLed after writing its first file into the temporary folder, before the rename.
+    script = textwrap.dedent(
+        f"""
+        import os, shutil, signal
+        from pathlib import Path
+        from service.registry import ModelRegistry
+        from tests.service.registry.test_store import make_manifest
+        real_copy = shutil.copyfile
+        def copy_then_die(src, dst):
+            real_copy(src, dst)
+            os.kill(os.getpid(), signal.SIGKILL)
+        shutil.copyfile = copy_then_die
+        ModelRegistry(Path({str(root)!r})).publish(make_manifest(), {{
+            "controller.onnx": Path({str(sources["controller.onnx"])!r}),
+            "predictor.onnx": Path({str(sources["predictor.onnx"])!r}),
+        }})
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[3], check=False)
+    assert proc.returncode == -9
+    leftovers = [p.name for p in (root / "prostate").iterdir()]
+    assert any(name.startswith(S.TMP_PREFIX) for name in leftovers)  # the kill happened mid-publish
+    registry = ModelRegistry(root)
+    assert registry.versions("prostate") == []
+    with pytest.raises(RegistryError, match="no 'champion' alias"):
+        registry.load("prostate")
+    # The next publish cleans up and takes version 1.
+    assert registry.publish(make_manifest(), sources).version == 1
+    assert not [p for p in (root / "prostate").iterdir() if p.name.startswith(S.TMP_PREFIX)]
+
+
+def test_promote_and_rollback_walk_the_history(tmp_path: Path, sources: dict[str, Path]) -> None:
+    registry = ModelRegistry(tmp_path / "reg")
+    for _ in range(3):
+        registry.publish(make_manifest(), sources, alias=CHAMPION)
+    assert registry.aliases("prostate").history[CHAMPION] == [1, 2, 3]
+    assert registry.rollback("prostate") == 2
+    assert registry.resolve("prostate", CHAMPION) == 2
+    assert registry.rollback("prostate") == 1
+    with pytest.raises(RegistryError, match="no earlier 'champion'"):
+        registry.rollback("prostate")
+    assert registry.promote("prostate", "latest") == 3
+    assert registry.promote("prostate", 2, alias="challenger") == 2
+    assert registry.aliases("prostate").current == {"champion": 3, "challenger": 2}
+    with pytest.raises(RegistryError, match="has no version '9'"):
+        registry.promote("prostate", "9")
+    with pytest.raises(RegistryError, match="no model named 'other'"):
+        registry.load("other")
+
+
+def test_concurrent_readers_never_see_a_half_alias_switch(tmp_path: Path, sources: dict[str, Path]) -> None:
+    registry = ModelRegistry(tmp_path / "reg")
+    registry.publish(make_manifest(), sources, alias=CHAMPION)
+    registry.publish(make_manifest(), sources)
+    errors: list[BaseException] = []
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def read() -> None:
+        reader = ModelRegistry(tmp_path / "reg")
+        while not stop.is_set():
+            try:
+                seen.add(reader.load("prostate", CHAMPION).version)
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for t in readers:
+        t.start()
+    for i in range(200):
+        registry.promote("prostate", 1 + i % 2)
+    stop.set()
+    for t in readers:
+        t.join()
+    assert errors == []
+    assert seen <= {1, 2} and seen
+
+
+def test_publish_and_promote_are_announced_on_redis(
+    tmp_path: Path, sources: dict[str, Path], redis_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(REGISTRY_CHANNEL)
+    pubsub.get_message(timeout=1.0)
+    announcer = RedisAnnouncer(redis_url)
+    registry = ModelRegistry(tmp_path / "reg", announcer=announcer)
+    registry.publish(make_manifest(), sources, alias=CHAMPION)
+    registry.publish(make_manifest(), sources)
+    registry.promote("prostate", 2)
+    events = []
+    for _ in range(50):
+        message = pubsub.get_message(timeout=0.2)
+        if message is not None:
+            events.append(Announcement.from_json(message["data"]))
+        if len(events) == 3:
+            break
+    assert [(e.event, e.version, e.alias) for e in events] == [
+        ("published", 1, "champion"),
+        ("published", 2, None),
+        ("promoted", 2, "champion"),
+    ]
+    pubsub.close()
+    announcer.close()
+
+
+def test_an_unreachable_redis_does_not_fail_a_publish(tmp_path: Path, sources: dict[str, Path]) -> None:
+    registry = ModelRegistry(
+        tmp_path / "reg", announcer=RedisAnnouncer("redis://127.0.0.1:1/0", timeout_s=0.2)
+    )
+    assert registry.publish(make_manifest(), sources, alias=CHAMPION).version == 1
+
+
+def test_aliases_file_is_plain_json(tmp_path: Path, sources: dict[str, Path]) -> None:
+    registry = ModelRegistry(tmp_path / "reg")
+    registry.publish(make_manifest(), sources, alias=CHAMPION)
+    data = json.loads((tmp_path / "reg" / "prostate" / S.ALIASES_FILE).read_text())
+    assert data == {"aliases": {"champion": 1}, "history": {"champion": [1]}}
