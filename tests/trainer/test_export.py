@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from service.registry import CHAMPION, ModelRegistry
+from trainer.api import train
+from trainer.config import preset
+from trainer.export import (
+    ExportError,
+    ExportOptions,
+    calibrate_thresholds,
+    export_run,
+    onnx_outputs,
+    record_data_dir,
+    score_histogram,
+)
+from usqa.cli import main
+
+
+@pytest.fixture(scope="module")
+def classify_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "classify"
+    train(preset("debug", task="classify"), tiny_data, run, progress=False)
+    return run
+
+
+@pytest.fixture(scope="module")
+def segment_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "segment"
+    train(preset("debug", task="segment"), tiny_data, run, progress=False)
+    return run
+
+
+def test_thresholds_and_histogram_from_validation_scores() -> None:
+    scores = np.linspace(0.0, 1.0, 101)
+    thresholds = calibrate_thresholds(scores, (0.05, 0.2))
+    assert thresholds == pytest.approx({"0.05": 0.05, "0.20": 0.2})
+    assert (scores < thresholds["0.20"]).mean() == pytest.approx(0.2, abs=0.01)
+    histogram = score_histogram(np.array([0.0, 0.01, 0.5, 1.0, 1.2]), bins=4)
+    assert histogram.counts == [2, 0, 1, 2] and histogram.edges == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_export_publishes_a_checked_version_with_the_graph_contract(
+    classify_run: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(tmp_path / "reg")
+    version = export_run(
+        classify_run,
+        registry,
+        ExportOptions(name="m", alias=CHAMPION, class_names=("absent", "present")),
+        data_dir=tiny_data,
+    )
+    loaded = registry.load("m", CHAMPION)  # verifies every sha256
+    manifest = loaded.manifest
+    assert (version.version, manifest.task, manifest.class_names) == (1, "classify", ["absent", "present"])
+    assert set(manifest.thresholds) == {"0.05", "0.10", "0.15", "0.20"}
+    assert list(manifest.thresholds.values()) == sorted(manifest.thresholds.values())
+    assert manifest.score_histogram is not None and sum(manifest.score_histogram.counts) > 0
+    assert all(d <= 1e-4 for d in manifest.metrics["parity_max_abs_diff"].values())
+    assert set(manifest.metrics["opencv_dnn"]) == {"controller", "predictor"}
+    assert manifest.preprocessing == {"size": 32, "crop": "none", "interpolation": "area"}
+    assert manifest.training_config["task"] == "classify"
+    size = manifest.preprocessing["size"]
+    for role, output, shape in (("controller", "score", (5,)), ("predictor", "probabilities", (5, 2))):
+        session = ort.InferenceSession(str(loaded.graph_path(role)), providers=["CPUExecutionProvider"])
+        (inp,) = session.get_inputs()
+        assert (inp.name, inp.type, inp.shape) == ("frame", "tensor(uint8)", ["N", 1, size, size])
+        assert session.get_outputs()[0].name == output
+        frames = np.random.default_rng(0).integers(0, 256, (5, 1, size, size), dtype=np.uint8)
+        result = session.run(None, {"frame": frames})[0]
+        assert result.shape == shape and result.dtype == np.float32
+    scores = onnx_outputs(loaded.graph_path("controller"), frames[:, 0])
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_segmenter_exports_mask_probability(segment_run: Path, tiny_data: Path, tmp_path: Path) -> None:
+    version = export_run(segment_run, ModelRegistry(tmp_path / "reg"), data_dir=tiny_data)
+    frames = np.zeros((3, 32, 32), np.uint8)
+    out = onnx_outputs(version.graph_path("predictor"), frames)
+    assert out.shape == (3, 1, 32, 32) and ((out >= 0) & (out <= 1)).all()
+    assert version.manifest.task == "segment"
+
+
+def test_int8_quantisation_reports_its_metric_change(
+    classify_run: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    version = export_run(
+        classify_run,
+        ModelRegistry(tmp_path / "reg"),
+        ExportOptions(quantize="int8", quantization_tolerance=1.0),
+        data_dir=tiny_data,
+    )
+    quantization = version.manifest.metrics["quantization"]
+    assert version.manifest.quantization == "int8"
+    assert quantization["metric"] == "accuracy" and -1.0 <= quantization["change"] <= 1.0
+    assert onnx_outputs(version.graph_path("controller"), np.zeros((2, 32, 32), np.uint8)).shape == (2,)
+
+
+def test_failed_checks_publish_nothing(classify_run: Path, tiny_data: Path, tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "reg")
+    # A tolerance no model can meet: the gate must refuse, and the registry must stay empty.
+    with pytest.raises(ExportError, match="not published"):
+        export_run(classify_run, registry, ExportOptions(parity_atol=-1.0), data_dir=tiny_data)
+    with pytest.raises(ExportError, match="not published"):
+        export_run(
+            classify_run,
+            registry,
+            ExportOptions(quantize="int8", quantization_tolerance=-1.0),
+            data_dir=tiny_data,
+        )
+    assert registry.names() == [] or registry.versions("usqa") == []
+
+
+def test_cli_export_and_its_errors(
+    classify_run: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg = tmp_path / "reg"
+    assert main(["export", "--run", str(classify_run), "--registry", str(reg)]) == 2
+    assert "pass --data DIR" in capsys.readouterr().err
+    record_data_dir(classify_run, tiny_data)
+    assert main(["export", "--run", str(classify_run), "--registry", str(reg), "--alias", "champion"]) == 0
+    out = capsys.readouterr().out
+    assert "published usqa version 1" in out and "second runtime" in out
+    assert main(["export", "--run", str(tmp_path / "nope"), "--registry", str(reg)]) == 2
