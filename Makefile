@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= service,train,dev
 DEMO_OUT ?= runs/demo
 
-.PHONY: install system-deps demo test lint typecheck unit bench docs-figures clean
+.PHONY: install system-deps demo test lint typecheck unit bench docs-figures results heating-analysis default-model clean
 
 install: $(STAMP)
 
@@ -44,9 +44,26 @@ demo: install
 bench: install
 	$(BIN)/python -m bench.simulator_speed
 
+# The trainer's results (docs/results.md) and the heated-backbone analysis (docs/heating.md).
+results: install
+	$(BIN)/python -m bench.results
+
+heating-analysis: install
+	$(BIN)/python -m bench.heating_analysis
+
+# The default model that ships in models/ (usqa-prostate, champion): simulate, train, evaluate, export.
+DEFAULT_MODEL_RUN ?= runs/default-model
+default-model: install
+	$(BIN)/usqa simulate --out $(DEFAULT_MODEL_RUN)/data --frames 3000 --subjects 60 --seed 7 --size 128 \
+		--preset transrectal_prostate --force
+	$(BIN)/usqa train --data $(DEFAULT_MODEL_RUN)/data --task classify --reward weighted --algo reinforce \
+		--config default --out $(DEFAULT_MODEL_RUN)/run --quiet
+	$(BIN)/usqa evaluate --run $(DEFAULT_MODEL_RUN)/run --data $(DEFAULT_MODEL_RUN)/data --out $(DEFAULT_MODEL_RUN)/run/eval
+	$(BIN)/usqa export --run $(DEFAULT_MODEL_RUN)/run --data $(DEFAULT_MODEL_RUN)/data --registry models \
+		--name usqa-prostate --alias champion --class-names no_gland,gland
+
 # Figures committed in docs/ (contact sheets of each preset and degradation).
 docs-figures: install
-	$(BIN)/usqa simulate --out runs/docs-sheet --frames 96 --subjects 8 --seed 0 --size 128 --preset all
 	$(BIN)/python -m bench.contact_sheets --out docs/img
 
 clean:

@@ -58,7 +58,8 @@ def contact_sheet(
 
 def write_png(path: Path, image: np.ndarray) -> None:
     """Write a PNG atomically: a reader never sees half a file."""
-    ok, encoded = cv2.imencode(".png", image)
+    # Level 9: sheets are written once and read often (docs, review); the extra encode time is negligible.
+    ok, encoded = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise ValueError(f"could not encode {path.name} as PNG")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +69,8 @@ def write_png(path: Path, image: np.ndarray) -> None:
             f.write(encoded.tobytes())
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates 0600; a figure is for everyone who can read the folder.
+        Path(tmp).chmod(0o644)
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
