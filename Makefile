@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 # System packages a test needs, installed only when missing (CI machines start with Python alone).
 system-deps:
-	@bash scripts/system-deps.sh redis-server:redis-server
+	@bash scripts/system-deps.sh redis-server:redis-server chromium:chromium
 
 lint: install
 	$(BIN)/ruff check .
@@ -53,11 +53,12 @@ heating-analysis: install
 
 # The default model that ships in models/ (usqa-prostate, champion): simulate, train, evaluate, export.
 DEFAULT_MODEL_RUN ?= runs/default-model
+DEFAULT_MODEL_CONFIG ?= demo
 default-model: install
-	$(BIN)/usqa simulate --out $(DEFAULT_MODEL_RUN)/data --frames 3000 --subjects 60 --seed 7 --size 128 \
+	$(BIN)/usqa simulate --out $(DEFAULT_MODEL_RUN)/data --frames 2000 --subjects 40 --seed 7 --size 128 \
 		--preset transrectal_prostate --force
 	$(BIN)/usqa train --data $(DEFAULT_MODEL_RUN)/data --task classify --reward weighted --algo reinforce \
-		--config default --out $(DEFAULT_MODEL_RUN)/run --quiet
+		--config $(DEFAULT_MODEL_CONFIG) --out $(DEFAULT_MODEL_RUN)/run --quiet
 	$(BIN)/usqa evaluate --run $(DEFAULT_MODEL_RUN)/run --data $(DEFAULT_MODEL_RUN)/data --out $(DEFAULT_MODEL_RUN)/run/eval
 	$(BIN)/usqa export --run $(DEFAULT_MODEL_RUN)/run --data $(DEFAULT_MODEL_RUN)/data --registry models \
 		--name usqa-prostate --alias champion --class-names no_gland,gland

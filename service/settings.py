@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "production"]
+# onnxruntime's names, most preferred first; the service takes the first that this onnxruntime build offers.
+DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 class Settings(BaseSettings):
@@ -24,6 +29,56 @@ class Settings(BaseSettings):
     data_root: Path = Path("runs/data")
     redis_url: str | None = None
     api_token: str | None = None
+
+    # -- serving -----------------------------------------------------------------------------------------
+    # "production" refuses to start without `api_token`; "dev" serves without one (control endpoints off).
+    environment: Environment = "dev"
+    model_name: str = "usqa-prostate"
+    model_alias: str = "champion"
+    # The operating point: the share of frames the service is allowed to call non-amenable; one of the
+    # manifest's calibrated `thresholds` keys.
+    target_rejection: float = Field(default=0.05, gt=0, lt=1)
+    # When set, /assess and /ws/scan also need the bearer token (control endpoints always do).
+    require_token_for_scoring: bool = False
+
+    # onnxruntime: providers by preference; `require_provider` makes start-up fail unless that one serves.
+    providers: tuple[str, ...] = DEFAULT_PROVIDERS
+    require_provider: str | None = None
+    # Inference worker threads (0: one per CPU core) and onnxruntime threads per run (0: cores / workers),
+    # so concurrent streams use the cores side by side instead of fighting over one thread pool.
+    inference_workers: int = Field(default=0, ge=0)
+    intra_op_threads: int = Field(default=0, ge=0)
+    # Frames of several requests that are waiting together run as one batch, up to this many.
+    max_batch_frames: int = Field(default=16, gt=0)
+    # Requests (an /assess upload or one stream frame) waiting or running; beyond it /assess answers 429.
+    max_pending_requests: int = Field(default=64, gt=0)
+    retry_after_s: int = Field(default=1, ge=1)
+    warmup_runs: int = Field(default=3, ge=0)
+
+    # -- live scanning -----------------------------------------------------------------------------------
+    max_scan_sessions: int = Field(default=16, gt=0)
+    max_ws_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # Smoothed score: exponential moving average weight of the newest frame.
+    guidance_smoothing: float = Field(default=0.4, gt=0, le=1)
+    # Hysteresis: `good` is entered at threshold + margin and left below threshold - margin, each only
+    # after `guidance_dwell_frames` consecutive frames agree, so the feedback does not flicker.
+    guidance_margin: float = Field(default=0.03, ge=0, lt=0.5)
+    guidance_dwell_frames: int = Field(default=3, gt=0)
+    # A prepared frame this dark or this flat is no image at all (probe lifted, frozen, unplugged).
+    no_signal_mean_level: float = Field(default=8.0, ge=0)
+    no_signal_std_level: float = Field(default=3.0, ge=0)
+    # Scores kept for the service-wide drift estimate (population stability index against validation).
+    drift_window: int = Field(default=2000, gt=0)
+
+    # -- hot swap ----------------------------------------------------------------------------------------
+    # The registry is re-read this often even when Redis announcements arrive (they may be missed).
+    registry_poll_s: float = Field(default=10.0, gt=0)
+    # Redis pub/sub channel of registry announcements (service.registry.REGISTRY_CHANNEL).
+    registry_channel: str = "usqa:registry"
+
+    # Live page demo cine.
+    demo_preset: str = "transrectal_prostate"
+    demo_frames: int = Field(default=150, gt=0, le=2000)
 
 
 @lru_cache(maxsize=1)

@@ -21,17 +21,32 @@ RUNTIME_COMMANDS: tuple[str, ...] = (
     "service.simulator.cli",
     "service.datasets.cli",
     "service.registry.cli",
+    "service.api.cli",
+    "service.inference.cli",
+    "service.live.cli",
     "usqa.demo",
 )
-# Subcommand modules that need the `train` extra (torch). Listed by name so the runtime never imports them.
-TRAINER_COMMANDS: tuple[str, ...] = ("trainer.cli",)
+# Subcommands that need the `train` extra (torch), by command name: their module is imported only when that
+# command runs, so `usqa serve` never loads torch and the runtime image (no torch) still lists them.
+TRAINER_COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("trainer.cli", "train the controller/predictor pair (seed 004)"),
+    "evaluate": ("trainer.cli", "holdout rejection curves, kappa and t-test of a run"),
+    "export": ("trainer.export_cli", "export a run to ONNX, check it and publish it to the registry"),
+    "heat": ("trainer.heating.cli", "pre-train a heated backbone with noise masks (seed 000)"),
+    "finetune": ("trainer.heating.cli", "fine-tune a heated backbone on a task without masks"),
+}
+MSG_NO_TORCH = "`usqa {command}` needs the train extra (torch): pip install 'usqa[train]'"
 
 
 class UsageError(Exception):
     """A user mistake on the command line: printed as one line, exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested_command(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="usqa", description="Ultrasound frame quality by task amenability (train, export, serve)."
     )
@@ -40,19 +55,32 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in RUNTIME_COMMANDS:
         importlib.import_module(name).register(subparsers)
-    for name in TRAINER_COMMANDS:
+    requested = _requested_command(argv)
+    registered: set[str] = set()
+    if requested in TRAINER_COMMANDS:
+        module_name = TRAINER_COMMANDS[requested][0]
         try:
-            module = importlib.import_module(name)
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name != "torch":
                 raise
-            continue  # the runtime image: trainer commands are absent, `usqa --help` says what is there
+            raise UsageError(MSG_NO_TORCH.format(command=requested)) from exc
         module.register(subparsers)
+        registered = {c for c, (m, _) in TRAINER_COMMANDS.items() if m == module_name}
+    for command, (_, help_text) in TRAINER_COMMANDS.items():
+        if command not in registered:
+            # Listed in `usqa --help` without importing torch; choosing it imports the real parser above.
+            subparsers.add_parser(command, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(argv)
+    except UsageError as exc:
+        print(f"usqa: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

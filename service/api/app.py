@@ -1,0 +1,152 @@
+"""The app factory: `create_app(settings)`; the lifespan loads and warms the champion before /readyz is ready."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from service.api.errors import TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError, install_handlers
+from service.api.metrics import ServiceMetrics
+from service.api.routes import assess, control, live, ops, scan
+from service.api.routes.live import STATIC_DIR
+from service.api.state import ServiceState
+from service.inference.batcher import InferenceQueue
+from service.inference.holder import ModelHolder
+from service.inference.model import LoadedModel, load_model
+from service.inference.providers import ProviderPlan, ThreadPlan, plan_providers, plan_threads
+from service.inference.scoring import FrameScorer
+from service.inference.watcher import RegistryWatcher
+from service.live.sessions import SessionLimiter
+from service.registry import ModelRegistry, ModelVersion
+from service.settings import Settings, get_settings
+from usqa import __version__
+
+log = logging.getLogger(__name__)
+
+# Start-up waits this long for the Redis subscription, so an announcement right after /readyz is heard.
+ANNOUNCEMENT_WAIT_S = 3.0
+TOKEN_FOR_SCORING_WITHOUT_TOKEN = "USQA_REQUIRE_TOKEN_FOR_SCORING is set but USQA_API_TOKEN is empty"
+
+
+def check_settings(settings: Settings) -> None:
+    """Unsafe combinations fail at start-up, loudly."""
+    if settings.environment == "production" and not settings.api_token:
+        raise ConfigurationError(TOKEN_REQUIRED_IN_PRODUCTION)
+    if settings.require_token_for_scoring and not settings.api_token:
+        raise ConfigurationError(TOKEN_FOR_SCORING_WITHOUT_TOKEN)
+
+
+def _load(
+    version: ModelVersion, *, settings: Settings, providers: ProviderPlan, threads: ThreadPlan
+) -> LoadedModel:
+    return load_model(
+        version,
+        target_rejection=settings.target_rejection,
+        providers=providers,
+        intra_op_threads=threads.intra_op_threads,
+        warmup_runs=settings.warmup_runs,
+        warmup_batch=settings.max_batch_frames,
+    )
+
+
+def build_state(settings: Settings) -> ServiceState:
+    providers = plan_providers(settings.providers, settings.require_provider)
+    threads = plan_threads(settings.inference_workers, settings.intra_op_threads)
+    log.info(
+        "execution providers in order %s (offered: %s); %d inference workers x %d intra-op threads",
+        list(providers.order),
+        list(providers.available),
+        threads.workers,
+        threads.intra_op_threads,
+    )
+    metrics = ServiceMetrics()
+    registry = ModelRegistry(settings.registry)
+    holder = ModelHolder(
+        registry,
+        settings.model_name,
+        settings.model_alias,
+        partial(_load, settings=settings, providers=providers, threads=threads),
+    )
+    queue = InferenceQueue(
+        workers=threads.workers,
+        max_batch_frames=settings.max_batch_frames,
+        max_pending=settings.max_pending_requests,
+        retry_after_s=settings.retry_after_s,
+        on_batch=partial(_observe_batch, metrics),
+    )
+    state = ServiceState(
+        settings=settings,
+        metrics=metrics,
+        providers=providers,
+        threads=threads,
+        holder=holder,
+        queue=queue,
+        scorer=FrameScorer(
+            queue, max_pixels=settings.max_frame_pixels, max_frames=settings.max_frames_per_input
+        ),
+        sessions=SessionLimiter(settings.max_scan_sessions),
+    )
+    metrics.track_pending(lambda: queue.pending)
+    metrics.track_drift(state.drift_now)
+    holder.subscribe(state.on_model_event)
+    return state
+
+
+def _observe_batch(metrics: ServiceMetrics, model: LoadedModel, frames: int, seconds: float) -> None:
+    labels = (model.name, str(model.number))  # once per batch, from a worker thread
+    metrics.exec_count.labels(*labels).inc()
+    metrics.inference_count.labels(*labels).inc(frames)
+    metrics.compute_duration.labels(*labels).observe(seconds)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    state = build_state(settings)
+    app.state.service = state
+    state.queue.start()
+    try:
+        outcome = await state.holder.refresh("startup")
+        if outcome.status == "failed":
+            log.error("starting without a model (%s); the registry is polled until one loads", outcome.reason)
+        state.watcher = RegistryWatcher(
+            state.holder,
+            redis_url=settings.redis_url,
+            poll_s=settings.registry_poll_s,
+            channel=settings.registry_channel,
+        )
+        state.watcher.start()
+        if settings.redis_url and not await state.watcher.wait_subscribed(ANNOUNCEMENT_WAIT_S):
+            log.warning(
+                "registry announcements unavailable for now; polling every %.0f s", settings.registry_poll_s
+            )
+        state.ready = True
+        yield
+    finally:
+        state.ready = False
+        if state.watcher is not None:
+            await state.watcher.stop()
+        state.queue.stop()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The usqa API; `settings` defaults to the environment's (`USQA_*`)."""
+    settings = settings or get_settings()
+    check_settings(settings)
+    app = FastAPI(
+        title="usqa",
+        version=__version__,
+        summary="Real-time ultrasound frame quality: task-amenability scores per frame",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_handlers(app)
+    for module in (assess, scan, ops, control, live):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

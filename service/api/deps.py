@@ -1,0 +1,65 @@
+"""Dependencies of the routes, as `Annotated` aliases: `ServiceDep`, `ModelDep`, `ScoringAuth`, `ControlAuth`.
+
+All are `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per dependency
+per request for what are attribute lookups.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
+
+from service.api.errors import NO_MODEL, ApiError
+from service.api.security import check_token
+from service.api.state import ServiceState
+from service.inference.model import LoadedModel
+from service.settings import Settings
+
+
+async def get_service(connection: HTTPConnection) -> ServiceState:
+    return connection.app.state.service
+
+
+async def get_settings_of_app(connection: HTTPConnection) -> Settings:
+    return connection.app.state.settings
+
+
+ServiceDep = Annotated[ServiceState, Depends(get_service)]
+SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
+
+
+async def current_model(service: ServiceDep) -> LoadedModel:
+    """The served version, taken once per request: a swap mid-request does not change it."""
+    model = service.holder.current
+    if model is None:
+        failure = service.holder.last_failure
+        raise ApiError(
+            503, "no_model", NO_MODEL.format(reason=failure.reason if failure else "still loading")
+        )
+    return model
+
+
+# The OpenAPI document shows the bearer scheme; the check stays ours, for the messages and 401 vs 403.
+bearer_scheme = HTTPBearer(auto_error=False, description="USQA_API_TOKEN")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    return None if credentials is None else credentials.credentials or None
+
+
+async def require_scoring_token(settings: SettingsDep, credentials: Credentials) -> None:
+    if settings.require_token_for_scoring:
+        check_token(settings.api_token, _token(credentials), control=False)
+
+
+async def require_control_token(settings: SettingsDep, credentials: Credentials) -> None:
+    check_token(settings.api_token, _token(credentials), control=True)
+
+
+ModelDep = Annotated[LoadedModel, Depends(current_model)]
+ScoringAuth = Depends(require_scoring_token)
+ControlAuth = Depends(require_control_token)

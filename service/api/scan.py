@@ -1,0 +1,307 @@
+"""One /ws/scan stream: receive frames, keep only the newest pending, score, guide, summarise.
+
+Two tasks per stream. The receiver reads every message as it arrives and puts frames into a one-slot
+mailbox (a newer frame replaces an older unscored one, which is counted as dropped). The scorer takes the
+newest frame, has the shared inference queue decode and score it (off the event loop), updates the
+guidance and sends the result. So a slow moment costs dropped frames, never a growing backlog, and feedback stays current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from service.api.metrics import ENDPOINT_SCAN, REASON_ERROR, REASON_REJECTED
+from service.api.scan_messages import (
+    CLOSE_NORMAL,
+    CLOSE_TOO_BIG,
+    MSG_BAD_HELLO,
+    MSG_BAD_JSON,
+    MSG_TOO_BIG,
+    MSG_TOO_BIG_REASON,
+    MSG_UNKNOWN_TYPE,
+    GuidanceParameters,
+    ScanHello,
+    ScanReady,
+)
+from service.api.schemas import ModelRef, prediction_dict
+from service.api.state import ServiceState
+from service.frames import RAW_MEDIA_TYPE, FrameError
+from service.inference.batcher import QueueStoppedError
+from service.inference.holder import SwapOutcome
+from service.inference.model import LoadedModel
+from service.inference.scoring import ScoringOptions
+from service.live.guidance import GuidanceTracker, guidance_config
+from service.live.mailbox import LatestFrameSlot
+from service.live.sessions import ScanSessionStats
+
+log = logging.getLogger(__name__)
+
+# After `end`, the pending frame gets this long to finish before the summary goes out regardless.
+DRAIN_TIMEOUT_S = 5.0
+STREAM_OPTIONS = ScoringOptions(outline=True)
+
+
+@dataclass(frozen=True)
+class IncomingFrame:
+    seq: int
+    data: bytes
+    hello: ScanHello
+    received: float
+
+
+class ScanConnection:
+    """The protocol of one accepted stream; `run` returns when the stream is over."""
+
+    def __init__(self, websocket: WebSocket, service: ServiceState, model: LoadedModel) -> None:
+        self.ws = websocket
+        self.service = service
+        self.metrics = service.metrics
+        self.model = model
+        self.guidance = GuidanceTracker(guidance_config(service.settings))
+        self.stats = ScanSessionStats(reference=model.manifest.score_histogram)
+        self.slot: LatestFrameSlot[IncomingFrame] = LatestFrameSlot()
+        self.hello = ScanHello()
+        self._send_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+        self._client_gone = False
+        self._close_code = CLOSE_NORMAL
+        self._close_reason = ""
+
+    async def run(self) -> None:
+        unsubscribe = self.service.holder.subscribe(self._on_model_event)
+        latest = self.service.holder.current  # a swap between the route's look and the subscription
+        if latest is not None and latest is not self.model:
+            self.model = latest
+            self.stats.rebase(latest.manifest.score_histogram)
+        scorer = asyncio.create_task(self._score_loop(), name=f"usqa-scan-{self.stats.session_id}")
+        try:
+            await self._send(self._ready_message())
+            await self._receive_loop()
+            self.slot.close()
+            if self._client_gone:
+                scorer.cancel()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(scorer), DRAIN_TIMEOUT_S)
+                await self._send(self.stats.summary())
+                await self._close(self._close_code, self._close_reason)
+        finally:
+            unsubscribe()
+            scorer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await scorer
+            for task in list(self._background):
+                task.cancel()
+            self._finish()
+
+    # -- receiving ---------------------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        limit = self.service.settings.max_ws_message_bytes
+        seq = 0
+        while True:
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                self._client_gone = True
+                return
+            if message["type"] == "websocket.disconnect":
+                self._client_gone = True
+                return
+            data: bytes | None = message.get("bytes")
+            text: str | None = message.get("text")
+            size = len(data) if data is not None else len((text or "").encode())
+            if size > limit:
+                await self._send_error(None, "message_too_big", MSG_TOO_BIG.format(size=size, limit=limit))
+                self._close_code, self._close_reason = CLOSE_TOO_BIG, MSG_TOO_BIG_REASON
+                return
+            if data is not None:
+                self.stats.received += 1
+                self.metrics.frames_received.inc()
+                displaced = self.slot.put(IncomingFrame(seq, data, self.hello, time.perf_counter()))
+                seq += 1
+                if displaced is not None:
+                    self.stats.dropped += 1
+                    self.metrics.frames_dropped.inc()
+            elif text is not None and await self._on_text(text):
+                return
+
+    async def _on_text(self, text: str) -> bool:
+        """Handle a control message; True when the client asked to end the stream."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError:
+            raw = None
+        if not isinstance(raw, dict) or "type" not in raw:
+            await self._send_error(None, "bad_message", MSG_BAD_JSON)
+            return False
+        kind = raw["type"]
+        if kind == "end":
+            return True
+        if kind != "hello":
+            await self._send_error(None, "bad_message", MSG_UNKNOWN_TYPE.format(type=kind))
+            return False
+        try:
+            self.hello = ScanHello.model_validate(raw)
+        except ValidationError as exc:
+            reason = "; ".join(e["msg"] for e in exc.errors())
+            await self._send_error(None, "bad_hello", MSG_BAD_HELLO.format(reason=reason))
+            return False
+        await self._send(
+            {
+                "type": "configured",
+                "format": self.hello.format,
+                "width": self.hello.width,
+                "height": self.hello.height,
+            }
+        )
+        return False
+
+    # -- scoring -----------------------------------------------------------------------------------------
+
+    async def _score_loop(self) -> None:
+        while (frame := await self.slot.get()) is not None:
+            try:
+                await self._score(frame)
+            except QueueStoppedError:
+                return
+
+    async def _score(self, frame: IncomingFrame) -> None:
+        model = self.service.holder.current or self.model
+        scoring = self.metrics.scoring(model.name, model.number, ENDPOINT_SCAN)
+        raw = frame.hello.format == "raw"
+        try:
+            batch = await self.service.scorer.score(
+                model,
+                frame.data,
+                RAW_MEDIA_TYPE if raw else None,
+                STREAM_OPTIONS,
+                width=frame.hello.width if raw else None,
+                height=frame.hello.height if raw else None,
+                single_frame=True,
+                admit_when_full=True,
+            )
+        except FrameError as exc:
+            self.stats.failed += 1
+            scoring.failure(REASON_REJECTED).inc()
+            await self._send_error(frame.seq, exc.code, str(exc))
+            return
+        except QueueStoppedError:
+            raise
+        except Exception:  # a fault of ours: this frame fails, the stream goes on
+            log.exception("scoring a stream frame failed")
+            self.stats.failed += 1
+            scoring.failure(REASON_ERROR).inc()
+            await self._send_error(frame.seq, "internal_error", "internal error while scoring this frame")
+            return
+        scored = batch.frames[0]
+        update = self.guidance.update(scored.score, scored.threshold, scored.mean_level, scored.std_level)
+        timing = batch.timing
+        total_s = time.perf_counter() - frame.received
+        message: dict[str, Any] = {
+            "type": "result",
+            "seq": frame.seq,
+            "score": round(scored.score, 6),
+            "smoothed_score": None if update.smoothed_score is None else round(update.smoothed_score, 6),
+            "amenable": scored.amenable,
+            "threshold": scored.threshold,
+            "guidance": update.state,
+            "guidance_changed": update.changed,
+            "prediction": prediction_dict(scored.prediction),
+            "latency_ms": {
+                "decode": _ms(timing.prepare_s),
+                "queue": _ms(timing.queue_s),
+                "inference": _ms(timing.inference_s),
+                "total": _ms(total_s),
+            },
+            "dropped": self.stats.dropped,
+            "model": {"name": model.name, "version": model.number},
+        }
+        await self._send(message)
+        self.stats.record_scored(scored.score, scored.amenable, update.state, total_s * 1000, model.number)
+        self.service.observe_scores(model, scoring, batch.frames)
+        scoring.success.inc()
+        scoring.duration.observe(total_s)
+        scoring.queue.observe(timing.queue_s)
+        scoring.decode.observe(timing.prepare_s)
+
+    # -- model swaps -------------------------------------------------------------------------------------
+
+    def _on_model_event(self, outcome: SwapOutcome, model: LoadedModel | None) -> None:
+        if outcome.status != "swapped" or model is None:
+            return
+        previous = self.model
+        self.model = model
+        self.stats.rebase(model.manifest.score_histogram)
+        message = {
+            "type": "model_swap",
+            "from_version": None if previous is None else previous.number,
+            "to_version": model.number,
+            "model": ModelRef.of(model).model_dump(mode="json"),
+            "threshold": model.threshold,
+        }
+        task = asyncio.get_running_loop().create_task(self._send(message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- sending and closing -----------------------------------------------------------------------------
+
+    def _ready_message(self) -> dict[str, Any]:
+        config = self.guidance.config
+        return ScanReady(
+            session=self.stats.session_id,
+            model=ModelRef.of(self.model),
+            threshold=self.model.threshold,
+            target_rejection=self.model.target_rejection,
+            guidance=GuidanceParameters(
+                smoothing=config.smoothing, margin=config.margin, dwell_frames=config.dwell_frames
+            ),
+            max_message_bytes=self.service.settings.max_ws_message_bytes,
+        ).model_dump(mode="json")
+
+    async def _send_error(self, seq: int | None, code: str, message: str) -> None:
+        await self._send({"type": "error", "seq": seq, "code": code, "message": message})
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if self._client_gone:
+            return
+        async with self._send_lock:
+            try:
+                await self.ws.send_text(json.dumps(message))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self._client_gone = True
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._client_gone or self.ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        with contextlib.suppress(RuntimeError, OSError):
+            await self.ws.close(code=code, reason=reason)
+
+    def _finish(self) -> None:
+        summary = self.stats.summary()
+        psi = summary["drift"]["psi"]
+        if psi is not None:
+            self.metrics.session_drift_psi.observe(psi)
+        log.info(
+            "scan session %s closed: %d received, %d scored, %d dropped, %d failed, amenable %s, psi %s",
+            self.stats.session_id,
+            self.stats.received,
+            self.stats.scored,
+            self.stats.dropped,
+            self.stats.failed,
+            summary["amenable_fraction"],
+            psi,
+        )
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)

@@ -1,0 +1,173 @@
+"""The /ws/scan protocol: every JSON message, as a schema (docs/service.md shows them in order).
+
+Client -> server: binary messages are frames; text messages are `ScanHello` (declare the frame format) or
+`ScanEnd` (finish: the server scores the pending frame, sends the summary and closes with 1000).
+Server -> client: `ScanReady` once, `ScanConfigured` after each hello, `ScanResult` per scored frame,
+`ScanError` for a frame or message it could not use, `ModelSwap` when a new version takes over, and
+`ScanSummary` last.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from service.api.schemas import ModelRef, PredictionOut
+from service.inference.scoring import MSG_ONE_FRAME_PER_MESSAGE
+from service.live.guidance import GuidanceState
+
+PROTOCOL_VERSION = 1
+
+# Close codes (RFC 6455 and the IANA registry).
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008  # bearer token missing or wrong
+CLOSE_TOO_BIG = 1009  # a message over USQA_MAX_WS_MESSAGE_BYTES
+CLOSE_SERVER_ERROR = 1011
+CLOSE_TRY_AGAIN = 1013  # session limit reached, or no model loaded yet
+
+# Messages clients see (close reasons must fit in 123 bytes).
+MSG_BAD_JSON = "text messages must be JSON objects with a 'type' ('hello' or 'end')"
+MSG_UNKNOWN_TYPE = "unknown message type {type!r}; expected 'hello' or 'end'"
+MSG_BAD_HELLO = "invalid hello: {reason}"
+MSG_MULTI_FRAME = MSG_ONE_FRAME_PER_MESSAGE
+MSG_TOO_BIG = "message of {size} bytes exceeds the limit of {limit} bytes"
+MSG_TOO_BIG_REASON = "message too big"
+MSG_NO_MODEL_REASON = "no model loaded yet; try again later"
+MSG_TOKEN_REASON = "missing or invalid bearer token"
+MSG_SESSIONS_REASON = "too many scan sessions; try again later"
+
+FrameFormat = Literal["encoded", "raw"]
+
+
+class ScanHello(BaseModel):
+    """Client hello: `encoded` frames (PNG, JPEG, BMP, TIFF or DICOM, sniffed) or `raw` 8-bit grayscale."""
+
+    type: Literal["hello"] = "hello"
+    format: FrameFormat = "encoded"
+    width: int | None = Field(default=None, gt=0)
+    height: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _raw_needs_size(self) -> ScanHello:
+        if self.format == "raw" and (self.width is None or self.height is None):
+            raise ValueError("raw frames need width and height")
+        return self
+
+
+class ScanEnd(BaseModel):
+    type: Literal["end"] = "end"
+
+
+class GuidanceParameters(BaseModel):
+    smoothing: float
+    margin: float
+    dwell_frames: int
+
+
+class ScanReady(BaseModel):
+    type: Literal["ready"] = "ready"
+    protocol: int = PROTOCOL_VERSION
+    session: str
+    model: ModelRef
+    threshold: float
+    target_rejection: float
+    guidance: GuidanceParameters
+    max_message_bytes: int
+
+
+class ScanConfigured(BaseModel):
+    type: Literal["configured"] = "configured"
+    format: FrameFormat
+    width: int | None
+    height: int | None
+
+
+class LatencyMs(BaseModel):
+    decode: float
+    queue: float
+    inference: float
+    total: float = Field(description="From the frame's arrival to its result being sent")
+
+
+class ModelVersionRef(BaseModel):
+    name: str
+    version: int
+
+
+class ScanResult(BaseModel):
+    type: Literal["result"] = "result"
+    seq: int = Field(description="Index of the frame among the binary messages of this stream, from 0")
+    score: float
+    smoothed_score: float | None
+    amenable: bool
+    threshold: float
+    guidance: GuidanceState
+    guidance_changed: bool
+    prediction: PredictionOut
+    latency_ms: LatencyMs
+    dropped: int = Field(description="Frames of this stream replaced by newer ones so far")
+    model: ModelVersionRef
+
+
+class ScanError(BaseModel):
+    type: Literal["error"] = "error"
+    seq: int | None
+    code: str
+    message: str
+
+
+class ModelSwap(BaseModel):
+    type: Literal["model_swap"] = "model_swap"
+    from_version: int | None
+    to_version: int
+    model: ModelRef
+    threshold: float
+
+
+class FrameCounts(BaseModel):
+    received: int
+    scored: int
+    dropped: int
+    failed: int
+
+
+class HistogramOut(BaseModel):
+    edges: list[float]
+    counts: list[int]
+
+
+class LatencyPercentiles(BaseModel):
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+class DriftOut(BaseModel):
+    psi: float | None = Field(description="Population stability index against the validation histogram")
+    frames: int
+
+
+class ScanSummary(BaseModel):
+    type: Literal["summary"] = "summary"
+    session: str
+    duration_s: float
+    frames: FrameCounts
+    drop_rate: float
+    amenable_fraction: float | None
+    mean_score: float | None
+    score_histogram: HistogramOut
+    guidance_frames: dict[str, int]
+    latency_ms: LatencyPercentiles
+    drift: DriftOut
+    model_versions: list[int]
+
+
+SERVER_MESSAGES: dict[str, type[BaseModel]] = {
+    "ready": ScanReady,
+    "configured": ScanConfigured,
+    "result": ScanResult,
+    "error": ScanError,
+    "model_swap": ModelSwap,
+    "summary": ScanSummary,
+}

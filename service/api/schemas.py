@@ -1,0 +1,210 @@
+"""Response schemas of the HTTP API (in the OpenAPI document); the WebSocket's are in `scan_messages`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from service.inference.model import LoadedModel
+from service.inference.predictions import ClassPrediction, MaskPrediction, Prediction
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="What went wrong, for people")
+    code: str = Field(description="Stable machine-readable error code")
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: int
+    task: Literal["classify", "segment"]
+    class_names: list[str]
+
+    @classmethod
+    def of(cls, model: LoadedModel) -> ModelRef:
+        return cls(name=model.name, version=model.number, task=model.task, class_names=model.class_names)  # type: ignore[arg-type]
+
+
+class Timings(BaseModel):
+    decode_ms: float = Field(description="Decoding and preparing the frame(s)")
+    queue_ms: float = Field(description="Waiting for an inference worker")
+    inference_ms: float = Field(description="Running the graphs on the batch that held the frame")
+    total_ms: float = Field(description="From request received to response ready")
+
+
+class BoundingBoxOut(BaseModel):
+    """In source-frame pixels: x right, y down, from the top-left corner."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class ClassPredictionOut(BaseModel):
+    task: Literal["classify"] = "classify"
+    label: str
+    probability: float
+    probabilities: dict[str, float]
+
+    @classmethod
+    def of(cls, p: ClassPrediction) -> ClassPredictionOut:
+        return cls(label=p.label, probability=round(p.probability, 6), probabilities=p.probabilities)
+
+
+class MaskPredictionOut(BaseModel):
+    task: Literal["segment"] = "segment"
+    mask_area_fraction: float = Field(description="Share of the imaged part of the frame inside the mask")
+    bounding_box: BoundingBoxOut | None = Field(description="Box around the mask; null for an empty mask")
+    mask_png_base64: str | None = Field(
+        default=None, description="With mask=true: the binary mask (0/255), source-frame size, PNG, base64"
+    )
+    outlines: list[list[tuple[float, float]]] | None = Field(
+        default=None, description="Mask outlines as (x, y) polygons in source pixels (stream results)"
+    )
+
+    @classmethod
+    def of(cls, p: MaskPrediction) -> MaskPredictionOut:
+        box = p.bounding_box
+        return cls(
+            mask_area_fraction=round(p.area_fraction, 6),
+            bounding_box=None
+            if box is None
+            else BoundingBoxOut(x=box.x, y=box.y, width=box.width, height=box.height),
+            mask_png_base64=p.mask_png_base64,
+            outlines=p.outlines,
+        )
+
+
+PredictionOut = Annotated[ClassPredictionOut | MaskPredictionOut, Field(discriminator="task")]
+
+
+def prediction_out(p: Prediction) -> ClassPredictionOut | MaskPredictionOut:
+    return ClassPredictionOut.of(p) if isinstance(p, ClassPrediction) else MaskPredictionOut.of(p)
+
+
+def prediction_dict(p: Prediction) -> dict[str, Any]:
+    """`prediction_out(p)` as a JSON-ready dict, built without pydantic: stream results make one per frame.
+
+    Optional fields that are None are left out; the schema tests check it validates as `PredictionOut`.
+    """
+    if isinstance(p, ClassPrediction):
+        return {
+            "task": "classify",
+            "label": p.label,
+            "probability": round(p.probability, 6),
+            "probabilities": p.probabilities,
+        }
+    box = p.bounding_box
+    out: dict[str, Any] = {
+        "task": "segment",
+        "mask_area_fraction": round(p.area_fraction, 6),
+        "bounding_box": None
+        if box is None
+        else {"x": box.x, "y": box.y, "width": box.width, "height": box.height},
+    }
+    if p.mask_png is not None:
+        out["mask_png_base64"] = p.mask_png_base64
+    if p.outlines is not None:
+        out["outlines"] = p.outlines
+    return out
+
+
+class FrameAssessment(BaseModel):
+    index: int = Field(description="Frame index in the upload (0 for a single image)")
+    amenability_score: float = Field(
+        description="Controller score in [0, 1]: how usable the frame is for the task"
+    )
+    amenable: bool = Field(description="score >= threshold")
+    threshold: float = Field(description="Threshold calibrated at the configured target rejection rate")
+    prediction: PredictionOut
+    timings: Timings
+
+
+class AssessResponse(BaseModel):
+    model: ModelRef
+    target_rejection: float = Field(description="Share of validation frames the threshold rejects")
+    threshold: float
+    frame_count: int
+    frames: list[FrameAssessment]
+    timings: Timings
+
+
+class ModelStatus(BaseModel):
+    name: str
+    version: int
+    task: str
+    threshold: float
+    target_rejection: float
+    provider: str
+    loaded_at: float
+
+
+class ProviderStatus(BaseModel):
+    name: str | None = Field(description="The provider the served sessions run on")
+    preferred: str = Field(description="The first configured provider this onnxruntime offers")
+    requested: list[str]
+    available: list[str]
+    fallback: bool = Field(
+        description="True when the sessions run on a provider other than the preferred one"
+    )
+
+
+class SwapReport(BaseModel):
+    status: str
+    version: int | None
+    previous_version: int | None
+    trigger: str
+    reason: str | None
+    at: float
+
+
+class ReadinessResponse(BaseModel):
+    ready: bool
+    detail: str
+    model: ModelStatus | None
+    provider: ProviderStatus
+    workers: int
+    intra_op_threads: int
+    announcements: Literal["subscribed", "disconnected", "off"]
+    last_swap: SwapReport | None
+    swap_failure: SwapReport | None = Field(description="The last refused version, while an older one serves")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class PromoteRequest(BaseModel):
+    ref: str = Field(description="Version number, alias or 'latest'")
+    alias: str = "champion"
+
+
+class RollbackRequest(BaseModel):
+    alias: str = "champion"
+
+
+class ControlResponse(BaseModel):
+    name: str
+    alias: str
+    version: int = Field(description="The version the alias now names")
+    served_version: int | None = Field(description="The version this instance serves after the call")
+    swap: SwapReport | None = Field(description="This instance's swap, when the alias it serves moved")
+
+
+class ModelVersions(BaseModel):
+    name: str
+    versions: list[int]
+    aliases: dict[str, int]
+    served_version: int | None
+
+
+class CineFrames(BaseModel):
+    """Frames for the live page to play: PNG data URLs in order."""
+
+    source: str
+    fps: float
+    width: int
+    height: int
+    frames: list[str]

@@ -1,0 +1,122 @@
+"""Everything the routes share at run time, built by the lifespan and kept in `app.state.service`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from service.api.metrics import ScoringMetrics, ServiceMetrics
+from service.api.schemas import ModelStatus, ProviderStatus, ReadinessResponse, SwapReport
+from service.inference.batcher import InferenceQueue
+from service.inference.holder import ModelHolder, SwapOutcome
+from service.inference.model import LoadedModel
+from service.inference.providers import ProviderPlan, ThreadPlan
+from service.inference.scoring import FrameScorer, ScoredFrame
+from service.inference.watcher import RegistryWatcher
+from service.live.drift import DriftMonitor
+from service.live.sessions import SessionLimiter
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    metrics: ServiceMetrics
+    providers: ProviderPlan
+    threads: ThreadPlan
+    holder: ModelHolder
+    queue: InferenceQueue
+    scorer: FrameScorer
+    sessions: SessionLimiter
+    watcher: RegistryWatcher | None = None
+    drift: DriftMonitor | None = None
+    ready: bool = False
+    _drift_version: int | None = field(default=None, repr=False)
+
+    def on_model_event(self, outcome: SwapOutcome, model: LoadedModel | None) -> None:
+        """Keep metrics and the drift reference in step with the served version."""
+        if outcome.status == "swapped" and model is not None:
+            self.metrics.model_swaps.labels(result="swapped").inc()
+            self.metrics.model_info.clear()
+            self.metrics.model_info.labels(model.name, str(model.number), model.task, model.provider).set(1)
+            self.metrics.provider_info.clear()
+            self.metrics.provider_info.labels(model.provider, self.providers.preferred).set(1)
+            self.metrics.model_swap_failed.set(0)
+            self.metrics.model_ready.set(1)
+            self.drift = DriftMonitor(model.manifest.score_histogram, self.settings.drift_window)
+            self._drift_version = model.number
+        elif outcome.status == "failed":
+            self.metrics.model_swaps.labels(result="failed").inc()
+            self.metrics.model_swap_failed.set(1)
+
+    def observe_scores(self, model: LoadedModel, scored: ScoringMetrics, frames: list[ScoredFrame]) -> None:
+        """Score histogram, amenable count and the drift window, for frames the served model scored."""
+        same_version = self.drift is not None and self._drift_version == model.number
+        for frame in frames:
+            scored.score.observe(frame.score)
+            if frame.amenable:
+                scored.amenable.inc()
+            if same_version and self.drift is not None:
+                self.drift.add(frame.score)
+
+    def drift_now(self) -> tuple[str, str, float] | None:
+        model, drift = self.holder.current, self.drift
+        if model is None or drift is None or self._drift_version != model.number:
+            return None
+        psi = drift.psi()
+        return None if psi is None else (model.name, str(model.number), psi)
+
+    def readiness(self) -> ReadinessResponse:
+        model = self.holder.current
+        failure = self.holder.last_failure
+        if model is None:
+            detail = f"no model loaded: {failure.reason}" if failure else "loading the model"
+        elif failure is not None:
+            detail = f"serving {model.name} version {model.number}; version {failure.version} was refused: {failure.reason}"
+        else:
+            detail = f"serving {model.name} version {model.number} on {model.provider}"
+        announcements = "off"
+        if self.watcher is not None and self.watcher.redis_url:
+            announcements = "subscribed" if self.watcher.subscribed else "disconnected"
+        return ReadinessResponse(
+            ready=self.ready and model is not None,
+            detail=detail,
+            model=None
+            if model is None
+            else ModelStatus(
+                name=model.name,
+                version=model.number,
+                task=model.task,
+                threshold=model.threshold,
+                target_rejection=model.target_rejection,
+                provider=model.provider,
+                loaded_at=model.loaded_at,
+            ),
+            provider=ProviderStatus(
+                name=None if model is None else model.provider,
+                preferred=self.providers.preferred,
+                requested=list(self.providers.requested),
+                available=list(self.providers.available),
+                fallback=model is not None and model.provider != self.providers.preferred,
+            ),
+            workers=self.threads.workers,
+            intra_op_threads=self.threads.intra_op_threads,
+            announcements=announcements,  # type: ignore[arg-type]
+            last_swap=_report(self.holder.last_swap),
+            swap_failure=_report(failure),
+        )
+
+
+def _report(outcome: SwapOutcome | None) -> SwapReport | None:
+    if outcome is None:
+        return None
+    return SwapReport(
+        status=outcome.status,
+        version=outcome.version,
+        previous_version=outcome.previous_version,
+        trigger=outcome.trigger,
+        reason=outcome.reason,
+        at=outcome.at,
+    )

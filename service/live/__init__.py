@@ -1,0 +1,1 @@
+"""Live scanning: guidance with hysteresis, score drift, stream sessions and the reference stream client."""

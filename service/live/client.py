@@ -1,0 +1,151 @@
+"""The reference /ws/scan client: plays a cine at a fixed frame rate and measures round-trip latency.
+
+Frames are encoded (PNG) or raw up front, so the pacing measures the service, not the client's encoder.
+The sender keeps its schedule whatever the answers do (a scanner does not wait), and the receiver matches
+results to send times by `seq`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from service.live.sessions import percentiles_ms
+
+RESULT_TIMEOUT_S = 30.0
+
+
+@dataclass
+class StreamReport:
+    sent: int = 0
+    results: int = 0
+    errors: int = 0
+    swaps: list[dict[str, Any]] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
+    close_code: int | None = None
+    close_reason: str = ""
+    versions: list[int] = field(default_factory=list)
+
+    @property
+    def percentiles(self) -> dict[str, float | None]:
+        return percentiles_ms(self.latencies_ms)
+
+
+def encode_frames(frames: Sequence[np.ndarray], raw: bool) -> list[bytes]:
+    if raw:
+        return [np.ascontiguousarray(f).tobytes() for f in frames]
+    encoded = []
+    for frame in frames:
+        ok, data = cv2.imencode(".png", frame)
+        if not ok:
+            raise ValueError("could not encode a frame as PNG")
+        encoded.append(data.tobytes())
+    return encoded
+
+
+async def stream_frames(
+    url: str,
+    frames: Sequence[np.ndarray],
+    *,
+    fps: float,
+    raw: bool = False,
+    token: str | None = None,
+    on_message: Callable[[dict[str, Any], float | None], None] | None = None,
+    max_message_bytes: int = 64 * 1024 * 1024,
+) -> StreamReport:
+    """Send `frames` (uint8 grayscale) at `fps`, then `end`; collect results, swaps and the summary."""
+    import websockets
+
+    payloads = encode_frames(frames, raw)
+    report = StreamReport()
+    sent_at: dict[int, float] = {}
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with websockets.connect(url, additional_headers=headers, max_size=max_message_bytes) as ws:
+        ready = json.loads(await asyncio.wait_for(ws.recv(), RESULT_TIMEOUT_S))
+        if ready.get("type") != "ready":
+            raise RuntimeError(f"expected a ready message, got {ready}")
+        if on_message is not None:
+            on_message(ready, None)
+
+        async def receive() -> None:
+            async for text in ws:
+                message = json.loads(text)
+                latency = None
+                if message["type"] == "result":
+                    report.results += 1
+                    seq = message["seq"]
+                    if seq in sent_at:
+                        latency = (time.perf_counter() - sent_at.pop(seq)) * 1000
+                        report.latencies_ms.append(latency)
+                    version = message["model"]["version"]
+                    if not report.versions or report.versions[-1] != version:
+                        report.versions.append(version)
+                elif message["type"] == "error":
+                    report.errors += 1
+                elif message["type"] == "model_swap":
+                    report.swaps.append(message)
+                elif message["type"] == "summary":
+                    report.summary = message
+                if on_message is not None:
+                    on_message(message, latency)
+
+        receiver = asyncio.create_task(receive())
+        try:
+            if raw and frames:
+                height, width = frames[0].shape[:2]
+                await ws.send(
+                    json.dumps({"type": "hello", "format": "raw", "width": width, "height": height})
+                )
+            period = 1.0 / fps if fps > 0 else 0.0
+            start = time.perf_counter()
+            for seq, payload in enumerate(payloads):
+                delay = start + seq * period - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                sent_at[seq] = time.perf_counter()
+                await ws.send(payload)
+                report.sent += 1
+            await ws.send(json.dumps({"type": "end"}))
+            await asyncio.wait_for(receiver, RESULT_TIMEOUT_S)
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await receiver
+        report.close_code = ws.close_code
+        report.close_reason = ws.close_reason or ""
+    return report
+
+
+def format_result(message: dict[str, Any], latency_ms: float | None) -> str:
+    """One line of live feedback, as `usqa stream` prints it."""
+    kind = message["type"]
+    if kind == "result":
+        p = message["prediction"]
+        if p["task"] == "classify":
+            prediction = f"{p['label']} {p['probability']:.2f}"
+        else:
+            prediction = f"mask {p['mask_area_fraction']:.1%}"
+        smoothed = message["smoothed_score"]
+        rtt = "" if latency_ms is None else f"  rtt {latency_ms:6.1f} ms"
+        return (
+            f"#{message['seq']:<5d} score {message['score']:.3f}  smoothed "
+            f"{'  -  ' if smoothed is None else f'{smoothed:.3f}'}  {message['guidance']:<9s} {prediction:<18s}"
+            f"server {message['latency_ms']['total']:6.1f} ms{rtt}  dropped {message['dropped']}"
+        )
+    if kind == "model_swap":
+        return f"model swap: version {message['from_version']} -> {message['to_version']}"
+    if kind == "error":
+        return f"error (frame {message['seq']}): {message['message']}"
+    if kind == "ready":
+        m = message["model"]
+        return f"connected: {m['name']} version {m['version']} ({m['task']}), threshold {message['threshold']:.3f}"
+    return json.dumps(message)

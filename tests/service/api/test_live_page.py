@@ -1,0 +1,144 @@
+"""The live page in a real headless Chromium (Debian's): plays cines through /ws/scan and renders the scores."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from service.api import create_app
+from service.registry import ModelRegistry
+
+from ..conftest import (
+    MODEL_NAME,
+    SEGMENT_MODEL_NAME,
+    LiveServer,
+    dicom_bytes,
+    frame_of_level,
+    make_settings,
+    png_bytes,
+    serve,
+)
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 30_000
+GUIDANCE_TEXTS = {"good", "adjust", "no signal"}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("the live-page test needs Debian's chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_page(browser: Browser, server: LiveServer) -> tuple[Page, list[str]]:
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None,
+    )
+    page.goto(server.http + "/")
+    return page, problems
+
+
+def scored_at_least(page: Page, count: int) -> None:
+    page.wait_for_function(
+        f"Number(document.getElementById('frames-scored').textContent) >= {count}", timeout=WAIT_MS
+    )
+
+
+def finished(page: Page) -> str:
+    page.wait_for_selector("#summary:not([hidden])", timeout=WAIT_MS)
+    return page.inner_text("#summary")
+
+
+def test_the_demo_cine_a_dicom_cine_and_an_image_folder_play_and_render(
+    browser: Browser, registry_root: Path, tmp_path: Path
+) -> None:
+    with serve(create_app(make_settings(registry_root, demo_frames=20))) as live:
+        page, problems = open_page(browser, live)
+        page.click("#play-demo")
+        scored_at_least(page, 8)
+        manifest = ModelRegistry(registry_root).load(MODEL_NAME).manifest
+        assert page.inner_text("#model-version").startswith(f"{MODEL_NAME} v{manifest.version}")
+        assert page.inner_text("#guidance").lower() in GUIDANCE_TEXTS
+        assert 0.0 <= float(page.inner_text("#gauge-value")) <= 1.0
+        assert page.get_attribute("#gauge", "data-guidance") in {"good", "adjust", "no_signal"}
+        if manifest.task == "classify":
+            assert page.inner_text("#prediction").split(" ")[0] in manifest.class_names
+        else:
+            assert page.inner_text("#prediction").startswith(("mask", "no structure"))
+        assert int(page.get_attribute("#timeline", "data-points") or 0) >= 8
+        assert "server" in page.inner_text("#latency")
+        # The frame is drawn: the canvas is not all black.
+        lit = page.evaluate(
+            """() => { const c = document.getElementById('frame-canvas');
+                       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                       let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 20) n++; return n; }"""
+        )
+        assert lit > 1000
+        summary = finished(page)
+        assert "20 frames received" in summary and "failed" in summary
+
+        # A DICOM cine the user picks: unpacked by the server, played through the socket.
+        cine = dicom_bytes([frame_of_level(40 + 8 * i, shape=(80, 100), seed=i) for i in range(12)])
+        page.set_input_files(
+            "#file-input", files=[{"name": "cine.dcm", "mimeType": "application/dicom", "buffer": cine}]
+        )
+        page.wait_for_function(
+            "document.getElementById('summary').hidden === false && "
+            "document.getElementById('summary').textContent.includes('12 frames received')",
+            timeout=WAIT_MS,
+        )
+
+        # A folder of images, decoded by the browser and sent as raw frames.
+        folder = tmp_path / "frames"
+        folder.mkdir()
+        for i in range(7):
+            (folder / f"frame{i:02d}.png").write_bytes(
+                png_bytes(frame_of_level(60 + 10 * i, shape=(50, 70), seed=i))
+            )
+        page.set_input_files("#folder-input", str(folder))
+        page.wait_for_function(
+            "document.getElementById('summary').textContent.includes('7 frames received')", timeout=WAIT_MS
+        )
+        assert problems == []
+        page.close()
+
+
+def test_segmentation_draws_the_mask_outline(browser: Browser, registry_root: Path) -> None:
+    settings = make_settings(
+        registry_root, model_name=SEGMENT_MODEL_NAME, target_rejection=0.15, demo_frames=12
+    )
+    with serve(create_app(settings)) as live:
+        page, problems = open_page(browser, live)
+        page.click("#play-demo")
+        scored_at_least(page, 4)
+        result: dict[str, Any] = page.evaluate("state.lastResult")
+        assert result["prediction"]["task"] == "segment"
+        assert page.inner_text("#prediction").startswith(("mask", "no structure"))
+        finished(page)
+        assert problems == []
+        page.close()

@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import cast
+
+import numpy as np
+import pytest
+
+from service.inference.batcher import (
+    MSG_QUEUE_FULL,
+    ArrayJob,
+    InferenceJob,
+    InferenceQueue,
+    QueueFullError,
+    QueueStoppedError,
+)
+from service.inference.model import LoadedModel, ModelOutputs
+
+WAIT_S = 5.0
+
+
+class FakeModel:
+    """Scores a frame by its mean; the first run can be held at a gate to build up a queue behind it."""
+
+    def __init__(self, name: str = "fake", *, hold_first: bool = False, fail: bool = False) -> None:
+        self.name = name
+        self.number = 1
+        self.calls: list[int] = []
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        if not hold_first:
+            self.gate.set()
+        self.fail = fail
+
+    def run(self, frames: np.ndarray) -> ModelOutputs:
+        self.calls.append(len(frames))
+        self.entered.set()
+        assert self.gate.wait(WAIT_S)
+        if self.fail:
+            raise RuntimeError("graph failed")
+        return ModelOutputs(scores=frames.reshape(len(frames), -1).mean(axis=1).astype(np.float32))
+
+
+def as_model(fake: FakeModel) -> LoadedModel:
+    return cast(LoadedModel, fake)
+
+
+def frames(*levels: int) -> np.ndarray:
+    return np.stack([np.full((4, 4), level, dtype=np.uint8) for level in levels])
+
+
+def scores(model: LoadedModel, outputs: ModelOutputs) -> list[float]:
+    return [float(s) for s in outputs.scores]
+
+
+def make_queue(**kwargs: int) -> InferenceQueue:
+    options = {"workers": 1, "max_batch_frames": 8, "max_pending": 16} | kwargs
+    queue = InferenceQueue(**options)
+    queue.start()
+    return queue
+
+
+async def _wait(event: threading.Event) -> None:
+    assert await asyncio.get_running_loop().run_in_executor(None, event.wait, WAIT_S)
+
+
+def test_requests_waiting_together_run_as_one_batch() -> None:
+    fake = FakeModel(hold_first=True)
+    queue = make_queue()
+
+    async def scenario() -> None:
+        first = asyncio.create_task(queue.submit(as_model(fake), ArrayJob(frames(1), scores)))
+        await _wait(fake.entered)
+        rest = [
+            asyncio.create_task(queue.submit(as_model(fake), ArrayJob(frames(level), scores)))
+            for level in (2, 3, 4)
+        ]
+        await asyncio.sleep(0.05)
+        assert queue.pending == 4
+        fake.gate.set()
+        (first_scores, first_timing), *others = await asyncio.gather(first, *rest)
+        assert first_scores == [1.0] and first_timing.batch_frames == 1
+        assert [s for s, _ in others] == [[2.0], [3.0], [4.0]]
+        assert {t.batch_frames for _, t in others} == {3}
+        assert all(t.queue_s > 0 for _, t in others)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        queue.stop()
+    assert fake.calls == [1, 3]
+    assert queue.pending == 0
+
+
+def test_requests_for_different_models_never_share_a_batch() -> None:
+    old, new = FakeModel("old", hold_first=True), FakeModel("new")
+    queue = make_queue()
+
+    async def scenario() -> None:
+        blocker = asyncio.create_task(queue.submit(as_model(old), ArrayJob(frames(1), scores)))
+        await _wait(old.entered)
+        mixed = [
+            asyncio.create_task(queue.submit(as_model(model), ArrayJob(frames(9), scores)))
+            for model in (old, new, new)
+        ]
+        await asyncio.sleep(0.05)
+        old.gate.set()
+        await asyncio.gather(blocker, *mixed)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        queue.stop()
+    assert old.calls == [1, 1] and new.calls == [2]
+
+
+def test_a_long_cine_runs_in_slices_of_the_batch_limit() -> None:
+    fake = FakeModel()
+    queue = make_queue(max_batch_frames=4)
+    try:
+        result, timing = asyncio.run(queue.submit(as_model(fake), ArrayJob(frames(*range(10)), scores)))
+    finally:
+        queue.stop()
+    assert result == [float(i) for i in range(10)]
+    assert fake.calls == [4, 4, 2] and timing.batch_frames == 10
+
+
+def test_a_full_queue_refuses_uploads_but_admits_stream_frames() -> None:
+    fake = FakeModel(hold_first=True)
+    queue = make_queue(max_pending=1)
+
+    async def scenario() -> None:
+        running = asyncio.create_task(queue.submit(as_model(fake), ArrayJob(frames(1), scores)))
+        await _wait(fake.entered)
+        with pytest.raises(QueueFullError) as info:
+            await queue.submit(as_model(fake), ArrayJob(frames(2), scores))
+        assert str(info.value) == MSG_QUEUE_FULL.format(pending=1, retry_after=1)
+        stream_frame = asyncio.create_task(
+            queue.submit(as_model(fake), ArrayJob(frames(3), scores), admit_when_full=True)
+        )
+        await asyncio.sleep(0.02)
+        fake.gate.set()
+        assert (await stream_frame)[0] == [3.0]
+        await running
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        queue.stop()
+
+
+def test_a_failing_run_fails_its_requests_and_the_worker_goes_on() -> None:
+    broken, healthy = FakeModel(fail=True), FakeModel()
+    queue = make_queue()
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="graph failed"):
+            await queue.submit(as_model(broken), ArrayJob(frames(1), scores))
+        assert (await queue.submit(as_model(healthy), ArrayJob(frames(5), scores)))[0] == [5.0]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        queue.stop()
+
+
+def test_a_stopped_queue_refuses_new_requests() -> None:
+    queue = make_queue()
+    queue.stop()
+    with pytest.raises(QueueStoppedError):
+        asyncio.run(queue.submit(as_model(FakeModel()), ArrayJob(frames(1), scores)))
+
+
+class BrokenUpload(InferenceJob[list[float]]):
+    def prepare(self) -> np.ndarray:
+        raise ValueError("not an image")
+
+    def finish(self, model: LoadedModel, outputs: ModelOutputs) -> list[float]:
+        raise AssertionError("never reached")
+
+
+def test_a_job_that_cannot_be_prepared_fails_alone() -> None:
+    fake = FakeModel(hold_first=True)
+    queue = make_queue()
+
+    async def scenario() -> None:
+        blocker = asyncio.create_task(queue.submit(as_model(fake), ArrayJob(frames(1), scores)))
+        await _wait(fake.entered)
+        broken = asyncio.create_task(queue.submit(as_model(fake), BrokenUpload()))
+        healthy = asyncio.create_task(queue.submit(as_model(fake), ArrayJob(frames(6), scores)))
+        await asyncio.sleep(0.05)
+        fake.gate.set()
+        with pytest.raises(ValueError, match="not an image"):
+            await broken
+        result, timing = await healthy
+        assert result == [6.0] and timing.batch_frames == 1 and timing.prepare_s >= 0
+        await blocker
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        queue.stop()
+    assert fake.calls == [1, 1]

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from service.live.guidance import ADJUST, GOOD, NO_SIGNAL, GuidanceConfig, GuidanceTracker
+
+THRESHOLD = 0.5
+SIGNAL = (60.0, 30.0)  # mean and std levels of an ordinary frame
+DARK = (1.0, 0.5)
+
+
+def run(
+    scores: list[float], config: GuidanceConfig | None = None, levels: tuple[float, float] = SIGNAL
+) -> list[str]:
+    tracker = GuidanceTracker(config or GuidanceConfig(smoothing=1.0, margin=0.05, dwell_frames=3))
+    return [tracker.update(s, THRESHOLD, *levels).state for s in scores]
+
+
+def test_the_first_frame_decides_at_once() -> None:
+    assert run([0.9]) == [GOOD]
+    assert run([0.1]) == [ADJUST]
+
+
+def test_scores_inside_the_dead_band_never_flicker() -> None:
+    # Smoothing off (weight 1): raw scores 0.47-0.53 sit inside threshold +- margin.
+    assert run([0.1] + [0.53, 0.47] * 10) == [ADJUST] * 21
+    assert run([0.9] + [0.47, 0.53] * 10) == [GOOD] * 21
+
+
+def test_a_change_needs_the_dwell() -> None:
+    states = run([0.1, 0.9, 0.9, 0.9, 0.9])
+    assert states == [ADJUST, ADJUST, ADJUST, GOOD, GOOD]
+    # A two-frame dip below the band is not enough to leave `good`.
+    assert run([0.9, 0.2, 0.2, 0.9, 0.2, 0.2, 0.2]) == [GOOD, GOOD, GOOD, GOOD, GOOD, GOOD, ADJUST]
+
+
+def test_smoothing_is_an_exponential_moving_average() -> None:
+    tracker = GuidanceTracker(GuidanceConfig(smoothing=0.25))
+    tracker.update(0.8, THRESHOLD, *SIGNAL)
+    update = tracker.update(0.4, THRESHOLD, *SIGNAL)
+    assert update.smoothed_score == pytest.approx(0.25 * 0.4 + 0.75 * 0.8)
+
+
+def test_dark_frames_become_no_signal_and_restart_the_smoothing() -> None:
+    tracker = GuidanceTracker(GuidanceConfig(smoothing=0.5, margin=0.05, dwell_frames=2))
+    assert tracker.update(0.9, THRESHOLD, *SIGNAL).state == GOOD
+    first_dark = tracker.update(0.1, THRESHOLD, *DARK)
+    assert first_dark.state == GOOD and not first_dark.has_signal
+    assert first_dark.smoothed_score == 0.9  # a dark frame's score is not averaged in
+    second_dark = tracker.update(0.1, THRESHOLD, *DARK)
+    assert second_dark.state == NO_SIGNAL and second_dark.changed and second_dark.smoothed_score is None
+    back = tracker.update(0.2, THRESHOLD, *SIGNAL)
+    assert back.smoothed_score == 0.2 and back.state == NO_SIGNAL
+    assert tracker.update(0.2, THRESHOLD, *SIGNAL).state == ADJUST
+
+
+def test_a_flat_bright_frame_is_no_signal_too() -> None:
+    assert run([0.9, 0.9], GuidanceConfig(dwell_frames=1), levels=(200.0, 0.0)) == [NO_SIGNAL, NO_SIGNAL]
