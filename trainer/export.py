@@ -108,7 +108,7 @@ def opencv_dnn_check(path: Path, frames: np.ndarray, reference: np.ndarray) -> s
 
     try:
         net = cv2.dnn.readNetFromONNX(str(path))
-        net.setInput(frames[:4, None].astype(np.float32), INPUT_NAME)
+        net.setInput(np.ascontiguousarray(frames[:4, None]), INPUT_NAME)
         out = np.asarray(net.forward()).reshape(reference[:4].shape)
     except cv2.error as exc:
         first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__

@@ -39,7 +39,7 @@ from service.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The one switch (see the module docstring).
-SERVE_SHIPPED_MODEL = False
+SERVE_SHIPPED_MODEL = True
 SHIPPED_REGISTRY = REPO_ROOT / "models"
 MODEL_NAME = "usqa-prostate"
 FIXTURE_MODEL_NAME = "usqa-fixture-classify"

@@ -1,0 +1,42 @@
+"""The default model in models/ loads from a clean checkout, its manifest checks out, and it scores frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from service.frames import FrameSpec, prepare_frames
+from service.registry import CHAMPION, ModelRegistry
+from service.settings import Settings
+from service.simulator import simulate_cine
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_champion_verifies_and_scores_simulated_frames() -> None:
+    name = Settings().model_name
+    registry = ModelRegistry(REPO_ROOT / "models")
+    loaded = registry.load(name, CHAMPION)  # every sha256 against the manifest
+    manifest = loaded.manifest
+    assert manifest.task == "classify" and manifest.class_names == ["no_gland", "gland"]
+    assert set(manifest.files) == {"controller.onnx", "predictor.onnx"}
+    assert sum(p.stat().st_size for p in loaded.path.iterdir()) < 10 * 1024 * 1024  # "a few MB"
+    thresholds = [manifest.thresholds[k] for k in sorted(manifest.thresholds)]
+    assert set(manifest.thresholds) >= {"0.05", "0.10", "0.15", "0.20"} and thresholds == sorted(thresholds)
+    assert manifest.score_histogram is not None and sum(manifest.score_histogram.counts) > 0
+    assert all(diff <= 1e-4 for diff in manifest.metrics["parity_max_abs_diff"].values())
+
+    spec = FrameSpec.from_dict(manifest.preprocessing)
+    frames = prepare_frames((f.image for f in simulate_cine("transrectal_prostate", 6, seed=3)), spec)[
+        :, None
+    ]
+    controller = ort.InferenceSession(
+        str(loaded.graph_path("controller")), providers=["CPUExecutionProvider"]
+    )
+    predictor = ort.InferenceSession(str(loaded.graph_path("predictor")), providers=["CPUExecutionProvider"])
+    scores = controller.run(["score"], {"frame": frames})[0]
+    probabilities = predictor.run(["probabilities"], {"frame": frames})[0]
+    assert scores.shape == (6,) and ((scores >= 0) & (scores <= 1)).all()
+    assert probabilities.shape == (6, 2) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
