@@ -514,6 +514,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+DOCS_FILE_DEFAULT = "docs/performance.md"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registry", type=Path, default=Path("models"))
@@ -528,27 +531,91 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
     parser.add_argument("--targets", default="raw,assess,ws,naive")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/service"))
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=Path(DOCS_FILE_DEFAULT),
+        help="record the figures in this file's Service section ('' = no)",
+    )
+    parser.add_argument(
+        "--render", type=Path, help="only re-record a saved service_latency.json into the docs (no measuring)"
+    )
     args = parser.parse_args(argv)
-    args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    results = run(args)
-    rows = [r.row() for r in results]
-    args.out.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "peer_torch_threads": args.peer_torch_threads,
-        "registry": str(args.registry),
-        "name": args.name,
-        "duration_s": args.duration,
-        "cpus": os.cpu_count(),
-        "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    (args.out / "service_latency.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
+    if args.render is not None:
+        saved = json.loads(args.render.read_text())
+        rows, meta = saved["results"], saved["meta"]
+        args.out = args.render.parent
+    else:
+        args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+        rows = [r.row() for r in run(args)]
+        args.out.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "peer_torch_threads": args.peer_torch_threads,
+            "registry": str(args.registry),
+            "name": args.name,
+            "duration_s": args.duration,
+            "cpus": os.cpu_count(),
+            "cpu_model": cpu_model(),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        (args.out / "service_latency.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     table = markdown(rows)
     (args.out / "service_latency.md").write_text(table + "\n\n" + "\n".join(verdicts(rows)) + "\n")
     plot(rows, args.out / "service_latency.png")
     print(table)
     print("\n".join(verdicts(rows)))
     print(f"results in {args.out}")
+    if str(args.docs):
+        record_in_docs(args.docs, table, verdicts(rows), meta, args.out / "service_latency.png")
+        print(f"recorded in {args.docs}")
     return 0
+
+
+RESULTS_START = "<!-- service-results:start (written by bench/service_latency.py) -->"
+RESULTS_END = "<!-- service-results:end -->"
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def record_in_docs(
+    docs: Path, table: str, verdict_lines: list[str], meta: dict[str, Any], plot_path: Path
+) -> None:
+    """Replace the results block of the Service section (between the markers) with this run's figures."""
+    image = docs.parent / "img" / "service_latency.png"
+    image.parent.mkdir(parents=True, exist_ok=True)
+    image.write_bytes(plot_path.read_bytes())
+    command = f"python -m bench.service_latency --registry {meta['registry']} --name {meta['name']}"
+    block = "\n".join(
+        [
+            RESULTS_START,
+            f"Measured {meta['at']} on {meta['cpus']} cores ({meta.get('cpu_model', 'unknown')}), model "
+            f"`{meta['name']}` from `{meta['registry']}`, {meta['duration_s']:.0f} s per scenario, "
+            f"by `{command}`:",
+            "",
+            table,
+            "",
+            *[f"- {line}" for line in verdict_lines],
+            "",
+            f"![service latency](img/{image.name})",
+            RESULTS_END,
+        ]
+    )
+    text = docs.read_text()
+    if RESULTS_START in text and RESULTS_END in text:
+        head, rest = text.split(RESULTS_START, 1)
+        text = head + block + rest.split(RESULTS_END, 1)[1]
+    else:
+        head, sep, tail = text.partition("## Service\n")
+        if not sep:
+            text = text.rstrip("\n") + "\n\n## Service\n\n" + block + "\n"
+        else:
+            text = head + sep + "\n" + block + "\n" + tail
+    docs.write_text(text)
 
 
 if __name__ == "__main__":
