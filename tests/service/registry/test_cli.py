@@ -7,13 +7,13 @@ import pytest
 from service.registry import CHAMPION, ModelRegistry
 from usqa.cli import main
 
-from .test_store import make_manifest, sources  # noqa: F401  (fixture)
+from .test_store import make_manifest
 
 
 def test_models_list_show_promote_rollback(
     tmp_path: Path,
     sources: dict[str, Path],
-    capsys: pytest.CaptureFixture[str],  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     reg = tmp_path / "reg"
     registry = ModelRegistry(reg)

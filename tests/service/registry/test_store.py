@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -33,18 +32,6 @@ def make_manifest(name: str = "prostate") -> Manifest:
         graphs={"controller": "controller.onnx", "predictor": "predictor.onnx"},
         thresholds={"0.05": 0.31},
     )
-
-
-@pytest.fixture
-def sources(tmp_path: Path) -> dict[str, Path]:
-    src = tmp_path / "src"
-    src.mkdir()
-    files = {}
-    for role in ("controller", "predictor"):
-        path = src / f"{role}.onnx"
-        path.write_bytes(os.urandom(2048))
-        files[f"{role}.onnx"] = path
-    return files
 
 
 def test_publish_assigns_growing_versions_and_hashes(tmp_path: Path, sources: dict[str, Path]) -> None:

@@ -1,0 +1,95 @@
+"""Rejection curves, contingency tables, kappa and the bootstrap on exact small cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+from trainer.evaluate import (
+    HoldoutScores,
+    bootstrap_curves,
+    build_report,
+    cohens_kappa,
+    contingency_table,
+    rejected_mask,
+    rejection_curve,
+)
+
+
+def test_rejection_curve_drops_the_lowest_scores() -> None:
+    metric = np.array([0.0, 1.0, 1.0, 0.0])
+    scores = np.array([0.1, 0.9, 0.8, 0.7])
+    assert rejected_mask(scores, 0.25).tolist() == [True, False, False, False]
+    assert rejection_curve(metric, scores, (0.0, 0.25, 0.5)) == pytest.approx([0.5, 2 / 3, 1.0])
+
+
+def test_contingency_and_kappa_match_sklearn() -> None:
+    rejected = np.array([True, True, False, False, False, True])
+    amenable = np.array([0, 1, 0, 1, 1, -1])  # the last frame's amenability is unknown
+    table = contingency_table(rejected, amenable)
+    assert table == [[1, 1], [1, 2]]
+    expected = cohen_kappa_score(rejected[:5], amenable[:5] == 0)
+    assert cohens_kappa(table) == pytest.approx(expected)
+    assert cohens_kappa([[3, 0], [0, 5]]) == pytest.approx(1.0)
+
+
+def scores(n_subjects: int = 4, per: int = 10) -> HoldoutScores:
+    rng = np.random.default_rng(0)
+    n = n_subjects * per
+    amenable = (rng.random(n) > 0.3).astype(np.int64)
+    metric = np.where(amenable == 1, 1.0, 0.0)
+    return HoldoutScores(
+        metric=metric,
+        controller=amenable + 0.01 * rng.random(n),  # a perfect controller
+        confidence=rng.random(n),
+        baseline_metric=np.full(n, 0.7),
+        baseline_confidence=rng.random(n),
+        amenable=amenable,
+        subjects=np.repeat([f"s{i}" for i in range(n_subjects)], per),
+    )
+
+
+def test_bootstrap_curves_have_every_method_and_ratio() -> None:
+    curves = bootstrap_curves(scores(), (0.0, 0.2), resamples=20, seed=0)
+    assert set(curves) == {
+        "controller",
+        "random",
+        "confidence",
+        "labels",
+        "baseline",
+        "baseline_confidence",
+        "baseline_controller",
+        "baseline_labels",
+    }
+    # The perfect controller and the labels it copies give the same curve.
+    assert curves["labels"]["point"] == pytest.approx(curves["controller"]["point"])
+    assert curves["baseline"]["point"] == pytest.approx([0.7, 0.7])
+    assert curves["controller"]["point"][1] > curves["controller"]["point"][0]
+    assert all(len(c["mean"]) == 2 and len(c["std"]) == 2 for c in curves.values())
+
+
+def test_report_has_the_documented_keys() -> None:
+    report = build_report("classify", scores(), resamples=10, seed=0, extra={})
+    for key in (
+        "task",
+        "metric",
+        "rejection_ratios",
+        "curves",
+        "kappa",
+        "contingency",
+        "ttest",
+        "operating_point",
+    ):
+        assert key in report
+    assert report["kappa"]["controller"] > 0
+    assert report["kappa_at_prevalence"]["controller"] == pytest.approx(1.0)
+    assert report["ttest"]["subjects"] == 4
+
+
+def test_ties_are_not_rejected_by_position() -> None:
+    scores = np.zeros(1000)
+    rejected = rejected_mask(scores, 0.1)
+    assert rejected.sum() == 100
+    assert rejected[:500].sum() not in (0, 100)  # spread over the set, not the first 100 frames
+    assert np.array_equal(rejected, rejected_mask(scores, 0.1))  # and reproducible

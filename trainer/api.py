@@ -1,0 +1,274 @@
+"""The Python API: `train(config, data_dir, out_dir, callbacks) -> RunResult` and `load_run(run_dir)`.
+
+A run folder holds:
+- `config.json`: the resolved TrainConfig;
+- `checkpoint.pt`: the latest state of Algorithm 1 (config, networks, optimisers, generators, reward baseline,
+  replay buffer), written atomically; `train(..., resume=True)` continues from it;
+- `metrics.jsonl`: one line per episode and stage (see `EpisodeLog`);
+- `model.pt`: the final controller and predictor with their config; `baseline.pt`: the non-selective baseline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainer.callbacks import (
+    Checkpointer,
+    MetricsLog,
+    ProgressBar,
+    atomic_torch_save,
+    truncate_metrics,
+)
+from trainer.config import BackboneConfig, TrainConfig, from_dict, write_config
+from trainer.data import TaskData, load_task_data, reward_indices
+from trainer.ddpg import DDPG
+from trainer.engine import AmenabilityEngine, Callback
+from trainer.networks import Controller, build_controller, build_predictor, load_backbone, seeded_init
+from trainer.reinforce import ControllerLearner, Reinforce
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+METRICS_FILE = "metrics.jsonl"
+MODEL_FILE = "model.pt"
+BASELINE_FILE = "baseline.pt"
+MSG_NO_CUDA = "device 'cuda' was asked for but torch sees no CUDA device (use --device cpu)"
+MSG_NOT_A_RUN = "{run} is not a training run folder (no {file})"
+MSG_RESUME_CONFIG = "cannot resume {run}: its checkpoint was made with a different config ({keys} differ)"
+
+
+BACKBONE_FIELDS = {f.name for f in fields(BackboneConfig)}
+
+
+class RunError(ValueError):
+    """A run folder or option that cannot be used (a user mistake: the CLI exits 2)."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    config: TrainConfig
+    controller: Controller
+    predictor: nn.Module
+    baseline: nn.Module | None
+    seconds: dict[str, float]  # wall time per stage
+
+
+def resolve_device(name: str) -> torch.device:
+    """The asked-for device, or an error: CUDA never silently becomes CPU."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RunError(MSG_NO_CUDA)
+    device = torch.device(name)
+    log.info("training on %s", device)
+    return device
+
+
+def _load_backbone_state(path: str) -> dict[str, torch.Tensor]:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("backbone", "state_dict", "model", "predictor"):
+        if isinstance(blob, dict) and isinstance(blob.get(key), dict):
+            blob = blob[key]
+            break
+    if not isinstance(blob, dict):
+        raise RunError(f"{path} holds no state_dict")
+    return blob
+
+
+def adopt_backbone_config(config: TrainConfig) -> TrainConfig:
+    """With `backbone_checkpoint` set, take the architecture stored beside its weights (usqa-backbone files).
+
+    The classifier's and the controller's backbones become that architecture (with this run's pixel scaling
+    unless the file says otherwise), so the heated weights fit wherever their shapes allow.
+    """
+    if not config.backbone_checkpoint:
+        return config
+    path = Path(config.backbone_checkpoint)
+    if not path.is_file():
+        raise RunError(f"backbone checkpoint {path} does not exist")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    stored = blob.get("config") if isinstance(blob, dict) else None
+    if not isinstance(stored, dict) or "widths" not in stored:
+        return config
+    try:
+        backbone = from_dict(BackboneConfig, {k: v for k, v in stored.items() if k in BACKBONE_FIELDS})
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"{path}: unusable backbone config ({exc})") from exc
+    return replace(
+        config,
+        backbone=backbone if config.task == "classify" else config.backbone,
+        controller=replace(config.controller, backbone=backbone),
+    )
+
+
+def build_networks(config: TrainConfig) -> tuple[nn.Module, Controller]:
+    """Predictor and controller with seeded initial weights (and the heated backbone when configured)."""
+    with seeded_init(config.seed):
+        predictor = build_predictor(config)
+    with seeded_init(config.seed + 1):
+        controller = build_controller(config)
+    if config.backbone_checkpoint:
+        state = _load_backbone_state(config.backbone_checkpoint)
+        targets: list[nn.Module] = [controller] + ([predictor] if config.task == "classify" else [])
+        for network in targets:
+            try:
+                missing = load_backbone(network, state)
+            except ValueError as exc:
+                raise RunError(f"{config.backbone_checkpoint}: {exc}") from exc
+            log.info(
+                "%s backbone from %s (%d tensors not in it)",
+                type(network).__name__,
+                config.backbone_checkpoint,
+                len(missing),
+            )
+    return predictor, controller
+
+
+def build_learner(config: TrainConfig, controller: Controller) -> ControllerLearner:
+    if config.algo == "reinforce":
+        return Reinforce(controller, config.reinforce, config.constraint)
+    with seeded_init(config.seed + 3):
+        return DDPG(controller, config.ddpg, config.constraint, config.batch_size, seed=config.seed + 3)
+
+
+def _optimiser(config: TrainConfig, network: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(
+        network.parameters(), lr=config.predictor_learning_rate, weight_decay=config.weight_decay
+    )
+
+
+def _check_resumable(run_dir: Path, config: TrainConfig, saved: dict[str, Any]) -> None:
+    ignore = {"device"}
+    now, then = config.to_dict(), saved
+    differ = sorted(k for k in set(now) | set(then) if k not in ignore and now.get(k) != then.get(k))
+    if differ:
+        raise RunError(MSG_RESUME_CONFIG.format(run=run_dir, keys=", ".join(differ)))
+
+
+def train(
+    config: TrainConfig,
+    data_dir: Path | str,
+    out_dir: Path | str,
+    callbacks: Sequence[Callback] = (),
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    data: TaskData | None = None,
+) -> RunResult:
+    """Train the baseline predictor and the controller/predictor pair (Algorithm 1) into `out_dir`.
+
+    `callbacks` get every episode's `EpisodeLog` (stage, episode, reward, metric, ETA); `resume=True` continues
+    from `out_dir/checkpoint.pt` with the same config. Raises `DataError`/`RunError` for unusable input.
+    """
+    run_dir = Path(out_dir)
+    device = resolve_device(config.device)
+    data = data or load_task_data(data_dir, config)
+    config = replace(adopt_backbone_config(config), num_classes=data.num_classes)
+    checkpoint_path = run_dir / CHECKPOINT_FILE
+    saved: dict[str, Any] | None = None
+    if resume and checkpoint_path.is_file():
+        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        _check_resumable(run_dir, config, saved["config"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(config, run_dir / CONFIG_FILE)
+    reward_index = reward_indices(data.val, config, data_dir)
+    metrics_path = run_dir / METRICS_FILE
+    if not resume:
+        metrics_path.unlink(missing_ok=True)
+    seconds: dict[str, float] = {}
+
+    baseline: nn.Module | None = None
+    if config.train_baseline:
+        baseline_path = run_dir / BASELINE_FILE
+        if resume and baseline_path.is_file():
+            baseline = load_network(baseline_path, "predictor")
+        else:
+            truncate_metrics(metrics_path, "baseline", 0)
+            with seeded_init(config.seed):
+                baseline = build_predictor(config).to(device)
+            started = time.perf_counter()
+            engine = AmenabilityEngine(
+                config,
+                baseline,
+                _optimiser(config, baseline),
+                data,
+                reward_index,
+                None,
+                [ProgressBar(disable=not progress), MetricsLog(metrics_path), *callbacks],
+                device,
+            )
+            engine.run()
+            seconds["baseline"] = time.perf_counter() - started
+            atomic_torch_save({"config": config.to_dict(), "predictor": baseline.state_dict()}, baseline_path)
+
+    predictor, controller = build_networks(config)
+    predictor, controller = predictor.to(device), controller.to(device)
+    learner = build_learner(config, controller)
+    checkpointer = Checkpointer(checkpoint_path, config.checkpoint_every)
+    engine = AmenabilityEngine(
+        config,
+        predictor,
+        _optimiser(config, predictor),
+        data,
+        reward_index,
+        learner,
+        [ProgressBar(disable=not progress), MetricsLog(metrics_path), checkpointer, *callbacks],
+        device,
+    )
+    if saved is not None:
+        engine.load_state_dict(saved["engine"])
+        log.info("resumed %s at episode %d", run_dir, engine.episode)
+    truncate_metrics(metrics_path, "amenability", engine.episode)
+    started = time.perf_counter()
+    engine.run()
+    seconds["amenability"] = time.perf_counter() - started
+    atomic_torch_save(
+        {
+            "config": config.to_dict(),
+            "controller": controller.state_dict(),
+            "predictor": predictor.state_dict(),
+        },
+        run_dir / MODEL_FILE,
+    )
+    return RunResult(
+        run_dir,
+        config,
+        controller.cpu(),
+        predictor.cpu(),
+        None if baseline is None else baseline.cpu(),
+        seconds,
+    )
+
+
+def load_network(path: Path, key: str) -> nn.Module:
+    """Rebuild the `key` network ("predictor" or "controller") of a model/baseline file from its own config."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    config = TrainConfig.from_dict(blob["config"])
+    network: nn.Module = build_predictor(config) if key == "predictor" else build_controller(config)
+    network.load_state_dict(blob[key])
+    return network.eval()
+
+
+def load_run(run_dir: Path | str) -> tuple[TrainConfig, Controller, nn.Module, nn.Module | None]:
+    """(config, controller, predictor, baseline or None) of a finished run folder."""
+    run_dir = Path(run_dir)
+    model_path = run_dir / MODEL_FILE
+    if not model_path.is_file():
+        raise RunError(MSG_NOT_A_RUN.format(run=run_dir, file=MODEL_FILE))
+    blob = torch.load(model_path, map_location="cpu", weights_only=False)
+    config = TrainConfig.from_dict(blob["config"])
+    controller = build_controller(config)
+    controller.load_state_dict(blob["controller"])
+    predictor = build_predictor(config)
+    predictor.load_state_dict(blob["predictor"])
+    baseline_path = run_dir / BASELINE_FILE
+    baseline = load_network(baseline_path, "predictor") if baseline_path.is_file() else None
+    return config, controller.eval(), predictor.eval(), baseline

@@ -1,0 +1,258 @@
+"""Training configuration: nested dataclasses, named presets (`debug`, `demo`, `default`) and JSON round trips.
+
+A run's resolved config is written as `config.json` beside its outputs and stored in every checkpoint, so a
+checkpoint rebuilds its own networks without the command line that made it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+TASKS: tuple[str, ...] = ("classify", "segment")
+REWARDS: tuple[str, ...] = ("avg", "weighted", "selective")
+ALGOS: tuple[str, ...] = ("reinforce", "ddpg")
+PRESETS: tuple[str, ...] = ("debug", "demo", "default")
+# The paper's operating points (section 4): 5 % rejected for classification, 15 % for segmentation.
+OPERATING_POINT: dict[str, float] = {"classify": 0.05, "segment": 0.15}
+
+Task = Literal["classify", "segment"]
+Reward = Literal["avg", "weighted", "selective"]
+Algo = Literal["reinforce", "ddpg"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """A small ResNet-style feature extractor shared by the classifier, the controller and the critic."""
+
+    in_channels: int = 1
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    blocks_per_stage: int = 1
+    # A 3x3 max-pool after the stride-2 stem (as in ResNet): a quarter of the compute at the same input size.
+    stem_pool: bool = True
+    # Frames arrive uint8-valued; the network scales them by 1/255 and then by this mean/std (in the graph).
+    pixel_mean: float = 0.5
+    pixel_std: float = 0.25
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """A small U-Net for binary segmentation (two output channels, pixel-wise cross-entropy as in the paper)."""
+
+    in_channels: int = 1
+    widths: tuple[int, ...] = (8, 16, 32, 64)
+    num_classes: int = 2
+    pixel_mean: float = 0.5
+    pixel_std: float = 0.25
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    # The score starts near this value (bias of the sigmoid head), above the constraint c.
+    initial_score: float = 0.8
+
+
+@dataclass(frozen=True)
+class ConstraintConfig:
+    """E[h] >= c (eq. 3): a quadratic penalty lambda * max(0, c - mean h)^2 on the controller loss, and, in
+    "budget" mode, selection probabilities normalised to keep a fraction c of each mini-batch (see
+    `rewards.selection_probabilities`), so that neither h = 0 nor "keep everything" is a solution."""
+
+    mode: Literal["penalty", "budget"] = "penalty"
+    min_mean_score: float = 0.5
+    penalty: float = 10.0
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    kind: Reward = "weighted"
+    # s_rej of R_sel; None means the task's operating point (5 % classify, 15 % segment).
+    selective_rejection: float | None = None
+    # Baseline Rbar_t: "ema" (the paper, alpha_R = 0.9) or "window" (mean of the last `window` rewards).
+    baseline: Literal["ema", "window"] = "ema"
+    alpha: float = 0.9
+    window: int = 10
+
+
+@dataclass(frozen=True)
+class ReinforceConfig:
+    learning_rate: float = 1e-3
+    # Discount of the per-step advantages into a return-to-go; 0 credits each action with its own step only.
+    discount: float = 0.0
+
+
+@dataclass(frozen=True)
+class DDPGConfig:
+    """Section 2.2: actor = controller, critic Q(frame, score), target copies (tau), OU exploration noise."""
+
+    actor_learning_rate: float = 1e-3
+    critic_learning_rate: float = 1e-3
+    tau: float = 0.001
+    discount: float = 0.9
+    ou_theta: float = 0.15  # mean reversion rate
+    ou_sigma: float = 0.2  # scale
+    critic_backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(widths=(8, 16, 32, 64)))
+    critic_hidden: int = 64
+    replay_capacity: int = 2000
+    updates_per_episode: int = 4
+    transitions_per_update: int = 2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `train` needs besides the data: resolved once, stored in config.json and in checkpoints."""
+
+    name: str = "default"
+    task: Task = "classify"
+    algo: Algo = "reinforce"
+    seed: int = 0
+    device: str = "cpu"
+    frame_size: int = 128
+    frame_crop: str = "none"
+    frame_interpolation: str = "area"
+    # Algorithm 1: `episodes` controller updates, each after T = `steps_per_episode` predictor mini-batches.
+    episodes: int = 60
+    steps_per_episode: int = 10
+    batch_size: int = 32
+    predictor_learning_rate: float = 1e-3
+    # Cosine decay of the predictor's learning rate to 0 over the run, so the final predictor is a settled one.
+    predictor_schedule: Literal["cosine", "constant"] = "cosine"
+    # L_f: "ce" (the paper), or "dice_ce" (segmentation: cross-entropy + soft Dice, see engine.predictor_loss).
+    predictor_loss: Literal["ce", "dice_ce"] = "ce"
+    weight_decay: float = 1e-4
+    # Validation frames used for the reward each step (a fixed, seeded subset; all of them when larger).
+    reward_frames: int = 256
+    num_classes: int = 2
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    constraint: ConstraintConfig = field(default_factory=ConstraintConfig)
+    reinforce: ReinforceConfig = field(default_factory=ReinforceConfig)
+    ddpg: DDPGConfig = field(default_factory=DDPGConfig)
+    # The non-selective baseline predictor: same network and budget (episodes x steps x batch), all frames.
+    train_baseline: bool = True
+    checkpoint_every: int = 5
+    backbone_checkpoint: str | None = None
+
+    @property
+    def total_steps(self) -> int:
+        return self.episodes * self.steps_per_episode
+
+    @property
+    def selective_rejection(self) -> float:
+        s = self.reward.selective_rejection
+        return OPERATING_POINT[self.task] if s is None else s
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return from_dict(cls, data)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild a (nested, frozen) config dataclass from `asdict` output; unknown keys are an error."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown config key(s) {sorted(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return from_dict(hint, value)  # type: ignore[arg-type]
+    origin = typing.get_origin(hint)
+    if origin is tuple and isinstance(value, list | tuple):
+        return tuple(value)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
+                return from_dict(arg, value)  # type: ignore[arg-type]
+    return value
+
+
+def preset(
+    name: str, task: Task = "classify", reward: Reward = "weighted", algo: Algo = "reinforce"
+) -> TrainConfig:
+    """A named budget: `debug` (seconds, tests), `demo` (<= 90 s on 2 cores), `default` (~5k frames, <= 20 min)."""
+    # DDPG's deterministic actor ascends dQ/da; early in training more data always helps the predictor, so
+    # under the penalty alone it saturates at h = 1 for every frame within a few episodes ("keep everything",
+    # measured). It therefore selects with a fixed budget: the scores only rank frames (rewards.py).
+    constraint = ConstraintConfig(mode="budget", min_mean_score=0.8) if algo == "ddpg" else ConstraintConfig()
+    base = TrainConfig(
+        task=task,
+        algo=algo,
+        reward=RewardConfig(kind=reward),
+        constraint=constraint,
+        predictor_loss="dice_ce" if task == "segment" else "ce",
+    )
+    if name == "debug":
+        small = BackboneConfig(widths=(4, 8))
+        return replace(
+            base,
+            name="debug",
+            frame_size=32,
+            episodes=3,
+            steps_per_episode=2,
+            batch_size=8,
+            reward_frames=16,
+            backbone=small,
+            unet=UNetConfig(widths=(4, 8)),
+            controller=ControllerConfig(backbone=small),
+            ddpg=DDPGConfig(
+                critic_backbone=BackboneConfig(widths=(4, 8)),
+                critic_hidden=8,
+                updates_per_episode=2,
+                transitions_per_update=2,
+            ),
+            checkpoint_every=1,
+        )
+    if name == "demo":
+        small = BackboneConfig(widths=(8, 16, 32))
+        return replace(
+            base,
+            name="demo",
+            frame_size=64,
+            episodes=20 if task == "classify" else 10,
+            steps_per_episode=5,
+            batch_size=32 if task == "classify" else 16,
+            reward_frames=128 if task == "classify" else 64,
+            backbone=small,
+            unet=UNetConfig(widths=(4, 8, 16, 32)),
+            controller=ControllerConfig(backbone=small),
+            ddpg=DDPGConfig(
+                critic_backbone=BackboneConfig(widths=(4, 8, 16)), updates_per_episode=4, critic_hidden=32
+            ),
+            checkpoint_every=4,
+        )
+    if name == "default":
+        if task == "segment":
+            # A U-Net step at 128 px costs ~6x a classifier step: smaller batches and reward set, fewer steps.
+            return replace(base, name="default", episodes=40, batch_size=16, reward_frames=64)
+        return replace(base, name="default")
+    raise ValueError(f"unknown config preset {name!r}; choose one of {', '.join(PRESETS)}")
+
+
+def write_config(config: TrainConfig, path: Path) -> None:
+    """The resolved config as pretty JSON (what `usqa train` writes into its run folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_config(path: Path) -> TrainConfig:
+    return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,249 @@
+"""Algorithm 1: episodes of T predictor mini-batches selected by the controller, one controller update each.
+
+The engine receives the networks, optimiser, data, a controller learner (REINFORCE or DDPG) and callbacks;
+logging, checkpoints and progress are callbacks. With no learner it trains the non-selective baseline: every
+frame is selected, same network, same budget.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from trainer.config import TrainConfig
+from trainer.data import BatchSampler, SplitTensors, TaskData
+from trainer.reinforce import ControllerLearner
+from trainer.rewards import (
+    RewardBaseline,
+    compute_reward,
+    frame_accuracy,
+    frame_dice,
+    selection_probabilities,
+)
+
+INFERENCE_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class EpisodeLog:
+    """What one episode did: reported to callbacks, one line of metrics.jsonl."""
+
+    stage: str  # "baseline" or "amenability"
+    episode: int  # 1-based
+    episodes: int
+    reward: float  # mean unclipped reward R~_t over the episode
+    clipped_reward: float  # mean R~_t - Rbar_t
+    metric: float  # mean task metric (accuracy or Dice) on the reward frames at the episode's end
+    selected_fraction: float
+    elapsed_s: float
+    eta_s: float
+    learner: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Callback:
+    """Hooks the engine calls; subclasses override what they need (progress, logging, checkpoints)."""
+
+    def on_stage_start(self, engine: AmenabilityEngine, stage: str, episodes: int) -> None:
+        """Called before the first episode of a stage (after a resume, the remaining ones)."""
+
+    def on_episode_end(self, engine: AmenabilityEngine, log: EpisodeLog) -> None:
+        """Called after every episode, the controller update included."""
+
+    def on_stage_end(self, engine: AmenabilityEngine, stage: str) -> None:
+        """Called once the stage's last episode is done."""
+
+
+def predictor_loss(logits: torch.Tensor, targets: torch.Tensor, kind: str = "ce") -> torch.Tensor:
+    """L_f: cross-entropy, per frame for classification and per pixel for segmentation (section 3).
+
+    "dice_ce" adds the soft Dice loss of the foreground: a small U-Net on pixel-wise cross-entropy alone often
+    sits for hundreds of steps predicting all background (the gland is a small part of the frame).
+    """
+    loss = F.cross_entropy(logits, targets)
+    if kind == "dice_ce" and logits.dim() == 4:
+        foreground = torch.softmax(logits, dim=1)[:, 1].flatten(1)
+        truth = (targets == 1).flatten(1).float()
+        dice = (2 * (foreground * truth).sum(1) + 1) / (foreground.sum(1) + truth.sum(1) + 1)
+        loss = loss + (1 - dice).mean()
+    return loss
+
+
+def frame_metric(task: str, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The per-frame metric the reward and the evaluation use: accuracy or Dice."""
+    return frame_accuracy(logits, targets) if task == "classify" else frame_dice(logits, targets)
+
+
+@torch.no_grad()
+def infer(network: nn.Module, frames: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Network outputs for many frames in eval mode, in chunks, on CPU."""
+    network.eval()
+    outputs = [
+        network(frames[i : i + INFERENCE_CHUNK].to(device)).cpu()
+        for i in range(0, len(frames), INFERENCE_CHUNK)
+    ]
+    return torch.cat(outputs)
+
+
+class AmenabilityEngine:
+    """Runs Algorithm 1 (with a learner) or the non-selective baseline (without one), resumable per episode."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        predictor: nn.Module,
+        optimiser: torch.optim.Optimizer,
+        data: TaskData,
+        reward_index: torch.Tensor,
+        learner: ControllerLearner | None = None,
+        callbacks: Sequence[Callback] = (),
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.config, self.predictor, self.optimiser, self.data = config, predictor, optimiser, data
+        self.learner, self.callbacks, self.device = learner, list(callbacks), torch.device(device)
+        self.stage = "baseline" if learner is None else "amenability"
+        self.reward_frames = data.val.frames[reward_index]
+        self.reward_targets = data.val.targets[reward_index]
+        seed = config.seed + (0 if learner is not None else 1000)
+        self.sampler = BatchSampler(len(data.train), config.batch_size, seed=seed + 2)
+        self.selection_generator = torch.Generator().manual_seed(seed + 1)
+        self.baseline = RewardBaseline(config.reward.baseline, config.reward.alpha, config.reward.window)
+        self.episode = 0
+        self.schedule: torch.optim.lr_scheduler.LRScheduler | None = None
+        if config.predictor_schedule == "cosine":
+            self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimiser, T_max=max(1, config.total_steps)
+            )
+
+    @property
+    def train_split(self) -> SplitTensors:
+        return self.data.train
+
+    def reward_scores(self) -> torch.Tensor | None:
+        """Controller scores h_j on the reward frames: fixed within an episode (theta changes per episode)."""
+        if self.learner is None or self.config.reward.kind == "avg":
+            return None
+        return infer(self.learner.controller, self.reward_frames, self.device)
+
+    def step(self, scores_on_val: torch.Tensor | None, last: bool = False) -> tuple[float, float, float]:
+        """One t of Algorithm 1; returns (R~_t, R~_t - Rbar_t, fraction of the mini-batch selected).
+
+        The baseline (no learner) needs no reward: it measures its metric at the episode's last step only.
+        """
+        batch = self.sampler.next()
+        frames = self.train_split.frames[batch].to(self.device)
+        targets = self.train_split.targets[batch].to(self.device)
+        if self.learner is not None:
+            constraint = self.config.constraint
+            scores = self.learner.act(frames).cpu()
+            probabilities = selection_probabilities(scores, constraint.mode, constraint.min_mean_score)
+            actions = torch.bernoulli(
+                probabilities, generator=self.selection_generator
+            )  # a_i ~ Bernoulli(h_i)
+        else:
+            probabilities = actions = torch.ones(len(batch))
+        selected = actions.bool().to(self.device)
+        if selected.any():
+            self.predictor.train()
+            loss = predictor_loss(
+                self.predictor(frames[selected]), targets[selected], self.config.predictor_loss
+            )
+            self.optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimiser.step()
+        if self.schedule is not None:
+            self.schedule.step()
+        if self.learner is None and not last:
+            return float("nan"), float("nan"), 1.0
+        logits = infer(self.predictor, self.reward_frames, self.device)
+        metric = frame_metric(self.config.task, logits, self.reward_targets)
+        kind = self.config.reward.kind if self.learner is not None else "avg"
+        reward = compute_reward(kind, metric, scores_on_val, self.config.selective_rejection)
+        clipped = self.baseline.update(reward)
+        if self.learner is not None:
+            memory = self.learner.memory
+            memory.batches.append(batch)
+            memory.behaviour.append(probabilities)
+            memory.actions.append(actions)
+            memory.rewards.append(clipped)
+        self._last_metric = float(metric.mean())
+        return reward, clipped, float(actions.mean())
+
+    def run(self) -> None:
+        """Run the remaining episodes, calling the callbacks."""
+        episodes = self.config.episodes
+        for callback in self.callbacks:
+            callback.on_stage_start(self, self.stage, episodes - self.episode)
+        started, done_here = time.perf_counter(), 0
+        while self.episode < episodes:
+            if self.learner is not None:
+                self.learner.start_episode()
+            scores_on_val = self.reward_scores()
+            rewards, clipped, selected = [], [], []
+            steps = self.config.steps_per_episode
+            for t in range(steps):
+                r, c, s = self.step(scores_on_val, last=t == steps - 1)
+                selected.append(s)
+                if not math.isnan(r):  # the baseline skips its reward on all but the last step
+                    rewards.append(r)
+                    clipped.append(c)
+            diagnostics: dict[str, float] = {}
+            if self.learner is not None:
+                frames = self.train_split.frames
+                diagnostics = self.learner.update(
+                    frames if self.device.type == "cpu" else frames.to(self.device)
+                )
+            self.episode += 1
+            done_here += 1
+            elapsed = time.perf_counter() - started
+            log = EpisodeLog(
+                stage=self.stage,
+                episode=self.episode,
+                episodes=episodes,
+                reward=sum(rewards) / len(rewards),
+                clipped_reward=sum(clipped) / len(clipped),
+                metric=self._last_metric,
+                selected_fraction=sum(selected) / len(selected),
+                elapsed_s=elapsed,
+                eta_s=elapsed / done_here * (episodes - self.episode),
+                learner=diagnostics,
+            )
+            for callback in self.callbacks:
+                callback.on_episode_end(self, log)
+        for callback in self.callbacks:
+            callback.on_stage_end(self, self.stage)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue exactly: networks, optimisers, generators, baseline."""
+        return {
+            "stage": self.stage,
+            "episode": self.episode,
+            "predictor": self.predictor.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "schedule": None if self.schedule is None else self.schedule.state_dict(),
+            "learner": None if self.learner is None else self.learner.state_dict(),
+            "reward_baseline": self.baseline.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "selection_generator": self.selection_generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.episode = int(state["episode"])
+        self.predictor.load_state_dict(state["predictor"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        if self.learner is not None:
+            self.learner.load_state_dict(state["learner"])
+        self.baseline.load_state_dict(state["reward_baseline"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.selection_generator.set_state(state["selection_generator"])

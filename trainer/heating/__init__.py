@@ -1,0 +1,44 @@
+"""The heated backbone of seed 000: policy-gradient noise masks (pre-training), fine-tuning, backbone files.
+
+`usqa heat` trains a classifier on frames multiplied by noise masks that a light policy network samples
+(Algorithm 1); its backbone (`backbone.pt`, see `backbone_io`) initialises `usqa finetune` and the RL trainer's
+predictor and controller (`usqa train --backbone`). The policy is never exported or served.
+"""
+
+from trainer.heating.backbone_io import load_backbone, read_backbone_meta, save_backbone
+from trainer.heating.config import (
+    FinetuneConfig,
+    HeatConfig,
+    MaskConfig,
+    PolicyConfig,
+    finetune_preset,
+    heat_preset,
+)
+from trainer.heating.data import ClassData, load_class_data
+from trainer.heating.finetune import finetune
+from trainer.heating.heat import heat
+from trainer.heating.loss import heating_loss, mask_log_likelihood
+from trainer.heating.masks import NoiseMaskSampler, apply_mask, gaussian_blur
+from trainer.heating.policy import NoisePolicy
+
+__all__ = [
+    "ClassData",
+    "FinetuneConfig",
+    "HeatConfig",
+    "MaskConfig",
+    "NoiseMaskSampler",
+    "NoisePolicy",
+    "PolicyConfig",
+    "apply_mask",
+    "finetune",
+    "finetune_preset",
+    "gaussian_blur",
+    "heat",
+    "heat_preset",
+    "heating_loss",
+    "load_backbone",
+    "load_class_data",
+    "mask_log_likelihood",
+    "read_backbone_meta",
+    "save_backbone",
+]
