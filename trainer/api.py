@@ -10,6 +10,7 @@ A run folder holds:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
 MODEL_FILE = "model.pt"
 BASELINE_FILE = "baseline.pt"
+DATA_RECORD_FILE = "data.json"
 MSG_NO_CUDA = "device 'cuda' was asked for but torch sees no CUDA device (use --device cpu)"
 MSG_NOT_A_RUN = "{run} is not a training run folder (no {file})"
 MSG_RESUME_CONFIG = "cannot resume {run}: its checkpoint was made with a different config ({keys} differ)"
@@ -179,6 +181,8 @@ def train(
         _check_resumable(run_dir, config, saved["config"])
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(config, run_dir / CONFIG_FILE)
+    if data_dir:
+        record_data_dir(run_dir, Path(data_dir))
     reward_index = reward_indices(data.val, config, data_dir)
     metrics_path = run_dir / METRICS_FILE
     if not resume:
@@ -272,3 +276,13 @@ def load_run(run_dir: Path | str) -> tuple[TrainConfig, Controller, nn.Module, n
     baseline_path = run_dir / BASELINE_FILE
     baseline = load_network(baseline_path, "predictor") if baseline_path.is_file() else None
     return config, controller.eval(), predictor.eval(), baseline
+
+
+def record_data_dir(run_dir: Path, data_dir: Path) -> None:
+    """Remember which data set a run was trained on, so `usqa export` finds real frames for its checks."""
+    (run_dir / DATA_RECORD_FILE).write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}) + "\n")
+
+
+def recorded_data_dir(run_dir: Path) -> Path | None:
+    path = run_dir / DATA_RECORD_FILE
+    return Path(json.loads(path.read_text())["data_dir"]) if path.is_file() else None

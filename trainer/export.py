@@ -23,7 +23,7 @@ from torch import nn
 
 from service.datasets import load_dataset
 from service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
-from trainer.api import load_run
+from trainer.api import load_run, recorded_data_dir
 from trainer.config import TrainConfig
 from trainer.data import frame_spec
 from trainer.onnx_graphs import INPUT_NAME, Role, export_graph, torch_outputs
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 CONTROLLER_FILE = "controller.onnx"
 PREDICTOR_FILE = "predictor.onnx"
-DATA_RECORD_FILE = "data.json"
 REJECTION_RATES: tuple[float, ...] = (0.05, 0.10, 0.15, 0.20)
 HISTOGRAM_BINS = 20
 
@@ -131,16 +130,6 @@ def code_revision() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{rev}{'+dirty' if dirty else ''}"
-
-
-def record_data_dir(run_dir: Path, data_dir: Path) -> None:
-    """Remember which data set a run was trained on, so `usqa export` can find real frames for its checks."""
-    (run_dir / DATA_RECORD_FILE).write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}) + "\n")
-
-
-def recorded_data_dir(run_dir: Path) -> Path | None:
-    path = run_dir / DATA_RECORD_FILE
-    return Path(json.loads(path.read_text())["data_dir"]) if path.is_file() else None
 
 
 def _check_parity(network: nn.Module, role: Role, path: Path, frames: np.ndarray, atol: float) -> float:

@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 
 from service.registry import CHAMPION, ModelRegistry
-from trainer.api import train
+from trainer.api import DATA_RECORD_FILE, record_data_dir, train
 from trainer.config import preset
 from trainer.export import (
     ExportError,
@@ -15,7 +15,6 @@ from trainer.export import (
     calibrate_thresholds,
     export_run,
     onnx_outputs,
-    record_data_dir,
     score_histogram,
 )
 from usqa.cli import main
@@ -119,6 +118,8 @@ def test_cli_export_and_its_errors(
     classify_run: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reg = tmp_path / "reg"
+    assert (classify_run / DATA_RECORD_FILE).is_file()  # train() records its data set
+    (classify_run / DATA_RECORD_FILE).unlink()  # a run from elsewhere, without its data record
     assert main(["export", "--run", str(classify_run), "--registry", str(reg)]) == 2
     assert "pass --data DIR" in capsys.readouterr().err
     record_data_dir(classify_run, tiny_data)
