@@ -43,6 +43,8 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench.simulator_speed
+	$(BIN)/python -m bench.service_latency --registry models --name usqa-prostate \
+		$(if $(wildcard $(DEFAULT_MODEL_RUN)/run/model.pt),--run $(DEFAULT_MODEL_RUN)/run)
 
 # The trainer's results (docs/results.md) and the heated-backbone analysis (docs/heating.md).
 results: install
