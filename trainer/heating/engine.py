@@ -210,6 +210,7 @@ class HeatingEngine(Engine):
             # medians over cells: a few cells with huge parameters would dominate a mean
             "dataset_alpha": float(alpha_d.median()),
             "dataset_beta": float(beta_d.median()),
+            "dataset_concentration": float((alpha_d + beta_d).median()),
         }
 
     def extra_state(self) -> dict[str, Any]:
