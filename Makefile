@@ -48,7 +48,8 @@ bench: install
 
 # The trainer's results (docs/results.md) and the heated-backbone analysis (docs/heating.md).
 results: install
-	$(BIN)/python -m bench.results
+	nice -n 10 $(BIN)/python -m bench.results
+	nice -n 10 $(BIN)/python -m bench.results_timing --threads 1
 
 heating-analysis: install
 	$(BIN)/python -m bench.heating_analysis
