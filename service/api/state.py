@@ -104,12 +104,13 @@ class ServiceState:
             workers=self.threads.workers,
             intra_op_threads=self.threads.intra_op_threads,
             announcements=announcements,  # type: ignore[arg-type]
-            last_swap=_report(self.holder.last_swap),
-            swap_failure=_report(failure),
+            last_swap=swap_report(self.holder.last_swap),
+            swap_failure=swap_report(failure),
         )
 
 
-def _report(outcome: SwapOutcome | None) -> SwapReport | None:
+def swap_report(outcome: SwapOutcome | None) -> SwapReport | None:
+    """A swap outcome as the API reports it (readiness, control responses)."""
     if outcome is None:
         return None
     return SwapReport(

@@ -20,9 +20,8 @@ from service.api.schemas import (
     ModelVersions,
     PromoteRequest,
     RollbackRequest,
-    SwapReport,
 )
-from service.api.state import ServiceState
+from service.api.state import ServiceState, swap_report
 from service.registry import IntegrityError, ModelRegistry, RedisAnnouncer, RegistryError
 
 router = APIRouter(prefix="/models", tags=["control"], dependencies=[ControlAuth])
@@ -49,15 +48,7 @@ def _registry(service: ServiceState) -> ModelRegistry:
 async def _after_alias_move(service: ServiceState, name: str, alias: str, version: int) -> ControlResponse:
     swap = None
     if name == service.holder.name and alias == service.holder.alias:
-        outcome = await service.holder.refresh("control")
-        swap = SwapReport(
-            status=outcome.status,
-            version=outcome.version,
-            previous_version=outcome.previous_version,
-            trigger=outcome.trigger,
-            reason=outcome.reason,
-            at=outcome.at,
-        )
+        swap = swap_report(await service.holder.refresh("control"))
     current = service.holder.current
     return ControlResponse(
         name=name,
