@@ -332,3 +332,11 @@ class Checkpointer(Callback):
 
     def on_end(self, engine: Engine) -> None:
         self.save(engine)
+
+
+def load_checkpoint_of_kind(path: Path, kind: str, message: str) -> dict[str, Any]:
+    """A heating/fine-tuning checkpoint, refused with `message` (formatted with path) if it is of another kind."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("kind") != kind:
+        raise ValueError(message.format(path=path))
+    return state

@@ -35,6 +35,7 @@ from trainer.heating.engine import (
     ProgressBar,
     SupervisedEngine,
     cosine_schedule,
+    load_checkpoint_of_kind,
     resolve_device,
 )
 from trainer.heating.evaluate import evaluate_classifier
@@ -129,10 +130,7 @@ def finetune_checkpoint_payload(config: FinetuneConfig, data: ClassData, backbon
 
 
 def load_finetune_checkpoint(path: Path) -> dict[str, Any]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(MSG_NOT_FINETUNE_CHECKPOINT.format(path=path))
-    return state
+    return load_checkpoint_of_kind(path, CHECKPOINT_KIND, MSG_NOT_FINETUNE_CHECKPOINT)
 
 
 def finetune(

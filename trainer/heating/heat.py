@@ -29,6 +29,7 @@ from trainer.heating.engine import (
     JsonLinesLog,
     ProgressBar,
     cosine_schedule,
+    load_checkpoint_of_kind,
     resolve_device,
 )
 from trainer.heating.evaluate import FrameTransform, evaluate_classifier
@@ -147,10 +148,7 @@ def heat_checkpoint_payload(config: HeatConfig, data: ClassData) -> Any:
 
 
 def load_heat_checkpoint(path: Path) -> dict[str, Any]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(MSG_NOT_HEAT_CHECKPOINT.format(path=path))
-    return state
+    return load_checkpoint_of_kind(path, CHECKPOINT_KIND, MSG_NOT_HEAT_CHECKPOINT)
 
 
 def backbone_meta(config: HeatConfig, data: ClassData, steps: int) -> dict[str, Any]:
