@@ -1,10 +1,15 @@
-# The API image: the runtime only (service extra: onnxruntime, no torch), non-root, with the shipped model.
+# The API image: the runtime only (service extra: onnxruntime, never torch), non-root, with the shipped model.
+# EXTRAS=service (default) serves on the CPU; EXTRAS=service,gpu (compose's api-gpu) swaps in onnxruntime-gpu.
 FROM python:3.11-slim
+
+ARG EXTRAS=service
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    USQA_REGISTRY=/srv/usqa/models
+    USQA_REGISTRY=/srv/usqa/models \
+    USQA_DATA_ROOT=/srv/usqa/data \
+    USQA_JOBS_ROOT=/srv/usqa/jobs
 
 # libgl/glib are what opencv-python-headless still links against on slim images.
 RUN apt-get update \
@@ -16,10 +21,29 @@ COPY pyproject.toml README.md ./
 COPY usqa ./usqa
 COPY service ./service
 COPY trainer ./trainer
-RUN pip install ".[service]"
+# onnxruntime and onnxruntime-gpu are two wheels of one `onnxruntime` package folder: with the gpu extra the
+# second is unpacked over the first, and uninstalling either afterwards deletes files the other needs. So the
+# gpu variant removes both and reinstalls onnxruntime-gpu alone (the version pip just resolved), with NVIDIA's
+# CUDA/cuDNN wheels registered with the dynamic linker (the slim image has no CUDA), and the build fails
+# unless onnxruntime then offers CUDAExecutionProvider: no image that quietly serves on the CPU.
+RUN pip install ".[${EXTRAS}]" \
+    && case ",${EXTRAS}," in \
+        *,gpu,*) \
+            ort_version="$(pip show onnxruntime-gpu | sed -n 's/^Version: //p')" \
+            && pip uninstall -y onnxruntime onnxruntime-gpu \
+            && pip install "onnxruntime-gpu[cuda,cudnn]==${ort_version}" \
+            && site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+            && find "${site}/nvidia" -name 'lib*.so*' -printf '%h\n' | sort -u > /etc/ld.so.conf.d/usqa-nvidia.conf \
+            && ldconfig \
+            && python -c "import onnxruntime as ort; p = ort.get_available_providers(); assert 'CUDAExecutionProvider' in p, p" ;; \
+    esac
 COPY models ./models
 
-RUN useradd --system --uid 10001 --home /srv/usqa usqa && chown -R usqa /srv/usqa/models
+# Every shared volume's mount point exists in the image and belongs to usqa: an empty named volume takes the
+# ownership (and, for models/, the content) of the image folder it is first mounted over.
+RUN useradd --system --uid 10001 --home /srv/usqa usqa \
+    && mkdir -p /srv/usqa/data /srv/usqa/jobs \
+    && chown -R usqa /srv/usqa/models /srv/usqa/data /srv/usqa/jobs
 USER usqa
 
 EXPOSE 8000

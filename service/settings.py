@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["dev", "production"]
@@ -76,9 +76,53 @@ class Settings(BaseSettings):
     # Redis pub/sub channel of registry announcements (service.registry.REGISTRY_CHANNEL).
     registry_channel: str = "usqa:registry"
 
+    # -- retraining jobs (Celery) ----------------------------------------------------------------------
+    # Broker and result backend default to `redis_url`; `usqa demo` may use kombu's filesystem transport and
+    # Celery's file result backend where no Redis exists (see docs/deploy.md).
+    broker_url: str | None = None
+    result_backend: str | None = None
+    # Job records and cancellation marks (shared by API replicas and workers, like the registry).
+    jobs_root: Path = Path("runs/jobs")
+    # Where workers keep each job's run folder (checkpoints make a redelivered job resume, not restart).
+    work_root: Path = Path("runs/work")
+    # Soft limit: the job stops cleanly and reports; hard limit: the worker child is killed. The broker's
+    # visibility timeout must exceed the hard limit, or a long job would be redelivered while it still runs.
+    job_soft_time_limit_s: int = Field(default=3 * 3600, gt=0)
+    job_time_limit_s: int = Field(default=3 * 3600 + 300, gt=0)
+    job_visibility_timeout_s: int = Field(default=4 * 3600, gt=0)
+    job_max_retries: int = Field(default=3, ge=0)
+    # Where workers train: "auto" takes CUDA when torch sees it, else the CPU (logged, and in each report).
+    train_device: str = "auto"
+    job_retry_backoff_s: int = Field(default=10, gt=0)
+    # Promotion gate: the challenger becomes champion only if its selective task metric is at most this much
+    # below the champion's on every evaluation set; with `auto_promote` off it waits for `usqa models promote`.
+    auto_promote: bool = True
+    promotion_margin: float = Field(default=0.01, ge=0, le=1)
+    # Data-set uploads: the archive's size, and what it may unpack to (zip bombs).
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    max_unpacked_bytes: int = Field(default=2 * 1024 * 1024 * 1024, gt=0)
+    max_archive_members: int = Field(default=200_000, gt=0)
+
     # Live page demo cine.
     demo_preset: str = "transrectal_prostate"
     demo_frames: int = Field(default=150, gt=0, le=2000)
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> Settings:
+        if not self.job_soft_time_limit_s < self.job_time_limit_s < self.job_visibility_timeout_s:
+            raise ValueError(
+                "job limits must satisfy soft time limit < hard time limit < visibility timeout "
+                f"(got {self.job_soft_time_limit_s} / {self.job_time_limit_s} / {self.job_visibility_timeout_s} s)"
+            )
+        return self
+
+    @property
+    def broker(self) -> str | None:
+        return self.broker_url or self.redis_url
+
+    @property
+    def backend(self) -> str | None:
+        return self.result_backend or self.redis_url
 
 
 @lru_cache(maxsize=1)

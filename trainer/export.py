@@ -60,6 +60,9 @@ class ExportOptions:
     class_names: tuple[str, ...] | None = None
     alias: str | None = None
     rejection_rates: tuple[float, ...] = REJECTION_RATES
+    # Retraining jobs: the job that publishes (at most one version per job) and its data-set id.
+    job_id: str | None = None
+    dataset: str | None = None
 
 
 @dataclass
@@ -201,6 +204,8 @@ def export_run(
             training_config=config.to_dict(),
             code_revision=code_revision(),
             quantization=options.quantize,
+            job_id=options.job_id,
+            dataset=options.dataset,
         )
         return registry.publish(manifest, files, alias=options.alias)
 

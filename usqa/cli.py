@@ -34,6 +34,7 @@ TRAINER_COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("trainer.export_cli", "export a run to ONNX, check it and publish it to the registry"),
     "heat": ("trainer.heating.cli", "pre-train a heated backbone with noise masks (seed 000)"),
     "finetune": ("trainer.heating.cli", "fine-tune a heated backbone on a task without masks"),
+    "worker": ("trainer.jobs.cli", "run a retraining worker (Celery, queue 'retrain')"),
 }
 MSG_NO_TORCH = "`usqa {command}` needs the train extra (torch): pip install 'usqa[train]'"
 

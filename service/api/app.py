@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from service.api.errors import TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError, install_handlers
 from service.api.metrics import ServiceMetrics
-from service.api.routes import assess, control, live, ops, scan
+from service.api.routes import assess, control, datasets, jobs, live, ops, scan
 from service.api.routes.live import STATIC_DIR
 from service.api.state import ServiceState
 from service.inference.batcher import InferenceQueue
@@ -21,6 +21,7 @@ from service.inference.model import LoadedModel, load_model
 from service.inference.providers import ProviderPlan, ThreadPlan, plan_providers, plan_threads
 from service.inference.scoring import FrameScorer
 from service.inference.watcher import RegistryWatcher
+from service.jobs import JobClient
 from service.live.sessions import SessionLimiter
 from service.registry import ModelRegistry, ModelVersion
 from service.settings import Settings, get_settings
@@ -90,6 +91,7 @@ def build_state(settings: Settings) -> ServiceState:
             queue, max_pixels=settings.max_frame_pixels, max_frames=settings.max_frames_per_input
         ),
         sessions=SessionLimiter(settings.max_scan_sessions),
+        jobs=JobClient(settings) if settings.broker else None,
     )
     metrics.track_pending(lambda: queue.pending)
     metrics.track_drift(state.drift_now)
@@ -132,6 +134,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.watcher is not None:
             await state.watcher.stop()
         state.queue.stop()
+        if state.jobs is not None:
+            state.jobs.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -146,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_handlers(app)
-    for module in (assess, scan, ops, control, live):
+    for module in (assess, scan, ops, control, datasets, jobs, live):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

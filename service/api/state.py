@@ -13,6 +13,7 @@ from service.inference.model import LoadedModel
 from service.inference.providers import ProviderPlan, ThreadPlan
 from service.inference.scoring import FrameScorer, ScoredFrame
 from service.inference.watcher import RegistryWatcher
+from service.jobs import JobClient
 from service.live.drift import DriftMonitor
 from service.live.sessions import SessionLimiter
 from service.settings import Settings
@@ -31,6 +32,8 @@ class ServiceState:
     scorer: FrameScorer
     sessions: SessionLimiter
     watcher: RegistryWatcher | None = None
+    # Retraining jobs: None where no broker is configured (the job routes then answer 503).
+    jobs: JobClient | None = None
     drift: DriftMonitor | None = None
     ready: bool = False
     _drift_version: int | None = field(default=None, repr=False)

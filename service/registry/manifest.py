@@ -55,6 +55,11 @@ class Manifest(BaseModel):
     training_config: dict[str, Any] = Field(default_factory=dict)
     code_revision: str = "unknown"
     quantization: str | None = None
+    # Set when a retraining job published the version: a redelivered job finds it instead of publishing twice.
+    job_id: str | None = None
+    # The data set (an id in USQA_DATA_ROOT) it was trained on: its holdout is the version's reference set,
+    # on which the promotion gate compares a challenger with it.
+    dataset: str | None = None
     # sha256 of every file in the version folder except the manifest itself.
     files: dict[str, str] = Field(default_factory=dict)
 

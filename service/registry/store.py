@@ -155,6 +155,19 @@ class ModelRegistry:
         except (OSError, ValidationError) as exc:
             raise IntegrityError(MSG_BAD_MANIFEST.format(name=name, version=version, reason=exc)) from exc
 
+    def find_job(self, name: str, job_id: str) -> int | None:
+        """The version a retraining job published, if it did."""
+        model_dir = self.root / name
+        if not _valid_name(name) or not model_dir.is_dir():
+            return None
+        for version in self.versions(name):
+            try:
+                if self.manifest(name, version).job_id == job_id:
+                    return version
+            except IntegrityError:
+                continue
+        return None
+
     def load(self, name: str, ref: str | int = CHAMPION) -> ModelVersion:
         """Resolve `ref` and verify every file's sha256 against the manifest before handing it out."""
         version = self.resolve(name, ref)
@@ -173,7 +186,11 @@ class ModelRegistry:
     def publish(
         self, manifest: Manifest, files: Mapping[str, Path], *, alias: str | None = None
     ) -> ModelVersion:
-        """Copy `files` (name in the version folder -> source path) in as the next version, atomically."""
+        """Copy `files` (name in the version folder -> source path) in as the next version, atomically.
+
+        A manifest with a `job_id` is published at most once: if that job already published a version, it is
+        returned instead (a redelivered job never publishes twice).
+        """
         name = manifest.name
         if not _valid_name(name):
             raise RegistryError(MSG_BAD_NAME.format(name=name))
@@ -187,6 +204,11 @@ class ModelRegistry:
         model_dir.mkdir(parents=True, exist_ok=True)
         with self._locked(model_dir):
             self._remove_stale_tmp(model_dir)
+            if manifest.job_id is not None and (done := self.find_job(name, manifest.job_id)) is not None:
+                log.info(
+                    "%s version %d already holds job %s; not publishing again", name, done, manifest.job_id
+                )
+                return self.load(name, done)
             version = self._next_version(model_dir)
             tmp = model_dir / f"{TMP_PREFIX}{version}-{uuid.uuid4().hex}"
             try:

@@ -1,0 +1,54 @@
+# The retraining worker image: the train extra (torch) and the service extra (onnxruntime checks the exported
+# graphs; the registry writer publishes them), non-root like the API image, one Celery job at a time.
+# CPU torch by default; TORCH_VARIANT picks another PyTorch wheel build (cu128 in compose's worker-gpu), and
+# TORCH_INDEX_URL a mirror of https://download.pytorch.org/whl/<variant>.
+FROM python:3.11-slim
+
+# The version pyproject.toml pins in the train extra (tests/test_containers.py checks they agree).
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_VARIANT=cpu
+ARG TORCH_INDEX_URL=
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    MPLBACKEND=Agg \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    USQA_REGISTRY=/srv/usqa/models \
+    USQA_DATA_ROOT=/srv/usqa/data \
+    USQA_JOBS_ROOT=/srv/usqa/jobs \
+    USQA_WORK_ROOT=/srv/usqa/work
+
+# libgl/glib are what opencv-python-headless still links against on slim images.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libglib2.0-0 \
+    && rm -rf /var/lib/apt/lists/*
+
+# torch first, in its own layer (it is most of the image). The local version label (+cpu, +cu128) makes pip
+# take exactly that build from the PyTorch index: PyPI's plain torch wheel for Linux is a CUDA build, and a
+# missing variant fails the build instead of pulling one. The project install below keeps it: torch==2.13.0
+# is satisfied by 2.13.0+cpu.
+RUN index="${TORCH_INDEX_URL:-https://download.pytorch.org/whl/${TORCH_VARIANT}}" \
+    && pip install --extra-index-url "${index}" "torch==${TORCH_VERSION}+${TORCH_VARIANT}"
+
+WORKDIR /srv/usqa
+COPY pyproject.toml README.md ./
+COPY usqa ./usqa
+COPY service ./service
+COPY trainer ./trainer
+RUN pip install ".[service,train]" \
+    && python -c "import torch; assert torch.__version__ == '${TORCH_VERSION}+${TORCH_VARIANT}', torch.__version__"
+# The shipped model too: whichever of api and worker first mounts the empty models volume seeds it.
+COPY models ./models
+
+# Every shared volume's mount point exists in the image and belongs to usqa: an empty named volume takes the
+# ownership (and, for models/, the content) of the image folder it is first mounted over.
+RUN useradd --system --uid 10001 --home /srv/usqa usqa \
+    && mkdir -p /srv/usqa/data /srv/usqa/jobs /srv/usqa/work \
+    && chown -R usqa /srv/usqa/models /srv/usqa/data /srv/usqa/jobs /srv/usqa/work
+USER usqa
+
+# `usqa worker` names its Celery node usqa@<hostname>; the ping imports the app (and torch), hence the slack.
+HEALTHCHECK --interval=30s --timeout=30s --start-period=60s --retries=3 \
+    CMD celery -A trainer.jobs.app inspect ping -d "usqa@${HOSTNAME}" --timeout 10 || exit 1
+CMD ["python", "-m", "usqa", "worker"]

@@ -1,0 +1,23 @@
+"""Retraining jobs: the job spec, the Celery wiring shared by the API and the workers, and job records.
+
+The API enqueues `usqa.retrain` by name (it never imports torch); the task itself lives in `trainer.jobs`.
+"""
+
+from service.jobs.queue import RETRAIN_QUEUE, RETRAIN_TASK, JobClient, JobStatus, QueueUnavailable, configure
+from service.jobs.records import JobRecord, JobRecords, UnknownJob
+from service.jobs.spec import JobSpec, SpecError, resolve_config
+
+__all__ = [
+    "RETRAIN_QUEUE",
+    "RETRAIN_TASK",
+    "JobClient",
+    "JobRecord",
+    "JobRecords",
+    "JobSpec",
+    "JobStatus",
+    "QueueUnavailable",
+    "SpecError",
+    "UnknownJob",
+    "configure",
+    "resolve_config",
+]

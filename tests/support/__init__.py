@@ -1,0 +1,1 @@
+"""Helpers the test packages share (imported as `tests.support`; pytest's pythonpath includes the root)."""

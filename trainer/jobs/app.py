@@ -1,0 +1,73 @@
+"""The workers' Celery app (`celery -A trainer.jobs.app`) and its one task, `usqa.retrain`.
+
+Failures are sorted: a spec or data set that cannot be trained fails at once (no retry); a job whose folder
+another delivery still holds, or whose Redis connection dropped, is retried with exponential backoff; a
+cancelled job ends REVOKED. Late acks with `reject_on_worker_lost` (service.jobs.queue) bring a job whose
+worker was killed back to the queue; `run_job` then resumes it from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from celery import Task
+from celery.exceptions import Ignore
+from celery.signals import worker_ready
+
+from service.jobs.queue import PROGRESS_STATE, RETRAIN_TASK, make_app
+from service.jobs.spec import JobSpec
+from service.settings import get_settings
+from trainer.jobs.retrain import JobBusy, JobCancelled, run_job
+
+log = logging.getLogger(__name__)
+
+settings = get_settings()
+app = make_app(settings)
+TRANSIENT_ERRORS = (JobBusy, redis.ConnectionError, redis.TimeoutError)
+
+
+def training_device(requested: str) -> str:
+    """`USQA_TRAIN_DEVICE`: "auto" is CUDA when torch sees a device, else the CPU."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@worker_ready.connect
+def _announce_device(**_: Any) -> None:
+    log.info("usqa worker ready; training device: %s", training_device(settings.train_device))
+
+
+@app.task(
+    bind=True,
+    name=RETRAIN_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=settings.job_retry_backoff_s,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=settings.job_max_retries,
+)
+def retrain(self: Task, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    job = JobSpec.model_validate(spec)
+    device = training_device(settings.train_device)
+    if "device" not in job.overrides:
+        job = job.model_copy(update={"overrides": {**job.overrides, "device": device}})
+
+    def report(event: dict[str, Any]) -> None:
+        try:
+            self.update_state(state=PROGRESS_STATE, meta={**event, "device": device})
+        except redis.RedisError as exc:  # progress is best effort; the job goes on
+            log.warning("job %s: progress not stored (%s)", job_id, exc)
+
+    try:
+        return run_job(job_id, job, settings, report)
+    except JobCancelled as exc:
+        self.backend.mark_as_revoked(job_id, reason=str(exc), request=self.request)
+        log.info("job %s %s; its work folder was removed", job_id, exc)
+        raise Ignore() from exc
