@@ -119,8 +119,9 @@ class _Unpacker:
 
 def _zip_members(archive: zipfile.ZipFile) -> Iterator[tuple[Member, zipfile.ZipInfo]]:
     for info in archive.infolist():
-        mode = info.external_attr >> 16
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        # Unix file-type bits, when the zip tool stored them (many store only permissions: a plain file).
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
             raise UploadError(MSG_LINK.format(name=info.filename))
         yield Member(info.filename, info.is_dir(), info.file_size), info
 

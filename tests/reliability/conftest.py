@@ -191,7 +191,13 @@ def figures(request: pytest.FixtureRequest, figure_book: FigureBook) -> Iterator
 # A message is clear when a person can act on it: non-empty text of a sane length that is neither a
 # traceback, nor a Python repr of an object, nor an exception's class name standing for an explanation.
 MESSAGE_MAX_CHARS: Final = 2000
-_REPR_MARKERS: Final = ("Traceback (most recent call last)", " object at 0x", "<class '", 'File "/', "\nNone\n")
+_REPR_MARKERS: Final = (
+    "Traceback (most recent call last)",
+    " object at 0x",
+    "<class '",
+    'File "/',
+    "\nNone\n",
+)
 _BARE_EXCEPTION: Final = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)")
 _EXCEPTION_PREFIX: Final = re.compile(r"[A-Za-z_][\w.]*(Error|Exception):")
 ERROR_CODE: Final = re.compile(r"[a-z][a-z0-9_]*")
@@ -262,7 +268,9 @@ class ServerLog(logging.Handler):
     def since(self, mark: int) -> list[str]:
         with self._lock_records:
             fresh = self.records[mark:]
-        return [f"{r.name}: {r.getMessage()}" + (f" ({r.exc_info[1]!r})" if r.exc_info else "") for r in fresh]
+        return [
+            f"{r.name}: {r.getMessage()}" + (f" ({r.exc_info[1]!r})" if r.exc_info else "") for r in fresh
+        ]
 
 
 @contextlib.contextmanager
@@ -324,7 +332,9 @@ def service_under_test(registry: Path, root: Path, **overrides: Any) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def service(reliability_registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceUnderTest]:
+def service(
+    reliability_registry: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceUnderTest]:
     """One server per test module, without Redis (the job routes answer 503, as documented)."""
     with service_under_test(reliability_registry, tmp_path_factory.mktemp("service")) as running:
         yield running

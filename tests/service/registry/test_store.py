@@ -200,3 +200,13 @@ def test_aliases_file_is_plain_json(tmp_path: Path, sources: dict[str, Path]) ->
     registry.publish(make_manifest(), sources, alias=CHAMPION)
     data = json.loads((tmp_path / "reg" / "prostate" / S.ALIASES_FILE).read_text())
     assert data == {"aliases": {"champion": 1}, "history": {"champion": [1]}}
+
+
+def test_a_job_publishes_at_most_once(tmp_path: Path, sources: dict[str, Path]) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    manifest = make_manifest("m").model_copy(update={"job_id": "a" * 32, "dataset": "ds-0123456789abcdef"})
+    first = registry.publish(manifest, sources)
+    again = registry.publish(manifest, sources)
+    assert again.version == first.version and registry.versions("m") == [first.version]
+    assert registry.find_job("m", "a" * 32) == first.version and registry.find_job("m", "b" * 32) is None
+    assert registry.load("m", first.version).manifest.dataset == "ds-0123456789abcdef"
