@@ -31,6 +31,7 @@ TERMINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 CONNECT_TIMEOUT_S = 2.0
 RESULTS_KEPT = timedelta(days=7)
 FILESYSTEM_SCHEME = "filesystem"
+SOFT_SHUTDOWN_S = 20.0
 
 MSG_NOT_CONFIGURED = (
     "retraining is not configured on this service: set USQA_REDIS_URL (or USQA_BROKER_URL and "
@@ -107,6 +108,10 @@ def configure(app: Celery, settings: Settings) -> Celery:
         result_serializer="json",
         accept_content=["json"],
         worker_hijack_root_logger=False,
+        # On SIGTERM (a deploy, `docker compose stop`) the running job gets this long to finish; then the
+        # worker shuts down cold and hands the job back to the queue at once instead of after the visibility
+        # timeout. Keep the container's stop grace period longer than this.
+        worker_soft_shutdown_timeout=SOFT_SHUTDOWN_S,
     )
     return app
 

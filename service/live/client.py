@@ -61,8 +61,12 @@ async def stream_frames(
     token: str | None = None,
     on_message: Callable[[dict[str, Any], float | None], None] | None = None,
     max_message_bytes: int = 64 * 1024 * 1024,
+    until: Callable[[], bool] | None = None,
 ) -> StreamReport:
-    """Send `frames` (uint8 grayscale) at `fps`, then `end`; collect results, swaps and the summary."""
+    """Send `frames` (uint8 grayscale) at `fps`, then `end`; collect results, swaps and the summary.
+
+    With `until`, the frames play in a loop (as a probe keeps imaging) until `until()` is true.
+    """
     import websockets
 
     payloads = encode_frames(frames, raw)
@@ -107,13 +111,15 @@ async def stream_frames(
                 )
             period = 1.0 / fps if fps > 0 else 0.0
             start = time.perf_counter()
-            for seq, payload in enumerate(payloads):
+            seq = 0
+            while payloads and (seq < len(payloads) if until is None else not until()):
                 delay = start + seq * period - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 sent_at[seq] = time.perf_counter()
-                await ws.send(payload)
+                await ws.send(payloads[seq % len(payloads)])
                 report.sent += 1
+                seq += 1
             await ws.send(json.dumps({"type": "end"}))
             await asyncio.wait_for(receiver, RESULT_TIMEOUT_S)
         finally:

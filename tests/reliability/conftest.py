@@ -127,6 +127,7 @@ class Figures:
 
     def __init__(self) -> None:
         self.values: dict[str, dict[str, Any]] = {}
+        self.notes: list[str] = []
 
     def _put(self, name: str, value: float, aggregate: Aggregate) -> None:
         current = self.values.get(name)
@@ -146,6 +147,11 @@ class Figures:
     def peak(self, name: str, value: float) -> None:
         """A figure where the largest value counts (slowest case, memory growth)."""
         self._put(name, value, "max")
+
+    def note(self, text: str) -> None:
+        """A sentence for the report under the section: a known gap and its cause, a caveat."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def value(self, name: str) -> float:
         return float(self.values[name]["value"]) if name in self.values else 0.0
@@ -182,6 +188,7 @@ def figures(request: pytest.FixtureRequest, figure_book: FigureBook) -> Iterator
         "duration_s": round(time.perf_counter() - started, 3),
         "finished": datetime.datetime.now(datetime.UTC).isoformat(),
         "figures": book.values,
+        "notes": book.notes,
     }
     figure_book.merge(section, request.node.nodeid, entry)
 

@@ -430,7 +430,7 @@ def with_transfer_syntax(data: bytes, syntax: str) -> bytes:
     fp = DicomBytesIO()
     fp.is_little_endian, fp.is_implicit_VR = True, False
     with pydicom.config.disable_value_validation():
-        write_file_meta_info(fp, meta, enforce_standard=True)
+        write_file_meta_info(fp, meta, enforce_standard=False)
     return data[:132] + fp.getvalue() + data[144 + meta_length :]
 
 

@@ -1,22 +1,13 @@
 """The deployment's topology without Docker: a private redis-server, API processes, retraining workers.
 
-Every part is a real process started as an operator would (`python -m service.api.cli serve`, `python -m usqa
-worker`), configured only through `USQA_*` variables, talking over 127.0.0.1. Each process runs in its own
-session so a test can SIGKILL a worker with its pool children, as when a machine dies.
+Every part is a real process started as an operator would (`usqa.local_stack`: `python -m service.api.cli
+serve`, `python -m usqa worker`), configured only through `USQA_*` variables, talking over 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,76 +15,19 @@ from typing import Any
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from usqa.local_stack import (
+    ManagedProcess,
+    free_port,
+    redis_answers,
+    start_api,
+    start_redis,
+    start_worker,
+    wait_for,
+)
+
+__all__ = ["TOKEN", "Topology", "free_port", "wait_for", "zip_folder"]
+
 TOKEN = "topology-test-token"
-START_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-class Proc:
-    """A subprocess in its own session, its output in a log file."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.cmd = cmd
-        self.env = env
-        self.log_path = log_path
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Proc:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(
-            self.cmd,
-            env=self.env,
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill_group(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the process and every child it started (a worker's pool included)."""
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
-        if sig == signal.SIGKILL:
-            self.popen.wait(timeout=10)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if not self.alive or self.popen is None:
-            return
-        self.kill_group(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill_group(signal.SIGKILL)
 
 
 @dataclass
@@ -102,9 +36,9 @@ class Topology:
     redis_port: int
     model_name: str = "usqa-topology"
     extra_env: dict[str, str] = field(default_factory=dict)
-    apis: list[tuple[Proc, str]] = field(default_factory=list)
-    workers: list[Proc] = field(default_factory=list)
-    redis: Proc | None = None
+    apis: list[tuple[ManagedProcess, str]] = field(default_factory=list)
+    workers: list[ManagedProcess] = field(default_factory=list)
+    redis: ManagedProcess | None = None
 
     @property
     def redis_url(self) -> str:
@@ -143,67 +77,24 @@ class Topology:
     # -- processes -------------------------------------------------------------------------------------
 
     def start_redis(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server is not installed (make install installs it)"
-        workdir = self.root / "redis"
-        workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(self.redis_port),
-            "--save",
-            "",
-            "--dir",
-            str(workdir),
-        ]
-        # Append-only persistence, as the compose file runs it: queued jobs survive a Redis restart.
-        cmd += ["--appendonly", "yes"]
-        self.redis = Proc("redis", cmd, self.env(), self.root / "logs" / "redis.log").start()
-        wait_for(self._redis_answers, 10, "redis-server to answer")
-
-    def _redis_answers(self) -> bool:
-        import redis
-
-        try:
-            return bool(redis.Redis.from_url(self.redis_url, socket_connect_timeout=0.5).ping())
-        except redis.RedisError:
-            return False
+        self.redis = start_redis(self.redis_port, self.root / "redis")
 
     def stop_redis(self) -> None:
         assert self.redis is not None
         self.redis.stop()
-        wait_for(lambda: not self._redis_answers(), 10, "redis-server to stop")
+        wait_for(lambda: not redis_answers(self.redis_url), 10, "redis-server to stop")
 
     def start_api(self) -> str:
-        port = free_port()
-        cmd = [sys.executable, "-m", "service.api.cli", "serve", "--port", str(port), "--log-level", "info"]
-        proc = Proc(f"api{len(self.apis)}", cmd, self.env(), self.root / "logs" / f"api{len(self.apis)}.log")
+        port, n = free_port(), len(self.apis)
+        proc = start_api(port, self.env(), self.root / "logs" / f"api{n}.log", name=f"api{n}")
         url = f"http://127.0.0.1:{port}"
-        self.apis.append((proc.start(), url))
-
-        def healthy() -> bool:
-            assert proc.alive, f"API exited:\n{proc.log()[-3000:]}"
-            try:
-                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, START_TIMEOUT_S, f"API {url}")
+        self.apis.append((proc, url))
         return url
 
-    def start_worker(self) -> Proc:
-        name = f"worker{len(self.workers)}"
-        cmd = [sys.executable, "-m", "usqa", "worker", "--hostname", f"{name}@topology"]
-        proc = Proc(name, cmd, self.env(), self.root / "logs" / f"{name}.log").start()
+    def start_worker(self) -> ManagedProcess:
+        n = len(self.workers)
+        proc = start_worker(self.env(), self.root / "logs" / f"worker{n}.log", name=f"worker{n}")
         self.workers.append(proc)
-
-        def ready() -> bool:
-            assert proc.alive, f"worker exited:\n{proc.log()[-3000:]}"
-            return " ready." in proc.log()
-
-        wait_for(ready, START_TIMEOUT_S, f"{name} to be ready")
         return proc
 
     def stop(self) -> None:
@@ -243,14 +134,11 @@ class Topology:
             return dict(response.json())
 
     def wait_job(self, job_id: str, timeout: float = 120, i: int = 0) -> dict[str, Any]:
-        return dict(
-            wait_for(
-                lambda: (j := self.job(job_id, i))["state"] in ("SUCCESS", "FAILURE", "REVOKED") and j,
-                timeout,
-                f"job {job_id} to finish",
-                interval=0.5,
-            )
-        )
+        def finished() -> dict[str, Any] | None:
+            job = self.job(job_id, i)
+            return job if job["state"] in ("SUCCESS", "FAILURE", "REVOKED") else None
+
+        return wait_for(finished, timeout, f"job {job_id} to finish", interval=0.5)
 
     def events(self, job_id: str, i: int = 0, timeout: float = 120) -> Iterator[tuple[str, dict[str, Any]]]:
         """The job's server-sent events, (event, data), until the stream ends."""
@@ -265,7 +153,6 @@ class Topology:
 
 
 def zip_folder(folder: Path, archive: Path) -> Path:
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(folder.rglob("*")):
-            zf.write(path, path.relative_to(folder))
-    return archive
+    from usqa.demo import zip_folder as zip_dataset
+
+    return zip_dataset(folder, archive)

@@ -1,30 +1,48 @@
+"""`usqa demo` end to end (debug budget): every stage, the services, the stream, a retrain and its swap."""
+
 from __future__ import annotations
 
-import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from service.registry import CHAMPION, ModelRegistry
 from usqa.cli import main
+from usqa.local_stack import free_port
+
+pytestmark = pytest.mark.slow
 
 
-def test_demo_runs_every_stage_and_says_where_outputs_are(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("broker", ["auto", "embedded"])
+def test_demo_runs_the_whole_loop_and_ends_with_a_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, broker: str
 ) -> None:
+    # auto without USQA_REDIS_URL: the demo starts its own redis-server; embedded: no Redis at all.
+    monkeypatch.delenv("USQA_REDIS_URL", raising=False)
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--frames", "150", "--config", "debug"]) == 0
+    args = ["demo", "--out", str(out), "--frames", "240", "--config", "debug", "--port", str(free_port())]
+    assert main([*args, "--broker", broker]) == 0
     printed = capsys.readouterr().out
-    for stage in range(1, 6):
-        assert f"[{stage}/5]" in printed
-    assert str(out.resolve()) in printed
-    assert (out / "contact_sheet.png").is_file()
+    for stage in range(1, 8):
+        assert f"[{stage}/7]" in printed
+    assert ("local redis-server" if broker == "auto" else "embedded broker") in printed
+    assert "live page: http://127.0.0.1:" in printed and "demo finished" in printed
+    assert (out / "contact_sheet.png").is_file() and (out / "heat" / "backbone.pt").is_file()
     report = json.loads((out / "run" / "eval" / "report.json").read_text())
     assert report["task"] == "classify" and "controller" in report["curves"]
-    assert ModelRegistry(out / "models").load("usqa-demo", CHAMPION).version == 1
-    with (out / "scores" / "scores.csv").open() as f:
-        assert len(list(csv.DictReader(f))) == 120
+
+    registry = ModelRegistry(out / "models")
+    assert registry.versions("usqa-demo") == [1, 2]
+    second = registry.manifest("usqa-demo", 2)
+    assert second.job_id is not None and second.dataset is not None
+    streamed = re.search(r"streamed (\d+) frames \((\d+) amenable, (\d+) errors\)", printed)
+    assert streamed is not None and int(streamed.group(1)) > 50 and streamed.group(3) == "0"
+    promoted = registry.aliases("usqa-demo").current[CHAMPION] == 2
+    assert ("v2 promoted to champion" in printed) == promoted
+    # The stream shows the swap exactly when the gate promoted the new version.
+    assert ("model swap in the stream: v1 -> v2" in printed) == promoted
 
 
 def test_trainer_commands_do_not_load_torch_for_runtime_commands() -> None:

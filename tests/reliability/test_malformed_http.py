@@ -1,0 +1,268 @@
+"""Malformed input, HTTP API: schemathesis generates requests from the service's own OpenAPI document.
+
+A real uvicorn server on 127.0.0.1 answers valid (positive) and invalid (negative) requests for every
+operation, with the right bearer token, none and a wrong one. Each answer must be:
+- no 5xx, except a 503 the operation documents ("dependency down": no Redis for the job routes);
+- every error in the project's JSON shape `{"detail", "code"}` with a clear message;
+- the documented status codes, content types and response schemas;
+- no traceback or error in the server log.
+Without Redis the job routes answer 503; in the full run a second server with a real Redis fuzzes the
+routes that use it (data sets and jobs).
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from service.api import routes
+
+from .conftest import (
+    API_TOKEN,
+    FULL,
+    Figures,
+    ServiceUnderTest,
+    cases,
+    error_body_problem,
+    service_under_test,
+)
+
+SECTION = "malformed_input"
+
+HTTP_TIMEOUT_S = 20.0
+DEADLINE = datetime.timedelta(seconds=30)
+SLOW_CASE_S = 5.0
+CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
+AUTH_HEADERS: dict[str, dict[str, str]] = {
+    "token": {"Authorization": f"Bearer {API_TOKEN}"},
+    "no_token": {},
+    "wrong_token": {"Authorization": "Bearer not-the-token"},
+}
+# (generation mode, authentication, cases per operation in the fast run, in the full run).
+PLAN: list[tuple[GenerationMode, str, int, int]] = [
+    (GenerationMode.POSITIVE, "token", 1, 30),
+    (GenerationMode.NEGATIVE, "token", 1, 25),
+    (GenerationMode.POSITIVE, "no_token", 1, 6),
+    (GenerationMode.POSITIVE, "wrong_token", 0, 6),
+    (GenerationMode.NEGATIVE, "no_token", 0, 5),
+]
+# Each length of the demo cine is simulated and cached once per process: a few lengths are enough.
+CASES_CAP = {"GET /cine/demo": 3}
+# Problems in code outside this suite's reach, reported to its owners: counted and stated in the report
+# (with the cause), not failed on. Keyed by operation and schemathesis' failure title.
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    ("POST /cine/frames", "Undocumented status code"): (
+        "POST /cine/frames documents only 200 and 422 (service/api/routes/live.py) but answers frame "
+        "errors as 400, 413 and 415, and 401 when scoring needs a token"
+    ),
+}
+# Operations that talk to Redis (through the job queue): fuzzed again with Redis up in the full run.
+REDIS_PATHS = ("/retrain", "/jobs", "/datasets")
+
+
+@dataclass
+class HttpTally:
+    cases: int = 0
+    unsendable: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    server_errors: list[str] = field(default_factory=list)
+    crashes: list[str] = field(default_factory=list)
+    unclear: list[str] = field(default_factory=list)
+    nonconforming: list[str] = field(default_factory=list)
+    known_gaps: dict[str, int] = field(default_factory=dict)
+    slow: list[str] = field(default_factory=list)
+    slowest_s: float = 0.0
+    operations: set[str] = field(default_factory=set)
+
+    def finish(self, figures: Figures) -> None:
+        figures.count("http.cases", self.cases)
+        figures.count("http.unsendable", self.unsendable)
+        figures.count("http.5xx", len(self.server_errors))
+        figures.count("http.documented_503", self.statuses.get(503, 0))
+        figures.count("http.crashes", len(self.crashes))
+        figures.count("http.unclear_messages", len(self.unclear))
+        figures.count("http.schema_violations", len(self.nonconforming))
+        figures.count("http.hangs", len(self.slow))
+        figures.peak("http.operations", len(self.operations))
+        figures.peak("http.slowest_case_ms", round(self.slowest_s * 1000, 1))
+        for status, count in self.statuses.items():
+            figures.count(f"http.status.{status}", count)
+        figures.count("http.known_gap_cases", sum(self.known_gaps.values()))
+        for cause, count in self.known_gaps.items():
+            figures.note(f"known gap, {count} cases: {cause}")
+        failures = [*self.server_errors, *self.crashes, *self.unclear, *self.nonconforming, *self.slow]
+        assert self.cases > 0
+        assert not failures, f"{len(failures)} problems in {self.cases} requests:\n" + "\n".join(
+            dict.fromkeys(failures)
+        )
+
+
+def fuzz(max_examples: int) -> Any:
+    return settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=DEADLINE,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+
+
+def documented(operation: Any, status: int) -> bool:
+    return str(status) in operation.responses.status_codes
+
+
+def documents_error_shape(operation: Any, status: int) -> bool:
+    """Whether the operation documents `status` with the error schema (a 503 of /readyz does not)."""
+    definition = operation.definition.raw.get("responses", {}).get(str(status), {})
+    schema = definition.get("content", {}).get("application/json", {}).get("schema", {})
+    return schema.get("$ref", "").endswith("/ErrorResponse") or status not in (200, 503) or not definition
+
+
+def examine(
+    tally: HttpTally,
+    service: ServiceUnderTest,
+    session: requests.Session,
+    case: schemathesis.Case,
+    auth: str,
+) -> None:
+    operation = case.operation
+    label = f"{operation.label} [{auth}]"
+    mark = service.log.mark()
+    started = time.perf_counter()
+    try:
+        response = case.call(
+            base_url=service.live.http, session=session, headers=AUTH_HEADERS[auth], timeout=HTTP_TIMEOUT_S
+        )
+    except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL, UnicodeError, ValueError):
+        tally.unsendable += 1  # the client library refuses to send it: nothing reached the server
+        return
+    except requests.RequestException as exc:
+        tally.cases += 1
+        tally.crashes.append(f"{label}: no answer: {type(exc).__name__}: {exc}")
+        return
+    finally:
+        elapsed = time.perf_counter() - started
+        tally.slowest_s = max(tally.slowest_s, elapsed)
+    tally.cases += 1
+    tally.operations.add(operation.label)
+    status = response.status_code
+    tally.statuses[status] = tally.statuses.get(status, 0) + 1
+    if elapsed > SLOW_CASE_S:
+        tally.slow.append(f"{label}: {elapsed:.1f} s")
+    body = response.content
+    if status >= 500 and not (status == 503 and documented(operation, status)):
+        tally.server_errors.append(f"{label}: {status} {body[:200]!r}")
+    if status >= 400 and documents_error_shape(operation, status):
+        problem = error_body_problem(status, header(response, "content-type"), body)
+        if problem is not None:
+            tally.unclear.append(f"{label}: {problem}")
+    try:
+        case.validate_response(response, checks=CHECKS)
+    except FailureGroup as group:
+        for failure in group.exceptions:
+            cause = KNOWN_GAPS.get((operation.label, failure.title))
+            if cause is not None:
+                tally.known_gaps[cause] = tally.known_gaps.get(cause, 0) + 1
+            else:
+                tally.nonconforming.append(f"{label}: {status}: {failure.title}: {failure.message[:300]}")
+    logged = service.log.since(mark)
+    if logged:
+        tally.crashes.append(f"{label}: {status}, the server logged: {'; '.join(logged)[:400]}")
+
+
+def header(response: schemathesis.Response, name: str) -> str | None:
+    """schemathesis keeps each header as a list of values."""
+    for key, values in response.headers.items():
+        if key.lower() == name:
+            return values[0] if values else None
+    return None
+
+
+def operations(service: ServiceUnderTest, only: tuple[str, ...] = ()) -> list[Any]:
+    schema = schemathesis.openapi.from_url(f"{service.live.http}/openapi.json", timeout=HTTP_TIMEOUT_S)
+    found = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if not only or operation.path.startswith(only):
+            found.append(operation)
+    return found
+
+
+def run_plan(
+    service: ServiceUnderTest, operations_: list[Any], plan: list[tuple[GenerationMode, str, int, int]]
+) -> HttpTally:
+    tally = HttpTally()
+    with requests.Session() as session:
+        for operation in operations_:
+            for mode, auth, fast, full in plan:
+                count = min(cases(fast, full), CASES_CAP.get(operation.label, 10**6))
+                if count == 0:
+                    continue
+                fuzz_operation(tally, service, session, operation, mode, auth, count)
+    return tally
+
+
+def fuzz_operation(
+    tally: HttpTally,
+    service: ServiceUnderTest,
+    session: requests.Session,
+    operation: Any,
+    mode: GenerationMode,
+    auth: str,
+    count: int,
+) -> None:
+    @fuzz(count)
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: schemathesis.Case) -> None:
+        examine(tally, service, session, case, auth)
+
+    try:
+        run()
+    except Unsatisfiable:
+        # Nothing about the operation can be made invalid (no parameters, no body): no negative cases.
+        assert mode == GenerationMode.NEGATIVE, f"no {mode} case for {operation.label}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_demo_cache() -> Iterator[None]:
+    """The demo cine cache is process-wide: what fuzzing renders is let go after the test."""
+    yield
+    routes.live.DEMO_CACHE.clear()
+
+
+def test_every_operation_survives_generated_requests(service: ServiceUnderTest, figures: Figures) -> None:
+    found = operations(service)
+    tally = run_plan(service, found, PLAN)
+    figures.count("http.cases_without_redis", tally.cases)
+    tally.finish(figures)
+    assert len(tally.operations) == len(found), "every operation was exercised"
+
+
+@pytest.mark.skipif(not FULL, reason="full run only: the fast run fuzzes the job routes without Redis")
+def test_redis_backed_operations_survive_generated_requests(
+    reliability_registry: Path, redis_url: str, tmp_path: Path, figures: Figures
+) -> None:
+    with service_under_test(reliability_registry, tmp_path, redis_url=redis_url) as service:
+        found = operations(service, REDIS_PATHS)
+        tally = run_plan(service, found, PLAN[:3])
+    figures.count("http.cases_with_redis", tally.cases)
+    tally.finish(figures)
