@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from service.datasets.uploads import DatasetInfo as DatasetResponse
 from service.inference.model import LoadedModel
 from service.inference.predictions import ClassPrediction, MaskPrediction, Prediction
 from service.jobs.queue import JobStatus
@@ -209,20 +210,6 @@ class CineFrames(BaseModel):
     width: int
     height: int
     frames: list[str]
-
-
-class DatasetResponse(BaseModel):
-    """An uploaded data set: its id (for POST /retrain) and what the loader found in it."""
-
-    id: str
-    name: str
-    uploaded: str
-    sha256: str
-    archive_bytes: int
-    frames: int
-    has_masks: bool
-    classes: list[int]
-    splits: dict[str, int]
 
 
 class DatasetList(BaseModel):

@@ -9,20 +9,21 @@ are capped before anything big is written (zip bombs).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import stat
 import tarfile
 import uuid
 import zipfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from pydantic import BaseModel, ConfigDict
+
 from service.datasets.labels import LABELS_FILE, DatasetError, load_dataset
+from service.registry.manifest import sha256_file
 
 META_FILE = "dataset.json"
 TMP_PREFIX = ".upload-"
@@ -53,8 +54,11 @@ class UnknownDataset(LookupError):
     pass
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
+class DatasetInfo(BaseModel):
+    """An uploaded data set (`dataset.json`, and the API's answer): its id and what the loader found in it."""
+
+    model_config = ConfigDict(frozen=True)
+
     id: str
     name: str
     uploaded: str
@@ -161,14 +165,6 @@ def _dataset_folder(unpacked: Path) -> Path:
     raise UploadError(MSG_NO_LABELS, 422)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(COPY_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class DatasetStore:
     """Data sets under `root`, one folder per id, each with `dataset.json` beside its `labels.csv`."""
 
@@ -186,8 +182,7 @@ class DatasetStore:
         return folder
 
     def info(self, dataset_id: str) -> DatasetInfo:
-        data = json.loads((self.path(dataset_id) / META_FILE).read_text())
-        return DatasetInfo(**data)
+        return DatasetInfo.model_validate_json((self.path(dataset_id) / META_FILE).read_bytes())
 
     def list(self) -> list[DatasetInfo]:
         if not self.root.is_dir():
@@ -200,7 +195,7 @@ class DatasetStore:
 
     def add_archive(self, archive_path: Path, name: str) -> tuple[DatasetInfo, bool]:
         """Unpack, validate and store an archive; (info, created). Raises `UploadError` or `DatasetError`."""
-        digest = _sha256(archive_path)
+        digest = sha256_file(archive_path)
         dataset_id = f"{ID_PREFIX}{digest[:16]}"
         try:
             return self.info(dataset_id), False
@@ -224,7 +219,7 @@ class DatasetStore:
                 classes=sorted({r.label for r in dataset.records}),
                 splits={split: len(dataset.split(split)) for split in ("train", "val", "holdout")},
             )
-            (folder / META_FILE).write_text(json.dumps(asdict(info), indent=2, sort_keys=True))
+            (folder / META_FILE).write_text(info.model_dump_json(indent=2))
             final = self.root / dataset_id
             try:
                 folder.rename(final)

@@ -18,7 +18,7 @@ from service.api.deps import ControlAuth, ServiceDep
 from service.api.errors import MALFORMED_MULTIPART, ApiError
 from service.api.schemas import DatasetList, DatasetResponse, ErrorResponse
 from service.datasets import DatasetError
-from service.datasets.uploads import DatasetInfo, DatasetStore, UnknownDataset, UploadError
+from service.datasets.uploads import DatasetStore, UnknownDataset, UploadError
 from service.settings import Settings
 
 router = APIRouter(tags=["retraining"], dependencies=[ControlAuth])
@@ -63,10 +63,6 @@ def dataset_store(settings: Settings) -> DatasetStore:
         max_unpacked_bytes=settings.max_unpacked_bytes,
         max_members=settings.max_archive_members,
     )
-
-
-def _response(info: DatasetInfo) -> DatasetResponse:
-    return DatasetResponse.model_validate(info, from_attributes=True)
 
 
 async def _limited_stream(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
@@ -127,13 +123,13 @@ async def upload_dataset(request: Request, response: Response, service: ServiceD
         incoming.unlink(missing_ok=True)
         await form.close()
     response.status_code = 201 if created else 200
-    return _response(info)
+    return info
 
 
 @router.get("/datasets", response_model=DatasetList, responses=ERRORS)
 async def list_datasets(service: ServiceDep) -> DatasetList:
     infos = await asyncio.to_thread(dataset_store(service.settings).list)
-    return DatasetList(datasets=[_response(i) for i in infos])
+    return DatasetList(datasets=infos)
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetResponse, responses=ERRORS)
@@ -142,4 +138,4 @@ async def get_dataset(dataset_id: str, service: ServiceDep) -> DatasetResponse:
         info = await asyncio.to_thread(dataset_store(service.settings).info, dataset_id)
     except UnknownDataset as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
-    return _response(info)
+    return info
