@@ -37,7 +37,12 @@ MSG_NOT_CONFIGURED = (
     "retraining is not configured on this service: set USQA_REDIS_URL (or USQA_BROKER_URL and "
     "USQA_RESULT_BACKEND)"
 )
+MSG_KEY_REUSED = "this Idempotency-Key was used for job {job_id} with a different spec; use a new key"
 MSG_UNREACHABLE = "the job queue at {url} is unreachable ({reason}); scoring goes on, retry later"
+
+
+class IdempotencyConflict(ValueError):
+    """An Idempotency-Key sent again with a different spec (the API answers 409)."""
 
 
 class QueueUnavailable(RuntimeError):
@@ -188,6 +193,8 @@ class JobClient:
         self.check()
         job_id = new_job_id(idempotency_key)
         record, created = self.records.create(job_id, spec)
+        if not created and record.spec != spec.model_dump(mode="json"):
+            raise IdempotencyConflict(MSG_KEY_REUSED.format(job_id=job_id))
         if created:
             try:
                 self.app.send_task(

@@ -98,6 +98,8 @@ def test_first_job_is_promoted_and_every_replica_swaps(topology: Topology) -> No
     # A client retrying the same POST gets the same job, not a second one.
     again = topology.retrain(_spec(DATASETS["good"]), **{"Idempotency-Key": "first-job"})
     assert again.status_code == 200 and again.json()["id"] == job_id
+    reused = topology.retrain(_spec(DATASETS["inverted"]), **{"Idempotency-Key": "first-job"})
+    assert reused.status_code == 409 and "different spec" in reused.json()["detail"]
 
     events = list(topology.events(job_id, i=1))
     states = [data["state"] for event, data in events if event == "status"]

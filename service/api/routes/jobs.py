@@ -30,7 +30,7 @@ from service.jobs import (
     UnknownJob,
     resolve_config,
 )
-from service.jobs.queue import MSG_NOT_CONFIGURED
+from service.jobs.queue import MSG_NOT_CONFIGURED, IdempotencyConflict
 
 router = APIRouter(tags=["retraining"], dependencies=[ControlAuth])
 
@@ -43,6 +43,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Bearer token missing or wrong"},
     403: {"model": ErrorResponse, "description": "No API token configured: control endpoints are disabled"},
     404: {"model": ErrorResponse, "description": "No such job or data set"},
+    409: {"model": ErrorResponse, "description": "Idempotency-Key reused with a different spec"},
     422: {
         "model": ErrorResponse,
         "description": "A spec the trainer cannot use (bad override, unknown field)",
@@ -67,6 +68,8 @@ async def _call(fn: Callable[[], T]) -> T:
         raise ApiError(503, "jobs_unavailable", MSG_TIMEOUT.format(s=QUEUE_CALL_TIMEOUT_S)) from exc
     except UnknownJob as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
+    except IdempotencyConflict as exc:
+        raise ApiError(409, "idempotency_conflict", str(exc)) from exc
 
 
 def _checked_status(client: JobClient, job_id: str) -> Callable[[], JobStatus]:
