@@ -10,6 +10,7 @@ from functools import partial
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from service.api import log_redaction
 from service.api.errors import TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError, install_handlers
 from service.api.metrics import ServiceMetrics
 from service.api.routes import assess, control, datasets, jobs, live, ops, scan
@@ -142,6 +143,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The usqa API; `settings` defaults to the environment's (`USQA_*`)."""
     settings = settings or get_settings()
     check_settings(settings)
+    log_redaction.install(
+        log_redaction.secrets_of(
+            settings.api_token, (settings.redis_url, settings.broker_url, settings.result_backend)
+        )
+    )
     app = FastAPI(
         title="usqa",
         version=__version__,

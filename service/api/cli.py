@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from service.settings import get_settings
+from usqa.cli import UsageError
 
 # Headroom over the service's own message limit, so the service (not the protocol layer) answers with
 # its explanatory error for messages just over the limit.
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.api.app import create_app
+    from service.api.errors import ConfigurationError
 
     settings = get_settings()
     overrides: dict[str, object] = {}
@@ -38,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None:
         overrides["model_name"] = args.model
     settings = settings.model_copy(update=overrides) if overrides else settings
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from exc
     # One process: the models live in it, and its inference workers already use every core.
     uvicorn.run(
         app,
@@ -62,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except UsageError as exc:
+        print(f"{parser.prog} serve: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
