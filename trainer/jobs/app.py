@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 from celery import Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.signals import worker_ready
 
 from service.jobs.queue import PROGRESS_STATE, RETRAIN_TASK, make_app
@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 settings = get_settings()
 app = make_app(settings)
 TRANSIENT_ERRORS = (JobBusy, redis.ConnectionError, redis.TimeoutError)
+MSG_TIMED_OUT = (
+    "the job ran past its time limit (USQA_JOB_SOFT_TIME_LIMIT_S = {limit} s) and was stopped; nothing was "
+    "published. Give it a smaller budget (overrides) or raise the limits"
+)
+
+
+class JobTimedOut(RuntimeError):
+    """The soft time limit stopped the job (a clear failure instead of Celery's bare exception)."""
 
 
 def training_device(requested: str) -> str:
@@ -67,6 +75,8 @@ def retrain(self: Task, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
 
     try:
         return run_job(job_id, job, settings, report)
+    except SoftTimeLimitExceeded as exc:
+        raise JobTimedOut(MSG_TIMED_OUT.format(limit=settings.job_soft_time_limit_s)) from exc
     except JobCancelled as exc:
         self.backend.mark_as_revoked(job_id, reason=str(exc), request=self.request)
         log.info("job %s %s; its work folder was removed", job_id, exc)
