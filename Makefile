@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= service,train,dev
 DEMO_OUT ?= runs/demo
 
-.PHONY: install system-deps demo test lint typecheck unit bench docs-figures results heating-analysis default-model clean
+.PHONY: install system-deps demo test lint typecheck unit reliability bench docs-figures results heating-analysis default-model clean
 
 install: $(STAMP)
 
@@ -38,6 +38,14 @@ unit: install
 
 test: lint typecheck unit
 
+# The reliability suite in full (figures in runs/reliability/, one JSON file per section), then
+# docs/reliability.md from those figures, also when a test failed (the page says which); `make test` runs
+# the same tests with small case counts and writes no figures.
+reliability: install
+	rm -rf runs/reliability
+	USQA_RELIABILITY=full $(BIN)/python -m pytest tests/reliability -p no:cacheprovider; status=$$?; \
+		$(BIN)/python -m bench.reliability_report && exit $$status
+
 demo: install
 	$(BIN)/usqa demo --out $(DEMO_OUT)
 
@@ -45,6 +53,7 @@ bench: install
 	$(BIN)/python -m bench.simulator_speed
 	$(BIN)/python -m bench.service_latency --registry models --name usqa-prostate \
 		$(if $(wildcard $(DEFAULT_MODEL_RUN)/run/model.pt),--run $(DEFAULT_MODEL_RUN)/run)
+	$(BIN)/python -m bench.deploy_footprint
 
 # The trainer's results (docs/results.md) and the heated-backbone analysis (docs/heating.md).
 results: install

@@ -93,6 +93,26 @@ def from_frame_error(error: FrameError) -> ApiError:
     return ApiError(frame_error_status(error), error.code, str(error))
 
 
+def control_refusal(request: Request) -> ApiError | None:
+    """The 401/403 a control route would answer this request's token with, or None when it passes."""
+    from service.api.deps import require_control_token
+    from service.api.security import bearer_token, check_token
+
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not any(d.call is require_control_token for d in dependant.dependencies):
+        return None
+    try:
+        check_token(
+            request.app.state.settings.api_token,
+            bearer_token(request.headers.get("authorization")),
+            control=True,
+        )
+    except ApiError as refusal:
+        return refusal
+    return None
+
+
 def validation_message(errors: Sequence[Any]) -> str:
     """FastAPI's validation errors as one sentence: where each problem is and what pydantic says of it."""
     problems = [_validation_problem(error) for error in errors[:VALIDATION_PROBLEMS_SHOWN]]
@@ -153,6 +173,13 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI parses a JSON body before it resolves the route's dependencies: a control route's token
+        # is checked here too, so a request without one learns nothing but that it needs one.
+        refusal = control_refusal(request)
+        if refusal is not None:
+            return JSONResponse(
+                {"detail": refusal.message, "code": refusal.code}, refusal.status, headers=refusal.headers
+            )
         return JSONResponse({"detail": validation_message(exc.errors()), "code": "invalid_request"}, 422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import reprlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,11 @@ log = logging.getLogger(__name__)
 # After `end`, the pending frame gets this long to finish before the summary goes out regardless.
 DRAIN_TIMEOUT_S = 5.0
 STREAM_OPTIONS = ScoringOptions(outline=True)
+# A client's unknown `type` is echoed in the error, cut short: it may be a megabyte string or nested lists.
+SHOWN_TYPE_CHARS = 40
+_TYPE_REPR = reprlib.Repr()
+_TYPE_REPR.maxlevel, _TYPE_REPR.maxstring, _TYPE_REPR.maxother = 2, SHOWN_TYPE_CHARS, SHOWN_TYPE_CHARS
+_TYPE_REPR.maxlist = _TYPE_REPR.maxdict = 3
 
 
 @dataclass(frozen=True)
@@ -139,7 +145,7 @@ class ScanConnection:
         """Handle a control message; True when the client asked to end the stream."""
         try:
             raw = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # bad JSON, a number past Python's digit limit, deep nesting
             raw = None
         if not isinstance(raw, dict) or "type" not in raw:
             await self._send_error(None, "bad_message", MSG_BAD_JSON)
@@ -148,7 +154,7 @@ class ScanConnection:
         if kind == "end":
             return True
         if kind != "hello":
-            await self._send_error(None, "bad_message", MSG_UNKNOWN_TYPE.format(type=kind))
+            await self._send_error(None, "bad_message", MSG_UNKNOWN_TYPE.format(type=ShownType(kind)))
             return False
         try:
             self.hello = ScanHello.model_validate(raw)
@@ -301,6 +307,18 @@ class ScanConnection:
             summary["amenable_fraction"],
             psi,
         )
+
+
+class ShownType:
+    """A client's `type` value as `{type!r}` shows it: short strings as sent, anything else abbreviated."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        if isinstance(self.value, str) and len(self.value) <= SHOWN_TYPE_CHARS:
+            return repr(self.value)
+        return _TYPE_REPR.repr(self.value)
 
 
 def _ms(seconds: float) -> float:

@@ -25,6 +25,7 @@ from service.frames.errors import (
     FRAME_TOO_LARGE,
     RAW_SIZE_MISMATCH,
     RAW_SIZE_REQUIRED,
+    SHOWN_VALUE_CHARS,
     TOO_MANY_FRAMES,
     UNRECOGNISED_BYTES,
     UNRECOGNISED_FILE,
@@ -36,6 +37,7 @@ from service.frames.errors import (
     RawSizeMismatchError,
     TooManyFramesError,
     UnsupportedFormatError,
+    shown,
 )
 from service.frames.headers import (
     KIND_NAMES,
@@ -173,7 +175,7 @@ def read_frames(path: Path, *, max_pixels: int, max_frames: int) -> Iterator[np.
         return iter([decode_image_bytes(path.read_bytes(), max_pixels=max_pixels)])
     if looks_like_video(path, head):
         return iter_video_frames(path, max_pixels=max_pixels, max_frames=max_frames)
-    raise UnsupportedFormatError(UNRECOGNISED_FILE.format(name=path.name))
+    raise UnsupportedFormatError(UNRECOGNISED_FILE.format(name=shown(path.name)))
 
 
 def iter_source_frames(path: Path, *, max_pixels: int, max_frames: int) -> Iterator[tuple[str, np.ndarray]]:
@@ -200,6 +202,11 @@ def _is_frame_file(entry: Path) -> bool:
     return entry.is_file() and not entry.name.startswith(".") and entry.name not in _FOLDER_INDEX_NAMES
 
 
+def _cut(text: str) -> str:
+    """A client's string cut to `SHOWN_VALUE_CHARS` (its repr in the message escapes the rest)."""
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS] + "..."
+
+
 def _media_essence(media_type: str | None) -> str:
     """`Image/PNG; charset=x` -> `image/png` (RFC 9110: type names are case-insensitive)."""
     return (media_type or "").split(";", 1)[0].strip().lower()
@@ -215,6 +222,6 @@ def _declared_kind(media_type: str | None) -> SniffedKind | None:
     if essence not in MEDIA_TYPES:
         supported = ", ".join([*MEDIA_TYPES, RAW_MEDIA_TYPE])
         raise UnsupportedFormatError(
-            UNSUPPORTED_MEDIA_TYPE.format(media_type=media_type, supported=supported)
+            UNSUPPORTED_MEDIA_TYPE.format(media_type=_cut(media_type), supported=supported)
         )
     return MEDIA_TYPES[essence]

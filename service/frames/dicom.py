@@ -39,6 +39,7 @@ from service.frames.errors import (
     NoPixelDataError,
     TooManyFramesError,
     UnsupportedFormatError,
+    shown,
 )
 from service.frames.preprocess import min_max_u8, to_grayscale_u8
 
@@ -86,7 +87,9 @@ def _check_header(dataset: Dataset, *, max_pixels: int, max_frames: int) -> Deco
     transfer_syntax = _attribute(getattr(dataset, "file_meta", Dataset()), "TransferSyntaxUID")
     if "PixelData" not in dataset:
         raise NoPixelDataError(NO_PIXEL_DATA)
-    unsupported = UNSUPPORTED_TRANSFER_SYNTAX.format(name=getattr(transfer_syntax, "name", transfer_syntax))
+    unsupported = UNSUPPORTED_TRANSFER_SYNTAX.format(
+        name=shown(getattr(transfer_syntax, "name", transfer_syntax))
+    )
     try:
         decoder = get_decoder(transfer_syntax)
     except NotImplementedError as exc:
@@ -107,7 +110,7 @@ def _check_header(dataset: Dataset, *, max_pixels: int, max_frames: int) -> Deco
         raise TooManyFramesError(TOO_MANY_FRAMES.format(max_frames=max_frames))
     photometric = _photometric(dataset)
     if photometric not in SUPPORTED_PHOTOMETRICS:
-        raise UnsupportedFormatError(UNSUPPORTED_PHOTOMETRIC.format(value=photometric))
+        raise UnsupportedFormatError(UNSUPPORTED_PHOTOMETRIC.format(value=shown(photometric)))
     for keyword in ("BitsAllocated", "BitsStored", "SamplesPerPixel"):
         _int_attribute(dataset, keyword)
 
@@ -151,7 +154,7 @@ def _display_u8(pixels: np.ndarray, photometric: str, dataset: Dataset) -> np.nd
     if photometric == "RGB":
         bits_stored = _int_attribute(dataset, "BitsStored")
         return to_grayscale_u8(pixels if bits_stored == 8 else _scale_to_u8(pixels, bits_stored))
-    raise UnsupportedFormatError(UNSUPPORTED_PHOTOMETRIC.format(value=photometric))
+    raise UnsupportedFormatError(UNSUPPORTED_PHOTOMETRIC.format(value=shown(photometric)))
 
 
 def _monochrome_u8(pixels: np.ndarray, dataset: Dataset) -> np.ndarray:

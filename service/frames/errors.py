@@ -40,6 +40,16 @@ RAW_SIZE_MISMATCH = "raw frame size mismatch: {width}x{height} needs {expected} 
 RAW_SIZE_REQUIRED = "raw 8-bit frames need both width and height"
 NO_PIXEL_DATA = "DICOM data set has no pixel data"
 TOO_MANY_FRAMES = "too many frames: the input has more than {max_frames}"
+# A value taken from the input (a header field, a media type, a file name) is shown at most this long.
+SHOWN_VALUE_CHARS = 64
+
+
+def shown(value: object) -> str:
+    """A value from the input as a message shows it: cut to `SHOWN_VALUE_CHARS`, control bytes escaped."""
+    text = str(value)
+    if len(text) > SHOWN_VALUE_CHARS:
+        text = text[:SHOWN_VALUE_CHARS] + "..."
+    return text if text.isprintable() else ascii(text)
 
 
 class FrameError(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from service.frames.preprocess import find_scan_region, letterbox, to_grayscale_u8
+from service.frames.preprocess import find_scan_region, letterbox, to_grayscale_u8, within_letterbox_bound
 from service.frames.spec import FrameSpec
 
 MSG_MASK_SHAPE = "mask is {mask[1]}x{mask[0]} but its frame is {frame[1]}x{frame[0]}"
@@ -26,7 +26,7 @@ def prepare_mask(mask: np.ndarray, frame: np.ndarray, spec: FrameSpec) -> np.nda
     if spec.crop == "auto":
         y0, y1, x0, x1 = find_scan_region(to_grayscale_u8(frame))
         levels = levels[y0:y1, x0:x1]
-    square = letterbox(levels)
+    square = letterbox(within_letterbox_bound(levels))  # the frame's own bound, so the two stay aligned
     if square.shape[0] != spec.size:
         square = cv2.resize(square, (spec.size, spec.size), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(square > 127)

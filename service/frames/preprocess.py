@@ -6,6 +6,7 @@ folder) they came from; a second implementation anywhere would be a train/serve 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import cv2
@@ -32,6 +33,10 @@ MAX_SEED_ASPECT = 5.0
 # methods (nearest, linear, cubic) alias speckle into moire when shrinking, and speckle texture is part of
 # what the quality model reads. When a frame is enlarged OpenCV's INTER_AREA behaves like bilinear.
 _INTERPOLATION_FLAGS = {"area": cv2.INTER_AREA}
+# The letterboxed square is max(H, W) on a side, so a frame one pixel high and 70,000 wide (70 kB, well
+# under the pixel limit) would need a 4.9 GB square. A frame longer than this is first shrunk, aspect
+# kept, so no square exceeds this side (16 MiB); every frame up to it (a 4K capture) is prepared as before.
+LETTERBOX_MAX_SIDE = 4096
 
 
 def to_grayscale_u8(image: np.ndarray) -> np.ndarray:
@@ -68,6 +73,23 @@ def find_scan_region(gray: np.ndarray) -> tuple[int, int, int, int]:
     """
     if gray.ndim != 2 or gray.dtype != np.uint8 or gray.size == 0:
         gray = to_grayscale_u8(gray)  # also the one place an empty array is refused
+    bounded = within_letterbox_bound(gray)
+    if bounded is gray:
+        return _scan_region(gray)
+    # Searched on the frame shrunk as `prepare_frame` shrinks it (OpenCV's labelling takes seconds on a
+    # 16-megapixel column), then widened to whole source pixels: a crop keeps too much, never too little.
+    y0, y1, x0, x1 = _scan_region(bounded)
+    height, width = gray.shape
+    rows, columns = height / bounded.shape[0], width / bounded.shape[1]
+    return (
+        math.floor(y0 * rows),
+        min(height, math.ceil(y1 * rows)),
+        math.floor(x0 * columns),
+        min(width, math.ceil(x1 * columns)),
+    )
+
+
+def _scan_region(gray: np.ndarray) -> tuple[int, int, int, int]:
     height, width = gray.shape
     whole = (0, height, 0, width)
     shorter = min(height, width)
@@ -107,6 +129,17 @@ def _largest_scan_like(stats: np.ndarray, count: int, frame_area: int) -> int | 
     return best
 
 
+def within_letterbox_bound(gray: np.ndarray, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+    """`gray` itself, or shrunk so its longer side is `LETTERBOX_MAX_SIDE` (the shorter at least 1 px)."""
+    height, width = gray.shape[:2]
+    longer = max(height, width)
+    if longer <= LETTERBOX_MAX_SIDE:
+        return gray
+    scale = LETTERBOX_MAX_SIDE / longer
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))  # OpenCV: (width, height)
+    return cv2.resize(gray, size, interpolation=interpolation)
+
+
 def letterbox(gray: np.ndarray) -> np.ndarray:
     """Pad an HxW image with 0 to a centred max(H, W) square; an odd leftover pixel goes bottom/right."""
     height, width = gray.shape
@@ -123,12 +156,13 @@ def prepare_frame(image: np.ndarray, spec: FrameSpec) -> np.ndarray:
 
     Returns a C-contiguous uint8 array of shape (spec.size, spec.size). Letterboxing before the resize
     keeps the aspect ratio, so a probe's geometry looks the same to the model at every capture size.
+    A frame longer than `LETTERBOX_MAX_SIDE` is shrunk to it first, so memory stays bounded.
     """
     gray = to_grayscale_u8(image)
     if spec.crop == "auto":
         y0, y1, x0, x1 = find_scan_region(gray)
         gray = gray[y0:y1, x0:x1]
-    square = letterbox(gray)
+    square = letterbox(within_letterbox_bound(gray, _INTERPOLATION_FLAGS[spec.interpolation]))
     if square.shape[0] != spec.size:
         square = cv2.resize(
             square, (spec.size, spec.size), interpolation=_INTERPOLATION_FLAGS[spec.interpolation]

@@ -62,12 +62,13 @@ def redact(url: str) -> str:
 def _filesystem_options(url: str) -> dict[str, Any]:
     # `filesystem:///path`: kombu's file transport (the embedded broker `usqa demo` uses without Redis).
     root = Path(urlsplit(url).path or "runs/broker")
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(root / "queue"),
         "data_folder_out": str(root / "queue"),
         "processed_folder": str(root / "processed"),
+        "control_folder": str(root / "control"),  # kombu's default is ./control, wherever the process runs
         "store_processed": False,
     }
 

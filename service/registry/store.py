@@ -34,7 +34,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 LATEST = "latest"
 
-MSG_NO_MODEL = "no model named {name!r} in the registry at {root}"
+# The registry's folder is not named: the API answers with these messages, and paths are the server's business.
+MSG_NO_MODEL = "no model named {name!r} in the registry"
 MSG_NO_VERSION = "model {name!r} has no version {ref!r} (versions: {versions})"
 MSG_NO_ALIAS = "model {name!r} has no {alias!r} alias yet"
 MSG_TAMPERED = "model {name!r} version {version}: {file} does not match its manifest sha256 (tampered or corrupt); refusing to load it"

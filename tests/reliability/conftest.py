@@ -5,10 +5,11 @@
 `runs/reliability/<section>.json`, from which `python -m bench.reliability_report` writes docs/reliability.md.
 So the committed page never comes from a fast run.
 
-Each test module names its section (`SECTION = "malformed_input"`) and takes the `figures` fixture:
-`figures.count(name, n)` adds up, `figures.peak(name, value)` keeps the largest. After the test its
-figures are merged into its section's file under the test's id (atomically), with its outcome and
-duration; the report adds them up across tests.
+Each test module names its section (`SECTION = "malformed_input"`, one of the report's `SECTIONS`) and
+takes the `figures` fixture: `figures.count(name, n)` adds up, `figures.peak(name, value)` keeps the
+largest, `figures.note(text)` states a known gap and its cause. After the test its figures are merged into
+its section's file under the test's id (atomically), with its outcome and duration; the report adds them
+up across tests and compares them with its `TARGETS`.
 
 Test modules are imported in importlib mode and cannot import a helper beside them: what they share is
 here, and they import it as `from .conftest import ...`.
@@ -24,16 +25,18 @@ import os
 import platform
 import re
 import shutil
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+from bench.reliability_report import SECTIONS as REPORT_SECTIONS
 
 from ..service.conftest import LiveServer, build_fixture_registry, make_settings, serve
 
@@ -45,7 +48,7 @@ MODE: Final[Literal["fast", "full"]] = (
 FULL: Final = MODE == "full"
 FIGURES_DIR: Final = REPO_ROOT / "runs" / "reliability"
 FULL_COMMAND: Final = f"{MODE_VARIABLE}=full python -m pytest tests/reliability -p no:cacheprovider"
-SECTIONS: Final = ("malformed_input", "load_with_swaps", "faults", "resource_bounds", "security")
+SECTIONS: Final = tuple(section.key for section in REPORT_SECTIONS)
 
 API_TOKEN: Final = "reliability-suite-token"
 AUTH: Final = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -58,6 +61,23 @@ Aggregate = Literal["sum", "max"]
 def cases(fast: int, full: int) -> int:
     """A case count for this run: `fast` inside `make test`, `full` under `make reliability`."""
     return full if FULL else fast
+
+
+def fuzz(max_examples: int, deadline_s: float = 20.0) -> Callable[[Any], Any]:
+    """Hypothesis settings of the suite: a fixed case count, the same cases every run, no database.
+
+    The deadline only stops a hang; a test that wants every case counted catches failures itself
+    instead of letting hypothesis shrink them, so only explicit examples and generation run.
+    """
+    return settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=datetime.timedelta(seconds=deadline_s),
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
 
 
 # -- figures ---------------------------------------------------------------------------------------------
@@ -130,6 +150,7 @@ class Figures:
         self.notes: list[str] = []
 
     def _put(self, name: str, value: float, aggregate: Aggregate) -> None:
+        value = int(value) if isinstance(value, bool) else value  # count(name, condition) counts a 1
         current = self.values.get(name)
         if current is not None and current["aggregate"] != aggregate:
             raise ValueError(f"figure {name!r} is recorded both as {current['aggregate']} and {aggregate}")
@@ -163,15 +184,18 @@ def figure_book(tmp_path_factory: pytest.TempPathFactory) -> FigureBook:
     return FigureBook(directory, MODE)
 
 
+_OUTCOME = pytest.StashKey[str]()
+
+
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each test's outcome, so its figures say whether they come from a passing test."""
     report = yield
     if report.when == "call":
         item.stash[_OUTCOME] = report.outcome
     return report
-
-
-_OUTCOME = pytest.StashKey[str]()
 
 
 @pytest.fixture
@@ -345,7 +369,3 @@ def service(
     """One server per test module, without Redis (the job routes answer 503, as documented)."""
     with service_under_test(reliability_registry, tmp_path_factory.mktemp("service")) as running:
         yield running
-
-
-def python_version_ok() -> bool:
-    return sys.version_info[:2] == (3, 11)

@@ -103,6 +103,8 @@ def _pool_children(worker: psutil.Process) -> list[psutil.Process]:
     return [p for p in worker.children(recursive=True) if p.is_running()]
 
 
+# Whole-worker kills wait for the broker's visibility timeout (40 s here) before the job is redelivered.
+@pytest.mark.timeout(cases(300, 1500))
 def test_worker_killed_mid_job_every_job_finishes_once(topology: Topology, figures: Figures) -> None:
     """Odd trials kill the pool process running the job (what the OOM killer does); even trials of the full
     run kill the whole worker with its children (a machine dying) and start a new one."""
@@ -170,7 +172,7 @@ def test_redis_stopped_and_restarted(topology: Topology, figures: Figures) -> No
         with topology.client() as client:
             down.append(client.get("/jobs"))
         figures.count("retrain_calls_while_redis_down", len(down))
-        figures.count("retrain_calls_503_while_redis_down", sum(r.status_code == 503 for r in down))
+        figures.count("retrain_calls_not_503_while_redis_down", sum(r.status_code != 503 for r in down))
         time.sleep(2)
         topology.start_redis()
         restarted = time.monotonic()

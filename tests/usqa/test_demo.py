@@ -39,6 +39,8 @@ def test_demo_runs_the_whole_loop_and_ends_with_a_summary(
     assert second.job_id is not None and second.dataset is not None
     streamed = re.search(r"streamed (\d+) frames \((\d+) amenable, (\d+) errors\)", printed)
     assert streamed is not None and int(streamed.group(1)) > 50 and streamed.group(3) == "0"
+    repo = Path(__file__).resolve().parents[2]
+    assert not (repo / "control").exists(), "the embedded broker wrote outside the demo's folder"
     promoted = registry.aliases("usqa-demo").current[CHAMPION] == 2
     assert ("v2 promoted to champion" in printed) == promoted
     # The stream shows the swap exactly when the gate promoted the new version.

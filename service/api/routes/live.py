@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated
 
@@ -13,14 +14,17 @@ from service.api.assess import MULTIPART, file_part, media_type_of, read_body
 from service.api.cine import demo_cine, unpack_cine
 from service.api.deps import ScoringAuth, ServiceDep
 from service.api.errors import from_frame_error
+from service.api.routes.assess import ERRORS
 from service.api.schemas import CineFrames
 from service.frames import FrameError
 
 router = APIRouter(tags=["live page"])
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
-# Demo cines are a pure function of (preset, frames): rendered once per process.
-DEMO_CACHE: dict[tuple[str, int], CineFrames] = {}
+# Demo cines are a pure function of (preset, frames): the last few are kept (each is up to a few MB, and
+# the length is the client's choice, so the cache must not grow with every length asked for).
+DEMO_CACHE: OrderedDict[tuple[str, int], CineFrames] = OrderedDict()
+DEMO_CACHE_ENTRIES = 4
 
 
 @router.get("/", include_in_schema=False)
@@ -32,12 +36,22 @@ async def index() -> FileResponse:
 async def demo(service: ServiceDep, frames: Annotated[int | None, Query(gt=0, le=2000)] = None) -> CineFrames:
     """The built-in simulated cine (rendered once per length, then cached)."""
     key = (service.settings.demo_preset, frames or service.settings.demo_frames)
-    if key not in DEMO_CACHE:
-        DEMO_CACHE[key] = await asyncio.to_thread(demo_cine, *key)
-    return DEMO_CACHE[key]
+    if key in DEMO_CACHE:
+        DEMO_CACHE.move_to_end(key)
+        return DEMO_CACHE[key]
+    cine = await asyncio.to_thread(demo_cine, *key)
+    DEMO_CACHE[key] = cine
+    while len(DEMO_CACHE) > DEMO_CACHE_ENTRIES:
+        DEMO_CACHE.popitem(last=False)
+    return cine
 
 
-@router.post("/cine/frames", response_model=CineFrames, dependencies=[ScoringAuth])
+@router.post(
+    "/cine/frames",
+    response_model=CineFrames,
+    dependencies=[ScoringAuth],
+    responses={k: v for k, v in ERRORS.items() if k not in (429, 503)},
+)
 async def unpack(request: Request, service: ServiceDep, name: str = "upload") -> CineFrames:
     """A DICOM cine, video or image (raw body or multipart `file`) as PNG frames for the page to play."""
     settings = service.settings
