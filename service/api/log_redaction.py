@@ -1,5 +1,9 @@
 """Secrets never reach the logs: bearer tokens in WebSocket query strings and headers, and configured secrets.
 
+The same filter also keeps a client's mistake from reading as a server fault: uvicorn logs a text frame that
+is not UTF-8 with a traceback at ERROR, although it answers exactly as RFC 6455 says (close 1007); that record
+becomes one WARNING line without the traceback.
+
 uvicorn logs each accepted WebSocket with its query string (the live page sends `?token=`) and, at debug
 level, the handshake's headers (`authorization: Bearer ...`). A filter on the loggers that write those lines
 masks them before any handler sees them.
@@ -15,6 +19,8 @@ from urllib.parse import urlsplit
 MASK = "***"
 # Loggers whose records can carry a client's request line or headers.
 REQUEST_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "websockets", "websockets.server")
+# Messages uvicorn logs with a traceback at ERROR for what is the client's fault (and answered correctly).
+CLIENT_MISTAKES = frozenset({"Invalid UTF-8 sequence received from client."})
 _PATTERNS = (
     re.compile(r"(?i)([?&]token=)[^&\s\"']+"),
     # The whole value of an Authorization header, whatever its scheme (Bearer, Basic, none).
@@ -38,6 +44,9 @@ class SecretRedactor(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in CLIENT_MISTAKES and record.levelno >= logging.ERROR:
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+            record.exc_info, record.exc_text = None, None
         try:
             message = record.getMessage()
         except (TypeError, ValueError):

@@ -55,13 +55,9 @@ PROTOCOL_CLOSES = {1000, 1002, 1006, 1007, 1009}
 CLOSE_SERVER_ERROR = 1011
 GOOD_FRAME = png_bytes(frame_of_level(90, shape=(48, 64), seed=11))
 # Log lines that come from outside usqa's code, with the cause: counted and stated in the report, not
-# failed on (the connection is still closed as RFC 6455 says).
-KNOWN_LOG_GAPS: dict[str, str] = {
-    "uvicorn.error: Invalid UTF-8 sequence received from client.": (
-        "uvicorn's websockets-sansio protocol logs a traceback at ERROR for a text frame that is not UTF-8 "
-        "(it then closes with 1007, as RFC 6455 requires); the log line is uvicorn's, not usqa's"
-    ),
-}
+# failed on. Empty: uvicorn's ERROR-with-traceback for a non-UTF-8 text frame (it closes with 1007, as
+# RFC 6455 says) is now a WARNING without traceback (service/api/log_redaction.py).
+KNOWN_LOG_GAPS: dict[str, str] = {}
 
 
 class ProtocolViolation(Exception):

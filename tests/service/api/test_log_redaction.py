@@ -29,3 +29,15 @@ def test_installed_filter_rewrites_uvicorn_records(caplog: pytest.LogCaptureFixt
         logger.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:1", "/ws/scan?token=the-api-token")
     assert "the-api-token" not in caplog.text and f"token={MASK}" in caplog.text
     assert "the-api-token" in log_redaction.install(["another"]).secrets  # a later app keeps earlier secrets
+
+
+def test_a_clients_bad_utf8_is_a_warning_without_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    log_redaction.install([])
+    logger = logging.getLogger("uvicorn.error")
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        try:
+            b"\xff".decode()
+        except UnicodeDecodeError:
+            logger.exception("Invalid UTF-8 sequence received from client.")
+    (record,) = [r for r in caplog.records if r.name == "uvicorn.error"]
+    assert record.levelno == logging.WARNING and record.exc_info is None
