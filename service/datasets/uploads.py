@@ -9,6 +9,7 @@ are capped before anything big is written (zip bombs).
 
 from __future__ import annotations
 
+import re
 import shutil
 import stat
 import tarfile
@@ -29,6 +30,8 @@ META_FILE = "dataset.json"
 TMP_PREFIX = ".upload-"
 COPY_CHUNK = 1 << 20
 ID_PREFIX = "ds-"
+# `ds-` and the first 16 hex digits of the archive's sha256.
+DATASET_ID_PATTERN = r"^ds-[0-9a-f]{16}$"
 
 MSG_NOT_ARCHIVE = "the upload is not a zip or tar archive (tar may be gzip, bzip2 or xz compressed)"
 MSG_ESCAPES = "archive member {name!r} would be written outside the data-set folder; nothing was stored"
@@ -174,7 +177,7 @@ class DatasetStore:
         self.max_members = max_members
 
     def path(self, dataset_id: str) -> Path:
-        if not dataset_id.startswith(ID_PREFIX) or not dataset_id[len(ID_PREFIX) :].isalnum():
+        if not re.fullmatch(DATASET_ID_PATTERN, dataset_id):
             raise UnknownDataset(MSG_NO_DATASET.format(id=dataset_id))
         folder = self.root / dataset_id
         if not (folder / META_FILE).is_file():

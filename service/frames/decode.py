@@ -25,7 +25,6 @@ from service.frames.errors import (
     FRAME_TOO_LARGE,
     RAW_SIZE_MISMATCH,
     RAW_SIZE_REQUIRED,
-    SHOWN_VALUE_CHARS,
     TOO_MANY_FRAMES,
     UNRECOGNISED_BYTES,
     UNRECOGNISED_FILE,
@@ -37,6 +36,7 @@ from service.frames.errors import (
     RawSizeMismatchError,
     TooManyFramesError,
     UnsupportedFormatError,
+    cut,
     shown,
 )
 from service.frames.headers import (
@@ -202,11 +202,6 @@ def _is_frame_file(entry: Path) -> bool:
     return entry.is_file() and not entry.name.startswith(".") and entry.name not in _FOLDER_INDEX_NAMES
 
 
-def _cut(text: str) -> str:
-    """A client's string cut to `SHOWN_VALUE_CHARS` (its repr in the message escapes the rest)."""
-    return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS] + "..."
-
-
 def _media_essence(media_type: str | None) -> str:
     """`Image/PNG; charset=x` -> `image/png` (RFC 9110: type names are case-insensitive)."""
     return (media_type or "").split(";", 1)[0].strip().lower()
@@ -222,6 +217,6 @@ def _declared_kind(media_type: str | None) -> SniffedKind | None:
     if essence not in MEDIA_TYPES:
         supported = ", ".join([*MEDIA_TYPES, RAW_MEDIA_TYPE])
         raise UnsupportedFormatError(
-            UNSUPPORTED_MEDIA_TYPE.format(media_type=_cut(media_type), supported=supported)
+            UNSUPPORTED_MEDIA_TYPE.format(media_type=cut(media_type), supported=supported)
         )
     return MEDIA_TYPES[essence]

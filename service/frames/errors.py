@@ -44,11 +44,14 @@ TOO_MANY_FRAMES = "too many frames: the input has more than {max_frames}"
 SHOWN_VALUE_CHARS = 64
 
 
+def cut(text: str) -> str:
+    """A client's string cut to `SHOWN_VALUE_CHARS` (for `{value!r}` fields, whose repr escapes the rest)."""
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS] + "..."
+
+
 def shown(value: object) -> str:
     """A value from the input as a message shows it: cut to `SHOWN_VALUE_CHARS`, control bytes escaped."""
-    text = str(value)
-    if len(text) > SHOWN_VALUE_CHARS:
-        text = text[:SHOWN_VALUE_CHARS] + "..."
+    text = cut(str(value))
     return text if text.isprintable() else ascii(text)
 
 

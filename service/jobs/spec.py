@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.datasets.uploads import DATASET_ID_PATTERN
 from trainer.config import TrainConfig, preset
 
-DATASET_ID_PATTERN = r"^ds-[0-9a-f]{16}$"
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 BACKBONE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.pt$"
 BACKBONES_DIR = "backbones"

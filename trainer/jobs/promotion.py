@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from service.datasets import LabelledDataset, load_dataset
+from service.datasets.labels import FrameArrays
 from service.datasets.uploads import DatasetStore, UnknownDataset
+from service.frames import FrameSpec
 from service.inference.model import LoadedModel, concat_outputs
 from service.inference.offline import open_model
 from service.registry import CHAMPION, ModelRegistry, RegistryError
@@ -77,12 +79,21 @@ def per_frame_metric(
 
 
 def selective_metric(
-    model: LoadedModel, dataset: LabelledDataset, split: str = EVAL_SPLIT
+    model: LoadedModel,
+    dataset: LabelledDataset,
+    split: str = EVAL_SPLIT,
+    prepared: dict[FrameSpec, FrameArrays] | None = None,
 ) -> tuple[float, float, int] | str:
-    """(metric on the frames the model keeps, kept fraction, frames), or why it cannot be scored here."""
+    """(metric on the frames the model keeps, kept fraction, frames), or why it cannot be scored here.
+
+    `prepared` keeps the split's frames per frame spec, so two versions of one size decode them once.
+    """
     if model.task == "segment" and not dataset.has_masks:
         return "the data set has no masks"
-    arrays = dataset.arrays(split, model.spec)
+    prepared = {} if prepared is None else prepared
+    if model.spec not in prepared:
+        prepared[model.spec] = dataset.arrays(split, model.spec)
+    arrays = prepared[model.spec]
     if len(arrays.images) == 0:
         return f"the data set has no {split} frames"
     if model.task == "classify" and int(arrays.labels.max()) >= len(model.class_names):
@@ -101,8 +112,9 @@ def _compare(
     champion: LoadedModel | None,
     margin: float,
 ) -> SetComparison:
-    new = selective_metric(challenger, dataset)
-    old = selective_metric(champion, dataset) if champion is not None else "no champion"
+    prepared: dict[FrameSpec, FrameArrays] = {}
+    new = selective_metric(challenger, dataset, prepared=prepared)
+    old = selective_metric(champion, dataset, prepared=prepared) if champion is not None else "no champion"
     frames = new[2] if isinstance(new, tuple) else (old[2] if isinstance(old, tuple) else 0)
     if isinstance(new, str) or isinstance(old, str):
         note = "; ".join(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -31,6 +32,7 @@ from service.jobs import (
     resolve_config,
 )
 from service.jobs.queue import MSG_NOT_CONFIGURED, IdempotencyConflict
+from service.jobs.spec import JOB_ID_PATTERN
 
 router = APIRouter(tags=["retraining"], dependencies=[ControlAuth])
 
@@ -176,6 +178,6 @@ async def job_events(job_id: str, request: Request, service: ServiceDep) -> Stre
 
 
 def _valid_id(job_id: str) -> str:
-    if len(job_id) != 32 or any(c not in "0123456789abcdef" for c in job_id):
+    if not re.fullmatch(JOB_ID_PATTERN, job_id):
         raise ApiError(404, "not_found", f"no job {job_id!r} (job ids are 32 hex digits)")
     return job_id
