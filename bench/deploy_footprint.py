@@ -322,14 +322,14 @@ def run_job(base: str, token: str, worker: psutil.Process, dataset: str, config:
     cpu = tree_cpu_s(worker) - cpu0
     if job["state"] != "SUCCESS":
         raise RuntimeError(f"{config} job ended {job['state']}: {job.get('error')}")
-    from trainer.config import preset
+    from contracts.training import preset
 
     resolved = preset(config, "classify")
     return {
         "config": config,
         "job_id": job_id,
         "frames": DATASET_FRAMES,
-        "input_px": resolved.frame_size,
+        "input_px": resolved.frame.size,
         "episodes": resolved.episodes,
         "wall_s": round(wall, 1),
         "job_s": job["report"].get("seconds"),

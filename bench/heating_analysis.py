@@ -23,6 +23,7 @@ import matplotlib
 import numpy as np
 import torch
 
+from contracts.frames import FrameSpec
 from service.datasets import load_dataset
 from service.simulator import write_dataset
 from trainer.heating.config import (
@@ -36,7 +37,7 @@ from trainer.heating.config import (
     heat_preset,
     scaled_blur,
 )
-from trainer.heating.data import ClassData, frame_spec, load_class_data
+from trainer.heating.data import ClassData, load_class_data
 from trainer.heating.engine import History
 from trainer.heating.evaluate import evaluate_classifier
 from trainer.heating.finetune import finetune
@@ -62,7 +63,7 @@ TASK_DATA: dict[str, Any] = {
 # 600 predictor steps (60 episodes x 10 mini-batches of 32), reward on 128 validation frames.
 FRAME_SIZE = 64
 RL_OVERRIDES: dict[str, Any] = {
-    "frame_size": 64,
+    "frame": {"size": FRAME_SIZE},
     "episodes": 60,
     "steps_per_episode": 10,
     "reward_frames": 128,
@@ -91,7 +92,7 @@ def heat_config(steps: int, seed: int, loss: HeatLoss = "paper") -> HeatConfig:
     return replace(
         base,
         name="analysis",
-        frame_size=FRAME_SIZE,
+        frame=FrameSpec(size=FRAME_SIZE),
         steps=steps,
         seed=seed,
         mask=mask,
@@ -103,7 +104,13 @@ def heat_config(steps: int, seed: int, loss: HeatLoss = "paper") -> HeatConfig:
 def supervised_config(steps: int, seed: int, augment: Augment = "none") -> FinetuneConfig:
     base = finetune_preset("default")
     return replace(
-        base, name="analysis", frame_size=FRAME_SIZE, steps=steps, seed=seed, classes=CLASSES, augment=augment
+        base,
+        name="analysis",
+        frame=FrameSpec(size=FRAME_SIZE),
+        steps=steps,
+        seed=seed,
+        classes=CLASSES,
+        augment=augment,
     )
 
 
@@ -174,8 +181,8 @@ def run_amenability(
     reuse: bool = False,
 ) -> dict[str, Any]:
     """Table (c): the RL trainer's pair with each initial backbone, same budget, evaluated at the operating point."""
+    from contracts.training import TrainConfig, preset
     from trainer.api import train
-    from trainer.config import TrainConfig, preset
     from trainer.data import load_task_data
     from trainer.evaluate import evaluate
 
@@ -223,7 +230,7 @@ def mask_figure(
         ]
         picks.append(int(candidates[len(candidates) // 2]))
     frames = data.holdout.frames[picks]
-    sampler = NoiseMaskSampler(config.mask, config.frame_size, seed=7)
+    sampler = NoiseMaskSampler(config.mask, config.frame.size, seed=7)
     mask = policy_masks(heated.policy, sampler, frames)
     masked = apply_mask(frames, mask, config.mask.space, config.backbone.pixel_mean)
     fan = frames > 0
@@ -461,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     heat_dir = simulate(args.out / "data" / "multi_preset", HEAT_DATA)
-    data = load_class_data([heat_dir], frame_spec(heat_config(1, 0)), CLASSES)
+    data = load_class_data([heat_dir], heat_config(1, 0).frame, CLASSES)
     seeds = []
     for seed in args.seeds:
         cache = args.out / f"seed{seed}" / "seed.json"

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from fastapi import Body, FastAPI, HTTPException
 
+from contracts.training import TrainConfig
 from service.frames import FrameSpec, prepare_frame
 from service.registry import ModelRegistry
 from trainer.api import build_networks, load_run
-from trainer.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def peer_config(manifest_config: dict[str, Any], task: str, size: int, classes: 
             return TrainConfig.from_dict(manifest_config)
         except (TypeError, ValueError, KeyError) as exc:
             log.warning("manifest training_config unusable (%s); using the trainer's defaults", exc)
-    return replace(TrainConfig(), task=task, frame_size=size, num_classes=classes)  # type: ignore[arg-type]
+    return replace(TrainConfig(), task=task, frame=FrameSpec(size=size), num_classes=classes)  # type: ignore[arg-type]
 
 
 def create_peer(registry: Path, name: str, run: Path | None = None) -> FastAPI:

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from bench.results_tables import write_docs
+from contracts.training import ALGOS, REWARDS, TASKS, TrainConfig, preset
 from service.simulator import write_dataset
 from trainer.api import train
-from trainer.config import ALGOS, REWARDS, TASKS, TrainConfig, preset
 from trainer.evaluate import evaluate
 
 log = logging.getLogger("bench.results")
@@ -41,14 +41,14 @@ DATA_SETTINGS: dict[str, Any] = {
 # an hour on 2 shared cores. The `default` preset itself (128 px) is timed by bench.results_timing.
 BENCH_OVERRIDES: dict[str, dict[str, Any]] = {
     "classify": {
-        "frame_size": 64,
+        "frame": {"size": 64},
         "episodes": 60,
         "steps_per_episode": 10,
         "batch_size": 32,
         "reward_frames": 128,
     },
     "segment": {
-        "frame_size": 64,
+        "frame": {"size": 64},
         "episodes": 40,
         "steps_per_episode": 10,
         "batch_size": 16,

@@ -145,7 +145,7 @@ def write_docs(
             f"### {task} ({report['metric']}; holdout: {report['frames']} frames, {report['subjects']} subjects; "
             f"non-amenable {report['non_amenable_fraction']:.1%})",
             "",
-            f"Budget of every row (`{task_rows[0]['budget']}`): {budget['frame_size']} px input, "
+            f"Budget of every row (`{task_rows[0]['budget']}`): {budget['frame']['size']} px input, "
             f"{budget['episodes']} episodes x {budget['steps_per_episode']} steps x batch {budget['batch_size']}, "
             f"{budget['reward_frames']} reward frames; seed {budget['seed']}; {report['bootstrap_resamples']} "
             "subject-level bootstrap resamples.",

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
+from contracts.training import PRESETS, TASKS, preset
 from service.simulator import write_dataset
 from trainer.api import train
-from trainer.config import PRESETS, TASKS, preset
 
 DATA: dict[str, dict[str, int]] = {
     "debug": {"frames": 96, "subjects": 8, "size": 64},
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": seconds,
                 "stages": result.seconds,
                 "frames": DATA[name]["frames"],
-                "input_px": config.frame_size,
+                "input_px": config.frame.size,
                 "threads": torch.get_num_threads(),
                 "load_average": list(os.getloadavg()),
             }

@@ -1,4 +1,5 @@
-# The API image: the runtime only (service extra: onnxruntime, never torch), non-root, with the shipped model.
+# The API image: the runtime only (contracts + service + the usqa command; the service extra: onnxruntime, never
+# torch, and no trainer/), non-root, with the shipped model.
 # EXTRAS=service (default) serves on the CPU; EXTRAS=service,gpu (compose's api-gpu) swaps in onnxruntime-gpu.
 FROM python:3.11-slim
 
@@ -18,9 +19,9 @@ RUN apt-get update \
 
 WORKDIR /srv/usqa
 COPY pyproject.toml README.md ./
-COPY usqa ./usqa
+COPY contracts ./contracts
 COPY service ./service
-COPY trainer ./trainer
+COPY usqa ./usqa
 # onnxruntime and onnxruntime-gpu are two wheels of one `onnxruntime` package folder: with the gpu extra the
 # second is unpacked over the first, and uninstalling either afterwards deletes files the other needs. So the
 # gpu variant removes both and reinstalls onnxruntime-gpu alone (the version pip just resolved), with NVIDIA's

@@ -33,6 +33,7 @@ RUN index="${TORCH_INDEX_URL:-https://download.pytorch.org/whl/${TORCH_VARIANT}}
 
 WORKDIR /srv/usqa
 COPY pyproject.toml README.md ./
+COPY contracts ./contracts
 COPY usqa ./usqa
 COPY service ./service
 COPY trainer ./trainer

@@ -255,6 +255,12 @@ def test_api_image_probes_readiness_and_never_installs_torch() -> None:
         assert "service" in extras and "train" not in extras, f"api image extras {extras}"
 
 
+def test_api_image_copies_the_runtime_layers_and_no_trainer() -> None:
+    copied = {arg.split()[0].rstrip("/") for arg in arguments(API_DOCKERFILE, "COPY")}
+    assert {"contracts", "service", "usqa"} <= copied, copied
+    assert "trainer" not in copied, "the API image must not carry the trainer (issue: layers)"
+
+
 def test_worker_image_installs_the_train_extra_and_the_pinned_cpu_torch() -> None:
     assert {"service", "train"} <= installed_extras(WORKER_DOCKERFILE)
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from contracts.training import BackboneConfig, TrainConfig, from_dict, write_config
 from trainer.callbacks import (
     Checkpointer,
     MetricsLog,
@@ -28,7 +29,6 @@ from trainer.callbacks import (
     atomic_torch_save,
     truncate_metrics,
 )
-from trainer.config import BackboneConfig, TrainConfig, from_dict, write_config
 from trainer.data import TaskData, load_task_data, reward_indices
 from trainer.ddpg import DDPG
 from trainer.engine import AmenabilityEngine, Callback

@@ -8,9 +8,9 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from trainer.config import ALGOS, PRESETS, REWARDS, TASKS, preset
+from contracts.cli import UsageError
+from contracts.training import ALGOS, PRESETS, REWARDS, TASKS, preset
 from trainer.data import DataError
-from usqa.cli import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contracts.training import TrainConfig
 from service.datasets import DatasetError, FrameRecord, LabelledDataset, load_dataset
-from service.frames import FrameSpec
-from trainer.config import TrainConfig
 
 MSG_NO_MASKS = "task 'segment' needs masks, but {root} has no mask column (train with --task classify)"
 MSG_EMPTY_SPLIT = "split {split!r} of {root} has no frames for task {task!r}"
@@ -22,12 +21,6 @@ MSG_FEW_CLASSES = "task 'classify' needs at least two classes in the training sp
 
 class DataError(ValueError):
     """A data set that cannot be used for the requested task (a user mistake: the CLI exits 2)."""
-
-
-def frame_spec(config: TrainConfig) -> FrameSpec:
-    return FrameSpec.from_dict(
-        {"size": config.frame_size, "crop": config.frame_crop, "interpolation": config.frame_interpolation}
-    )
 
 
 def amenability(record: FrameRecord, task: str) -> int:
@@ -64,7 +57,7 @@ class TaskData:
 
 
 def split_tensors(dataset: LabelledDataset, split: str, config: TrainConfig) -> SplitTensors:
-    arrays = dataset.arrays(split, frame_spec(config))
+    arrays = dataset.arrays(split, config.frame)
     amenable = np.array([amenability(r, config.task) for r in dataset.split(split)], np.int8)
     keep = np.ones(len(arrays.labels), bool)
     if config.task == "segment":

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.config import BackboneConfig, ConstraintConfig, DDPGConfig
+from contracts.training import BackboneConfig, ConstraintConfig, DDPGConfig
 from trainer.networks import Controller, ResNetBackbone
 from trainer.reinforce import EpisodeMemory
 from trainer.rewards import constraint_penalty, selection_probabilities

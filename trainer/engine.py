@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainer.config import TrainConfig
+from contracts.training import TrainConfig
 from trainer.data import BatchSampler, SplitTensors, TaskData
 from trainer.reinforce import ControllerLearner
 from trainer.rewards import (

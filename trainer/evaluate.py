@@ -31,8 +31,8 @@ import torch
 from scipy import stats
 from torch import nn
 
+from contracts.training import OPERATING_POINT
 from trainer.api import load_network, load_run, resolve_device
-from trainer.config import OPERATING_POINT
 from trainer.data import SplitTensors, load_task_data
 from trainer.engine import frame_metric, infer
 from trainer.rewards import frame_confidence

@@ -21,18 +21,24 @@ import numpy as np
 import onnxruntime as ort
 from torch import nn
 
+from contracts.graphs import (
+    CONTROLLER_FILE,
+    GRAPH_FILES,
+    INPUT_DTYPE,
+    INPUT_NAME,
+    PREDICTOR_FILE,
+    Role,
+    int8_file,
+)
+from contracts.training import TrainConfig
 from service.datasets import load_dataset
 from service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
 from trainer.api import load_run, recorded_data_dir
-from trainer.config import TrainConfig
-from trainer.data import frame_spec
-from trainer.onnx_graphs import INPUT_NAME, Role, export_graph, torch_outputs
+from trainer.onnx_graphs import export_graph, torch_outputs
 from trainer.quantize import quantize_int8
 
 log = logging.getLogger(__name__)
 
-CONTROLLER_FILE = "controller.onnx"
-PREDICTOR_FILE = "predictor.onnx"
 REJECTION_RATES: tuple[float, ...] = (0.05, 0.10, 0.15, 0.20)
 HISTOGRAM_BINS = 20
 
@@ -156,7 +162,7 @@ def export_run(
     if data_path is None:
         raise ExportError(MSG_NO_DATA)
     dataset = load_dataset(data_path)
-    spec = frame_spec(config)
+    spec = config.frame
     val = dataset.arrays("val", spec)
     if len(val.images) == 0:
         raise ExportError(MSG_NO_VAL)
@@ -195,9 +201,9 @@ def export_run(
             name=options.name,
             task="classify" if config.task == "classify" else "segment",
             class_names=list(options.class_names or [str(i) for i in range(config.num_classes)]),
-            input=InputSpec(name=INPUT_NAME, shape=("N", 1, spec.size, spec.size), dtype="uint8"),
+            input=InputSpec(name=INPUT_NAME, shape=("N", 1, spec.size, spec.size), dtype=INPUT_DTYPE),
             preprocessing=spec.to_dict(),
-            graphs={"controller": CONTROLLER_FILE, "predictor": PREDICTOR_FILE},
+            graphs=dict(GRAPH_FILES),
             thresholds=calibrate_thresholds(val_scores, options.rejection_rates),
             score_histogram=score_histogram(val_scores),
             metrics=_run_metrics(run_dir, checks),
@@ -221,7 +227,7 @@ def _quantize_and_gate(
 ) -> dict[str, Path]:
     quantized: dict[str, Path] = {}
     for file, path in files.items():
-        target = out / file.replace(".onnx", ".int8.onnx")
+        target = out / int8_file(file)
         quantize_int8(path, target, calibration)
         quantized[file] = target
     fp32 = onnx_outputs(files[PREDICTOR_FILE], val.images)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from contracts.cli import UsageError
 from service.datasets import DatasetError
 from service.registry import ModelRegistry, RegistryError
 from service.registry.announce import announcer_from_url
 from service.settings import get_settings
 from trainer.api import RunError
 from trainer.export import ExportError, ExportOptions, export_run
-from usqa.cli import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from trainer.config import BackboneConfig, ControllerConfig, TrainConfig, UNetConfig
+from contracts.training import BackboneConfig, ControllerConfig, TrainConfig, UNetConfig
 
 
 class PixelScaling(nn.Module):

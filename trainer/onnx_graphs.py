@@ -1,8 +1,7 @@
 """ONNX export of the served networks, with the graph contract the service relies on.
 
-Contract (docs/export.md): input `frame` uint8 [N, 1, S, S] (batch axis dynamic); `controller.onnx` outputs
-`score` float32 [N] in [0, 1]; `predictor.onnx` outputs `probabilities` [N, C] (classify) or
-`mask_probability` [N, 1, S, S] (segment). Scaling lives inside the graphs (the networks' PixelScaling).
+The contract itself (names, roles, files, dtypes) is `contracts.graphs`; this module builds graphs that keep
+it. Scaling lives inside the graphs (the networks' PixelScaling).
 """
 
 from __future__ import annotations
@@ -10,24 +9,18 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import onnx
 import torch
 from torch import nn
 
+from contracts.graphs import INPUT_NAME, MASK_OUTPUT, OPSET, PROBABILITIES_OUTPUT, SCORE_OUTPUT, Role
+
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "frame"
-SCORE_OUTPUT = "score"
-PROBABILITIES_OUTPUT = "probabilities"
-MASK_OUTPUT = "mask_probability"
-OPSET = 18
 # The exported batch axis; the upper bound only guides the exporter's shape reasoning.
 MAX_BATCH = 4096
-
-Role = Literal["controller", "classifier", "segmenter"]
 
 
 class ControllerGraph(nn.Module):

@@ -14,7 +14,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from trainer.onnx_graphs import INPUT_NAME
+from contracts.graphs import INPUT_NAME
 
 
 class FrameCalibrationReader(CalibrationDataReader):

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import torch
 
-from trainer.config import ConstraintConfig, ReinforceConfig
+from contracts.training import ConstraintConfig, ReinforceConfig
 from trainer.networks import Controller
 from trainer.rewards import constraint_penalty, selection_probabilities
 

@@ -1,3 +1,5 @@
 """usqa: real-time ultrasound quality feedback by task amenability."""
 
-__version__ = "0.1.0"
+from contracts.version import __version__
+
+__all__ = ["__version__"]

@@ -14,7 +14,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from usqa import __version__
+from contracts.cli import UsageError
+from contracts.version import __version__
 
 # Subcommand modules in the runtime (`service`, numpy/OpenCV/onnxruntime only).
 RUNTIME_COMMANDS: tuple[str, ...] = (
@@ -37,10 +38,6 @@ TRAINER_COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("trainer.jobs.cli", "run a retraining worker (Celery, queue 'retrain')"),
 }
 MSG_NO_TORCH = "`usqa {command}` needs the train extra (torch): pip install 'usqa[train]'"
-
-
-class UsageError(Exception):
-    """A user mistake on the command line: printed as one line, exit code 2."""
 
 
 def _requested_command(argv: Sequence[str]) -> str | None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from contracts.cli import UsageError
 from service.datasets import load_dataset
 from service.datasets.cli import format_counts, render_sheet, sample_for_sheet
 from service.datasets.contact_sheet import write_png
@@ -35,7 +36,6 @@ from service.datasets.uploads import DatasetStore
 from service.settings import Settings, get_settings
 from service.simulator import simulate_cine, write_dataset
 from usqa import local_stack
-from usqa.cli import UsageError
 
 DEMO_FRAMES = 1200
 SECOND_FRAMES = 1600
@@ -153,13 +153,13 @@ def choose_broker(mode: str, settings: Settings, root: Path) -> tuple[local_stac
 
 def run(args: argparse.Namespace) -> int:
     # Torch is imported here, not at module import, so `usqa --help` and the runtime stay torch-free.
+    from contracts.training import preset
     from service.registry import CHAMPION, ModelRegistry
     from trainer.api import train
-    from trainer.config import preset
     from trainer.evaluate import evaluate
     from trainer.export import ExportOptions, export_run
     from trainer.heating.config import heat_preset
-    from trainer.heating.data import frame_spec, load_class_data
+    from trainer.heating.data import load_class_data
     from trainer.heating.heat import heat
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo prints what each request did
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     # 2. The heated backbone (seed 000) that initialises the pair.
     heat_config = heat_preset(args.config)
     heated = heat(
-        heat_config, load_class_data([data_dir], frame_spec(heat_config), heat_config.classes), out / "heat"
+        heat_config, load_class_data([data_dir], heat_config.frame, heat_config.classes), out / "heat"
     )
     backbone = out / "heat" / "backbone.pt"
     backbones = data_root / "backbones"

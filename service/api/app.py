@@ -10,6 +10,7 @@ from functools import partial
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from contracts.version import __version__
 from service.api import log_redaction
 from service.api.errors import TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError, install_handlers
 from service.api.metrics import ServiceMetrics
@@ -26,7 +27,6 @@ from service.jobs import JobClient
 from service.live.sessions import SessionLimiter
 from service.registry import ModelRegistry, ModelVersion
 from service.settings import Settings, get_settings
-from usqa import __version__
 
 log = logging.getLogger(__name__)
 

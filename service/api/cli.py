@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from contracts.cli import UsageError
 from service.settings import get_settings
-from usqa.cli import UsageError
 
 # Headroom over the service's own message limit, so the service (not the protocol layer) answers with
 # its explanatory error for messages just over the limit.

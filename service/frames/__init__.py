@@ -1,6 +1,7 @@
 """The one frame pipeline, shared by training and serving: decode anything to uint8 grayscale, then
 `prepare_frame` it to the model input described by a `FrameSpec`. See docs/frames.md."""
 
+from contracts.frames import FrameSpec
 from service.frames.decode import (
     MEDIA_TYPES,
     RAW_MEDIA_TYPE,
@@ -31,7 +32,6 @@ from service.frames.preprocess import (
     prepare_frames,
     to_grayscale_u8,
 )
-from service.frames.spec import FrameSpec
 
 __all__ = [
     "MEDIA_TYPES",

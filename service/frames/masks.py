@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from contracts.frames import FrameSpec
 from service.frames.preprocess import find_scan_region, letterbox, to_grayscale_u8, within_letterbox_bound
-from service.frames.spec import FrameSpec
 
 MSG_MASK_SHAPE = "mask is {mask[1]}x{mask[0]} but its frame is {frame[1]}x{frame[0]}"
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
+from contracts.frames import FrameSpec
 from service.frames.errors import EMPTY_IMAGE, UNSUPPORTED_ARRAY, EmptyFrameError, UnsupportedFormatError
-from service.frames.spec import FrameSpec
 
 # Screen-capture backgrounds are black up to codec noise; the dim edges of a low-gain fan sit just above.
 # The value is on the 0-255 grayscale, after the blur below.

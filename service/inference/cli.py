@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from contracts.cli import UsageError
 from service.frames import FrameError
 from service.inference.model import ModelLoadError
 from service.inference.offline import score_source
 from service.inference.providers import ProviderError
 from service.registry import RegistryError
 from service.settings import get_settings
-from usqa.cli import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

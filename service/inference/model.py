@@ -1,8 +1,6 @@
 """One registry version as ready-to-run onnxruntime sessions: the controller and the task predictor.
 
-The graph contract (written by the exporter): input `frame` uint8 [N, 1, S, S]; the controller outputs
-`score` float32 [N] in [0, 1]; the predictor outputs `probabilities` [N, C] (classify) or
-`mask_probability` [N, 1, S, S] (segment). Normalisation lives inside the graphs.
+The graph contract the exporter writes and this module checks on load is `contracts.graphs`.
 """
 
 from __future__ import annotations
@@ -14,17 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime as ort
 
+from contracts.graphs import CONTROLLER, INPUT_DTYPE, INPUT_NAME, OUTPUT_BY_TASK, PREDICTOR, SCORE_OUTPUT
 from service.frames import FrameSpec
 from service.inference.providers import ProviderError, ProviderPlan, create_session
 from service.registry import Manifest, ModelVersion
 
 log = logging.getLogger(__name__)
 
-CONTROLLER = "controller"
-PREDICTOR = "predictor"
-INPUT_NAME = "frame"
-SCORE_OUTPUT = "score"
-OUTPUT_BY_TASK = {"classify": "probabilities", "segment": "mask_probability"}
 
 MSG_NO_THRESHOLD = (
     "model {name!r} version {version} has no threshold for target rejection {target} "
@@ -218,8 +212,8 @@ def _check_contract(version: ModelVersion, role: str, session: ort.InferenceSess
     reason = None
     if INPUT_NAME not in inputs:
         reason = f"no input named {INPUT_NAME!r} (inputs: {sorted(inputs)})"
-    elif inputs[INPUT_NAME].type != "tensor(uint8)":
-        reason = f"input {INPUT_NAME!r} is {inputs[INPUT_NAME].type}, not tensor(uint8)"
+    elif inputs[INPUT_NAME].type != f"tensor({INPUT_DTYPE})":
+        reason = f"input {INPUT_NAME!r} is {inputs[INPUT_NAME].type}, not tensor({INPUT_DTYPE})"
     elif output not in outputs:
         reason = f"no output named {output!r} (outputs: {sorted(outputs)})"
     if reason is not None:

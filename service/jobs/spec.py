@@ -1,6 +1,6 @@
 """What a retraining job trains: a data set, a task, a budget preset with overrides, an optional start.
 
-`resolve_config` turns a spec into the trainer's `TrainConfig` without torch (trainer.config is plain
+`resolve_config` turns a spec into the trainer's `TrainConfig` without torch (contracts.training is plain
 dataclasses), so the API refuses a bad override with a 422 before anything is queued.
 """
 
@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.training import TrainConfig, preset
 from service.datasets.uploads import DATASET_ID_PATTERN
-from trainer.config import TrainConfig, preset
 
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 BACKBONE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.pt$"
@@ -25,7 +25,7 @@ BACKBONES_DIR = "backbones"
 # Overrides may change the budget and the learning, not where files come from or what the run is.
 FORBIDDEN_OVERRIDES = frozenset({"name", "task", "algo", "backbone_checkpoint", "num_classes"})
 MSG_FORBIDDEN = "override {key!r} is not allowed ({why})"
-MSG_UNKNOWN = "override {key!r} is not a training setting (see trainer/config.py)"
+MSG_UNKNOWN = "override {key!r} is not a training setting (see contracts/training.py)"
 MSG_TYPE = "override {key!r} must be {expected}, got {value!r}"
 MSG_RANGE = "override {key!r} must be positive, got {value!r}"
 
@@ -127,8 +127,8 @@ def resolve_config(spec: JobSpec, *, backbone_path: Path | None = None) -> Train
     config = _apply(config, spec.overrides)
     if config.episodes < 1 or config.steps_per_episode < 1 or config.batch_size < 1:
         raise SpecError("episodes, steps_per_episode and batch_size must be at least 1")
-    if not 8 <= config.frame_size <= 512:
-        raise SpecError(f"frame_size must be between 8 and 512, got {config.frame_size}")
+    if not 8 <= config.frame.size <= 512:
+        raise SpecError(f"frame.size must be between 8 and 512, got {config.frame.size}")
     if backbone_path is not None:
         config = replace(config, backbone_checkpoint=str(backbone_path))
     return config

@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from contracts.cli import UsageError
 from service.frames import FrameError, iter_source_frames
 from service.live.client import format_result, stream_frames
 from service.settings import get_settings
-from usqa.cli import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,10 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from contracts.cli import UsageError
 from service.registry.announce import announcer_from_url
 from service.registry.store import CHAMPION, ModelRegistry, RegistryError
 from service.settings import get_settings
-from usqa.cli import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.graphs import INPUT_DTYPE, INPUT_NAME
+
 MANIFEST_FILE = "manifest.json"
 HASH_CHUNK_BYTES = 1 << 20
 
@@ -18,9 +20,9 @@ class InputSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    name: str = "frame"
+    name: str = INPUT_NAME
     shape: tuple[str | int, ...] = ("N", 1, 128, 128)
-    dtype: str = "uint8"
+    dtype: str = INPUT_DTYPE
 
 
 class ScoreHistogram(BaseModel):

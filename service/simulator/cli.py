@@ -6,10 +6,10 @@ import argparse
 import os
 from pathlib import Path
 
+from contracts.cli import UsageError
 from service.simulator.cine import DEFAULT_DEGRADED_FRACTION
 from service.simulator.dataset import SimulationError, write_dataset
 from service.simulator.presets import ALL_PRESETS, PRESET_NAMES
-from usqa.cli import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from contracts.training import ALGOS, REWARDS, BackboneConfig, preset
 from trainer.api import CHECKPOINT_FILE, train
 from trainer.cli import MSG_NO_DATA
-from trainer.config import ALGOS, REWARDS, BackboneConfig, preset
 from trainer.data import MSG_NO_MASKS
 from trainer.engine import AmenabilityEngine, Callback, EpisodeLog
 from trainer.networks import ResNetBackbone, seeded_init

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.config import BackboneConfig, ConstraintConfig, ControllerConfig, DDPGConfig
+from contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, DDPGConfig
 from trainer.ddpg import DDPG, OrnsteinUhlenbeckNoise, ReplayBuffer, soft_update
 from trainer.networks import Controller
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.config import preset
+from contracts.training import preset
 from trainer.data import SplitTensors, TaskData, reward_indices
 from trainer.engine import AmenabilityEngine, Callback, EpisodeLog, predictor_loss
 from trainer.networks import build_controller, build_predictor

@@ -6,9 +6,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from contracts.training import preset
 from service.registry import CHAMPION, ModelRegistry
 from trainer.api import DATA_RECORD_FILE, record_data_dir, train
-from trainer.config import preset
 from trainer.export import (
     ExportError,
     ExportOptions,

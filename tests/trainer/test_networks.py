@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.config import BackboneConfig, ControllerConfig, UNetConfig
+from contracts.training import BackboneConfig, ControllerConfig, UNetConfig
 from trainer.networks import Controller, FrameClassifier, UNet, load_backbone, seeded_init
 
 SMALL = BackboneConfig(widths=(4, 8))

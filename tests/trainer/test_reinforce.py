@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.config import BackboneConfig, ConstraintConfig, ControllerConfig, ReinforceConfig
+from contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, ReinforceConfig
 from trainer.networks import Controller
 from trainer.reinforce import Reinforce, bernoulli_log_likelihood, returns_to_go
 

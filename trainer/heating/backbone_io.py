@@ -3,7 +3,7 @@
 This is the file `usqa heat` and `usqa finetune` write as `RUN/backbone.pt`, and the one the RL trainer's
 `--backbone PATH` reads to initialise its predictor and/or controller:
 
-    state, config = load_backbone(path)          # config: trainer.config.BackboneConfig
+    state, config = load_backbone(path)          # config: contracts.training.BackboneConfig
     trainer.networks.load_backbone(predictor, state)
 
 The file holds tensors, numbers and strings only, so it loads with `torch.load(weights_only=True)`.
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from trainer.config import BackboneConfig, from_dict
+from contracts.training import BackboneConfig, from_dict
 
 BACKBONE_FORMAT = "usqa-backbone/1"
 BACKBONE_FILE = "backbone.pt"

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
+from contracts.cli import UsageError
 from trainer.heating.config import (
     AUGMENTS,
     CLASS_SOURCES,
@@ -21,7 +22,6 @@ from trainer.heating.config import (
     finetune_preset,
     heat_preset,
 )
-from usqa.cli import UsageError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,14 +102,15 @@ def _pick(value: T | None, default: T) -> T:
 
 
 def run_heat(args: argparse.Namespace) -> int:
-    from trainer.heating.config import HeatConfig, read_json_config
-    from trainer.heating.data import HeatDataError, frame_spec, load_class_data
+    from contracts.training import read_config_dict
+    from trainer.heating.config import HeatConfig
+    from trainer.heating.data import HeatDataError, load_class_data
     from trainer.heating.engine import DeviceError
     from trainer.heating.heat import heat
 
     _check_paths(args)
     if args.resume and (args.out / "config.json").is_file():
-        config = read_json_config(HeatConfig, args.out / "config.json")
+        config = HeatConfig.from_dict(read_config_dict(args.out / "config.json"))
     else:
         config = heat_preset(args.config)
     mask, policy = config.mask, config.policy
@@ -129,8 +130,8 @@ def run_heat(args: argparse.Namespace) -> int:
     )
     if mask.blur_kernel > 1 and mask.blur_kernel % 2 == 0:
         raise UsageError(MSG_BAD_BLUR.format(kernel=mask.blur_kernel))
-    if not 1 <= mask.grid <= config.frame_size:
-        raise UsageError(MSG_BAD_GRID.format(size=config.frame_size, grid=mask.grid))
+    if not 1 <= mask.grid <= config.frame.size:
+        raise UsageError(MSG_BAD_GRID.format(size=config.frame.size, grid=mask.grid))
     for name, value in (("--tau-image", policy.tau_image), ("--tau-dataset", policy.tau_dataset)):
         if not 0 <= value < 1:
             raise UsageError(MSG_BAD_TAU.format(name=name, value=value))
@@ -145,7 +146,7 @@ def run_heat(args: argparse.Namespace) -> int:
         loss=_pick(args.loss, config.loss),
     )
     try:
-        data = load_class_data(args.data, frame_spec(config), config.classes)
+        data = load_class_data(args.data, config.frame, config.classes)
         engine = heat(config, data, args.out, resume=args.resume, progress=not args.quiet)
     except (HeatDataError, DeviceError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
@@ -159,15 +160,16 @@ def run_heat(args: argparse.Namespace) -> int:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    from contracts.training import read_config_dict
     from trainer.heating.backbone_io import BackboneFileError, resolve_backbone_path
-    from trainer.heating.config import FinetuneConfig, read_json_config
-    from trainer.heating.data import HeatDataError, frame_spec, load_class_data
+    from trainer.heating.config import FinetuneConfig
+    from trainer.heating.data import HeatDataError, load_class_data
     from trainer.heating.engine import DeviceError
     from trainer.heating.finetune import finetune
 
     _check_paths(args)
     if args.resume and (args.out / "config.json").is_file():
-        config = read_json_config(FinetuneConfig, args.out / "config.json")
+        config = FinetuneConfig.from_dict(read_config_dict(args.out / "config.json"))
     else:
         config = finetune_preset(args.config)
     config = replace(
@@ -180,7 +182,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     )
     try:
         backbone = None if args.backbone is None else resolve_backbone_path(args.backbone)
-        data = load_class_data(args.data, frame_spec(config), config.classes)
+        data = load_class_data(args.data, config.frame, config.classes)
         engine = finetune(
             config, data, args.out, backbone=backbone, resume=args.resume, progress=not args.quiet
         )

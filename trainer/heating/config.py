@@ -1,20 +1,19 @@
 """Heating and fine-tuning configuration: dataclasses, the `debug`/`demo`/`default` presets, JSON round trips.
 
 The classifier's backbone and the frame size of each preset are taken from the RL trainer's preset of the
-same name (`trainer.config.preset`), so a heated `demo` backbone initialises a `demo` predictor or controller.
+same name (`contracts.training.preset`), so a heated `demo` backbone initialises a `demo` predictor or controller.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from trainer.config import BackboneConfig, from_dict
-from trainer.config import preset as rl_preset
+from contracts.frames import FrameSpec
+from contracts.training import BackboneConfig, from_dict, with_nested_frame
+from contracts.training import preset as rl_preset
 
 PRESETS: tuple[str, ...] = ("debug", "demo", "default")
 NOISE_MODELS: tuple[str, ...] = ("beta", "gaussian", "uniform")
@@ -35,8 +34,6 @@ Augment = Literal["none", "cutmix", "randaugment"]
 PAPER_FRAME_SIZE = 224
 PAPER_BLUR_KERNEL = 13
 PAPER_BLUR_SIGMA = 6.0
-
-C = TypeVar("C", "HeatConfig", "FinetuneConfig")
 
 
 def scaled_blur(frame_size: int) -> tuple[int, float]:
@@ -99,9 +96,7 @@ class HeatConfig:
     name: str = "default"
     seed: int = 0
     device: str = "cpu"
-    frame_size: int = 128
-    frame_crop: str = "none"
-    frame_interpolation: str = "area"
+    frame: FrameSpec = field(default_factory=FrameSpec)
     # auto: preset x label when every data set has the simulator's `preset` column, else `label`.
     classes: ClassSource = "auto"
     steps: int = 2000
@@ -123,7 +118,7 @@ class HeatConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HeatConfig:
-        return from_dict(cls, data)
+        return from_dict(cls, with_nested_frame(data))
 
 
 @dataclass(frozen=True)
@@ -133,9 +128,7 @@ class FinetuneConfig:
     name: str = "default"
     seed: int = 0
     device: str = "cpu"
-    frame_size: int = 128
-    frame_crop: str = "none"
-    frame_interpolation: str = "area"
+    frame: FrameSpec = field(default_factory=FrameSpec)
     classes: ClassSource = "auto"
     steps: int = 500
     batch_size: int = 32
@@ -156,14 +149,14 @@ class FinetuneConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:
-        return from_dict(cls, data)
+        return from_dict(cls, with_nested_frame(data))
 
 
 def heat_preset(name: str) -> HeatConfig:
     """`debug` (seconds, tests), `demo` (about a minute on 2 cores), `default` (128 px, ~15 min on 2 cores)."""
     rl = rl_preset(name)  # raises for an unknown name
-    kernel, sigma = scaled_blur(rl.frame_size)
-    base = HeatConfig(name=name, frame_size=rl.frame_size, backbone=rl.backbone)
+    kernel, sigma = scaled_blur(rl.frame.size)
+    base = HeatConfig(name=name, frame=rl.frame, backbone=rl.backbone)
     if name == "debug":
         return replace(
             base,
@@ -189,19 +182,9 @@ def heat_preset(name: str) -> HeatConfig:
 def finetune_preset(name: str) -> FinetuneConfig:
     """Fine-tuning budgets matching `heat_preset` (a quarter of the heating steps, as the paper's 10 of 90 + 10)."""
     rl = rl_preset(name)
-    base = FinetuneConfig(name=name, frame_size=rl.frame_size, backbone=rl.backbone)
+    base = FinetuneConfig(name=name, frame=rl.frame, backbone=rl.backbone)
     if name == "debug":
         return replace(base, steps=4, batch_size=8, warmup_steps=1, eval_frames=16, checkpoint_every=2)
     if name == "demo":
         return replace(base, steps=100, warmup_steps=10, eval_frames=256, checkpoint_every=50)
     return base
-
-
-def write_json_config(config: HeatConfig | FinetuneConfig, path: Path) -> None:
-    """The resolved config as pretty JSON, written beside a run's outputs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def read_json_config(cls: type[C], path: Path) -> C:
-    return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))

@@ -13,17 +13,11 @@ import torch
 
 from service.datasets import DatasetError, FrameRecord, LabelledDataset, load_dataset
 from service.frames import FrameSpec
-from trainer.heating.config import FinetuneConfig, HeatConfig
 
 PRESET_COLUMN = "preset"
 MSG_NO_PRESET = "--classes {source} needs a 'preset' column, but {root}/labels.csv has none"
 MSG_FEW_CLASSES = "heating needs at least two classes in the training split; {classes} found ({source})"
 MSG_UNKNOWN_CLASSES = "classes {names} are not among the backbone's classes"
-
-
-def frame_spec(config: HeatConfig | FinetuneConfig) -> FrameSpec:
-    """The shared preprocessing of a run (the same `prepare_frame` the service calls)."""
-    return FrameSpec(size=config.frame_size, crop=config.frame_crop, interpolation=config.frame_interpolation)  # type: ignore[arg-type]
 
 
 class HeatDataError(ValueError):

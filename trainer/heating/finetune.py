@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from contracts.frames import FrameSpec
+from contracts.training import write_config
 from trainer.heating.augment import CutMix, RandAugment
 from trainer.heating.backbone_io import (
     BACKBONE_FILE,
@@ -24,7 +26,7 @@ from trainer.heating.backbone_io import (
     read_backbone_meta,
     save_backbone,
 )
-from trainer.heating.config import FinetuneConfig, write_json_config
+from trainer.heating.config import FinetuneConfig
 from trainer.heating.data import ClassData, evaluation_subset
 from trainer.heating.engine import (
     BatchStream,
@@ -60,8 +62,7 @@ def config_for_backbone(config: FinetuneConfig, path: Path | str) -> FinetuneCon
     _, backbone_config = load_backbone(path)
     spec = read_backbone_meta(path).get("frame_spec")
     if spec is not None:
-        saved = (spec["size"], spec["crop"], spec["interpolation"])
-        wanted = (config.frame_size, config.frame_crop, config.frame_interpolation)
+        saved, wanted = FrameSpec.from_dict(spec), config.frame
         if saved != wanted:
             raise ValueError(MSG_FRAME_SPEC.format(saved=saved, wanted=wanted))
     return replace(config, backbone=backbone_config)
@@ -101,7 +102,7 @@ def build_finetune_engine(
         augment = RandAugment(
             config.randaugment_ops,
             config.randaugment_magnitude,
-            config.frame_size,
+            config.frame.size,
             seed=config.seed + SEED_AUGMENT,
         )
     return SupervisedEngine(
@@ -154,7 +155,7 @@ def finetune(
     all_callbacks: list[Callback] = [ProgressBar("finetune" if backbone else "train", enabled=progress)]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        write_json_config(config, out / "config.json")
+        write_config(config, out / "config.json")
         all_callbacks.append(JsonLinesLog(out / "log.jsonl", every=max(1, config.steps // 100)))
         payload = finetune_checkpoint_payload(config, data, None if backbone is None else str(backbone))
         all_callbacks.append(Checkpointer(out / CHECKPOINT_FILE, config.checkpoint_every, payload))
@@ -169,11 +170,7 @@ def finetune(
             "source": "finetune",
             "steps": engine.step,
             "seed": config.seed,
-            "frame_spec": {
-                "size": config.frame_size,
-                "crop": config.frame_crop,
-                "interpolation": config.frame_interpolation,
-            },
+            "frame_spec": config.frame.to_dict(),
             "class_names": list(data.class_names),
             "class_source": data.source,
             "initial_backbone": None if backbone is None else str(backbone),

@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
+from contracts.training import write_config
 from trainer.heating.backbone_io import BACKBONE_FILE, save_backbone
-from trainer.heating.config import HeatConfig, write_json_config
+from trainer.heating.config import HeatConfig
 from trainer.heating.data import ClassData, ClassSplit, evaluation_subset
 from trainer.heating.engine import (
     BatchStream,
@@ -80,7 +81,7 @@ def build_heating_engine(
         policy_optimiser=policy_optimiser,
         schedulers=schedulers,
         data=BatchStream(train, config.batch_size, config.seed + SEED_BATCHES, device),
-        mask_sampler=NoiseMaskSampler(config.mask, config.frame_size, config.seed + SEED_MASKS, device),
+        mask_sampler=NoiseMaskSampler(config.mask, config.frame.size, config.seed + SEED_MASKS, device),
         total_steps=config.steps,
         loss=config.loss,
         baseline_momentum=config.baseline_momentum,
@@ -116,7 +117,7 @@ def masking_transform(
 ) -> FrameTransform:
     """Frames -> masked frames for evaluation, from a fresh sampler (training's generators stay untouched)."""
     device = next(engine.classifier.parameters()).device
-    sampler = NoiseMaskSampler(config.mask, config.frame_size, seed, device)
+    sampler = NoiseMaskSampler(config.mask, config.frame.size, seed, device)
 
     def transform(frames: torch.Tensor) -> torch.Tensor:
         mask = policy_masks(engine.policy, sampler, frames, level)
@@ -156,11 +157,7 @@ def backbone_meta(config: HeatConfig, data: ClassData, steps: int) -> dict[str, 
         "source": "heat",
         "steps": steps,
         "seed": config.seed,
-        "frame_spec": {
-            "size": config.frame_size,
-            "crop": config.frame_crop,
-            "interpolation": config.frame_interpolation,
-        },
+        "frame_spec": config.frame.to_dict(),
         "class_names": list(data.class_names),
         "class_source": data.source,
         "mask": dataclasses.asdict(config.mask),
@@ -191,7 +188,7 @@ def heat(
     all_callbacks: list[Callback] = [ProgressBar("heat", enabled=progress)]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        write_json_config(config, out / "config.json")
+        write_config(config, out / "config.json")
         all_callbacks.append(JsonLinesLog(out / "log.jsonl", every=max(1, config.steps // 100)))
         all_callbacks.append(
             Checkpointer(

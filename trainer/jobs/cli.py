@@ -22,9 +22,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from contracts.cli import UsageError
     from service.jobs.queue import MSG_NOT_CONFIGURED
     from service.settings import get_settings
-    from usqa.cli import UsageError
 
     if get_settings().broker is None:
         raise UsageError(MSG_NOT_CONFIGURED)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from contracts.training import read_config
 from service.datasets.uploads import DatasetStore, UnknownDataset
 from service.jobs.records import JobRecords
 from service.jobs.spec import BACKBONES_DIR, JobSpec, SpecError, resolve_config
@@ -26,7 +27,6 @@ from service.registry.announce import announcer_from_url
 from service.settings import Settings
 from trainer.api import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, train
 from trainer.callbacks import ProgressHook
-from trainer.config import read_config
 from trainer.engine import AmenabilityEngine, Callback, EpisodeLog
 from trainer.export import ExportOptions, export_run
 from trainer.jobs.promotion import decide

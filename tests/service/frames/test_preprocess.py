@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from contracts.frames import FrameSpec
 from service.frames.errors import EMPTY_IMAGE, UNSUPPORTED_ARRAY, EmptyFrameError, UnsupportedFormatError
 from service.frames.preprocess import (
     find_scan_region,
@@ -14,7 +15,6 @@ from service.frames.preprocess import (
     prepare_frames,
     to_grayscale_u8,
 )
-from service.frames.spec import FrameSpec
 
 Build = Any  # the conftest `build` fixture (FrameBuilders)
 # How far the detected box may stray from the drawn sector: the blur spreads its edge by a pixel or two.

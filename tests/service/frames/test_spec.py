@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from service.frames.spec import (
+from contracts.frames import (
     BAD_CROP,
     BAD_INTERPOLATION,
     BAD_SIZE,

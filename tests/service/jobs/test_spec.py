@@ -38,7 +38,7 @@ def test_overrides_change_the_preset_nested_and_typed() -> None:
         ({"reward": 3}, "'reward' must be an object"),
         ({"backbone_checkpoint": "/etc/passwd"}, "use `backbone`"),
         ({"task": "segment"}, "not allowed"),
-        ({"frame_size": 4096}, "frame_size must be between"),
+        ({"frame": {"size": 4096}}, "frame.size must be between"),
         ({"nope": 1}, "'nope' is not a training setting"),
         ({"backbone": {"widths": [4, -8]}}, "list of positive integers"),
     ],

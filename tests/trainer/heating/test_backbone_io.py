@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.config import BackboneConfig
-from trainer.config import preset as rl_preset
+from contracts.training import BackboneConfig
+from contracts.training import preset as rl_preset
 from trainer.heating.backbone_io import (
     BackboneFileError,
     load_backbone,

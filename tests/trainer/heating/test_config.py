@@ -4,16 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from trainer.config import preset as rl_preset
+from contracts.training import preset as rl_preset
+from contracts.training import read_config_dict, write_config
 from trainer.heating.config import (
     PRESETS,
     FinetuneConfig,
     HeatConfig,
     finetune_preset,
     heat_preset,
-    read_json_config,
     scaled_blur,
-    write_json_config,
 )
 
 
@@ -21,15 +20,15 @@ from trainer.heating.config import (
 def test_presets_share_the_rl_trainers_backbone_and_frame_size(name: str) -> None:
     rl = rl_preset(name)
     for config in (heat_preset(name), finetune_preset(name)):
-        assert config.backbone == rl.backbone and config.frame_size == rl.frame_size
+        assert config.backbone == rl.backbone and config.frame == rl.frame
     heat = heat_preset(name)
-    assert (heat.mask.blur_kernel, heat.mask.blur_sigma) == scaled_blur(heat.frame_size)
-    assert heat.mask.grid <= heat.frame_size
+    assert (heat.mask.blur_kernel, heat.mask.blur_sigma) == scaled_blur(heat.frame.size)
+    assert heat.mask.grid <= heat.frame.size
 
 
 def test_default_is_the_papers_best_setting_scaled_to_128_px() -> None:
     config = heat_preset("default")
-    assert config.frame_size == 128 and config.mask.grid == 64 and config.mask.noise == "beta"
+    assert config.frame.size == 128 and config.mask.grid == 64 and config.mask.noise == "beta"
     assert (config.mask.blur_kernel, config.mask.blur_sigma) == (7, 3.43)
     assert (config.policy.tau_image, config.policy.tau_dataset) == (0.9, 0.99)
     assert config.loss == "paper"
@@ -37,9 +36,9 @@ def test_default_is_the_papers_best_setting_scaled_to_128_px() -> None:
 
 
 def test_configs_round_trip_through_json(tmp_path: Path) -> None:
-    write_json_config(heat_preset("demo"), tmp_path / "heat.json")
-    assert read_json_config(HeatConfig, tmp_path / "heat.json") == heat_preset("demo")
-    write_json_config(finetune_preset("debug"), tmp_path / "ft.json")
-    assert read_json_config(FinetuneConfig, tmp_path / "ft.json") == finetune_preset("debug")
+    write_config(heat_preset("demo"), tmp_path / "heat.json")
+    assert HeatConfig.from_dict(read_config_dict(tmp_path / "heat.json")) == heat_preset("demo")
+    write_config(finetune_preset("debug"), tmp_path / "ft.json")
+    assert FinetuneConfig.from_dict(read_config_dict(tmp_path / "ft.json")) == finetune_preset("debug")
     with pytest.raises(ValueError, match="unknown config preset"):
         heat_preset("huge")

@@ -6,23 +6,23 @@ import pytest
 import torch
 
 from trainer.heating.config import heat_preset
-from trainer.heating.data import ClassData, HeatDataError, evaluation_subset, frame_spec, load_class_data
+from trainer.heating.data import ClassData, HeatDataError, evaluation_subset, load_class_data
 
 DEBUG = heat_preset("debug")
 
 
 @pytest.fixture(scope="module")
 def data(multipreset_data: Path) -> ClassData:
-    return load_class_data([multipreset_data], frame_spec(DEBUG), "auto")
+    return load_class_data([multipreset_data], DEBUG.frame, "auto")
 
 
 def test_classes_come_from_the_preset_column_or_the_label(multipreset_data: Path, data: ClassData) -> None:
     assert data.source == "preset_label"
     assert len(data.class_names) == 6 and data.class_names[0] == "curved_c/label 0"
     assert data.train.frames.dtype == torch.uint8 and data.train.frames.shape[1:] == (1, 32, 32)
-    presets = load_class_data([multipreset_data], frame_spec(DEBUG), "preset")
+    presets = load_class_data([multipreset_data], DEBUG.frame, "preset")
     assert presets.class_names == ("curved_c", "linear_b", "sector_a")
-    merged = load_class_data([multipreset_data, multipreset_data], frame_spec(DEBUG), "label")
+    merged = load_class_data([multipreset_data, multipreset_data], DEBUG.frame, "label")
     assert merged.class_names == ("0:multi:label 0", "0:multi:label 1", "1:multi:label 0", "1:multi:label 1")
     assert len(merged.train) == 2 * len(data.train)
 
@@ -37,9 +37,9 @@ def test_preset_classes_need_a_preset_column(tmp_path: Path, multipreset_data: P
         "\n".join(",".join(row.split(",")[i] for i in keep) for row in lines) + "\n"
     )
     (plain / "frames").symlink_to(multipreset_data / "frames")
-    assert load_class_data([plain], frame_spec(DEBUG), "auto").source == "label"
+    assert load_class_data([plain], DEBUG.frame, "auto").source == "label"
     with pytest.raises(HeatDataError, match="preset"):
-        load_class_data([plain], frame_spec(DEBUG), "preset")
+        load_class_data([plain], DEBUG.frame, "preset")
 
 
 def test_evaluation_subset_is_seeded_and_keeps_order(data: ClassData) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from contracts.frames import FrameSpec
 from trainer.heating.config import finetune_preset, heat_preset
-from trainer.heating.data import ClassData, frame_spec, load_class_data
+from trainer.heating.data import ClassData, load_class_data
 from trainer.heating.finetune import build_finetune_engine, finetune
 from trainer.heating.heat import heat
 
@@ -16,7 +17,7 @@ DEBUG = heat_preset("debug")
 
 @pytest.fixture(scope="module")
 def data(multipreset_data: Path) -> ClassData:
-    return load_class_data([multipreset_data], frame_spec(DEBUG), "auto")
+    return load_class_data([multipreset_data], DEBUG.frame, "auto")
 
 
 def test_finetuning_starts_from_the_heated_backbone_and_head(tmp_path: Path, data: ClassData) -> None:
@@ -31,7 +32,7 @@ def test_finetuning_starts_from_the_heated_backbone_and_head(tmp_path: Path, dat
         config, data, tmp_path / "ft", backbone=tmp_path / "heat" / "backbone.pt", progress=False
     )
     assert tuned.step == config.steps and (tmp_path / "ft" / "backbone.pt").is_file()
-    other = replace(config, frame_size=64)
+    other = replace(config, frame=FrameSpec(size=64))
     with pytest.raises(ValueError, match="frames"):
         finetune(other, data, backbone=tmp_path / "heat" / "backbone.pt", progress=False)
 

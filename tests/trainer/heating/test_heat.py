@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from contracts.training import read_config_dict
 from trainer.heating.backbone_io import load_backbone
-from trainer.heating.config import HeatConfig, heat_preset, read_json_config
-from trainer.heating.data import ClassData, frame_spec, load_class_data
+from trainer.heating.config import HeatConfig, heat_preset
+from trainer.heating.data import ClassData, load_class_data
 from trainer.heating.engine import Callback, Engine, History
 from trainer.heating.heat import CHECKPOINT_FILE, heat, load_heat_checkpoint
 
@@ -27,7 +28,7 @@ class StopAt(Callback):
 
 @pytest.fixture(scope="module")
 def data(multipreset_data: Path) -> ClassData:
-    return load_class_data([multipreset_data], frame_spec(DEBUG), "auto")
+    return load_class_data([multipreset_data], DEBUG.frame, "auto")
 
 
 def test_heating_writes_a_run_whose_backbone_and_config_rebuild_it(tmp_path: Path, data: ClassData) -> None:
@@ -41,7 +42,7 @@ def test_heating_writes_a_run_whose_backbone_and_config_rebuild_it(tmp_path: Pat
         "metrics.json",
         "log.jsonl",
     }
-    assert read_json_config(HeatConfig, run / "config.json") == DEBUG
+    assert HeatConfig.from_dict(read_config_dict(run / "config.json")) == DEBUG
     assert [round(h["step"]) for h in history.logs] == [1, 2, 3, 4]
     assert all(0 < h["mask_mean"] < 1 for h in history.logs)
     state, config = load_backbone(run / "backbone.pt")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from trainer.config import BackboneConfig
+from contracts.training import BackboneConfig
 from trainer.heating.config import PolicyConfig
 from trainer.heating.policy import NoisePolicy
 from trainer.networks import seeded_init

@@ -1,7 +1,8 @@
 """Training configuration: nested dataclasses, named presets (`debug`, `demo`, `default`) and JSON round trips.
 
-A run's resolved config is written as `config.json` beside its outputs and stored in every checkpoint, so a
-checkpoint rebuilds its own networks without the command line that made it.
+Torch-free on purpose: the API validates a retraining spec against it before anything is queued, and the
+worker trains from the same object. A run's resolved config is written as `config.json` beside its outputs and
+stored in every checkpoint, so a checkpoint rebuilds its own networks without the command line that made it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import types
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
+
+from contracts.frames import FrameSpec
 
 TASKS: tuple[str, ...] = ("classify", "segment")
 REWARDS: tuple[str, ...] = ("avg", "weighted", "selective")
@@ -115,9 +118,8 @@ class TrainConfig:
     algo: Algo = "reinforce"
     seed: int = 0
     device: str = "cpu"
-    frame_size: int = 128
-    frame_crop: str = "none"
-    frame_interpolation: str = "area"
+    # How a decoded frame becomes a network input: the same spec the served model's manifest records.
+    frame: FrameSpec = field(default_factory=FrameSpec)
     # Algorithm 1: `episodes` controller updates, each after T = `steps_per_episode` predictor mini-batches.
     episodes: int = 60
     steps_per_episode: int = 10
@@ -157,7 +159,24 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return from_dict(cls, data)
+        return from_dict(cls, with_nested_frame(data))
+
+
+# Configs written before the frame spec was nested (the shipped v1 manifest, older runs) kept it flat.
+LEGACY_FRAME_KEYS: dict[str, str] = {
+    "frame_size": "size",
+    "frame_crop": "crop",
+    "frame_interpolation": "interpolation",
+}
+
+
+def with_nested_frame(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with legacy flat `frame_*` keys moved into the nested `frame` object."""
+    legacy = {LEGACY_FRAME_KEYS[k]: v for k, v in data.items() if k in LEGACY_FRAME_KEYS}
+    if not legacy:
+        return data
+    rest = {k: v for k, v in data.items() if k not in LEGACY_FRAME_KEYS}
+    return {**rest, "frame": {**legacy, **rest.get("frame", {})}}
 
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
@@ -206,7 +225,7 @@ def preset(
         return replace(
             base,
             name="debug",
-            frame_size=32,
+            frame=FrameSpec(size=32),
             episodes=3,
             steps_per_episode=2,
             batch_size=8,
@@ -227,7 +246,7 @@ def preset(
         return replace(
             base,
             name="demo",
-            frame_size=64,
+            frame=FrameSpec(size=64),
             episodes=20 if task == "classify" else 10,
             steps_per_episode=5,
             batch_size=32 if task == "classify" else 16,
@@ -248,11 +267,25 @@ def preset(
     raise ValueError(f"unknown config preset {name!r}; choose one of {', '.join(PRESETS)}")
 
 
-def write_config(config: TrainConfig, path: Path) -> None:
-    """The resolved config as pretty JSON (what `usqa train` writes into its run folder)."""
+class RunConfig(Protocol):
+    """What every run's config (training, heating, fine-tuning) offers for its config.json."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def write_config(config: RunConfig, path: Path) -> None:
+    """The resolved config as pretty JSON, written beside a run's outputs (timm's args.yaml habit)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def read_config_dict(path: Path) -> dict[str, Any]:
+    """A run's config.json as written by `write_config`; each config class rebuilds itself with `from_dict`."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name}: a config must be a JSON object")
+    return data
+
+
 def read_config(path: Path) -> TrainConfig:
-    return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return TrainConfig.from_dict(read_config_dict(path))
