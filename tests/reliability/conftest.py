@@ -2,7 +2,7 @@
 
 `make test` runs this folder in its fast form (small case counts, figures written to a temporary folder);
 `make reliability` sets `USQA_RELIABILITY=full`, which raises the counts and writes the figures to
-`runs/reliability/<section>.json`, from which `python -m bench.reliability_report` writes docs/reliability.md.
+`runs/reliability/<section>.json`, from which `python -m docs_gen.reliability_report` writes docs/reliability.md.
 So the committed page never comes from a fast run.
 
 Each test module names its section (`SECTION = "malformed_input"`, one of the report's `SECTIONS`) and
@@ -36,7 +36,7 @@ from typing import Any, Final, Literal
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from bench.reliability_report import SECTIONS as REPORT_SECTIONS
+from docs_gen.reliability_report import SECTIONS as REPORT_SECTIONS
 
 from ..service.conftest import LiveServer, build_fixture_registry, make_settings, serve
 

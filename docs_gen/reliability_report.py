@@ -1,4 +1,4 @@
-"""docs/reliability.md from the reliability suite's figures: `python -m bench.reliability_report`.
+"""docs/reliability.md from the reliability suite's figures: `python -m docs_gen.reliability_report`.
 
 `make reliability` runs `USQA_RELIABILITY=full pytest tests/reliability`, which writes one JSON file per
 section to runs/reliability/ (each test's figures, outcome and duration, merged as tests finish), then this
@@ -24,7 +24,7 @@ from typing import Any, Literal
 RUNS_DIR = Path("runs/reliability")
 DOC = Path("docs/reliability.md")
 SUITE_COMMAND = "USQA_RELIABILITY=full python -m pytest tests/reliability -p no:cacheprovider"
-REPORT_COMMAND = "python -m bench.reliability_report"
+REPORT_COMMAND = "python -m docs_gen.reliability_report"
 NOT_MEASURED = "not measured in this run"
 
 Comparison = Literal[">=", "<=", "=="]
@@ -412,7 +412,7 @@ def section_lines(number_: int, section: Section, run: SectionRun | None) -> lis
     shown: set[str] = set()
     if not targets and not highlights:
         lines += [
-            "No targets are set for this section yet (`TARGETS` in bench/reliability_report.py); the figures "
+            "No targets are set for this section yet (`TARGETS` in docs_gen/reliability_report.py); the figures "
             "as recorded:",
             "",
             "| figure | value |",
@@ -507,7 +507,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog=f"python -m {__spec__.name if __spec__ else 'bench.reliability_report'}"
+        prog=f"python -m {__spec__.name if __spec__ else 'docs_gen.reliability_report'}"
     )
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of <section>.json (%(default)s)")
     parser.add_argument("--out", type=Path, default=DOC, help="the page to write (%(default)s)")

@@ -1,4 +1,4 @@
-"""Documentation figures of the simulator: `python -m bench.contact_sheets --out docs/img`.
+"""Documentation figures of the simulator: `python -m docs_gen.contact_sheets --out docs/img`.
 
 presets.png: a row of clean frames per preset, organ outlined (one frame per row misses the organ).
 degradations.png: every degradation at low, medium and high severity on the same frame, captioned with
