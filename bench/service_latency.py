@@ -33,6 +33,7 @@ import httpx
 import numpy as np
 import psutil
 
+from docs_gen.blocks import check_block, replace_block, write_atomically
 from service.frames import prepare_frame
 from service.inference.model import LoadedModel, load_model
 from service.inference.providers import plan_providers, plan_threads
@@ -535,12 +536,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--docs",
         type=Path,
         default=Path(DOCS_FILE_DEFAULT),
-        help="record the figures in this file's Service section ('' = no)",
+        help="record the figures in this page's generated block `service` ('' = no)",
     )
     parser.add_argument(
         "--render", type=Path, help="only re-record a saved service_latency.json into the docs (no measuring)"
     )
     args = parser.parse_args(argv)
+    if str(args.docs):
+        check_block(args.docs, BLOCK)
     if args.render is not None:
         saved = json.loads(args.render.read_text())
         rows, meta = saved["results"], saved["meta"]
@@ -571,8 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-RESULTS_START = "<!-- service-results:start (written by bench/service_latency.py) -->"
-RESULTS_END = "<!-- service-results:end -->"
+BLOCK = "service"
 
 
 def cpu_model() -> str:
@@ -585,37 +587,22 @@ def cpu_model() -> str:
 def record_in_docs(
     docs: Path, table: str, verdict_lines: list[str], meta: dict[str, Any], plot_path: Path
 ) -> None:
-    """Replace the results block of the Service section (between the markers) with this run's figures."""
+    """Rewrite the generated block `service` of `docs` with this run's figures and plot."""
     image = docs.parent / "img" / "service_latency.png"
-    image.parent.mkdir(parents=True, exist_ok=True)
-    image.write_bytes(plot_path.read_bytes())
+    write_atomically(image, plot_path.read_bytes())
     command = f"python -m bench.service_latency --registry {meta['registry']} --name {meta['name']}"
-    block = "\n".join(
-        [
-            RESULTS_START,
-            f"Measured {meta['at']} on {meta['cpus']} cores ({meta.get('cpu_model', 'unknown')}), model "
-            f"`{meta['name']}` from `{meta['registry']}`, {meta['duration_s']:.0f} s per scenario, "
-            f"by `{command}`:",
-            "",
-            table,
-            "",
-            *[f"- {line}" for line in verdict_lines],
-            "",
-            f"![service latency](img/{image.name})",
-            RESULTS_END,
-        ]
-    )
-    text = docs.read_text()
-    if RESULTS_START in text and RESULTS_END in text:
-        head, rest = text.split(RESULTS_START, 1)
-        text = head + block + rest.split(RESULTS_END, 1)[1]
-    else:
-        head, sep, tail = text.partition("## Service\n")
-        if not sep:
-            text = text.rstrip("\n") + "\n\n## Service\n\n" + block + "\n"
-        else:
-            text = head + sep + "\n" + block + "\n" + tail
-    docs.write_text(text)
+    body = [
+        f"Measured {meta['at']} on {meta['cpus']} cores ({meta.get('cpu_model', 'unknown')}), model "
+        f"`{meta['name']}` from `{meta['registry']}`, {meta['duration_s']:.0f} s per scenario, "
+        f"by `{command}`:",
+        "",
+        table,
+        "",
+        *[f"- {line}" for line in verdict_lines],
+        "",
+        f"![service latency](img/{image.name})",
+    ]
+    replace_block(docs, BLOCK, "\n".join(body), module="bench.service_latency")
 
 
 if __name__ == "__main__":

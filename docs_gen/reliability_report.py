@@ -14,12 +14,12 @@ import argparse
 import datetime
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from docs_gen.blocks import write_atomically
 
 RUNS_DIR = Path("runs/reliability")
 DOC = Path("docs/reliability.md")
@@ -493,22 +493,8 @@ def render(runs: Mapping[str, SectionRun], *, written: datetime.datetime) -> str
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {__spec__.name if __spec__ else 'docs_gen.reliability_report'}"
-    )
+    parser = argparse.ArgumentParser(prog="python -m docs_gen.reliability_report")
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="folder of <section>.json (%(default)s)")
     parser.add_argument("--out", type=Path, default=DOC, help="the page to write (%(default)s)")
     args = parser.parse_args(argv)

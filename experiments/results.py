@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from experiments.results_tables import write_docs
+from experiments.results_tables import check_docs, write_docs
 from service.simulator import write_dataset
 from trainer.api import train
 from trainer.config import ALGOS, REWARDS, TASKS, TrainConfig, preset
@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
+    check_docs(args.docs)
     started = time.perf_counter()
     rows = run_cells(args)
     settings = {**DATA_SETTINGS, "frames": args.frames, "subjects": args.subjects, "budget": args.budget}
