@@ -3,8 +3,8 @@
 
     nice python -m bench.service_latency --registry models --name usqa-prostate --out runs/bench/service
 
-Each server runs in its own process (`python -m service.api.cli serve`, `python -m bench.naive_peer`); this
-process generates the load with asyncio clients and reads the server's CPU time and RSS from /proc. Frames
+Each server runs in its own process (`python -m service.api.cli serve`, `python -m bench.naive_peer`), started
+by `usqa.local_stack` like every other part of usqa, its output in OUT/logs/; this process generates the load with asyncio clients and reads the server's CPU time and RSS from /proc. Frames
 are a simulated 128 px cine, PNG-encoded once up front. A paced stream sends one frame every 1/fps s: over
 HTTP a frame that falls due while the stream's previous request is still out is skipped (dropped, as a
 scanner would), over the WebSocket frames are sent on schedule and the service drops the stale ones.
@@ -18,8 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -39,6 +37,7 @@ from service.inference.model import LoadedModel, load_model
 from service.inference.providers import plan_providers, plan_threads
 from service.registry import ModelRegistry
 from service.settings import Settings
+from usqa.local_stack import ManagedProcess, free_port, start_api, start_server
 
 STREAM_COUNTS = (1, 4, 16)
 FPS = 30.0
@@ -176,33 +175,16 @@ def run_raw_batched(
 # -- servers ---------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
-    """A serving process started for the benchmark; CPU and RSS are read from its /proc entry."""
+    """A serving process started through `usqa.local_stack`; CPU and RSS are read from its /proc entry."""
 
-    def __init__(self, command: list[str], port: int, env: dict[str, str], probe: str) -> None:
+    def __init__(self, proc: ManagedProcess, port: int) -> None:
+        if proc.popen is None:
+            raise ValueError(f"{proc.name} was never started")
+        self.proc = proc
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{command} exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.base + probe, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{command} did not become ready")
-            time.sleep(0.2)
-        self.process = psutil.Process(self.proc.pid)
+        self.process = psutil.Process(proc.popen.pid)
 
     def cpu_seconds(self) -> float:
         return float(sum(self.process.cpu_times()[:2]))
@@ -211,12 +193,7 @@ class Server:
         return round(self.process.memory_info().rss / 2**20, 1)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        self.proc.stop(timeout=20)
 
 
 def measured(server: Server, scenario: Coroutine[Any, Any, Result]) -> Result:
@@ -368,22 +345,22 @@ def run(args: argparse.Namespace) -> list[Result]:
         for streams, fps in scenarios():
             note(run_raw(model, prepared, streams, fps, duration))
         note(run_raw_batched(model, prepared, threads.workers, settings.max_batch_frames, duration))
-    env = {**os.environ, "USQA_REGISTRY": str(args.registry), "USQA_MODEL_NAME": args.name}
+    # Resolved: local_stack starts servers in the repository root, wherever this command runs.
+    env = {**os.environ, "USQA_REGISTRY": str(args.registry.resolve()), "USQA_MODEL_NAME": args.name}
     env.pop("USQA_API_TOKEN", None)
     env.pop("USQA_REQUIRE_TOKEN_FOR_SCORING", None)
+    logs = args.out / "logs"
     if {"assess", "ws"} & set(args.targets):
         port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "service.api.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-        server = Server(command, port, env, "/readyz")
+        api = start_api(
+            port,
+            env,
+            logs / "api.log",
+            log_level="warning",  # no access log line per frame in the process being measured
+            ready_path="/readyz",
+            timeout=SERVER_START_TIMEOUT_S,
+        )
+        server = Server(api, port)
         try:
             for streams, fps in scenarios():
                 if "assess" in args.targets:
@@ -405,17 +382,20 @@ def run(args: argparse.Namespace) -> list[Result]:
             "-m",
             "bench.naive_peer",
             "--registry",
-            str(args.registry),
+            str(args.registry.resolve()),
             "--name",
             args.name,
             "--port",
             str(port),
         ]
         if args.run is not None:
-            command += ["--run", str(args.run)]
+            command += ["--run", str(args.run.resolve())]
         if args.peer_torch_threads:
             command += ["--torch-threads", str(args.peer_torch_threads)]
-        server = Server(command, port, env, "/healthz")
+        peer = start_server(
+            "naive-peer", command, env, logs / "naive_peer.log", port, "/healthz", SERVER_START_TIMEOUT_S
+        )
+        server = Server(peer, port)
         try:
             for streams, fps in scenarios():
                 note(
@@ -534,16 +514,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/bench/service"))
     parser.add_argument(
         "--docs",
-        type=Path,
-        default=Path(DOCS_FILE_DEFAULT),
+        default=DOCS_FILE_DEFAULT,  # a str: Path("") would be "." and never mean "no"
         help="record the figures in this page's generated block `service` ('' = no)",
     )
     parser.add_argument(
         "--render", type=Path, help="only re-record a saved service_latency.json into the docs (no measuring)"
     )
     args = parser.parse_args(argv)
-    if str(args.docs):
-        check_block(args.docs, BLOCK)
+    docs = Path(args.docs) if args.docs else None
+    if docs is not None:
+        check_block(docs, BLOCK)
     if args.render is not None:
         saved = json.loads(args.render.read_text())
         rows, meta = saved["results"], saved["meta"]
@@ -568,8 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table)
     print("\n".join(verdicts(rows)))
     print(f"results in {args.out}")
-    if str(args.docs):
-        record_in_docs(args.docs, table, verdicts(rows), meta, args.out / "service_latency.png")
+    if docs is not None:
+        record_in_docs(docs, table, verdicts(rows), meta, args.out / "service_latency.png")
         print(f"recorded in {args.docs}")
     return 0
 
