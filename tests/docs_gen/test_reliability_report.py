@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from docs_gen.reliability_report import HIGHLIGHTS, NOT_MEASURED, SECTIONS, TARGETS, main, read_runs, render
+from docs_gen.reliability_report import NOT_MEASURED, main, read_runs, render
+from docs_gen.reliability_targets import HIGHLIGHTS, SECTIONS, TARGETS
 
 from ..reliability.conftest import FigureBook, Figures
 
