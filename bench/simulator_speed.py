@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.machine import cpu_model
 from docs_gen.blocks import check_block, replace_block
 from service.simulator.acoustics import build_echogenicity
 from service.simulator.cine import Stream, generator, render_frame, subject_sweep
@@ -181,16 +182,6 @@ def _naive(frames: int, folder: Path) -> None:
 # --- the report -----------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def _simulate(out: Path, frames: int, workers: int) -> None:
     subjects = max(1, frames // FRAMES_PER_SUBJECT)
     write_dataset(out, frames=frames, subjects=subjects, seed=SEED, size=SIZE, preset="all", workers=workers)
@@ -220,8 +211,9 @@ def measure(frames: int, naive_frames: int) -> list[Rate]:
 def report(rates: Sequence[Rate], command: str) -> str:
     cores = os.cpu_count() or 1
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    machine = cpu_model(platform.processor() or "unknown CPU")
     lines = [
-        f"Measured {datetime.date.today().isoformat()} on {cores} cores ({_cpu_model()}), Python "
+        f"Measured {datetime.date.today().isoformat()} on {cores} cores ({machine}), Python "
         f"{platform.python_version()}, load average at the end {load}; frames of {SIZE} x {SIZE} px, "
         "PNG frame and mask written for each.",
         f"Command: `{command}`.",
