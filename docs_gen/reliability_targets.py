@@ -91,7 +91,6 @@ SECTIONS: tuple[Section, ...] = (
     ),
 )
 
-
 # The figures' targets, per section. A figure a test records without a target here is still shown.
 TARGETS: dict[str, tuple[Target, ...]] = {
     "malformed_input": (
@@ -241,7 +240,6 @@ TARGETS: dict[str, tuple[Target, ...]] = {
         ),
     ),
 }
-
 
 # Figures listed beside the targets in a section's table although they have no target.
 HIGHLIGHTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {

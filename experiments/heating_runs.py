@@ -36,8 +36,6 @@ log = logging.getLogger("experiments.heating_analysis")
 # The heterogeneous pre-training set: all three presets, 60 subjects; seed 1 so that no frame is one of the
 # prostate set's (seed 0, the RL benchmark's data: experiments/results.py DATA_SETTINGS).
 HEAT_DATA: dict[str, Any] = {"frames": 3000, "subjects": 60, "seed": 1, "size": 128, "preset": "all"}
-
-
 TASK_DATA: dict[str, Any] = {
     "frames": 3000,
     "subjects": 60,
@@ -46,12 +44,9 @@ TASK_DATA: dict[str, Any] = {
     "preset": "transrectal_prostate",
 }
 
-
 # The scale of the RL benchmark (experiments/results.py BENCH_OVERRIDES): the `default` networks on 64 px frames,
 # 600 predictor steps (60 episodes x 10 mini-batches of 32), reward on 128 validation frames.
 FRAME_SIZE = 64
-
-
 RL_OVERRIDES: dict[str, Any] = {
     "frame_size": 64,
     "episodes": 60,
@@ -59,12 +54,9 @@ RL_OVERRIDES: dict[str, Any] = {
     "reward_frames": 128,
 }
 
-
 # The classes of the pre-training set: preset x organ-visible label (6). Presets alone are told apart by the
 # field-of-view geometry within a few dozen steps (measured: see the doc), leaving nothing to pre-train.
 CLASSES: ClassSource = "preset_label"
-
-
 HEAT_SHARE = 0.75  # heating steps / (heating + fine-tuning) steps, against the same total for every row
 
 

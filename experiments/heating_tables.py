@@ -44,8 +44,6 @@ METRIC_TITLES = {
     "auroc": "AUROC",
     "balanced_accuracy": "B. Acc.",
 }
-
-
 TABLE_A = (
     ("normal", "(Normal) clean frames"),
     ("cutmix", "(CutMix) clean frames"),
@@ -54,8 +52,6 @@ TABLE_A = (
     ("heated/masked_dataset", "(Heated) masked frames, dataset-level masks"),
     ("heated/finetuned", "(Fine-tuned heated) clean frames"),
 )
-
-
 TABLE_B = (
     ("normal", "Baseline (no augmentation)"),
     ("heated/finetuned", "Heated (eq. 8) → fine-tuned"),
