@@ -45,7 +45,7 @@ test: lint typecheck unit
 reliability: install
 	rm -rf runs/reliability
 	USQA_RELIABILITY=full $(BIN)/python -m pytest tests/reliability -p no:cacheprovider; status=$$?; \
-		$(BIN)/python -m bench.reliability_report && exit $$status
+		$(BIN)/python -m docs_gen.reliability_report && exit $$status
 
 demo: install
 	$(BIN)/usqa demo --out $(DEMO_OUT)
@@ -58,11 +58,11 @@ bench: install
 
 # The trainer's results (docs/results.md) and the heated-backbone analysis (docs/heating.md).
 results: install
-	nice -n 10 $(BIN)/python -m bench.results
-	nice -n 10 $(BIN)/python -m bench.results_timing --threads 1
+	nice -n 10 $(BIN)/python -m experiments.results
+	nice -n 10 $(BIN)/python -m experiments.results_timing --threads 1
 
 heating-analysis: install
-	$(BIN)/python -m bench.heating_analysis
+	$(BIN)/python -m experiments.heating_analysis
 
 # The default model that ships in models/ (usqa-prostate, champion): simulate, train, evaluate, export.
 DEFAULT_MODEL_RUN ?= runs/default-model
@@ -78,7 +78,7 @@ default-model: install
 
 # Figures committed in docs/ (contact sheets of each preset and degradation).
 docs-figures: install
-	$(BIN)/python -m bench.contact_sheets --out docs/img
+	$(BIN)/python -m docs_gen.contact_sheets --out docs/img
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,1 +1,1 @@
-"""Benchmarks and documentation figures: scripts run with `python -m bench.<name>`, not imported by usqa."""
+"""Speed and footprint benchmarks: scripts run with `python -m bench.<name>`, not imported by usqa."""

@@ -6,7 +6,7 @@ Three rates at 128 px, all writing PNG frames and masks to a temporary folder:
   same two PNGs, without any physics;
 - a naive peer: the same physics written the straightforward way (a Python loop per scan line with
   `np.convolve`, a Python loop per pixel for scan conversion), on a few frames only.
-The section "## Simulator" of the performance page is replaced; the rest of the page is kept.
+The generated block `simulator` of the performance page is rewritten (`docs_gen.blocks`); the rest is kept.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.machine import cpu_model
+from docs_gen.blocks import check_block, replace_block
 from service.simulator.acoustics import build_echogenicity
 from service.simulator.cine import Stream, generator, render_frame, subject_sweep
 from service.simulator.dataset import frames_per_subject, write_dataset
@@ -38,7 +40,7 @@ from service.simulator.presets import PRESET_NAMES, preset_for_subject
 SIZE = 128
 SEED = 0
 FRAMES_PER_SUBJECT = 50
-HEADING = "## Simulator"
+BLOCK = "simulator"
 DOC = Path("docs/performance.md")
 # Uniform random numbers the simulator draws per beam sample: scatterer occupancy, the scatterers'
 # Box-Muller pair and the noise's Box-Muller pair.
@@ -180,16 +182,6 @@ def _naive(frames: int, folder: Path) -> None:
 # --- the report -----------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def _simulate(out: Path, frames: int, workers: int) -> None:
     subjects = max(1, frames // FRAMES_PER_SUBJECT)
     write_dataset(out, frames=frames, subjects=subjects, seed=SEED, size=SIZE, preset="all", workers=workers)
@@ -219,10 +211,9 @@ def measure(frames: int, naive_frames: int) -> list[Rate]:
 def report(rates: Sequence[Rate], command: str) -> str:
     cores = os.cpu_count() or 1
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    machine = cpu_model(platform.processor() or "unknown CPU")
     lines = [
-        HEADING,
-        "",
-        f"Measured {datetime.date.today().isoformat()} on {cores} cores ({_cpu_model()}), Python "
+        f"Measured {datetime.date.today().isoformat()} on {cores} cores ({machine}), Python "
         f"{platform.python_version()}, load average at the end {load}; frames of {SIZE} x {SIZE} px, "
         "PNG frame and mask written for each.",
         f"Command: `{command}`.",
@@ -242,23 +233,8 @@ def report(rates: Sequence[Rate], command: str) -> str:
         "CPU-second (one worker only: pool workers are not this process's children) is the cost per "
         "frame whatever else runs: on a shared machine Linux's autogroup scheduling gives this session "
         "only its share of the cores, whatever the worker count, so compare the load average.",
-        "",
     ]
     return "\n".join(lines)
-
-
-def replace_section(document: str, section: str) -> str:
-    """`document` with its `## Simulator` section (up to the next `## ` heading) replaced by `section`."""
-    lines = document.splitlines()
-    try:
-        start = lines.index(HEADING)
-    except ValueError:
-        prefix = document.rstrip("\n")
-        return (prefix + "\n\n" if prefix else "# Performance\n\n") + section
-    stop = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    before = "\n".join(lines[:start]).rstrip("\n")
-    after = "\n".join(lines[stop:])
-    return (before + "\n\n" if before else "") + section + ("\n" + after + "\n" if after else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,12 +247,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m bench.simulator_speed" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:])
     )
+    if not args.no_doc:
+        check_block(args.doc, BLOCK)
     section = report(measure(args.frames, args.naive_frames), command)
     print(section)
     if not args.no_doc:
-        existing = args.doc.read_text() if args.doc.exists() else ""
-        args.doc.parent.mkdir(parents=True, exist_ok=True)
-        args.doc.write_text(replace_section(existing, section))
+        replace_block(args.doc, BLOCK, section, module="bench.simulator_speed")
         print(f"updated {args.doc}")
     return 0
 

@@ -1,7 +1,8 @@
 """usqa's processes on one machine: redis-server (or an embedded broker), the API and retraining workers.
 
-`usqa demo` runs the whole loop with these, and the test suite runs the deployment's topology with them, so
-both start the parts exactly as an operator would: separate processes configured by `USQA_*` variables, each in
+The one process manager of the repository: `usqa demo` runs the whole loop with these, the test suite runs
+the deployment's topology with them and the benchmarks (bench/) start what they measure with them, so all
+start the parts exactly as an operator would: separate processes configured by `USQA_*` variables, each in
 its own session (a machine dying is a SIGKILL of the group), with its output in a log file.
 """
 
@@ -138,27 +139,49 @@ def start_redis(port: int, workdir: Path, *, appendonly: bool = True) -> Managed
     return proc
 
 
-def start_api(port: int, env: Mapping[str, str], log_path: Path, name: str = "api") -> ManagedProcess:
-    """`python -m service.api.cli serve` on 127.0.0.1:`port`, returned once /healthz answers."""
+def start_server(
+    name: str,
+    cmd: list[str],
+    env: Mapping[str, str],
+    log_path: Path,
+    port: int,
+    path: str = "/healthz",
+    timeout: float = START_TIMEOUT_S,
+) -> ManagedProcess:
+    """`cmd`, an HTTP server on 127.0.0.1:`port`, returned once GET `path` answers 200."""
     import httpx
 
-    cmd = [sys.executable, "-m", "service.api.cli", "serve", "--port", str(port), "--log-level", "info"]
     proc = ManagedProcess(name, cmd, env, log_path).start()
 
-    def healthy() -> bool:
+    def answers() -> bool:
         if not proc.alive:
             raise proc.failed("exited")
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+            return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
     try:
-        wait_for(healthy, START_TIMEOUT_S, name)
+        wait_for(answers, timeout, name)
     except TimeoutError as exc:
         proc.stop()
-        raise proc.failed("did not answer /healthz") from exc
+        raise proc.failed(f"did not answer {path}") from exc
     return proc
+
+
+def start_api(
+    port: int,
+    env: Mapping[str, str],
+    log_path: Path,
+    name: str = "api",
+    *,
+    log_level: str = "info",
+    ready_path: str = "/healthz",
+    timeout: float = START_TIMEOUT_S,
+) -> ManagedProcess:
+    """`python -m service.api.cli serve` on 127.0.0.1:`port`, returned once `ready_path` answers."""
+    cmd = [sys.executable, "-m", "service.api.cli", "serve", "--port", str(port), "--log-level", log_level]
+    return start_server(name, cmd, env, log_path, port, ready_path, timeout)
 
 
 def start_worker(env: Mapping[str, str], log_path: Path, name: str = "worker") -> ManagedProcess:

@@ -2,10 +2,10 @@
 
 `make test` runs this folder in its fast form (small case counts, figures written to a temporary folder);
 `make reliability` sets `USQA_RELIABILITY=full`, which raises the counts and writes the figures to
-`runs/reliability/<section>.json`, from which `python -m bench.reliability_report` writes docs/reliability.md.
+`runs/reliability/<section>.json`, from which `python -m docs_gen.reliability_report` writes docs/reliability.md.
 So the committed page never comes from a fast run.
 
-Each test module names its section (`SECTION = "malformed_input"`, one of the report's `SECTIONS`) and
+Each test module names its section (`SECTION = "malformed_input"`, one of `docs_gen.reliability_targets.SECTIONS`) and
 takes the `figures` fixture: `figures.count(name, n)` adds up, `figures.peak(name, value)` keeps the
 largest, `figures.note(text)` states a known gap and its cause. After the test its figures are merged into
 its section's file under the test's id (atomically), with its outcome and duration; the report adds them
@@ -36,7 +36,7 @@ from typing import Any, Final, Literal
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from bench.reliability_report import SECTIONS as REPORT_SECTIONS
+from docs_gen.reliability_targets import SECTIONS as REPORT_SECTIONS
 
 from ..service.conftest import LiveServer, build_fixture_registry, make_settings, serve
 

@@ -1,4 +1,4 @@
-"""The analogue of the paper's Table 1 on a fixed-seed simulator benchmark: `python -m bench.results`.
+"""The analogue of the paper's Table 1 on a fixed-seed simulator benchmark: `python -m experiments.results`.
 
 Simulates one data set (transrectal_prostate, fixed seed), trains for each task the non-selective baseline
 and the controller/predictor pair for every reward (R_avg, R_w, R_sel) and algorithm (REINFORCE, DDPG),
@@ -20,13 +20,13 @@ from typing import Any
 
 import torch
 
-from bench.results_tables import write_docs
 from contracts.training import ALGOS, REWARDS, TASKS, TrainConfig, preset
+from experiments.results_tables import check_docs, write_docs
 from service.simulator import write_dataset
 from trainer.api import train
 from trainer.evaluate import evaluate
 
-log = logging.getLogger("bench.results")
+log = logging.getLogger("experiments.results")
 
 DATA_SETTINGS: dict[str, Any] = {
     "frames": 3000,
@@ -38,7 +38,7 @@ DATA_SETTINGS: dict[str, Any] = {
 # The budget of every cell, the same for the baseline and each controller/predictor pair of a task: the
 # `default` networks on 64 px inputs, 600 classifier steps (60 episodes x 10 mini-batches of 32) and 400
 # segmenter steps (40 x 10 x 16, a U-Net of half the default widths), so that the 14 trainings fit in about
-# an hour on 2 shared cores. The `default` preset itself (128 px) is timed by bench.results_timing.
+# an hour on 2 shared cores. The `default` preset itself (128 px) is timed by experiments.results_timing.
 BENCH_OVERRIDES: dict[str, dict[str, Any]] = {
     "classify": {
         "frame": {"size": 64},
@@ -151,7 +151,7 @@ def run_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.results", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m experiments.results", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/results"))
     parser.add_argument("--docs", type=Path, default=Path("docs"))
     parser.add_argument("--budget", choices=("bench", "debug", "demo", "default"), default="bench")
@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
+    check_docs(args.docs)
     started = time.perf_counter()
     rows = run_cells(args)
     settings = {**DATA_SETTINGS, "frames": args.frames, "subjects": args.subjects, "budget": args.budget}

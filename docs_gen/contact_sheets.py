@@ -1,4 +1,4 @@
-"""Documentation figures of the simulator: `python -m bench.contact_sheets --out docs/img`.
+"""Documentation figures of the simulator: `python -m docs_gen.contact_sheets --out docs/img`.
 
 presets.png: a row of clean frames per preset, organ outlined (one frame per row misses the organ).
 degradations.png: every degradation at low, medium and high severity on the same frame, captioned with
@@ -8,15 +8,14 @@ kind, severity and the two ground-truth labels (a = amenable for classification,
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from docs_gen.blocks import write_atomically
 from service.datasets.contact_sheet import contact_sheet
 from service.simulator.cine import Episode, SimulatedFrame, render_frame, subject_sweep
 from service.simulator.degradations import DEGRADATION_KINDS, NO_DEGRADATION
@@ -45,12 +44,7 @@ def write_small_png(path: Path, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise ValueError(f"could not encode {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(encoded.tobytes())
-    Path(tmp).chmod(0o644)  # mkstemp makes it private; a committed figure is for everyone
-    Path(tmp).replace(path)
+    write_atomically(path, encoded.tobytes())
 
 
 def outlined(frame: SimulatedFrame) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The suite's plumbing: figures merged per section and test, and the page `bench.reliability_report` writes."""
+"""The page `docs_gen.reliability_report` writes from the reliability suite's figures (merged per section and test)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.reliability_report import HIGHLIGHTS, NOT_MEASURED, SECTIONS, TARGETS, main, read_runs, render
+from docs_gen.reliability_report import NOT_MEASURED, main, read_runs, render
+from docs_gen.reliability_targets import HIGHLIGHTS, SECTIONS, TARGETS
 
-from .conftest import FigureBook, Figures, error_body_problem, unclear_reason
+from ..reliability.conftest import FigureBook, Figures
 
 WRITTEN = datetime.datetime(2026, 1, 2, 3, 4, tzinfo=datetime.UTC)
 
@@ -97,38 +98,3 @@ def test_the_report_command_writes_the_page_or_says_why_not(tmp_path: Path) -> N
     FigureBook(tmp_path / "runs", "full").merge("malformed_input", "t", entry(figures))
     assert main(["--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
     assert out.read_text().startswith("# Reliability")
-
-
-@pytest.mark.parametrize(
-    ("message", "clear"),
-    [
-        ("frame too large: 100000x100000 pixels exceeds the limit of 16777216 pixels per frame", True),
-        ("invalid request: query parameter 'width': Input should be greater than 0", True),
-        ("", False),
-        ("   ", False),
-        ("ValueError", False),
-        ("KeyError: 'type'", False),
-        ("Traceback (most recent call last):\n  File ...", False),
-        ("<service.frames.errors.FrameError object at 0x7f00>", False),
-        ("x" * 5000, False),
-        ("bad \x00 byte", False),
-        (None, False),
-    ],
-)
-def test_what_counts_as_a_clear_message(message: object, clear: bool) -> None:
-    assert (unclear_reason(message) is None) == clear
-
-
-@pytest.mark.parametrize(
-    ("content_type", "body", "shaped"),
-    [
-        ("application/json", b'{"detail": "no such job", "code": "not_found"}', True),
-        ("application/json", b'{"detail": [{"loc": ["query"], "msg": "x"}]}', False),
-        ("application/json", b'{"detail": "Not Found"}', False),
-        ("application/json", b'{"detail": "x y z", "code": "Not Found"}', False),
-        ("text/plain", b"Internal Server Error", False),
-        ("application/json", b"[1, 2]", False),
-    ],
-)
-def test_what_counts_as_the_error_shape(content_type: str, body: bytes, shaped: bool) -> None:
-    assert (error_body_problem(404, content_type, body) is None) == shaped

@@ -1,0 +1,249 @@
+"""The load of `bench.service_latency`: the scenarios, raw onnxruntime in-process, and HTTP and WebSocket streams.
+
+A paced stream sends one frame every 1/fps s: over HTTP a frame that falls due while the stream's previous
+request is still out is skipped (dropped, as a scanner would), over the WebSocket frames are sent on schedule
+and the service drops the stale ones. A saturated stream sends its next frame as soon as the previous answer
+arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+import psutil
+
+from service.inference.model import LoadedModel
+
+STREAM_COUNTS = (1, 4, 16)
+FPS = 30.0
+CINE_FRAMES = 64
+
+
+@dataclass
+class Result:
+    target: str  # raw | assess | ws | naive
+    streams: int
+    fps: float | None  # None: saturated
+    duration_s: float
+    offered: int = 0  # frames that fell due (paced) or were sent (saturated)
+    completed: int = 0
+    dropped: int = 0
+    failed: int = 0
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    cpu_cores: float | None = None  # CPU seconds per wall second of the serving process
+    rss_mb: float | None = None
+
+    def row(self) -> dict[str, Any]:
+        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
+        p50, p99 = np.percentile(lat, [50, 99])
+        data = {k: v for k, v in asdict(self).items() if k != "latencies_ms"}
+        data.update(
+            p50_ms=round(float(p50), 2),
+            p99_ms=round(float(p99), 2),
+            throughput_fps=round(self.completed / self.duration_s, 1),
+            # Frames per CPU-second of the serving process: the fair comparison on a shared host.
+            frames_per_cpu_s=round(self.completed / (self.cpu_cores * self.duration_s), 1)
+            if self.cpu_cores
+            else None,
+            drop_rate=round(self.dropped / self.offered, 4) if self.offered else 0.0,
+        )
+        return data
+
+
+def cine(size: int) -> list[np.ndarray]:
+    from service.simulator.cine import simulate_cine
+
+    return [f.image for f in simulate_cine("transrectal_prostate", CINE_FRAMES, seed=7, size=size)]
+
+
+def encode(frames: Sequence[np.ndarray]) -> list[bytes]:
+    return [bytes(cv2.imencode(".png", f)[1].tobytes()) for f in frames]
+
+
+def run_raw(
+    model: LoadedModel, prepared: np.ndarray, streams: int, fps: float | None, duration: float
+) -> Result:
+    """Each stream a thread calling the graphs directly on prepared frames (batch 1)."""
+    result = Result("raw", streams, fps, duration)
+    lock = threading.Lock()
+    process = psutil.Process()
+    stop_at = time.perf_counter() + duration
+
+    def stream(index: int) -> None:
+        period = 1.0 / fps if fps else 0.0
+        next_due = time.perf_counter() + index * period / max(streams, 1)
+        i = index
+        while True:
+            now = time.perf_counter()
+            if now >= stop_at:
+                return
+            if period and now < next_due:
+                time.sleep(next_due - now)
+                continue
+            started = time.perf_counter()
+            model.run(prepared[i % len(prepared)][None])
+            elapsed = (time.perf_counter() - started) * 1000
+            skipped = 0
+            if period:
+                next_due += period
+                while next_due < time.perf_counter():  # frames that fell due while busy
+                    next_due += period
+                    skipped += 1
+            with lock:
+                result.offered += 1 + skipped
+                result.completed += 1
+                result.dropped += skipped
+                result.latencies_ms.append(elapsed)
+            i += 1
+
+    cpu0 = sum(process.cpu_times()[:2])
+    threads = [threading.Thread(target=stream, args=(k,)) for k in range(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result.cpu_cores = round((sum(process.cpu_times()[:2]) - cpu0) / duration, 2)
+    result.rss_mb = round(process.memory_info().rss / 2**20, 1)
+    return result
+
+
+def run_raw_batched(
+    model: LoadedModel, prepared: np.ndarray, workers: int, batch: int, duration: float
+) -> Result:
+    """The ceiling with batching: one thread per worker running `batch` frames per call."""
+    result = Result(f"raw-batch{batch}", workers, None, duration)
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + duration
+    frames = np.ascontiguousarray(np.resize(prepared, (batch, *prepared.shape[1:])))
+
+    def work() -> None:
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            model.run(frames)
+            with lock:
+                result.completed += batch
+                result.offered += batch
+                result.latencies_ms.append((time.perf_counter() - started) * 1000)
+
+    process = psutil.Process()
+    cpu0 = sum(process.cpu_times()[:2])
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result.cpu_cores = round((sum(process.cpu_times()[:2]) - cpu0) / duration, 2)
+    result.rss_mb = round(process.memory_info().rss / 2**20, 1)
+    return result
+
+
+async def http_streams(
+    url: str, payloads: list[bytes], target: str, streams: int, fps: float | None, duration: float
+) -> Result:
+    result = Result(target, streams, fps, duration)
+    limits = httpx.Limits(max_connections=streams, max_keepalive_connections=streams)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        loop = asyncio.get_running_loop()
+        stop_at = loop.time() + duration
+
+        async def stream(index: int) -> None:
+            period = 1.0 / fps if fps else 0.0
+            next_due = loop.time() + index * period / streams
+            i = index
+            while loop.time() < stop_at:
+                if period and loop.time() < next_due:
+                    await asyncio.sleep(next_due - loop.time())
+                    continue
+                started = time.perf_counter()
+                response = await client.post(
+                    url, content=payloads[i % len(payloads)], headers={"content-type": "image/png"}
+                )
+                elapsed = (time.perf_counter() - started) * 1000
+                skipped = 0
+                if period:
+                    next_due += period
+                    while next_due < loop.time():
+                        next_due += period
+                        skipped += 1
+                result.offered += 1 + skipped
+                result.dropped += skipped
+                if response.status_code == 200:
+                    result.completed += 1
+                    result.latencies_ms.append(elapsed)
+                else:
+                    result.failed += 1
+                i += 1
+
+        await asyncio.gather(*(stream(k) for k in range(streams)))
+    return result
+
+
+async def ws_streams(
+    url: str, payloads: list[bytes], streams: int, fps: float | None, duration: float
+) -> Result:
+    from websockets.asyncio.client import connect
+
+    result = Result("ws", streams, fps, duration)
+
+    async def stream(index: int) -> None:
+        async with connect(url, max_size=None) as ws:
+            json.loads(await ws.recv())  # ready
+            loop = asyncio.get_running_loop()
+            sent_at: dict[int, float] = {}
+            answered = asyncio.Event()
+            answered.set()
+            done = asyncio.Event()
+
+            async def receive() -> None:
+                async for text in ws:
+                    message = json.loads(text)
+                    if message["type"] == "result":
+                        started = sent_at.pop(message["seq"], None)
+                        if started is not None:
+                            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+                        result.completed += 1
+                        answered.set()
+                    elif message["type"] == "error":
+                        result.failed += 1
+                        answered.set()
+                    elif message["type"] == "summary":
+                        result.dropped += message["frames"]["dropped"]
+                        done.set()
+                        return
+
+            receiver = asyncio.create_task(receive())
+            period = 1.0 / fps if fps else 0.0
+            stop_at = loop.time() + duration
+            next_due = loop.time() + index * period / streams
+            seq = 0
+            while loop.time() < stop_at:
+                if period:
+                    if loop.time() < next_due:
+                        await asyncio.sleep(next_due - loop.time())
+                    next_due += period
+                else:
+                    await answered.wait()  # saturated: the next frame as soon as the last is answered
+                    answered.clear()
+                sent_at[seq] = time.perf_counter()
+                await ws.send(payloads[(index + seq) % len(payloads)])
+                result.offered += 1
+                seq += 1
+            await ws.send(json.dumps({"type": "end"}))
+            await asyncio.wait_for(done.wait(), 30)
+            await receiver
+
+    await asyncio.gather(*(stream(k) for k in range(streams)))
+    return result
+
+
+def scenarios() -> list[tuple[int, float | None]]:
+    return [(n, FPS) for n in STREAM_COUNTS] + [(max(STREAM_COUNTS), None)]

@@ -1,0 +1,43 @@
+"""The servers `bench.service_latency` measures, started by `usqa.local_stack`; their CPU and RSS from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import psutil
+
+from bench.latency_load import Result
+from usqa.local_stack import ManagedProcess
+
+SERVER_START_TIMEOUT_S = 120.0
+
+
+class Server:
+    """A serving process started through `usqa.local_stack`; CPU and RSS are read from its /proc entry."""
+
+    def __init__(self, proc: ManagedProcess, port: int) -> None:
+        if proc.popen is None:
+            raise ValueError(f"{proc.name} was never started")
+        self.proc = proc
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.process = psutil.Process(proc.popen.pid)
+
+    def cpu_seconds(self) -> float:
+        return float(sum(self.process.cpu_times()[:2]))
+
+    def rss_mb(self) -> float:
+        return round(self.process.memory_info().rss / 2**20, 1)
+
+    def stop(self) -> None:
+        self.proc.stop(timeout=20)
+
+
+def measured(server: Server, scenario: Coroutine[Any, Any, Result]) -> Result:
+    cpu0 = server.cpu_seconds()
+    result = asyncio.run(scenario)
+    result.cpu_cores = round((server.cpu_seconds() - cpu0) / result.duration_s, 2)
+    result.rss_mb = server.rss_mb()
+    return result
