@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from service.api.app import create_app
+from service.api.errors import ConfigurationError
 from service.settings import get_settings
 from usqa.cli import UsageError
 
@@ -30,9 +32,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
-
-    from service.api.app import create_app
-    from service.api.errors import ConfigurationError
 
     settings = get_settings()
     overrides: dict[str, object] = {}
