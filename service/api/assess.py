@@ -134,19 +134,15 @@ class Assessor:
             scoring.failure(REASON_ERROR).inc()
             raise ApiError(500, "internal_error", INTERNAL_ERROR) from exc
         total_s = time.perf_counter() - received
+        self.service.record_scored(scoring, batch, total_s)
         count = len(batch.frames)
         timing = batch.timing
-        scoring.decode.observe(timing.prepare_s)
         per_frame = Timings(
             decode_ms=_ms(timing.prepare_s / max(count, 1)),
             queue_ms=_ms(timing.queue_s),
             inference_ms=_ms(timing.inference_s),
             total_ms=_ms(total_s),
         )
-        self.service.observe_scores(model, scoring, batch.frames)
-        scoring.success.inc()
-        scoring.duration.observe(total_s)
-        scoring.queue.observe(timing.queue_s)
         return AssessResponse(
             model=ModelRef.of(model),
             target_rejection=model.target_rejection,

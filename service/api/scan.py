@@ -234,11 +234,7 @@ class ScanConnection:
         }
         await self._send(message)
         self.stats.record_scored(scored.score, scored.amenable, update.state, total_s * 1000, model.number)
-        self.service.observe_scores(model, scoring, batch.frames)
-        scoring.success.inc()
-        scoring.duration.observe(total_s)
-        scoring.queue.observe(timing.queue_s)
-        scoring.decode.observe(timing.prepare_s)
+        self.service.record_scored(scoring, batch, total_s)
 
     # -- model swaps -------------------------------------------------------------------------------------
 
