@@ -12,8 +12,10 @@ from fastapi.staticfiles import StaticFiles
 
 from contracts.version import __version__
 from service.api import log_redaction
-from service.api.errors import TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError, install_handlers
+from service.api.error_handlers import install_handlers
+from service.api.errors import TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError
 from service.api.metrics import ServiceMetrics
+from service.api.openapi_errors import document_error_shape
 from service.api.routes import assess, control, datasets, jobs, live, ops, scan
 from service.api.routes.live import STATIC_DIR
 from service.api.state import ServiceState
@@ -156,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_handlers(app)
+    document_error_shape(app)
     for module in (assess, scan, ops, control, datasets, jobs, live):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

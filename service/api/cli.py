@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from contracts.cli import UsageError
+from service.api.app import create_app
+from service.api.errors import ConfigurationError
 from service.settings import get_settings
 
 # Headroom over the service's own message limit, so the service (not the protocol layer) answers with
@@ -30,9 +32,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
-
-    from service.api.app import create_app
-    from service.api.errors import ConfigurationError
 
     settings = get_settings()
     overrides: dict[str, object] = {}

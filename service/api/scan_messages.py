@@ -1,21 +1,28 @@
-"""The /ws/scan protocol: every JSON message, as a schema (docs/service.md shows them in order).
+"""The /ws/scan protocol: every JSON message, as a schema and its builder (docs/service.md shows them in order).
 
 Client -> server: binary messages are frames; text messages are `ScanHello` (declare the frame format) or
 `ScanEnd` (finish: the server scores the pending frame, sends the summary and closes with 1000).
 Server -> client: `ScanReady` once, `ScanConfigured` after each hello, `ScanResult` per scored frame,
 `ScanError` for a frame or message it could not use, `ModelSwap` when a new version takes over, and
 `ScanSummary` last.
+
+Messages sent per frame (`result_message`, `error_message`) are built as plain dicts, without pydantic: a
+stream sends one per frame within its frame budget. The tests check each builder against its schema. The
+summary is `ScanSessionStats.summary()` (service/live/sessions.py), the session's own statistics.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import reprlib
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from service.api.schemas import ModelRef, PredictionOut
-from service.inference.scoring import MSG_ONE_FRAME_PER_MESSAGE
-from service.live.guidance import GuidanceState
+from service.api.schemas import ModelRef, PredictionOut, milliseconds, prediction_dict
+from service.inference.batcher import BatchTiming
+from service.inference.model import LoadedModel
+from service.inference.scoring import MSG_ONE_FRAME_PER_MESSAGE, ScoredFrame
+from service.live.guidance import GuidanceConfig, GuidanceState, GuidanceUpdate
 
 PROTOCOL_VERSION = 1
 
@@ -36,6 +43,12 @@ MSG_TOO_BIG_REASON = "message too big"
 MSG_NO_MODEL_REASON = "no model loaded yet; try again later"
 MSG_TOKEN_REASON = "missing or invalid bearer token"
 MSG_SESSIONS_REASON = "too many scan sessions; try again later"
+MSG_FRAME_INTERNAL_ERROR = "internal error while scoring this frame"
+# A client's unknown `type` is echoed in the error, cut short: it may be a megabyte string or nested lists.
+SHOWN_TYPE_CHARS = 40
+_TYPE_REPR = reprlib.Repr()
+_TYPE_REPR.maxlevel, _TYPE_REPR.maxstring, _TYPE_REPR.maxother = 2, SHOWN_TYPE_CHARS, SHOWN_TYPE_CHARS
+_TYPE_REPR.maxlist = _TYPE_REPR.maxdict = 3
 
 FrameFormat = Literal["encoded", "raw"]
 
@@ -171,3 +184,79 @@ SERVER_MESSAGES: dict[str, type[BaseModel]] = {
     "model_swap": ModelSwap,
     "summary": ScanSummary,
 }
+
+
+class ShownType:
+    """A client's `type` value as `{type!r}` shows it: short strings as sent, anything else abbreviated."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        if isinstance(self.value, str) and len(self.value) <= SHOWN_TYPE_CHARS:
+            return repr(self.value)
+        return _TYPE_REPR.repr(self.value)
+
+
+def ready_message(
+    session: str, model: LoadedModel, guidance: GuidanceConfig, max_message_bytes: int
+) -> dict[str, Any]:
+    return ScanReady(
+        session=session,
+        model=ModelRef.of(model),
+        threshold=model.threshold,
+        target_rejection=model.target_rejection,
+        guidance=GuidanceParameters(
+            smoothing=guidance.smoothing, margin=guidance.margin, dwell_frames=guidance.dwell_frames
+        ),
+        max_message_bytes=max_message_bytes,
+    ).model_dump(mode="json")
+
+
+def configured_message(hello: ScanHello) -> dict[str, Any]:
+    return {"type": "configured", "format": hello.format, "width": hello.width, "height": hello.height}
+
+
+def result_message(
+    seq: int,
+    scored: ScoredFrame,
+    update: GuidanceUpdate,
+    timing: BatchTiming,
+    total_s: float,
+    *,
+    dropped: int,
+    model: LoadedModel,
+) -> dict[str, Any]:
+    return {
+        "type": "result",
+        "seq": seq,
+        "score": round(scored.score, 6),
+        "smoothed_score": None if update.smoothed_score is None else round(update.smoothed_score, 6),
+        "amenable": scored.amenable,
+        "threshold": scored.threshold,
+        "guidance": update.state,
+        "guidance_changed": update.changed,
+        "prediction": prediction_dict(scored.prediction),
+        "latency_ms": {
+            "decode": milliseconds(timing.prepare_s),
+            "queue": milliseconds(timing.queue_s),
+            "inference": milliseconds(timing.inference_s),
+            "total": milliseconds(total_s),
+        },
+        "dropped": dropped,
+        "model": {"name": model.name, "version": model.number},
+    }
+
+
+def error_message(seq: int | None, code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "seq": seq, "code": code, "message": message}
+
+
+def model_swap_message(previous: LoadedModel | None, model: LoadedModel) -> dict[str, Any]:
+    return {
+        "type": "model_swap",
+        "from_version": None if previous is None else previous.number,
+        "to_version": model.number,
+        "model": ModelRef.of(model).model_dump(mode="json"),
+        "threshold": model.threshold,
+    }

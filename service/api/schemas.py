@@ -9,7 +9,13 @@ from pydantic import BaseModel, Field
 from service.datasets.uploads import DatasetInfo as DatasetResponse
 from service.inference.model import LoadedModel
 from service.inference.predictions import ClassPrediction, MaskPrediction, Prediction
+from service.inference.scoring import ScoredBatch
 from service.jobs.queue import JobStatus
+
+
+def milliseconds(seconds: float) -> float:
+    """A duration as the API reports it: milliseconds to the microsecond."""
+    return round(seconds * 1000, 3)
 
 
 class ErrorResponse(BaseModel):
@@ -131,6 +137,40 @@ class AssessResponse(BaseModel):
     frame_count: int
     frames: list[FrameAssessment]
     timings: Timings
+
+    @classmethod
+    def of(cls, batch: ScoredBatch, total_s: float) -> AssessResponse:
+        """The answer for a scored upload; per frame, decoding is the upload's share, the rest its batch's."""
+        model, timing, count = batch.model, batch.timing, len(batch.frames)
+        per_frame = Timings(
+            decode_ms=milliseconds(timing.prepare_s / max(count, 1)),
+            queue_ms=milliseconds(timing.queue_s),
+            inference_ms=milliseconds(timing.inference_s),
+            total_ms=milliseconds(total_s),
+        )
+        return cls(
+            model=ModelRef.of(model),
+            target_rejection=model.target_rejection,
+            threshold=model.threshold,
+            frame_count=count,
+            frames=[
+                FrameAssessment(
+                    index=frame.index,
+                    amenability_score=round(frame.score, 6),
+                    amenable=frame.amenable,
+                    threshold=frame.threshold,
+                    prediction=prediction_out(frame.prediction),
+                    timings=per_frame,
+                )
+                for frame in batch.frames
+            ],
+            timings=Timings(
+                decode_ms=milliseconds(timing.prepare_s),
+                queue_ms=milliseconds(timing.queue_s),
+                inference_ms=milliseconds(timing.inference_s),
+                total_ms=milliseconds(total_s),
+            ),
+        )
 
 
 class ModelStatus(BaseModel):

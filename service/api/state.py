@@ -11,7 +11,7 @@ from service.inference.batcher import InferenceQueue
 from service.inference.holder import ModelHolder, SwapOutcome
 from service.inference.model import LoadedModel
 from service.inference.providers import ProviderPlan, ThreadPlan
-from service.inference.scoring import FrameScorer, ScoredFrame
+from service.inference.scoring import FrameScorer, ScoredBatch
 from service.inference.watcher import RegistryWatcher
 from service.jobs import JobClient
 from service.live.drift import DriftMonitor
@@ -54,13 +54,20 @@ class ServiceState:
             self.metrics.model_swaps.labels(result="failed").inc()
             self.metrics.model_swap_failed.set(1)
 
-    def observe_scores(self, model: LoadedModel, scored: ScoringMetrics, frames: list[ScoredFrame]) -> None:
-        """Score histogram, amenable count and the drift window, for frames the served model scored."""
-        same_version = self.drift is not None and self._drift_version == model.number
-        for frame in frames:
-            scored.score.observe(frame.score)
+    def record_scored(self, scoring: ScoringMetrics, batch: ScoredBatch, total_s: float) -> None:
+        """The metrics epilogue of a scored upload or stream frame: latencies, success, scores, drift window."""
+        timing = batch.timing
+        scoring.success.inc()
+        scoring.duration.observe(total_s)
+        scoring.queue.observe(timing.queue_s)
+        scoring.decode.observe(timing.prepare_s)
+        # The drift window holds the served version's scores only: a frame scored by the version a swap
+        # just replaced would mix two score distributions.
+        same_version = self.drift is not None and self._drift_version == batch.model.number
+        for frame in batch.frames:
+            scoring.score.observe(frame.score)
             if frame.amenable:
-                scored.amenable.inc()
+                scoring.amenable.inc()
             if same_version and self.drift is not None:
                 self.drift.add(frame.score)
 

@@ -34,7 +34,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from service.api import routes
-from service.api.errors import METHOD_NOT_ALLOWED, NOT_FOUND, validation_message
+from service.api.errors import METHOD_NOT_ALLOWED, NOT_FOUND
+from service.api.validation_messages import validation_message
 from service.settings import Settings
 
 from .conftest import (

@@ -28,7 +28,6 @@ from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.sync.client import ClientConnection, connect
 
-from service.api.scan import ShownType
 from service.api.scan_messages import (
     CLOSE_NORMAL,
     CLOSE_TOO_BIG,
@@ -37,6 +36,7 @@ from service.api.scan_messages import (
     MSG_UNKNOWN_TYPE,
     SERVER_MESSAGES,
     ScanHello,
+    ShownType,
 )
 from service.settings import Settings
 

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from service.api.assess import Assessor
 from service.api.deps import ModelDep, ScoringAuth, ServiceDep
 from service.api.schemas import AssessResponse, ErrorResponse
+from service.api.upload_scoring import Assessor
 
 router = APIRouter(tags=["scoring"])
 

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from service.api.assess import FILE_FIELD, MULTIPART, media_type_of
 from service.api.deps import ControlAuth, ServiceDep
 from service.api.errors import MALFORMED_MULTIPART, ApiError
+from service.api.request_body import FILE_FIELD, MULTIPART, media_type_of
 from service.api.schemas import DatasetList, DatasetResponse, ErrorResponse
 from service.datasets import DatasetError
 from service.datasets.uploads import DatasetStore, UnknownDataset, UploadError

@@ -10,10 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
-from service.api.assess import MULTIPART, file_part, media_type_of, read_body
 from service.api.cine import demo_cine, unpack_cine
 from service.api.deps import ScoringAuth, ServiceDep
 from service.api.errors import from_frame_error
+from service.api.request_body import MULTIPART, file_part, media_type_of, read_body
 from service.api.routes.assess import ERRORS
 from service.api.schemas import CineFrames
 from service.frames import FrameError

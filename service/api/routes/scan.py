@@ -7,7 +7,6 @@ import logging
 from fastapi import APIRouter, WebSocket
 
 from service.api.deps import ServiceDep
-from service.api.scan import ScanConnection
 from service.api.scan_messages import (
     CLOSE_POLICY,
     CLOSE_TRY_AGAIN,
@@ -15,6 +14,7 @@ from service.api.scan_messages import (
     MSG_SESSIONS_REASON,
     MSG_TOKEN_REASON,
 )
+from service.api.scan_session import ScanSession
 from service.api.security import bearer_token, token_matches
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ async def scan(websocket: WebSocket, service: ServiceDep) -> None:
         return
     service.metrics.sessions_open.inc()
     try:
-        await ScanConnection(websocket, service, model).run()
+        await ScanSession(websocket, service, model).run()
     finally:
         service.sessions.release()
         service.metrics.sessions_open.dec()

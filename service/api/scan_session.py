@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import reprlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,14 +25,18 @@ from service.api.scan_messages import (
     CLOSE_TOO_BIG,
     MSG_BAD_HELLO,
     MSG_BAD_JSON,
+    MSG_FRAME_INTERNAL_ERROR,
     MSG_TOO_BIG,
     MSG_TOO_BIG_REASON,
     MSG_UNKNOWN_TYPE,
-    GuidanceParameters,
     ScanHello,
-    ScanReady,
+    ShownType,
+    configured_message,
+    error_message,
+    model_swap_message,
+    ready_message,
+    result_message,
 )
-from service.api.schemas import ModelRef, prediction_dict
 from service.api.state import ServiceState
 from service.frames import RAW_MEDIA_TYPE, FrameError
 from service.inference.batcher import QueueStoppedError
@@ -49,11 +52,6 @@ log = logging.getLogger(__name__)
 # After `end`, the pending frame gets this long to finish before the summary goes out regardless.
 DRAIN_TIMEOUT_S = 5.0
 STREAM_OPTIONS = ScoringOptions(outline=True)
-# A client's unknown `type` is echoed in the error, cut short: it may be a megabyte string or nested lists.
-SHOWN_TYPE_CHARS = 40
-_TYPE_REPR = reprlib.Repr()
-_TYPE_REPR.maxlevel, _TYPE_REPR.maxstring, _TYPE_REPR.maxother = 2, SHOWN_TYPE_CHARS, SHOWN_TYPE_CHARS
-_TYPE_REPR.maxlist = _TYPE_REPR.maxdict = 3
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ class IncomingFrame:
     received: float
 
 
-class ScanConnection:
+class ScanSession:
     """The protocol of one accepted stream; `run` returns when the stream is over."""
 
     def __init__(self, websocket: WebSocket, service: ServiceState, model: LoadedModel) -> None:
@@ -90,7 +88,11 @@ class ScanConnection:
             self.stats.rebase(latest.manifest.score_histogram)
         scorer = asyncio.create_task(self._score_loop(), name=f"usqa-scan-{self.stats.session_id}")
         try:
-            await self._send(self._ready_message())
+            settings = self.service.settings
+            ready = ready_message(
+                self.stats.session_id, self.model, self.guidance.config, settings.max_ws_message_bytes
+            )
+            await self._send(ready)
             await self._receive_loop()
             self.slot.close()
             if self._client_gone:
@@ -162,14 +164,7 @@ class ScanConnection:
             reason = "; ".join(e["msg"] for e in exc.errors())
             await self._send_error(None, "bad_hello", MSG_BAD_HELLO.format(reason=reason))
             return False
-        await self._send(
-            {
-                "type": "configured",
-                "format": self.hello.format,
-                "width": self.hello.width,
-                "height": self.hello.height,
-            }
-        )
+        await self._send(configured_message(self.hello))
         return False
 
     # -- scoring -----------------------------------------------------------------------------------------
@@ -207,38 +202,17 @@ class ScanConnection:
             log.exception("scoring a stream frame failed")
             self.stats.failed += 1
             scoring.failure(REASON_ERROR).inc()
-            await self._send_error(frame.seq, "internal_error", "internal error while scoring this frame")
+            await self._send_error(frame.seq, "internal_error", MSG_FRAME_INTERNAL_ERROR)
             return
         scored = batch.frames[0]
         update = self.guidance.update(scored.score, scored.threshold, scored.mean_level, scored.std_level)
-        timing = batch.timing
         total_s = time.perf_counter() - frame.received
-        message: dict[str, Any] = {
-            "type": "result",
-            "seq": frame.seq,
-            "score": round(scored.score, 6),
-            "smoothed_score": None if update.smoothed_score is None else round(update.smoothed_score, 6),
-            "amenable": scored.amenable,
-            "threshold": scored.threshold,
-            "guidance": update.state,
-            "guidance_changed": update.changed,
-            "prediction": prediction_dict(scored.prediction),
-            "latency_ms": {
-                "decode": _ms(timing.prepare_s),
-                "queue": _ms(timing.queue_s),
-                "inference": _ms(timing.inference_s),
-                "total": _ms(total_s),
-            },
-            "dropped": self.stats.dropped,
-            "model": {"name": model.name, "version": model.number},
-        }
-        await self._send(message)
+        result = result_message(
+            frame.seq, scored, update, batch.timing, total_s, dropped=self.stats.dropped, model=model
+        )
+        await self._send(result)
         self.stats.record_scored(scored.score, scored.amenable, update.state, total_s * 1000, model.number)
-        self.service.observe_scores(model, scoring, batch.frames)
-        scoring.success.inc()
-        scoring.duration.observe(total_s)
-        scoring.queue.observe(timing.queue_s)
-        scoring.decode.observe(timing.prepare_s)
+        self.service.record_scored(scoring, batch, total_s)
 
     # -- model swaps -------------------------------------------------------------------------------------
 
@@ -248,34 +222,14 @@ class ScanConnection:
         previous = self.model
         self.model = model
         self.stats.rebase(model.manifest.score_histogram)
-        message = {
-            "type": "model_swap",
-            "from_version": None if previous is None else previous.number,
-            "to_version": model.number,
-            "model": ModelRef.of(model).model_dump(mode="json"),
-            "threshold": model.threshold,
-        }
-        task = asyncio.get_running_loop().create_task(self._send(message))
+        task = asyncio.get_running_loop().create_task(self._send(model_swap_message(previous, model)))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     # -- sending and closing -----------------------------------------------------------------------------
 
-    def _ready_message(self) -> dict[str, Any]:
-        config = self.guidance.config
-        return ScanReady(
-            session=self.stats.session_id,
-            model=ModelRef.of(self.model),
-            threshold=self.model.threshold,
-            target_rejection=self.model.target_rejection,
-            guidance=GuidanceParameters(
-                smoothing=config.smoothing, margin=config.margin, dwell_frames=config.dwell_frames
-            ),
-            max_message_bytes=self.service.settings.max_ws_message_bytes,
-        ).model_dump(mode="json")
-
     async def _send_error(self, seq: int | None, code: str, message: str) -> None:
-        await self._send({"type": "error", "seq": seq, "code": code, "message": message})
+        await self._send(error_message(seq, code, message))
 
     async def _send(self, message: dict[str, Any]) -> None:
         if self._client_gone:
@@ -307,19 +261,3 @@ class ScanConnection:
             summary["amenable_fraction"],
             psi,
         )
-
-
-class ShownType:
-    """A client's `type` value as `{type!r}` shows it: short strings as sent, anything else abbreviated."""
-
-    def __init__(self, value: object) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        if isinstance(self.value, str) and len(self.value) <= SHOWN_TYPE_CHARS:
-            return repr(self.value)
-        return _TYPE_REPR.repr(self.value)
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
