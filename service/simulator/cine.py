@@ -21,14 +21,9 @@ from service.simulator.acoustics import (
     organ_screen_mask,
 )
 from service.simulator.anatomy import SubjectProfile, draw_subject
-from service.simulator.degradations import (
-    DEGRADATION_KINDS,
-    DEGRADATIONS,
-    NO_DEGRADATION,
-    SEVERITY_RANGE,
-    Stage,
-)
+from service.simulator.degradations import DEGRADATIONS, NO_DEGRADATION, Stage
 from service.simulator.ground_truth import OrganOutline, judge_amenability
+from service.simulator.mixes import STANDARD, DegradationMix, get_mix
 from service.simulator.presets import ALL_PRESETS, preset_for_subject
 from service.simulator.scan import ScanConverter, scan_converter
 from service.simulator.state import FrameState
@@ -122,9 +117,15 @@ class SubjectSweep:
 
 
 def plan_episodes(
-    rng: np.random.Generator, profile: SubjectProfile, n_frames: int, degraded_fraction: float
+    rng: np.random.Generator,
+    profile: SubjectProfile,
+    n_frames: int,
+    degraded_fraction: float,
+    mix: DegradationMix = STANDARD,
 ) -> tuple[Episode, ...]:
     """Alternate clean and degraded runs; each run is degraded with probability `degraded_fraction`.
+
+    A degraded run's kind and severity come from `mix`.
 
     Runs of both kinds have the same mean length, so the expected share of degraded frames is exactly
     `degraded_fraction`. A partial view needs the organ, so its frames that miss the organ stay clean.
@@ -135,8 +136,7 @@ def plan_episodes(
         length = int(rng.geometric(1 / MEAN_EPISODE_FRAMES))
         stop = min(n_frames, start + length)
         degraded = rng.random() < degraded_fraction
-        kind = str(DEGRADATION_KINDS[int(rng.integers(len(DEGRADATION_KINDS)))])
-        severity = round(float(rng.uniform(*SEVERITY_RANGE)), 3)
+        kind, severity = mix.draw(rng)
         if not degraded:
             episodes.append(Episode(start, stop, NO_DEGRADATION, 0.0, len(episodes)))
         elif DEGRADATIONS[kind].needs_organ:
@@ -153,9 +153,15 @@ def plan_episodes(
 
 
 def subject_sweep(
-    seed: int, preset: str, subject_index: int, n_frames: int, size: int, degraded_fraction: float
+    seed: int,
+    preset: str,
+    subject_index: int,
+    n_frames: int,
+    size: int,
+    degraded_fraction: float,
+    mix: str = STANDARD.name,
 ) -> SubjectSweep:
-    """Draw one subject and plan their sweep of `n_frames` frames."""
+    """Draw one subject and plan their sweep of `n_frames` frames (degradations drawn from `mix`)."""
     if not 0.0 <= degraded_fraction <= 1.0:
         raise ValueError(f"degraded fraction must be in [0, 1], got {degraded_fraction}")
     chosen = preset_for_subject(preset, subject_index)
@@ -164,7 +170,7 @@ def subject_sweep(
         subject_name(subject_index), chosen, scan, generator(seed, subject_index, Stream.SUBJECT)
     )
     episodes = plan_episodes(
-        generator(seed, subject_index, Stream.EPISODES), profile, n_frames, degraded_fraction
+        generator(seed, subject_index, Stream.EPISODES), profile, n_frames, degraded_fraction, get_mix(mix)
     )
     return SubjectSweep(seed, subject_index, n_frames, profile, scan, episodes)
 
@@ -252,6 +258,7 @@ def simulate_cine(
     size: int = 128,
     degraded_fraction: float = DEFAULT_DEGRADED_FRACTION,
     subject_index: int = 0,
+    mix: str = STANDARD.name,
 ) -> Iterator[SimulatedFrame]:
     """One subject's sweep through the organ, frame by frame, for the live page and demos.
 
@@ -262,5 +269,5 @@ def simulate_cine(
         raise ValueError("a cine shows one subject, so it needs one preset, not 'all'")
     if n_frames < 1:
         raise ValueError(f"a cine needs at least one frame, got {n_frames}")
-    sweep = subject_sweep(seed, preset, subject_index, n_frames, size, degraded_fraction)
+    sweep = subject_sweep(seed, preset, subject_index, n_frames, size, degraded_fraction, mix)
     return (render_frame(sweep, frame) for frame in range(n_frames))

@@ -7,9 +7,23 @@ import os
 from pathlib import Path
 
 from contracts.cli import UsageError
+from service.simulator.benchmarks import SETTING_NAMES, get_setting
 from service.simulator.cine import DEFAULT_DEGRADED_FRACTION
 from service.simulator.dataset import SimulationError, write_dataset
-from service.simulator.presets import ALL_PRESETS, PRESET_NAMES
+from service.simulator.mixes import MIX_NAMES, STANDARD
+from service.simulator.presets import ALL_PRESETS, PRESET_NAMES, PRESETS
+
+MSG_SETTING_AND_OPTION = "--setting {setting} fixes --{option}; leave --{option} out or drop --setting"
+# Options a benchmark setting fixes, with the default each takes without a setting.
+SETTING_FIXES: dict[str, object] = {
+    "preset": PRESET_NAMES[0],
+    "mix": STANDARD.name,
+    "degraded_fraction": DEFAULT_DEGRADED_FRACTION,
+    "seed": 0,
+    "frames": 1000,
+    "subjects": 20,
+    "size": 128,
+}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,23 +36,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     parser.add_argument("--out", type=Path, required=True, help="data-set folder to create")
-    parser.add_argument("--frames", type=int, default=1000, help="frames in total (default 1000)")
-    parser.add_argument("--subjects", type=int, default=20, help="subjects, one sweep each (default 20)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument(
-        "--size", type=int, default=128, help="frame width and height in pixels (default 128)"
-    )
+    # Defaults are None so that a --setting can tell an option given from one left out.
+    parser.add_argument("--frames", type=int, help="frames in total (default 1000)")
+    parser.add_argument("--subjects", type=int, help="subjects, one sweep each (default 20)")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--size", type=int, help="frame width and height in pixels (default 128)")
     parser.add_argument(
         "--preset",
-        choices=(*PRESET_NAMES, ALL_PRESETS),
-        default=PRESET_NAMES[0],
-        help=f"probe and organ; '{ALL_PRESETS}' gives each subject one preset, evenly (default %(default)s)",
+        choices=(*PRESETS, ALL_PRESETS),
+        help=f"probe and organ; '{ALL_PRESETS}' gives each subject one development preset, evenly "
+        f"(default {PRESET_NAMES[0]})",
+    )
+    parser.add_argument(
+        "--mix",
+        choices=MIX_NAMES,
+        help=f"degradation mix: which kinds, how often, how severe (default {STANDARD.name})",
     )
     parser.add_argument(
         "--degraded-fraction",
         type=float,
-        default=DEFAULT_DEGRADED_FRACTION,
-        help="expected share of degraded frames (default %(default)s)",
+        help=f"expected share of degraded frames (default {DEFAULT_DEGRADED_FRACTION})",
+    )
+    parser.add_argument(
+        "--setting",
+        choices=SETTING_NAMES,
+        help="a named benchmark setting (docs/simulator.md): fixes preset, mix, fraction, seed and size",
     )
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)"
@@ -47,18 +69,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+def resolve_options(args: argparse.Namespace) -> dict[str, object]:
+    """The simulation's options: those given, else the setting's, else the defaults."""
+    chosen = {name: getattr(args, name) for name in SETTING_FIXES}
+    if args.setting is None:
+        return {
+            name: default if chosen[name] is None else chosen[name] for name, default in SETTING_FIXES.items()
+        }
+    setting = get_setting(args.setting)
+    resolved: dict[str, object] = {}
+    for name in SETTING_FIXES:
+        fixed = getattr(setting, name)
+        # Frames and subjects may be scaled down (a quick look); everything else defines the setting.
+        if chosen[name] is not None and name not in ("frames", "subjects"):
+            raise UsageError(
+                MSG_SETTING_AND_OPTION.format(setting=args.setting, option=name.replace("_", "-"))
+            )
+        resolved[name] = fixed if chosen[name] is None else chosen[name]
+    return resolved
+
+
 def run(args: argparse.Namespace) -> int:
+    options = resolve_options(args)
     try:
         summary = write_dataset(
             args.out,
-            frames=args.frames,
-            subjects=args.subjects,
-            seed=args.seed,
-            size=args.size,
-            preset=args.preset,
-            degraded_fraction=args.degraded_fraction,
             workers=args.workers,
             force=args.force,
+            **options,  # type: ignore[arg-type]
         )
     except SimulationError as exc:
         raise UsageError(str(exc)) from exc

@@ -26,7 +26,8 @@ import numpy as np
 from service.datasets.splits import assign_splits
 from service.simulator.cine import DEFAULT_DEGRADED_FRACTION, render_frame, subject_name, subject_sweep
 from service.simulator.degradations import NO_DEGRADATION
-from service.simulator.presets import ALL_PRESETS, PRESET_NAMES
+from service.simulator.mixes import MIXES, STANDARD
+from service.simulator.presets import ALL_PRESETS, PRESETS
 
 LABELS_FILE = "labels.csv"
 SETTINGS_FILE = "simulation.json"
@@ -58,6 +59,7 @@ MSG_POSITIVE = "{name} must be at least 1, got {value}"
 MSG_SIZE = f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {{value}}"
 MSG_FRACTION = "degraded fraction must be between 0 and 1, got {value}"
 MSG_PRESET = "unknown preset {value!r}; choose one of {choices}"
+MSG_MIX = "unknown degradation mix {value!r}; choose one of {choices}"
 
 
 class SimulationError(ValueError):
@@ -103,6 +105,7 @@ class _Chunk:
     subject_frames: int
     size: int
     degraded_fraction: float
+    mix: str
     start: int
     stop: int
     first_number: int
@@ -131,6 +134,7 @@ def _render_chunk(chunk: _Chunk) -> list[tuple[str, ...]]:
         chunk.subject_frames,
         chunk.size,
         chunk.degraded_fraction,
+        chunk.mix,
     )
     staging = Path(chunk.staging)
     rows: list[tuple[str, ...]] = []
@@ -163,7 +167,7 @@ def _worker_init() -> None:
 
 
 def _check_arguments(
-    frames: int, subjects: int, size: int, preset: str, degraded_fraction: float, workers: int
+    frames: int, subjects: int, size: int, preset: str, degraded_fraction: float, workers: int, mix: str
 ) -> None:
     for name, value in (("frames", frames), ("subjects", subjects), ("workers", workers)):
         if value < 1:
@@ -172,10 +176,10 @@ def _check_arguments(
         raise SimulationError(MSG_FEWER_FRAMES.format(frames=frames, subjects=subjects))
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise SimulationError(MSG_SIZE.format(value=size))
-    if preset != ALL_PRESETS and preset not in PRESET_NAMES:
-        raise SimulationError(
-            MSG_PRESET.format(value=preset, choices=", ".join((*PRESET_NAMES, ALL_PRESETS)))
-        )
+    if preset != ALL_PRESETS and preset not in PRESETS:
+        raise SimulationError(MSG_PRESET.format(value=preset, choices=", ".join((*PRESETS, ALL_PRESETS))))
+    if mix not in MIXES:
+        raise SimulationError(MSG_MIX.format(value=mix, choices=", ".join(MIXES)))
     if not 0.0 <= degraded_fraction <= 1.0:
         raise SimulationError(MSG_FRACTION.format(value=degraded_fraction))
 
@@ -226,15 +230,17 @@ def write_dataset(
     degraded_fraction: float = DEFAULT_DEGRADED_FRACTION,
     workers: int | None = None,
     force: bool = False,
+    mix: str = STANDARD.name,
 ) -> SimulationSummary:
     """Simulate `frames` frames of `subjects` subjects into the data-set folder `out`.
 
     Each subject is one sweep (a cine) with one preset (`all` cycles presets over subjects). The same
     arguments give a byte-identical folder whatever `workers` is (`workers` is an upper bound: small jobs
-    run in fewer processes). Refuses a non-empty `out` unless `force`.
+    run in fewer processes). Degraded episodes draw their kind and severity from the named `mix`
+    (service/simulator/mixes.py). Refuses a non-empty `out` unless `force`.
     """
     workers = workers if workers is not None else os.cpu_count() or 1
-    _check_arguments(frames, subjects, size, preset, degraded_fraction, workers)
+    _check_arguments(frames, subjects, size, preset, degraded_fraction, workers, mix)
     out = Path(out)
     _check_output(out, force)
     started = time.perf_counter()
@@ -255,6 +261,7 @@ def write_dataset(
                         count,
                         size,
                         degraded_fraction,
+                        mix,
                         start,
                         stop,
                         number,
@@ -280,6 +287,7 @@ def write_dataset(
             "size": size,
             "preset": preset,
             "degraded_fraction": degraded_fraction,
+            "mix": mix,
         }
         (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
         _publish(staging, out)

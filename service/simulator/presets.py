@@ -169,8 +169,45 @@ CURVILINEAR_ABDOMEN = Preset(
     vessel_radius_cm=(0.4, 0.8),
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (TRANSRECTAL_PROSTATE, LINEAR_THYROID, CURVILINEAR_ABDOMEN)}
-PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
+# Held out from every tuning decision (docs/simulator.md, "Benchmark settings"): a wide, shallow linear
+# array over a small, irregular, superficial lesion with a faint rim and no core, unlike the three above.
+LINEAR_BREAST = Preset(
+    name="linear_breast",
+    probe=ProbeGeometry(kind="linear", depth_cm=3.0, width_cm=5.0),
+    speckle_axial_px=0.6,
+    speckle_lateral_px=1.1,
+    attenuation_db_per_cm=8.0,
+    tgc_compensation=(0.6, 0.8),
+    dynamic_range_db=60.0,
+    tissue_display_level=0.66,
+    noise_floor_db=-62.0,
+    background_echogenicity=(0.8, 1.3),
+    scatterer_density=(0.5, 0.9),
+    gain_db=(-2.0, 2.0),
+    texture_sigma=0.5,
+    # Skin, hypoechoic subcutaneous fat, then bright fibroglandular tissue.
+    layers=(TissueLayer(0.0, 0.08, 2.8), TissueLayer(0.08, 0.6, 0.55), TissueLayer(0.6, 1.1, 1.5)),
+    organ_name="breast lesion",
+    organ_semi_axes_cm=(0.75, 0.45),
+    organ_depth_fraction=(0.45, 0.6),
+    organ_lateral_fraction=0.4,
+    organ_contrast=(0.05, 0.15),
+    capsule_brightness=(1.3, 2.0),
+    capsule_thickness_cm=0.05,
+    # Irregular margins: stronger low-order harmonics than any development preset.
+    organ_harmonics=(0.14, 0.16, 0.08),
+    organ_core_fraction=0.0,
+    organ_core_factor=(1.0, 1.0),
+    # Anechoic cysts: dark and round, not the lesion.
+    vessel_count=(0, 3),
+    vessel_radius_cm=(0.1, 0.25),
+)
+
+# The development presets: what `all` cycles through and what every tuning decision may look at.
+DEVELOPMENT_PRESETS: tuple[Preset, ...] = (TRANSRECTAL_PROSTATE, LINEAR_THYROID, CURVILINEAR_ABDOMEN)
+PRESET_NAMES: tuple[str, ...] = tuple(p.name for p in DEVELOPMENT_PRESETS)
+HELD_OUT_PRESET_NAMES: tuple[str, ...] = (LINEAR_BREAST.name,)
+PRESETS: dict[str, Preset] = {p.name: p for p in (*DEVELOPMENT_PRESETS, LINEAR_BREAST)}
 ALL_PRESETS = "all"
 
 
@@ -179,7 +216,7 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}") from None
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
 
 
 def preset_for_subject(preset: str, subject_index: int) -> Preset:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from service.simulator import SimulatedFrame, simulate_cine, write_dataset
-from service.simulator.presets import PRESET_NAMES
+from service.simulator.presets import PRESET_NAMES, PRESETS
 
 # Small but varied: every preset, every degradation kind several times, organ present and absent.
 SAMPLE_FRAMES_PER_PRESET = 100
@@ -34,14 +34,14 @@ def sample_frames() -> list[SimulatedFrame]:
 
 @pytest.fixture(scope="session")
 def clean_frames() -> dict[str, list[SimulatedFrame]]:
-    """Undegraded frames per preset, for the physics and preset statistics."""
+    """Undegraded frames per preset (the held-out one too), for the physics and preset statistics."""
     return {
         preset: [
             frame
             for subject in range(2)
             for frame in simulate_cine(preset, 30, seed=5, subject_index=subject, degraded_fraction=0.0)
         ]
-        for preset in PRESET_NAMES
+        for preset in PRESETS
     }
 
 

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+
+from service.simulator import simulate_cine
+from service.simulator.benchmarks import SETTINGS, get_setting
+from service.simulator.mixes import MIXES, STANDARD, get_mix
+from service.simulator.presets import HELD_OUT_PRESET_NAMES, PRESET_NAMES
+
+
+def _non_amenable_share(name: str, subjects: int = 8, frames: int = 30) -> float:
+    setting = get_setting(name)
+    rendered = [
+        frame
+        for subject in range(subjects)
+        for frame in simulate_cine(
+            setting.preset,
+            frames,
+            seed=setting.seed,
+            size=48,
+            degraded_fraction=setting.degraded_fraction,
+            subject_index=subject,
+            mix=setting.mix,
+        )
+    ]
+    return sum(1 - f.amenable for f in rendered) / len(rendered)
+
+
+def test_development_setting_makes_a_third_of_frames_non_amenable() -> None:
+    # 34.5 % at full size (docs/simulator.md); a small sample lands within a wide tolerance.
+    assert 0.2 <= _non_amenable_share("prostate_evidence_loss") <= 0.5
+
+
+def test_held_out_setting_differs_from_development_in_everything_tuned() -> None:
+    dev, held = get_setting("prostate_evidence_loss"), get_setting("breast_held_out")
+    assert dev.role == "development" and held.role == "held_out"
+    assert held.preset in HELD_OUT_PRESET_NAMES and held.preset not in PRESET_NAMES
+    assert (held.mix, held.seed) != (dev.mix, dev.seed) and held.mix != dev.mix
+    assert 0.05 <= _non_amenable_share("breast_held_out") <= 0.3
+
+
+def test_standard_mix_is_every_kind_equally_often() -> None:
+    assert set(STANDARD.shares()) == set(MIXES["held_out"].shares())
+    assert len(set(STANDARD.shares().values())) == 1
+
+
+def test_unknown_names_list_the_choices() -> None:
+    with pytest.raises(ValueError, match="choose one of standard"):
+        get_mix("gentle")
+    with pytest.raises(ValueError, match="choose one of prostate_evidence_loss"):
+        get_setting("nope")
+
+
+def test_settings_print_a_reproducible_command() -> None:
+    command = SETTINGS["breast_held_out"].command("runs/held")
+    assert "--preset linear_breast --mix held_out" in command and "--seed 7919" in command
