@@ -1,4 +1,4 @@
-"""Task metrics of served graphs on labelled frames: one evaluation for every gate and benchmark.
+"""Task metrics of served graphs on labelled frames: the one evaluation the export and promotion gates share.
 
 A model is scored exactly as the service serves it: prepared uint8 frames through its controller and predictor
 ONNX graphs (`LoadedModel.run`, or `open_graphs` for graphs not yet in the registry), in batches. Per frame the
