@@ -29,9 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import stats
+from sklearn.metrics import cohen_kappa_score
 from torch import nn
 
 from contracts.training import OPERATING_POINT
+from service.inference.evaluation import METRIC_NAME, rejected_mask
 from trainer.api import load_network, load_run, resolve_device
 from trainer.data import SplitTensors, load_task_data
 from trainer.engine import frame_metric, infer
@@ -41,7 +43,6 @@ REJECTION_RATIOS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(9)
 REPORT_FILE = "report.json"
 CURVES_PNG = "curves.png"
 CONTINGENCY_PNG = "contingency.png"
-METRIC_NAME = {"classify": "accuracy", "segment": "dice"}
 
 
 @dataclass(frozen=True)
@@ -78,22 +79,6 @@ def score_holdout(
         amenable=split.amenable.astype(np.int64),
         subjects=np.array(split.subjects),
     )
-
-
-TIE_SEED = 12345
-
-
-def rejected_mask(scores: np.ndarray, ratio: float) -> np.ndarray:
-    """True for the floor(ratio * N) lowest-scored frames.
-
-    Ties are broken in a fixed random order, not by position: a controller that gives many frames the same
-    score must not get the frames that happen to come first (one subject's sweep) rejected together.
-    """
-    n_rejected = int(np.floor(ratio * len(scores) + 1e-9))
-    rejected = np.zeros(len(scores), bool)
-    tie_break = np.random.default_rng(TIE_SEED).random(len(scores))
-    rejected[np.lexsort((tie_break, scores))[:n_rejected]] = True
-    return rejected
 
 
 def rejection_curve(metric: np.ndarray, scores: np.ndarray, ratios: tuple[float, ...]) -> list[float]:
@@ -172,15 +157,19 @@ def contingency_table(rejected: np.ndarray, amenable: np.ndarray) -> list[list[i
     ]
 
 
-def cohens_kappa(table: list[list[int]]) -> float:
-    """kappa = (p_o - p_e) / (1 - p_e) of a 2x2 agreement table; 0 when p_e = 1 (no variation)."""
-    t = np.asarray(table, np.float64)
-    n = t.sum()
-    if n == 0:
+def cohens_kappa(rejected: np.ndarray, amenable: np.ndarray) -> float:
+    """Cohen's kappa of "rejected" vs "subjectively low", over the frames of `contingency_table`.
+
+    NaN when no frame has a known label; 0 when both raters give every frame one and the same answer (the
+    expected agreement is 1 and kappa is undefined).
+    """
+    known = amenable >= 0
+    if not known.any():
         return float("nan")
-    p_observed = np.trace(t) / n
-    p_expected = float((t.sum(1) * t.sum(0)).sum()) / n**2
-    return 0.0 if p_expected >= 1 else float((p_observed - p_expected) / (1 - p_expected))
+    predicted_low, low = rejected[known], amenable[known] == 0
+    if np.unique(np.concatenate([predicted_low, low])).size == 1:
+        return 0.0
+    return float(cohen_kappa_score(predicted_low, low, labels=[False, True]))
 
 
 def paired_ttest(s: HoldoutScores, ratio: float) -> dict[str, float] | None:
@@ -214,11 +203,9 @@ def build_report(
     rankings = {"controller": s.controller, "confidence": s.confidence}
     if s.baseline_confidence is not None:
         rankings["baseline_confidence"] = s.baseline_confidence
-    contingency = {k: contingency_table(rejected_mask(v, ratio), s.amenable) for k, v in rankings.items()}
-    at_prevalence = {
-        k: cohens_kappa(contingency_table(rejected_mask(v, prevalence), s.amenable))
-        for k, v in rankings.items()
-    }
+    rejected = {k: rejected_mask(v, ratio) for k, v in rankings.items()}
+    contingency = {k: contingency_table(r, s.amenable) for k, r in rejected.items()}
+    at_prevalence = {k: cohens_kappa(rejected_mask(v, prevalence), s.amenable) for k, v in rankings.items()}
     return {
         "task": task,
         "metric": METRIC_NAME[task],
@@ -230,7 +217,7 @@ def build_report(
         "curves": bootstrap_curves(s, REJECTION_RATIOS, resamples, seed),
         "operating_point": ratio,
         "contingency": contingency,
-        "kappa": {k: cohens_kappa(t) for k, t in contingency.items()},
+        "kappa": {k: cohens_kappa(r, s.amenable) for k, r in rejected.items()},
         "non_amenable_fraction": prevalence,
         "kappa_at_prevalence": at_prevalence,
         "ttest": paired_ttest(s, ratio),

@@ -32,6 +32,7 @@ from contracts.graphs import (
 )
 from contracts.training import TrainConfig
 from service.datasets import load_dataset
+from service.inference.evaluation import evaluate, open_graphs
 from service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
 from trainer.api import load_run, recorded_data_dir
 from trainer.onnx_graphs import export_graph, torch_outputs
@@ -96,18 +97,6 @@ def calibrate_thresholds(scores: np.ndarray, rates: Sequence[float]) -> dict[str
 def score_histogram(scores: np.ndarray, bins: int = HISTOGRAM_BINS) -> ScoreHistogram:
     counts, edges = np.histogram(np.clip(scores, 0.0, 1.0), bins=bins, range=(0.0, 1.0))
     return ScoreHistogram(edges=[round(float(e), 6) for e in edges], counts=[int(c) for c in counts])
-
-
-def task_metric(task: str, outputs: np.ndarray, labels: np.ndarray, masks: np.ndarray | None) -> float:
-    """Accuracy (classify) or mean Dice (segment) of served outputs, for the quantisation gate."""
-    if task == "classify":
-        return float((outputs.argmax(axis=1) == labels).mean())
-    assert masks is not None
-    predicted = outputs[:, 0] >= 0.5
-    inter = (predicted & masks).sum(axis=(1, 2))
-    total = predicted.sum(axis=(1, 2)) + masks.sum(axis=(1, 2))
-    dice = np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0)
-    return float(dice.mean())
 
 
 def opencv_dnn_check(path: Path, frames: np.ndarray, reference: np.ndarray) -> str:
@@ -230,18 +219,19 @@ def _quantize_and_gate(
         target = out / int8_file(file)
         quantize_int8(path, target, calibration)
         quantized[file] = target
-    fp32 = onnx_outputs(files[PREDICTOR_FILE], val.images)
-    int8 = onnx_outputs(quantized[PREDICTOR_FILE], val.images)
-    metric = "accuracy" if config.task == "classify" else "dice"
-    drop = task_metric(config.task, int8, val.labels, val.masks) - task_metric(
-        config.task, fp32, val.labels, val.masks
+    task = "classify" if config.task == "classify" else "segment"
+    fp32, int8 = (
+        evaluate(
+            open_graphs(graphs[CONTROLLER_FILE], graphs[PREDICTOR_FILE], task),
+            val.images,
+            val.labels,
+            val.masks,
+        )
+        for graphs in (files, quantized)
     )
-    score_shift = float(
-        np.abs(
-            onnx_outputs(quantized[CONTROLLER_FILE], val.images)
-            - onnx_outputs(files[CONTROLLER_FILE], val.images)
-        ).mean()
-    )
+    metric = fp32.metric_name
+    drop = int8.mean - fp32.mean
+    score_shift = float(np.abs(int8.scores - fp32.scores).mean())
     checks.quantization = {"metric": metric, "change": drop, "controller_mean_abs_score_change": score_shift}
     if drop < -options.quantization_tolerance:
         raise ExportError(

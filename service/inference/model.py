@@ -66,6 +66,19 @@ def concat_outputs(parts: list[ModelOutputs]) -> ModelOutputs:
     )
 
 
+def run_graphs(
+    controller: ort.InferenceSession, predictor: ort.InferenceSession, task: str, frames: np.ndarray
+) -> ModelOutputs:
+    """The graph contract's one run: prepared frames, uint8 [N, S, S] (C-contiguous), through both graphs."""
+    batch = frames[:, None]  # [N, 1, S, S]: a view, no copy
+    feed = {INPUT_NAME: batch}
+    (scores,) = controller.run([SCORE_OUTPUT], feed)
+    (predicted,) = predictor.run([OUTPUT_BY_TASK[task]], feed)
+    if task == "classify":
+        return ModelOutputs(scores=scores, probabilities=predicted)
+    return ModelOutputs(scores=scores, mask_probability=predicted[:, 0])
+
+
 def threshold_for(manifest: Manifest, target_rejection: float) -> float:
     """The calibrated controller threshold at `target_rejection` ("0.05" and 0.05 are the same key)."""
     for key, value in manifest.thresholds.items():
@@ -119,14 +132,7 @@ class LoadedModel:
 
     def run(self, frames: np.ndarray) -> ModelOutputs:
         """Score prepared frames, uint8 [N, S, S] (C-contiguous), with both graphs."""
-        batch = frames[:, None]  # [N, 1, S, S]: a view, no copy
-        feed = {INPUT_NAME: batch}
-        (scores,) = self.controller.run([SCORE_OUTPUT], feed)
-        output = OUTPUT_BY_TASK[self.task]
-        (predicted,) = self.predictor.run([output], feed)
-        if self.task == "classify":
-            return ModelOutputs(scores=scores, probabilities=predicted)
-        return ModelOutputs(scores=scores, mask_probability=predicted[:, 0])
+        return run_graphs(self.controller, self.predictor, self.task, frames)
 
     def warm_up(self, runs: int, batch_sizes: tuple[int, ...] = (1,)) -> None:
         """Run each batch size a few times so the first real frame does not pay for allocations."""

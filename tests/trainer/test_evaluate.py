@@ -30,8 +30,17 @@ def test_contingency_and_kappa_match_sklearn() -> None:
     table = contingency_table(rejected, amenable)
     assert table == [[1, 1], [1, 2]]
     expected = cohen_kappa_score(rejected[:5], amenable[:5] == 0)
-    assert cohens_kappa(table) == pytest.approx(expected)
-    assert cohens_kappa([[3, 0], [0, 5]]) == pytest.approx(1.0)
+    assert cohens_kappa(rejected, amenable) == pytest.approx(expected)
+    low = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    assert cohens_kappa(low == 0, low) == pytest.approx(1.0)
+
+
+def test_kappa_without_variation_or_known_labels() -> None:
+    # Both raters call every frame low: expected agreement is 1, kappa undefined, reported as 0 (no warning).
+    assert cohens_kappa(np.ones(4, bool), np.zeros(4, np.int64)) == 0.0
+    # The raters disagree on every frame without varying: defined, and 0.
+    assert cohens_kappa(np.ones(4, bool), np.ones(4, np.int64)) == pytest.approx(0.0)
+    assert np.isnan(cohens_kappa(np.ones(3, bool), np.full(3, -1)))
 
 
 def scores(n_subjects: int = 4, per: int = 10) -> HoldoutScores:

@@ -13,13 +13,12 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 from service.datasets import LabelledDataset, load_dataset
 from service.datasets.labels import FrameArrays
 from service.datasets.uploads import DatasetStore, UnknownDataset
 from service.frames import FrameSpec
-from service.inference.model import LoadedModel, concat_outputs
+from service.inference.evaluation import METRIC_NAME, evaluate
+from service.inference.model import LoadedModel
 from service.inference.offline import open_model
 from service.registry import CHAMPION, ModelRegistry, RegistryError
 from service.settings import Settings
@@ -27,8 +26,6 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 EVAL_SPLIT = "holdout"
-BATCH = 64
-METRIC_NAME = {"classify": "accuracy", "segment": "dice"}
 
 
 @dataclass(frozen=True)
@@ -61,24 +58,7 @@ class GateDecision:
         return asdict(self)
 
 
-def per_frame_metric(
-    task: str, model: LoadedModel, images: np.ndarray, labels: np.ndarray, masks: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(task metric per frame, controller score per frame) of `model` on prepared frames."""
-    outputs = concat_outputs(
-        [model.run(np.ascontiguousarray(images[i : i + BATCH])) for i in range(0, len(images), BATCH)]
-    )
-    if task == "classify":
-        assert outputs.probabilities is not None
-        return (outputs.probabilities.argmax(axis=1) == labels).astype(np.float64), outputs.scores
-    assert outputs.mask_probability is not None and masks is not None
-    predicted = outputs.mask_probability >= 0.5
-    inter = (predicted & masks).sum(axis=(1, 2))
-    total = predicted.sum(axis=(1, 2)) + masks.sum(axis=(1, 2))
-    return np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0), outputs.scores
-
-
-def selective_metric(
+def score_on_set(
     model: LoadedModel,
     dataset: LabelledDataset,
     split: str = EVAL_SPLIT,
@@ -98,10 +78,8 @@ def selective_metric(
         return f"the data set has no {split} frames"
     if model.task == "classify" and int(arrays.labels.max()) >= len(model.class_names):
         return f"labels up to {int(arrays.labels.max())} but the model has {len(model.class_names)} classes"
-    metric, scores = per_frame_metric(model.task, model, arrays.images, arrays.labels, arrays.masks)
-    kept = scores >= model.threshold
-    value = float(metric[kept].mean()) if kept.any() else 0.0  # rejecting every frame is useless
-    return value, float(kept.mean()), len(arrays.images)
+    kept = evaluate(model, arrays.images, arrays.labels, arrays.masks).selective(threshold=model.threshold)
+    return kept.value, kept.kept, len(arrays.images)
 
 
 def _compare(
@@ -113,8 +91,8 @@ def _compare(
     margin: float,
 ) -> SetComparison:
     prepared: dict[FrameSpec, FrameArrays] = {}
-    new = selective_metric(challenger, dataset, prepared=prepared)
-    old = selective_metric(champion, dataset, prepared=prepared) if champion is not None else "no champion"
+    new = score_on_set(challenger, dataset, prepared=prepared)
+    old = score_on_set(champion, dataset, prepared=prepared) if champion is not None else "no champion"
     frames = new[2] if isinstance(new, tuple) else (old[2] if isinstance(old, tuple) else 0)
     if isinstance(new, str) or isinstance(old, str):
         note = "; ".join(
