@@ -56,11 +56,11 @@ SIDE_MODEL = "usqa-compose-test"  # jobs that must not touch the served model pu
 PRESET = "transrectal_prostate"
 # A debug job that runs long enough to be killed mid-training and still ends well inside the soft time limit
 # docker/compose-test.yml sets (its visibility timeout decides when the killed job comes back).
-LONG_JOB_OVERRIDES = {"train_baseline": False, "episodes": 40, "steps_per_episode": 5, "batch_size": 16}
+LONG_JOB_OVERRIDES = {"train_baseline": False, "episodes": 20, "steps_per_episode": 5, "batch_size": 16}
 READY_MARKERS = {  # service -> the log line that says it is ready
     "api": "Application startup complete",
     "worker": " ready.",
-    "proxy": " is UP",
+    "proxy": " is UP, reason: Layer7 check passed",
 }
 BUILD_TIMEOUT_S = 3600
 HEALTHY_TIMEOUT_S = 300
@@ -435,10 +435,15 @@ def job_worker(stack: Stack, job_id: str) -> str:
         docker("exec", redis, "redis-cli", "--raw", "GET", f"celery-task-meta-{job_id}") or "{}"
     )
     hostname = str(meta.get("worker") or "").split("@")[-1]
-    for container in stack.containers("worker", running=False):
+    workers = stack.containers("worker", running=False)
+    for container in workers:
         if inspect(container, "{{.Config.Hostname}}") == hostname:
             return container
-    raise Failed(f"job {job_id}: no worker container is node {meta.get('worker')!r}")
+    # No node name stored yet: the worker whose log says it received the job (the latest one to).
+    received = [c for c in workers if f"[{job_id}] received" in run(["docker", "logs", c], 60, check=False)]
+    if len(received) == 1:
+        return received[0]
+    raise Failed(f"job {job_id}: no worker container is node {meta.get('worker')!r} (received by {received})")
 
 
 def versions(stack: Stack, model: str) -> list[int]:
