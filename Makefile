@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= service,train,dev
 DEMO_OUT ?= runs/demo
 
-.PHONY: install system-deps demo test lint typecheck unit reliability bench docs-figures results heating-analysis default-model clean
+.PHONY: install system-deps demo test lint typecheck unit reliability bench docs-figures results heating-analysis default-model compose-test clean
 
 install: $(STAMP)
 
@@ -46,6 +46,13 @@ reliability: install
 	rm -rf runs/reliability
 	USQA_RELIABILITY=full $(BIN)/python -m pytest tests/reliability -p no:cacheprovider; status=$$?; \
 		$(BIN)/python -m docs_gen.reliability_report && exit $$status
+
+# The images built and the compose stack run for real (scripts/compose_test.py): 2 APIs behind the proxy,
+# 2 workers, a worker and an API killed; rewrites docs/deploy.md's image table. Not part of `make test` (CI
+# machines have no Docker engine): without one it says "skipped" and succeeds. TORCH_INDEX_URL, when set, is
+# the torch index of the worker image's build.
+compose-test: install
+	$(BIN)/python scripts/compose_test.py
 
 demo: install
 	$(BIN)/usqa demo --out $(DEMO_OUT)

@@ -12,10 +12,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     USQA_DATA_ROOT=/srv/usqa/data \
     USQA_JOBS_ROOT=/srv/usqa/jobs
 
-# libgl/glib are what opencv-python-headless still links against on slim images.
+# libgl/glib are what opencv-python-headless still links against on slim images. apt-get clean drops apt's
+# package caches (tens of MB on a base image without the official image's docker-clean apt hook).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libglib2.0-0 curl \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /srv/usqa
 COPY pyproject.toml README.md ./

@@ -19,10 +19,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     USQA_JOBS_ROOT=/srv/usqa/jobs \
     USQA_WORK_ROOT=/srv/usqa/work
 
-# libgl/glib are what opencv-python-headless still links against on slim images.
+# libgl/glib are what opencv-python-headless still links against on slim images. apt-get clean drops apt's
+# package caches (tens of MB on a base image without the official image's docker-clean apt hook).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libglib2.0-0 \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 # torch first, in its own layer (it is most of the image). The local version label (+cpu, +cu128) makes pip
 # take exactly that build from the PyTorch index: PyPI's plain torch wheel for Linux is a CUDA build, and a

@@ -8,6 +8,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from functools import cache
@@ -29,9 +30,14 @@ WORKER_DOCKERFILE = DOCKER_DIR / "worker.Dockerfile"
 DOCKERFILES = sorted(DOCKER_DIR.glob("*.Dockerfile"))
 CONTAINER_FILES = [COMPOSE_FILE, *sorted(p for p in DOCKER_DIR.rglob("*") if p.is_file())]
 PROMETHEUS_CONFIG = DOCKER_DIR / "prometheus" / "prometheus.yml"
+PROXY_DOCKERFILE = DOCKER_DIR / "proxy.Dockerfile"
+HAPROXY_CONFIG = DOCKER_DIR / "proxy" / "haproxy.cfg"
+COMPOSE_TEST_FILE = DOCKER_DIR / "compose-test.yml"
+COMPOSE_TEST_SCRIPT = REPO_ROOT / "scripts" / "compose_test.py"
+HARDENED_SERVICES = ("proxy", *("api", "worker", "api-gpu", "worker-gpu"))
 GRAFANA_PROVISIONING = DOCKER_DIR / "grafana" / "provisioning"
 
-DEFAULT_SERVICES = {"redis", "api", "worker"}
+DEFAULT_SERVICES = {"redis", "proxy", "api", "worker"}
 APP_SERVICES = ("api", "worker", "api-gpu", "worker-gpu")
 WORKER_SERVICES = ("worker", "worker-gpu")
 GPU_SERVICES = {"api-gpu", "worker-gpu"}
@@ -368,25 +374,139 @@ def test_gpu_services_build_gpu_variants_and_refuse_the_cpu() -> None:
     assert worker_gpu["environment"]["USQA_TRAIN_DEVICE"] == "cuda"
 
 
+# -- scale-out: the proxy in front of the API replicas -----------------------------------------------------
+
+
+def haproxy_sections() -> dict[str, list[str]]:
+    """`section name` -> its directive lines (comments dropped) of the HAProxy config."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for raw in HAPROXY_CONFIG.read_text().splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        if not line.strip():
+            continue
+        if not raw[0].isspace():
+            current = sections.setdefault(line.strip(), [])
+        else:
+            current.append(line.strip())
+    return sections
+
+
+def test_only_the_proxy_publishes_the_api_port_so_api_replicas_scale() -> None:
+    proxy, api = services()["proxy"], services()["api"]
+    assert dockerfile_of(proxy) == PROXY_DOCKERFILE
+    assert [str(port).rsplit(":", 1)[-1] for port in proxy["ports"]] == ["8000"]
+    # A fixed host port on a service stops `--scale` at one replica, and a container name stops it too.
+    for name in ("api", "worker"):
+        assert "ports" not in services()[name] and "container_name" not in services()[name], name
+    assert "8000" in [str(port) for port in api["expose"]]
+
+
+def test_proxy_image_copies_its_config_checks_it_and_probes_its_replicas() -> None:
+    copies = arguments(PROXY_DOCKERFILE, "COPY")
+    assert any(copy.split()[0] == "docker/proxy/haproxy.cfg" for copy in copies), copies
+    target = next(copy.split()[-1] for copy in copies if copy.split()[0] == "docker/proxy/haproxy.cfg")
+    assert any("haproxy -c" in run and target in run for run in arguments(PROXY_DOCKERFILE, "RUN"))
+    assert target in arguments(PROXY_DOCKERFILE, "CMD")[0]
+    assert "/proxyz" in arguments(PROXY_DOCKERFILE, "HEALTHCHECK")[0]
+    assert "haproxy" in next(run for run in arguments(PROXY_DOCKERFILE, "RUN") if "apt-get install" in run)
+
+
+def test_haproxy_balances_ready_replicas_found_by_name_and_passes_websockets() -> None:
+    sections = haproxy_sections()
+    frontend = sections["frontend http"]
+    assert "bind :8000" in frontend and "monitor-uri /proxyz" in frontend
+    assert "monitor fail if { nbsrv(api) lt 1 }" in frontend
+    backend = sections["backend api"]
+    assert "balance roundrobin" in backend
+    assert "option httpchk GET /readyz" in backend and "http-check expect status 200" in backend
+    defaults = next(line for line in backend if line.startswith("default-server"))
+    # Active checks, passive marking down on connection errors, and DNS discovery of every replica.
+    for word in ("check", "observe layer4", "on-error mark-down", "resolvers compose", "init-addr none"):
+        assert word in defaults, word
+    templates = {line.split()[3] for line in backend if line.startswith("server-template")}
+    assert templates == {"api:8000", "api-gpu:8000"}
+    for host in templates:
+        assert host.split(":")[0] in services() and 8000 in container_ports(host.split(":")[0])
+    assert "nameserver docker 127.0.0.11:53" in sections["resolvers compose"]
+    # WebSocket (/ws/scan) is an upgraded connection: HAProxy's tunnel timeout governs it, not client/server.
+    tunnel = next(line for line in sections["defaults"] if line.startswith("timeout tunnel"))
+    assert tunnel.split()[-1] in {"1h", "3600s"}
+    assert "option redispatch 1" in sections["defaults"]
+
+
+@pytest.mark.parametrize("name", HARDENED_SERVICES)
+def test_app_services_run_read_only_without_capabilities(name: str) -> None:
+    service = services()[name]
+    assert service["read_only"] is True
+    assert service["cap_drop"] == ["ALL"] and "no-new-privileges:true" in service["security_opt"]
+    if name != "proxy":  # Python's tempfiles (upload spooling) and matplotlib's cache need a writable /tmp
+        assert any(str(t).split(":")[0] == "/tmp" for t in service["tmpfs"]), name
+
+
+@pytest.mark.parametrize("name", ["proxy", "api", "worker"])
+def test_default_services_are_healthchecked_by_their_image_and_name_it(name: str) -> None:
+    service = services()[name]
+    assert len(arguments(dockerfile_of(service), "HEALTHCHECK")) == 1
+    # compose-test builds the images under these names and starts the stack with --no-build.
+    assert service["image"] == f"usqa-{name}"
+
+
+def test_compose_test_settings_let_a_killed_job_come_back_within_the_test() -> None:
+    overlay: dict[str, Any] = yaml.safe_load(COMPOSE_TEST_FILE.read_text())
+    assert set(overlay["services"]) <= set(services())
+    for name in ("api", "worker"):
+        env = {k: int(v) for k, v in overlay["services"][name]["environment"].items() if k.endswith("_S")}
+        soft, hard = env["USQA_JOB_SOFT_TIME_LIMIT_S"], env["USQA_JOB_TIME_LIMIT_S"]
+        assert soft < hard < env["USQA_JOB_VISIBILITY_TIMEOUT_S"] <= 300, env
+    script = COMPOSE_TEST_SCRIPT.read_text()
+    assert all(path in script for path in ("docker-compose.yml", "docker/compose-test.yml"))
+
+
+def test_compose_test_is_a_make_target_outside_make_test() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert re.search(r"^compose-test: .*\n\t\$\(BIN\)/python scripts/compose_test\.py", makefile, re.M)
+    test_target = re.search(r"^test: (.*)$", makefile, re.M)
+    assert test_target and "compose-test" not in test_target.group(1)
+    docs = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    assert "<!-- generated:compose-test begin (make compose-test) -->" in docs
+    assert "<!-- generated:compose-test end -->" in docs
+
+
+def test_compose_test_skips_without_a_docker_engine(tmp_path: Path) -> None:
+    # No `docker` on PATH: the script must say "skipped" and succeed, touching nothing.
+    result = subprocess.run(
+        [sys.executable, str(COMPOSE_TEST_SCRIPT), "--out", str(tmp_path / "out")],
+        env={**os.environ, "PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "compose-test: skipped: no Docker engine" in result.stdout
+
+
 # -- monitoring -------------------------------------------------------------------------------------------
 
 
-def test_prometheus_scrapes_an_existing_service_port_and_route() -> None:
+def test_prometheus_scrapes_every_api_replica_on_an_existing_port_and_route() -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     assert host_path(services()["prometheus"], "/etc/prometheus/prometheus.yml") == PROMETHEUS_CONFIG
     ops_routes = (REPO_ROOT / "service" / "api" / "routes" / "ops.py").read_text()
-    targets = 0
+    targets: list[tuple[str, int]] = []
     for job in config["scrape_configs"]:
         assert f'@router.get("{job.get("metrics_path", "/metrics")}"' in ops_routes
-        for static in job["static_configs"]:
-            for target in static["targets"]:
-                host, port = target.rsplit(":", 1)
-                assert host in services(), f"scrape target {target}: no compose service {host}"
-                assert int(port) in container_ports(host), (
-                    f"scrape target {target}: {host} does not listen there"
-                )
-                targets += 1
-    assert targets
+        for static in job.get("static_configs", []):
+            targets += [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in static["targets"]]
+        # DNS discovery: one target per replica of each named service (`--scale api=N`), not one of them.
+        for dns in job.get("dns_sd_configs", []):
+            assert dns["type"] == "A"
+            targets += [(name, int(dns["port"])) for name in dns["names"]]
+    assert ("api", 8000) in targets
+    for host, port in targets:
+        assert host in services(), f"scrape target {host}: no compose service"
+        assert port in container_ports(host), f"scrape target {host}:{port}: {host} does not listen there"
 
 
 def test_grafana_provisions_prometheus_and_the_dashboard() -> None:
@@ -430,18 +550,21 @@ def _docker_compose() -> list[str] | None:
     if docker is None:
         return None
     probe = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30, check=False)
-    return [docker, "compose"] if probe.returncode == 0 else None
+    if probe.returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")  # Debian's compose v1, which make compose-test also drives
+    return [legacy] if legacy else None
 
 
-def test_docker_compose_accepts_the_file() -> None:
+@pytest.mark.parametrize("overlays", [(), (COMPOSE_TEST_FILE,)], ids=["alone", "with-compose-test"])
+def test_docker_compose_accepts_the_file(overlays: tuple[Path, ...]) -> None:
     command = _docker_compose()
     if command is None:
-        pytest.skip("no `docker compose` plugin on this machine")
+        pytest.skip("neither `docker compose` nor docker-compose on this machine")
     result = subprocess.run(
         [
             *command,
-            "--file",
-            str(COMPOSE_FILE),
+            *(arg for path in (COMPOSE_FILE, *overlays) for arg in ("--file", str(path))),
             "--profile",
             "monitoring",
             "--profile",
