@@ -63,7 +63,9 @@ class Installed:
 
 
 def _checked(command: list[str], timeout: float = COMMAND_TIMEOUT_S) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout)
+    # Without PYTHONPATH: a checkout on it (its usqa.egg-info) would make pip think usqa is installed already.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout, env=env)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
 
 
@@ -96,7 +98,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         text=True,
         check=True,
     ).stdout
-    constraints.write_text("\n".join(line for line in frozen.splitlines() if "==" in line) + "\n")
+    pins = [line for line in frozen.splitlines() if "==" in line and not line.startswith("usqa==")]
+    constraints.write_text("\n".join(pins) + "\n")
     venv = base / "venv"
     # No --system-site-packages; no pip inside either: this environment's pip installs into it.
     _checked([sys.executable, "-m", "venv", "--without-pip", str(venv)])
@@ -193,20 +196,21 @@ def test_the_installed_wheel_scores_and_serves_from_another_folder(installed: In
     assert missing.returncode == 2 and "looked in:" in missing.stderr and SHIPPED_IN_WHEEL in missing.stderr
 
     port = _free_port()
-    server = subprocess.Popen(
-        [str(installed.bin / "usqa"), "serve", "--port", str(port), "--log-level", "warning"],
-        cwd=installed.workdir,
-        env=installed.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log = installed.workdir / "serve.log"
+    with log.open("w") as log_file:
+        server = subprocess.Popen(
+            [str(installed.bin / "usqa"), "serve", "--port", str(port), "--log-level", "warning"],
+            cwd=installed.workdir,
+            env=installed.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + SERVE_READY_TIMEOUT_S
         ready: dict[str, object] | None = None
         while ready is None:
-            assert server.poll() is None, f"usqa serve exited:\n{server.communicate()[0]}"
-            assert time.monotonic() < deadline, "usqa serve did not turn ready"
+            assert server.poll() is None, f"usqa serve exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"usqa serve did not turn ready:\n{log.read_text()}"
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
                     ready = json.loads(response.read())
