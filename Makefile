@@ -7,9 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= service,train,dev
+# 0 skips the apt-get step of `make install` (install redis-server and chromium yourself).
+SYSTEM_DEPS ?= 1
 DEMO_OUT ?= runs/demo
 
-.PHONY: install system-deps demo test lint typecheck unit reliability bench docs-figures results heating-analysis default-model compose-test clean
+.PHONY: install system-deps demo test lint typecheck unit reliability bench docs-figures docs-examples results heating-analysis default-model compose-test clean
 
 install: $(STAMP)
 
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch==2.13.0 (CPU) comes from the wheel on local disk through pip's find-links; pip, not uv.
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
-	$(MAKE) --no-print-directory system-deps
+	$(if $(filter 0,$(SYSTEM_DEPS)),,$(MAKE) --no-print-directory system-deps)
 	touch $(STAMP)
 
 # System packages a test needs, installed only when missing (CI machines start with Python alone).
@@ -82,6 +84,11 @@ default-model: install
 	$(BIN)/usqa evaluate --run $(DEFAULT_MODEL_RUN)/run --data $(DEFAULT_MODEL_RUN)/data --out $(DEFAULT_MODEL_RUN)/run/eval
 	$(BIN)/usqa export --run $(DEFAULT_MODEL_RUN)/run --data $(DEFAULT_MODEL_RUN)/data --registry models \
 		--name usqa-prostate --alias champion --class-names no_gland,gland
+	$(MAKE) --no-print-directory docs-examples
+
+# docs/service.md's example exchanges, answered by the shipped model.
+docs-examples: install
+	$(BIN)/python -m scripts.service_example
 
 # Figures committed in docs/ (contact sheets of each preset and degradation).
 docs-figures: install

@@ -25,7 +25,11 @@ class Settings(BaseSettings):
     # Multi-frame inputs (DICOM cine, video) stop with a clear error past this many frames.
     max_frames_per_input: int = Field(default=5000, gt=0)
 
+    # The writable model registry (publish, promote); relative to the working directory, as in a checkout.
     registry: Path = Path("models")
+    # Also read the registry shipped with the package (read-only) for a model name `registry` lacks, so an
+    # installed `usqa` serves and scores the default model from any folder (service/registry/locate.py).
+    shipped_registry: bool = True
     data_root: Path = Path("runs/data")
     redis_url: str | None = None
     api_token: str | None = None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from contracts.cli import UsageError
 from service.datasets import DatasetError
-from service.registry import ModelRegistry, RegistryError
+from service.registry import RegistryError, explain, open_registry
 from service.registry.announce import announcer_from_url
 from service.settings import get_settings
 from trainer.api import RunError
@@ -35,9 +35,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    registry = ModelRegistry(
-        args.registry or settings.registry, announcer=announcer_from_url(settings.redis_url)
-    )
+    if args.registry is not None:
+        settings = settings.model_copy(update={"registry": args.registry})
+    # Publishes go to the writable registry; a first version of the shipped model's name continues its numbers.
+    registry = open_registry(settings, announcer_from_url(settings.redis_url))
     options = ExportOptions(
         name=args.name,
         quantize=args.quantize,
@@ -47,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         version = export_run(args.run, registry, options, data_dir=args.data)
-    except (ExportError, RunError, RegistryError, DatasetError, FileNotFoundError) as exc:
+    except RegistryError as exc:
+        raise UsageError(explain(exc)) from exc
+    except (ExportError, RunError, DatasetError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
     checks = version.manifest.metrics
     print(f"published {version.name} version {version.version} at {version.path}")

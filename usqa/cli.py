@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import select
 import sys
 from collections.abc import Sequence
 
@@ -38,6 +40,8 @@ TRAINER_COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("trainer.jobs.cli", "run a retraining worker (Celery, queue 'retrain')"),
 }
 MSG_NO_TORCH = "`usqa {command}` needs the train extra (torch): pip install 'usqa[train]'"
+# What a coreutils program killed by SIGPIPE reports (128 + 13) when its reader is gone (`usqa ... | head`).
+EXIT_READER_GONE = 128 + 13
 
 
 def _requested_command(argv: Sequence[str]) -> str | None:
@@ -73,6 +77,35 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Flush here, inside the guard: a pipe's reader may be gone (`usqa models show | head -1`), and
+            # the interpreter's own flush at exit would print a BrokenPipeError it cannot handle.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # a socket or a subprocess, not our reader: a real error
+        # Python ignores SIGPIPE (sockets need that); end quietly as `cat` would, with nothing left to flush.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_READER_GONE
+
+
+def _stdout_reader_gone() -> bool:
+    """True when stdout is a pipe or socket whose reading end is closed (poll reports an error on it)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a capture object (tests)
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser(argv)

@@ -27,7 +27,7 @@ from service.inference.scoring import FrameScorer
 from service.inference.watcher import RegistryWatcher
 from service.jobs import JobClient
 from service.live.sessions import SessionLimiter
-from service.registry import ModelRegistry, ModelVersion
+from service.registry import ModelVersion, open_registry
 from service.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def build_state(settings: Settings) -> ServiceState:
         threads.intra_op_threads,
     )
     metrics = ServiceMetrics()
-    registry = ModelRegistry(settings.registry)
+    registry = open_registry(settings)
     holder = ModelHolder(
         registry,
         settings.model_name,

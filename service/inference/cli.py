@@ -10,7 +10,7 @@ from service.frames import FrameError
 from service.inference.model import ModelLoadError
 from service.inference.offline import score_source
 from service.inference.providers import ProviderError
-from service.registry import RegistryError
+from service.registry import RegistryError, explain
 from service.settings import get_settings
 
 
@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
         report = score_source(
             args.source, args.out, settings, name=args.model or settings.model_name, ref=args.ref
         )
-    except (FrameError, RegistryError, ModelLoadError, ProviderError) as exc:
+    except RegistryError as exc:
+        raise UsageError(explain(exc)) from exc
+    except (FrameError, ModelLoadError, ProviderError) as exc:
         raise UsageError(str(exc)) from exc
     print(
         f"scored {report.frames} frames with {report.model} version {report.version}: "

@@ -17,7 +17,7 @@ from typing import Literal
 
 from service.inference.model import LoadedModel, ModelLoadError
 from service.inference.providers import ProviderError
-from service.registry import ModelRegistry, ModelVersion, RegistryError
+from service.registry import ModelRegistry, ModelVersion, RegistryError, explain
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class ModelHolder:
             try:
                 version = await asyncio.to_thread(self.registry.resolve, self.name, self.alias)
             except RegistryError as exc:
-                return self._failed(None, previous_version, trigger, str(exc))
+                return self._failed(None, previous_version, trigger, str(exc), detail=explain(exc))
             if previous is not None and previous.number == version:
                 return SwapOutcome("unchanged", self.name, version, previous_version, trigger, at=time.time())
             if not retry_failed and self.last_failure is not None and self.last_failure.version == version:
@@ -101,11 +101,20 @@ class ModelHolder:
     def _load(self, version: int) -> LoadedModel:
         return self._loader(self.registry.load(self.name, version))
 
-    def _failed(self, version: int | None, previous: int | None, trigger: str, reason: str) -> SwapOutcome:
+    def _failed(
+        self,
+        version: int | None,
+        previous: int | None,
+        trigger: str,
+        reason: str,
+        *,
+        detail: str | None = None,
+    ) -> SwapOutcome:
+        # `reason` reaches clients (/readyz); `detail` (where a missing model was looked for) only the log.
         outcome = SwapOutcome("failed", self.name, version, previous, trigger, reason=reason, at=time.time())
         self.last_failure = outcome
         keeps = "nothing is served" if previous is None else f"version {previous} keeps serving"
-        log.error("refused %s version %s (%s): %s; %s", self.name, version, trigger, reason, keeps)
+        log.error("refused %s version %s (%s): %s; %s", self.name, version, trigger, detail or reason, keeps)
         self._notify(outcome, self._current)
         return outcome
 

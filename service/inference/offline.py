@@ -24,7 +24,7 @@ from service.inference.predictions import ClassPrediction, MaskPrediction
 from service.inference.providers import plan_providers, plan_threads
 from service.inference.scoring import ScoringOptions, score_outputs
 from service.live.guidance import GuidanceConfig, GuidanceState, GuidanceTracker, guidance_config
-from service.registry import ModelRegistry
+from service.registry import open_registry
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class OfflineReport:
 
 
 def open_model(settings: Settings, *, name: str, ref: str) -> LoadedModel:
-    version = ModelRegistry(settings.registry).load(name, ref)
+    version = open_registry(settings).load(name, ref)
     threads = plan_threads(1, settings.intra_op_threads)  # one caller: all cores to its runs
     return load_model(
         version,

@@ -1,15 +1,18 @@
 """The model registry (versions, manifests, aliases) shared by the trainer, the jobs and the service."""
 
 from service.registry.announce import REGISTRY_CHANNEL, Announcement, RedisAnnouncer
+from service.registry.locate import open_registry, shipped_registry
 from service.registry.manifest import MANIFEST_FILE, InputSpec, Manifest, ScoreHistogram, sha256_file
 from service.registry.store import (
     CHALLENGER,
     CHAMPION,
     LATEST,
     IntegrityError,
+    ModelNotFoundError,
     ModelRegistry,
     ModelVersion,
     RegistryError,
+    explain,
 )
 
 __all__ = [
@@ -22,10 +25,14 @@ __all__ = [
     "InputSpec",
     "IntegrityError",
     "Manifest",
+    "ModelNotFoundError",
     "ModelRegistry",
     "ModelVersion",
     "RedisAnnouncer",
     "RegistryError",
     "ScoreHistogram",
+    "explain",
+    "open_registry",
     "sha256_file",
+    "shipped_registry",
 ]

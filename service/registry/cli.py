@@ -8,7 +8,8 @@ from pathlib import Path
 
 from contracts.cli import UsageError
 from service.registry.announce import announcer_from_url
-from service.registry.store import CHAMPION, ModelRegistry, RegistryError
+from service.registry.locate import open_registry
+from service.registry.store import CHAMPION, RegistryError, explain
 from service.settings import get_settings
 
 
@@ -32,20 +33,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    registry = ModelRegistry(
-        args.registry or settings.registry, announcer=announcer_from_url(settings.redis_url)
-    )
+    if args.registry is not None:
+        settings = settings.model_copy(update={"registry": args.registry})
+    registry = open_registry(settings, announcer_from_url(settings.redis_url))
     try:
         if args.action == "list":
             names = registry.names()
             if not names:
-                print(f"no models in {registry.root}")
+                places = ", ".join(str(p.absolute()) for p in (registry.root, *registry.read_only))
+                print(f"no models in {places}")
             for name in names:
                 aliases = registry.aliases(name).current
                 by_version: dict[int, list[str]] = {}
                 for alias, version in aliases.items():
                     by_version.setdefault(version, []).append(alias)
-                print(name)
+                read_only = f"  (read-only: {registry.source(name)})" if registry.is_read_only(name) else ""
+                print(f"{name}{read_only}")
                 for version in registry.versions(name):
                     manifest = registry.manifest(name, version)
                     tags = ", ".join(sorted(by_version.get(version, [])))
@@ -60,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
             version = registry.rollback(args.name, alias=args.alias)
             print(f"{args.name}: {args.alias} rolled back to version {version}")
     except RegistryError as exc:
-        raise UsageError(str(exc)) from exc
+        raise UsageError(explain(exc)) from exc
     return 0

@@ -4,6 +4,12 @@ Layout: `ROOT/NAME/VERSION/{*.onnx, manifest.json}` and `ROOT/NAME/aliases.json`
 only grow. A publish writes into a hidden temporary folder, fsyncs it and renames it into place, so a reader
 never sees half a version; an alias switch replaces `aliases.json` atomically. Writers of one model name take
 an exclusive lock (`NAME/.lock`), so several processes (workers, CLI) may publish to one registry.
+
+Read-only registries (the model shipped inside the package, `service.registry.locate`) may stand behind the
+writable root. A model name is read from the first registry that holds it, root first, and then wholly from
+there (versions and aliases never mix across registries, so "version 2" always names one folder); writes go to
+the root only. A first publish of a name that a read-only registry holds continues its version numbers, so a
+number never names two different weights and a service that compares version numbers sees the new one.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -45,6 +51,12 @@ MSG_NO_ROLLBACK = "model {name!r}: no earlier {alias!r} to roll back to"
 MSG_BAD_NAME = "model name {name!r} must be letters, digits, '-', '_' or '.', and not start with '.'"
 MSG_MISSING_SOURCE = "cannot publish: {file} does not exist"
 MSG_GRAPH_NOT_IN_FILES = "manifest graph {role!r} names {file!r}, which is not among the published files"
+MSG_READ_ONLY = (
+    "model {name!r} is only in a read-only registry (the shipped model); publish a version of it to the "
+    "writable registry before moving its aliases"
+)
+# For operators only (the CLI, the server log): where a missing model was looked for.
+MSG_LOOKED_IN = "{message} (looked in: {places})"
 
 
 class RegistryError(Exception):
@@ -53,6 +65,22 @@ class RegistryError(Exception):
 
 class IntegrityError(RegistryError):
     """A version whose files do not match its manifest: never served."""
+
+
+class ModelNotFoundError(RegistryError):
+    """No registry holds the model name; `searched` keeps the folders for the operator, not the client."""
+
+    def __init__(self, name: str, searched: Sequence[Path]) -> None:
+        super().__init__(MSG_NO_MODEL.format(name=name))
+        self.searched = tuple(searched)
+
+
+def explain(exc: RegistryError) -> str:
+    """The error for an operator: a missing model also names every folder that was searched."""
+    if isinstance(exc, ModelNotFoundError):
+        places = ", ".join(str(p.absolute()) for p in exc.searched)
+        return MSG_LOOKED_IN.format(message=exc, places=places)
+    return str(exc)
 
 
 class Announcer(Protocol):
@@ -111,18 +139,33 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 class ModelRegistry:
-    """Read and write model versions under `root`; the Python API behind `usqa models` and the service."""
+    """Read and write model versions under `root`; the Python API behind `usqa models` and the service.
 
-    def __init__(self, root: Path | str, announcer: Announcer | None = None) -> None:
+    `read_only` registries are read, in order, for a name that `root` does not hold; nothing writes to them.
+    """
+
+    def __init__(
+        self, root: Path | str, announcer: Announcer | None = None, *, read_only: Sequence[Path | str] = ()
+    ) -> None:
         self.root = Path(root)
         self.announcer = announcer
+        self.read_only = tuple(Path(p) for p in read_only)
 
     # -- reading ---------------------------------------------------------------------------------------
 
     def names(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _valid_name(p.name))
+        found: set[str] = set()
+        for root in (self.root, *self.read_only):
+            if root.is_dir():
+                found.update(p.name for p in root.iterdir() if p.is_dir() and _valid_name(p.name))
+        return sorted(found)
+
+    def source(self, name: str) -> Path:
+        """The registry folder `name` is read from: `root`, or the first read-only one that holds it."""
+        return self._model_dir(name).parent
+
+    def is_read_only(self, name: str) -> bool:
+        return self.source(name) != self.root
 
     def versions(self, name: str) -> list[int]:
         model_dir = self._model_dir(name)
@@ -180,6 +223,14 @@ class ModelRegistry:
                 raise IntegrityError(MSG_MISSING_FILE.format(name=name, version=version, file=file))
             if sha256_file(target) != expected:
                 raise IntegrityError(MSG_TAMPERED.format(name=name, version=version, file=file))
+        if path.parent.parent != self.root:  # never a silent fallback: say which copy is used
+            log.info(
+                "%s version %d: not in the registry %s; using the read-only copy in %s",
+                name,
+                version,
+                self.root.absolute(),
+                path.parent.parent,
+            )
         return ModelVersion(name=name, version=version, path=path, manifest=manifest)
 
     # -- writing ---------------------------------------------------------------------------------------
@@ -210,7 +261,7 @@ class ModelRegistry:
                     "%s version %d already holds job %s; not publishing again", name, done, manifest.job_id
                 )
                 return self.load(name, done)
-            version = self._next_version(model_dir)
+            version = max(self._next_version(model_dir), self._first_after_read_only(name))
             tmp = model_dir / f"{TMP_PREFIX}{version}-{uuid.uuid4().hex}"
             try:
                 tmp.mkdir()
@@ -241,7 +292,7 @@ class ModelRegistry:
 
     def promote(self, name: str, ref: str | int, alias: str = CHAMPION) -> int:
         """Point `alias` at the version `ref` names (a number, `latest` or another alias)."""
-        model_dir = self._model_dir(name)
+        model_dir = self._writable_model_dir(name)
         with self._locked(model_dir):
             version = self.resolve(name, ref)
             self.load(name, version)  # never point an alias at a version that would be refused
@@ -252,7 +303,7 @@ class ModelRegistry:
 
     def rollback(self, name: str, alias: str = CHAMPION) -> int:
         """Point `alias` back at the version it named before the current one."""
-        model_dir = self._model_dir(name)
+        model_dir = self._writable_model_dir(name)
         with self._locked(model_dir):
             aliases = self.aliases(name)
             history = list(aliases.history.get(alias, []))
@@ -276,10 +327,28 @@ class ModelRegistry:
     # -- internals -------------------------------------------------------------------------------------
 
     def _model_dir(self, name: str) -> Path:
-        model_dir = self.root / name
-        if not _valid_name(name) or not model_dir.is_dir():
-            raise RegistryError(MSG_NO_MODEL.format(name=name, root=self.root))
+        roots = (self.root, *self.read_only)
+        if _valid_name(name):
+            for root in roots:
+                if (root / name).is_dir():
+                    return root / name
+        raise ModelNotFoundError(name, roots)
+
+    def _writable_model_dir(self, name: str) -> Path:
+        model_dir = self._model_dir(name)
+        if model_dir.parent != self.root:
+            raise RegistryError(MSG_READ_ONLY.format(name=name))
         return model_dir
+
+    def _first_after_read_only(self, name: str) -> int:
+        versions = [
+            int(p.name)
+            for root in self.read_only
+            if (root / name).is_dir()
+            for p in (root / name).iterdir()
+            if p.name.isdigit()
+        ]
+        return max(versions, default=0) + 1
 
     @staticmethod
     @contextlib.contextmanager

@@ -230,6 +230,8 @@ def make_settings(registry_root: Path, **overrides: Any) -> Settings:
         "redis_url": None,
         "api_token": None,
         "demo_frames": 24,
+        # Hermetic: only the test's registry, never the checkout's models/ behind it (locate.py).
+        "shipped_registry": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -22,7 +22,7 @@ from contracts.training import read_config
 from service.datasets.uploads import DatasetStore, UnknownDataset
 from service.jobs.records import JobRecords
 from service.jobs.spec import BACKBONES_DIR, JobSpec, SpecError, resolve_config
-from service.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from service.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError, open_registry
 from service.registry.announce import announcer_from_url
 from service.settings import Settings
 from trainer.api import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, train
@@ -125,7 +125,7 @@ def _run_locked(
     except (UnknownDataset, SpecError) as exc:
         raise JobRefused(str(exc)) from exc
     name = spec.model or settings.model_name
-    registry = ModelRegistry(settings.registry, announcer=announcer_from_url(settings.redis_url))
+    registry = open_registry(settings, announcer_from_url(settings.redis_url))
     run_dir = work / RUN_DIR
 
     version = registry.find_job(name, job_id)

@@ -22,7 +22,7 @@ from service.api.schemas import (
     RollbackRequest,
 )
 from service.api.state import ServiceState, swap_report
-from service.registry import IntegrityError, ModelRegistry, RedisAnnouncer, RegistryError
+from service.registry import IntegrityError, ModelRegistry, RedisAnnouncer, RegistryError, open_registry
 
 router = APIRouter(prefix="/models", tags=["control"], dependencies=[ControlAuth])
 
@@ -42,7 +42,7 @@ def _registry(service: ServiceState) -> ModelRegistry:
     announcer = (
         RedisAnnouncer(settings.redis_url, channel=settings.registry_channel) if settings.redis_url else None
     )
-    return ModelRegistry(settings.registry, announcer=announcer)
+    return open_registry(settings, announcer)
 
 
 async def _after_alias_move(service: ServiceState, name: str, alias: str, version: int) -> ControlResponse:
@@ -92,7 +92,7 @@ async def rollback(name: str, body: RollbackRequest, service: ServiceDep) -> Con
 
 @router.get("/{name}", response_model=ModelVersions, responses=ERRORS)
 async def versions(name: str, service: ServiceDep) -> ModelVersions:
-    registry = ModelRegistry(service.settings.registry)
+    registry = open_registry(service.settings)
     try:
         numbers = await asyncio.to_thread(registry.versions, name)
         aliases = await asyncio.to_thread(registry.aliases, name)

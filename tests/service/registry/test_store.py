@@ -210,3 +210,37 @@ def test_a_job_publishes_at_most_once(tmp_path: Path, sources: dict[str, Path]) 
     assert again.version == first.version and registry.versions("m") == [first.version]
     assert registry.find_job("m", "a" * 32) == first.version and registry.find_job("m", "b" * 32) is None
     assert registry.load("m", first.version).manifest.dataset == "ds-0123456789abcdef"
+
+
+# -- read-only registries behind the root (the shipped model) -----------------------------------------------
+
+
+def test_a_name_the_root_lacks_is_read_wholly_from_a_read_only_registry(
+    tmp_path: Path, sources: dict[str, Path]
+) -> None:
+    shipped = ModelRegistry(tmp_path / "shipped")
+    shipped.publish(make_manifest(), sources, alias=CHAMPION)
+    registry = ModelRegistry(tmp_path / "writable", read_only=[shipped.root])
+    assert registry.names() == ["prostate"] and registry.is_read_only("prostate")
+    loaded = registry.load("prostate")
+    assert loaded.version == 1 and loaded.path == shipped.root / "prostate" / "1"
+    with pytest.raises(RegistryError, match="read-only"):
+        registry.promote("prostate", 1)
+    assert not (tmp_path / "writable").exists()
+    # The first publish continues the shipped numbers, then the writable copy shadows the shipped one.
+    assert registry.publish(make_manifest(), sources).version == 2
+    with pytest.raises(RegistryError, match="has no 'champion' alias"):
+        registry.resolve("prostate", CHAMPION)
+    registry.promote("prostate", 2)
+    assert registry.load("prostate").path == tmp_path / "writable" / "prostate" / "2"
+    assert not registry.is_read_only("prostate") and shipped.resolve("prostate", CHAMPION) == 1
+
+
+def test_a_missing_model_names_every_folder_searched_for_operators_only(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "writable", read_only=[tmp_path / "shipped"])
+    with pytest.raises(S.ModelNotFoundError) as caught:
+        registry.load("nothing")
+    assert str(caught.value) == S.MSG_NO_MODEL.format(name="nothing")  # what an API client sees
+    assert S.explain(caught.value) == S.MSG_LOOKED_IN.format(
+        message=caught.value, places=f"{tmp_path / 'writable'}, {tmp_path / 'shipped'}"
+    )
