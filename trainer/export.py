@@ -34,6 +34,7 @@ from contracts.training import TrainConfig
 from service.datasets import load_dataset
 from service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
 from trainer.api import load_run, recorded_data_dir
+from trainer.model_card import write_model_card
 from trainer.onnx_graphs import export_graph, torch_outputs
 from trainer.quantize import quantize_int8
 
@@ -213,6 +214,7 @@ def export_run(
             job_id=options.job_id,
             dataset=options.dataset,
         )
+        files |= write_model_card(out, manifest, run_dir=run_dir, data_dir=data_path, registry=registry.root)
         return registry.publish(manifest, files, alias=options.alias)
 
 
