@@ -16,6 +16,9 @@ from fastapi.responses import HTMLResponse
 
 router = APIRouter(include_in_schema=False)
 
+# ReDoc's sidebar shows a logo from its vendor's CDN; this policy keeps the browser from fetching it (and
+# anything else from another host): everything comes from this server, inline or as data:/blob: URLs.
+SAME_ORIGIN_ONLY = {"Content-Security-Policy": "default-src 'self' 'unsafe-inline' data: blob:"}
 ASSETS_DIR = Path(fastapi_offline.__file__).resolve().parent / "static"
 ASSETS_PATH = "/docs-assets"
 
@@ -27,22 +30,26 @@ def _root(request: Request) -> str:
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
     root = _root(request)
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=f"{root}{request.app.openapi_url}",
         title=f"{request.app.title} - Swagger UI",
         swagger_js_url=f"{root}{ASSETS_PATH}/swagger-ui-bundle.js",
         swagger_css_url=f"{root}{ASSETS_PATH}/swagger-ui.css",
         swagger_favicon_url=f"{root}{ASSETS_PATH}/favicon.png",
     )
+    page.headers.update(SAME_ORIGIN_ONLY)
+    return page
 
 
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
     root = _root(request)
-    return get_redoc_html(
+    page = get_redoc_html(
         openapi_url=f"{root}{request.app.openapi_url}",
         title=f"{request.app.title} - ReDoc",
         redoc_js_url=f"{root}{ASSETS_PATH}/redoc.standalone.js",
         redoc_favicon_url=f"{root}{ASSETS_PATH}/favicon.png",
         with_google_fonts=False,
     )
+    page.headers.update(SAME_ORIGIN_ONLY)
+    return page
