@@ -9,6 +9,7 @@ card (the shipped v1) gets one built from its manifest when asked, marked `sourc
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -145,7 +146,7 @@ def score_spread(histogram: ScoreHistogram | None) -> ScoreSpread | None:
         return None
     edges, counts = histogram.edges, histogram.counts
     total = sum(counts)
-    centres = [(lo + hi) / 2 for lo, hi in zip(edges, edges[1:], strict=False)]
+    centres = [(lo + hi) / 2 for lo, hi in itertools.pairwise(edges)]
     mean = sum(c * n for c, n in zip(centres, counts, strict=False)) / total
     var = sum(n * (c - mean) ** 2 for c, n in zip(centres, counts, strict=False)) / total
     quantiles: dict[str, tuple[float, float]] = {}
@@ -160,7 +161,7 @@ def score_spread(histogram: ScoreHistogram | None) -> ScoreSpread | None:
         frames=total,
         mean=round(mean, 4),
         std=round(math.sqrt(var), 4),
-        bin_width=round(max(hi - lo for lo, hi in zip(edges, edges[1:], strict=False)), 6),
+        bin_width=round(max(hi - lo for lo, hi in itertools.pairwise(edges)), 6),
         quantiles=quantiles,
         histogram=histogram,
     )
@@ -271,7 +272,11 @@ def build_card(
         outputs={
             "controller": f"{SCORE_OUTPUT}: float32 [N] in [0, 1] (task amenability)",
             "predictor": f"{predictor_output}: float32 "
-            + ("[N, C] class probabilities" if manifest.task == "classify" else "[N, 1, S, S] mask probability"),
+            + (
+                "[N, C] class probabilities"
+                if manifest.task == "classify"
+                else "[N, 1, S, S] mask probability"
+            ),
         },
         preprocessing=dict(manifest.preprocessing),
         thresholds=dict(manifest.thresholds),

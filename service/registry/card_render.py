@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from service.registry.card import ModelCard
 
 NO_EVALUATION = "No evaluation report: rejection curves and agreement with the labels were not measured."
-NO_OOD_CHECK = "This version has no out-of-scope check: frames unlike its training data are scored as any other."
+NO_OOD_CHECK = (
+    "This version has no out-of-scope check: frames unlike its training data are scored as any other."
+)
 HTML_STYLE = (
     "body{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem}"
     "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:2px 8px;text-align:left}"
@@ -39,7 +41,9 @@ def _evaluation(card: ModelCard) -> list[Section]:
     if card.kappa:
         point = card.evaluation.operating_point if card.evaluation else None
         if point is not None:
-            agreement.paragraphs.append(f"At the operating point: the lowest-scored {point:.0%} of frames rejected.")
+            agreement.paragraphs.append(
+                f"At the operating point: the lowest-scored {point:.0%} of frames rejected."
+            )
         agreement.header = ("rejection by", "kappa")
         agreement.rows = [(method, _num(kappa)) for method, kappa in card.kappa.items()]
     else:
@@ -140,7 +144,9 @@ def card_sections(card: ModelCard) -> list[Section]:
     regenerate.code = list(card.regenerate)
     provenance = Section(
         "Provenance",
-        [f"Created {card.created}; code revision {card.code_revision}; quantization {card.quantization or 'none'}."],
+        [
+            f"Created {card.created}; code revision {card.code_revision}; quantization {card.quantization or 'none'}."
+        ],
     )
     return [head, use, task, contract, data, *_evaluation(card), scope, regenerate, provenance]
 

@@ -34,7 +34,10 @@ ACCEPTED: dict[str, CardFormat] = {
 ERRORS: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The card: JSON by default; Markdown or HTML by `?format=` or `Accept`",
-        "content": {"text/markdown": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}},
+        "content": {
+            "text/markdown": {"schema": {"type": "string"}},
+            "text/html": {"schema": {"type": "string"}},
+        },
     },
     401: {"model": ErrorResponse, "description": "Bearer token missing or wrong (when scoring needs one)"},
     404: {"model": ErrorResponse, "description": "No such model, version or alias"},

@@ -28,7 +28,9 @@ def client(registry_root: Path) -> Iterator[httpx.Client]:
         yield c
 
 
-def test_a_version_without_a_card_gets_one_from_its_manifest(client: httpx.Client, registry_root: Path) -> None:
+def test_a_version_without_a_card_gets_one_from_its_manifest(
+    client: httpx.Client, registry_root: Path
+) -> None:
     version = served_version(registry_root)
     response = client.get(f"/models/{MODEL_NAME}/{version}/card")
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
@@ -47,8 +49,13 @@ def test_markdown_and_html_by_query_or_accept(client: httpx.Client) -> None:
     assert markdown.text.startswith(f"# Model card: {MODEL_NAME} version ")
     assert client.get(url, headers={"Accept": "text/markdown"}).text == markdown.text
     page = client.get(url, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
-    assert page.headers["content-type"].startswith("text/html") and '<article class="model-card">' in page.text
-    assert client.get(url, params={"format": "json"}, headers={"Accept": "text/html"}).json()["name"] == MODEL_NAME
+    assert (
+        page.headers["content-type"].startswith("text/html") and '<article class="model-card">' in page.text
+    )
+    assert (
+        client.get(url, params={"format": "json"}, headers={"Accept": "text/html"}).json()["name"]
+        == MODEL_NAME
+    )
     assert client.get(url, params={"format": "pdf"}).json()["code"] == "invalid_request"
 
 

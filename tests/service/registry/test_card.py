@@ -79,7 +79,9 @@ def test_an_exported_card_carries_the_evaluation_and_renders_it() -> None:
 
 
 def test_html_escapes_what_the_manifest_says() -> None:
-    manifest = fixture_manifest("m", "classify").model_copy(update={"class_names": ["<script>x</script>", "b"]})
+    manifest = fixture_manifest("m", "classify").model_copy(
+        update={"class_names": ["<script>x</script>", "b"]}
+    )
     page = card_html(build_card(manifest))
     assert "<script>" not in page and "&lt;script&gt;" in page
 
@@ -89,7 +91,9 @@ def test_the_out_of_scope_section_is_read_when_a_manifest_has_one() -> None:
         ood: dict[str, Any] | None = None
 
     base = fixture_manifest("m", "classify").model_dump()
-    manifest = ManifestWithOod(**base, ood={"method": "mahalanobis", "threshold": 3.5, "false_alarm_rate": 0.05})
+    manifest = ManifestWithOod(
+        **base, ood={"method": "mahalanobis", "threshold": 3.5, "false_alarm_rate": 0.05}
+    )
     check = out_of_scope_of(manifest)
     assert check is not None and (check.false_alarm_rate, check.threshold) == (0.05, 3.5)
     assert "False-alarm rate on in-scope validation frames: 0.050" in card_markdown(build_card(manifest))
