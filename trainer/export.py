@@ -35,6 +35,7 @@ from service.datasets import load_dataset
 from service.inference.evaluation import evaluate, open_graphs
 from service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
 from trainer.api import load_run, recorded_data_dir
+from trainer.model_card import write_model_card
 from trainer.onnx_graphs import export_graph, torch_outputs
 from trainer.quantize import quantize_int8
 
@@ -202,6 +203,7 @@ def export_run(
             job_id=options.job_id,
             dataset=options.dataset,
         )
+        files |= write_model_card(out, manifest, run_dir=run_dir, data_dir=data_path, registry=registry.root)
         return registry.publish(manifest, files, alias=options.alias)
 
 

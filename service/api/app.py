@@ -16,7 +16,7 @@ from service.api.error_handlers import install_handlers
 from service.api.errors import TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError
 from service.api.metrics import ServiceMetrics
 from service.api.openapi_errors import document_error_shape
-from service.api.routes import assess, control, datasets, jobs, live, ops, scan
+from service.api.routes import assess, cards, control, datasets, docs, jobs, live, ops, scan
 from service.api.routes.live import STATIC_DIR
 from service.api.state import ServiceState
 from service.inference.batcher import InferenceQueue
@@ -155,11 +155,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Real-time ultrasound frame quality: task-amenability scores per frame",
         lifespan=lifespan,
+        # Served by routes.docs from installed assets instead of FastAPI's CDN-loading pages.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_handlers(app)
     document_error_shape(app)
-    for module in (assess, scan, ops, control, datasets, jobs, live):
+    for module in (assess, scan, ops, control, cards, datasets, jobs, live, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(docs.ASSETS_PATH, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")
     return app

@@ -243,6 +243,7 @@ function onMessage(message) {
       state.task = message.model.task;
       el("model-version").textContent = `${message.model.name} v${message.model.version} (${message.model.task})`;
       setGaugeThreshold(message.threshold);
+      loadCard(message.model);
       break;
     case "result":
       onResult(message);
@@ -254,6 +255,7 @@ function onMessage(message) {
       el("swap-notice").textContent = `model updated: version ${message.from_version} → ${message.to_version}`;
       el("swap-notice").hidden = false;
       setTimeout(() => { el("swap-notice").hidden = true; }, 4000);
+      loadCard(message.model);
       break;
     case "error":
       setStatus(`frame ${message.seq ?? "-"}: ${message.message}`, "error");
@@ -413,3 +415,43 @@ el("file-input").addEventListener("change", (event) => {
 el("folder-input").addEventListener("change", (event) => playFolder(event.target.files));
 el("token").value = sessionStorage.getItem("usqa-token") || "";
 el("token").addEventListener("change", () => sessionStorage.setItem("usqa-token", el("token").value));
+
+// The served model's card (GET /models/{name}/{version}/card), shown in a collapsible panel. The server
+// renders it to escaped HTML; only its <article> is taken into the page.
+const card = { shown: null };
+
+async function loadCard(model, force = false) {
+  if (!model) return;
+  const key = `${model.name}/${model.version}`;
+  if (card.shown === key && !force) return;
+  card.shown = key;
+  el("card-title").textContent = `${model.name} v${model.version}`;
+  try {
+    const url = `/models/${encodeURIComponent(model.name)}/${encodeURIComponent(model.version)}/card?format=html`;
+    const response = await fetch(url, { headers: authHeaders() });
+    const text = await response.text();
+    if (!response.ok) {
+      const detail = (() => { try { return JSON.parse(text).detail; } catch { return null; } })();
+      throw new Error(detail || `${response.status} ${response.statusText}`);
+    }
+    const article = new DOMParser().parseFromString(text, "text/html").querySelector("article.model-card");
+    el("card-body").replaceChildren(article ? document.importNode(article, true) : "the card is empty");
+  } catch (error) {
+    card.shown = null;
+    el("card-body").textContent = `card unavailable: ${error.message}`;
+  }
+}
+
+async function loadServedCard(force = false) {
+  try {
+    const response = await fetch("/readyz");
+    const body = await response.json();
+    if (body.model) await loadCard(body.model, force);
+    else el("card-body").textContent = "no model is being served yet";
+  } catch (error) {
+    el("card-body").textContent = `card unavailable: ${error.message}`;
+  }
+}
+
+el("token").addEventListener("change", () => loadServedCard(true));
+loadServedCard();

@@ -88,11 +88,17 @@ PUBLIC_ROUTES: Final = {
     "/docs": "the API description",
     "/docs/oauth2-redirect": "the API description",
     "/redoc": "the API description",
+    "/docs-assets": "Swagger UI's and ReDoc's scripts and styles, from an installed package",
     "/static": "the live page's assets",
 }
 # WebSocket routes check the token in the handler (browsers cannot send headers; `?token=` is accepted).
 SCORING_WEBSOCKETS: Final = {"/ws/scan"}
-PATH_VALUES: Final = {"name": MODEL_NAME, "dataset_id": "ds-0123456789abcdef", "job_id": "0" * 32}
+PATH_VALUES: Final = {
+    "name": MODEL_NAME,
+    "version": "champion",
+    "dataset_id": "ds-0123456789abcdef",
+    "job_id": "0" * 32,
+}
 # Loggers of the test's own clients: what they log is the client's business, not the server's.
 CLIENT_LOGGERS: Final = ("urllib3", "requests", "websockets.client", "charset_normalizer")
 # uvicorn's loggers: "uvicorn.error" propagates to "uvicorn"; "uvicorn" and "uvicorn.access" do not propagate.

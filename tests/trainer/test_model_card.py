@@ -1,0 +1,66 @@
+"""Export publishes a model card: the run's evaluation, the data set's splits, the commands to regenerate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from contracts.training import preset
+from service.registry import ModelRegistry
+from service.registry.card import CARD_JSON, CARD_MARKDOWN, NO_REPORT_NOTE, ModelCard, read_card
+from service.simulator.dataset import SETTINGS_FILE
+from trainer.api import train
+from trainer.evaluate import REPORT_FILE, evaluate
+from trainer.export import ExportOptions, export_run
+from trainer.model_card import shown
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "classify"
+    train(preset("debug", task="classify"), tiny_data, run, progress=False)
+    evaluate(run, tiny_data, run / "eval", resamples=2, plots=False)
+    return run
+
+
+def test_export_publishes_the_card_with_the_evaluation(
+    evaluated_run: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(tmp_path / "reg")
+    version = export_run(evaluated_run, registry, ExportOptions(name="m"), data_dir=tiny_data)
+    loaded = registry.load("m", version.version)  # the card's sha256 is checked with the graphs'
+    assert {CARD_JSON, CARD_MARKDOWN} <= set(loaded.manifest.files)
+    stored = ModelCard.model_validate_json((loaded.path / CARD_JSON).read_text())
+    assert (stored.source, stored.note, stored.version) == ("export", None, 0)
+    card = read_card(registry, "m", version.version)
+    assert card.version == version.version
+    report = json.loads((evaluated_run / "eval" / REPORT_FILE).read_text())
+    assert card.evaluation is not None and card.evaluation.rejection_ratios == report["rejection_ratios"]
+    assert set(card.evaluation.curves) == set(report["curves"]) and set(card.kappa) == set(report["kappa"])
+    data = card.training_data
+    simulation = json.loads((tiny_data / SETTINGS_FILE).read_text())
+    assert data is not None and data.dataset == tiny_data.name and data.preset == simulation["preset"]
+    assert sum(data.frames_per_split.values()) == simulation["frames"]
+    commands = card.regenerate
+    assert commands[0].startswith(f"usqa simulate --out {shown(tiny_data)} ")
+    assert any(c.startswith("usqa train ") and "--config debug" in c for c in commands)
+    assert commands[-1].startswith(f"usqa export --run {shown(evaluated_run)} ")
+    markdown = (loaded.path / CARD_MARKDOWN).read_text()
+    assert "## Rejection curves (holdout split)" in markdown
+    assert str(tiny_data.resolve().parent) not in markdown  # folder names, never the exporter's paths
+
+
+def test_a_run_without_an_evaluation_report_says_so(
+    evaluated_run: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for item in evaluated_run.iterdir():
+        if item.is_file():
+            (run / item.name).write_bytes(item.read_bytes())
+    registry = ModelRegistry(tmp_path / "reg")
+    version = export_run(run, registry, ExportOptions(name="m"), data_dir=tiny_data)
+    card = read_card(registry, "m", version.version)
+    assert (card.source, card.note, card.evaluation) == ("export", NO_REPORT_NOTE, None)
