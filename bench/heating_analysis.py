@@ -182,9 +182,9 @@ def run_amenability(
 ) -> dict[str, Any]:
     """Table (c): the RL trainer's pair with each initial backbone, same budget, evaluated at the operating point."""
     from contracts.training import TrainConfig, preset
-    from trainer.api import train
     from trainer.data import load_task_data
     from trainer.evaluate import evaluate
+    from trainer.run import train
 
     base = preset("default", "classify", reward, algo)  # type: ignore[arg-type]
     base = replace(

@@ -23,8 +23,8 @@ import torch
 from bench.results_tables import write_docs
 from contracts.training import ALGOS, REWARDS, TASKS, TrainConfig, preset
 from service.simulator import write_dataset
-from trainer.api import train
 from trainer.evaluate import evaluate
+from trainer.run import train
 
 log = logging.getLogger("bench.results")
 

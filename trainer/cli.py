@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from trainer.api import CHECKPOINT_FILE, RunError, train
+    from trainer.run import CHECKPOINT_FILE, RunError, train
 
     if not args.data.is_dir():
         raise UsageError(MSG_NO_DATA.format(path=args.data))
@@ -82,8 +82,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from trainer.api import RunError
     from trainer.evaluate import REPORT_FILE, evaluate
+    from trainer.run import RunError
 
     if not args.data.is_dir():
         raise UsageError(MSG_NO_DATA.format(path=args.data))

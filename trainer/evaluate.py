@@ -32,10 +32,10 @@ from scipy import stats
 from torch import nn
 
 from contracts.training import OPERATING_POINT
-from trainer.api import load_network, load_run, resolve_device
 from trainer.data import SplitTensors, load_task_data
 from trainer.engine import frame_metric, infer
 from trainer.rewards import frame_confidence
+from trainer.run import load_network, load_run, resolve_device
 
 REJECTION_RATIOS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(9))
 REPORT_FILE = "report.json"

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from contracts.training import ALGOS, REWARDS, BackboneConfig, preset
-from trainer.api import CHECKPOINT_FILE, train
 from trainer.cli import MSG_NO_DATA
 from trainer.data import MSG_NO_MASKS
 from trainer.engine import AmenabilityEngine, Callback, EpisodeLog
 from trainer.networks import ResNetBackbone, seeded_init
+from trainer.run import CHECKPOINT_FILE, train
 from usqa.cli import main
 
 RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "model.pt", "baseline.pt")

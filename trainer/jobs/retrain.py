@@ -25,11 +25,11 @@ from service.jobs.spec import BACKBONES_DIR, JobSpec, SpecError, resolve_config
 from service.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
 from service.registry.announce import announcer_from_url
 from service.settings import Settings
-from trainer.api import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, train
 from trainer.callbacks import ProgressHook
 from trainer.engine import AmenabilityEngine, Callback, EpisodeLog
 from trainer.export import ExportOptions, export_run
 from trainer.jobs.promotion import decide
+from trainer.run import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, train
 
 log = logging.getLogger(__name__)
 

@@ -61,7 +61,7 @@ def test_the_file_initialises_the_rl_trainers_predictor_and_controller(tmp_path:
 
 
 def test_the_rl_trainers_backbone_option_reads_it(tmp_path: Path) -> None:
-    api = pytest.importorskip("trainer.api")
+    api = pytest.importorskip("trainer.run")
     source = _classifier(0)
     path = save_backbone(tmp_path / "backbone.pt", source.backbone.state_dict(), SMALL)
     config = replace(rl_preset("debug"), backbone_checkpoint=str(path))

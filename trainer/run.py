@@ -1,4 +1,4 @@
-"""The Python API: `train(config, data_dir, out_dir, callbacks) -> RunResult` and `load_run(run_dir)`.
+"""The RL trainer's run folder: `train(config, data_dir, out_dir, callbacks) -> RunResult` and `load_run(run_dir)`.
 
 A run folder holds:
 - `config.json`: the resolved TrainConfig;
