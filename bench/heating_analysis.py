@@ -26,6 +26,7 @@ import torch
 from contracts.frames import FrameSpec
 from service.datasets import load_dataset
 from service.simulator import write_dataset
+from trainer.engine.callbacks import History
 from trainer.heating.config import (
     Augment,
     ClassSource,
@@ -38,7 +39,6 @@ from trainer.heating.config import (
     scaled_blur,
 )
 from trainer.heating.data import ClassData, load_class_data
-from trainer.heating.engine import History
 from trainer.heating.evaluate import evaluate_classifier
 from trainer.heating.finetune import finetune
 from trainer.heating.heat import HeatingEngine, heat, masking_transform, policy_masks

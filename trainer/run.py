@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -22,16 +22,12 @@ import torch
 from torch import nn
 
 from contracts.training import BackboneConfig, TrainConfig, from_dict, write_config
-from trainer.callbacks import (
-    Checkpointer,
-    MetricsLog,
-    ProgressBar,
-    atomic_torch_save,
-    truncate_metrics,
-)
 from trainer.data import TaskData, load_task_data, reward_indices
 from trainer.ddpg import DDPG
-from trainer.engine import AmenabilityEngine, Callback
+from trainer.engine.amenability import AmenabilityEngine
+from trainer.engine.base import Callback, Engine
+from trainer.engine.callbacks import Checkpointer, MetricsLog, ProgressBar, atomic_torch_save
+from trainer.engine.device import resolve_device
 from trainer.networks import Controller, build_controller, build_predictor, load_backbone, seeded_init
 from trainer.reinforce import ControllerLearner, Reinforce
 
@@ -43,9 +39,9 @@ METRICS_FILE = "metrics.jsonl"
 MODEL_FILE = "model.pt"
 BASELINE_FILE = "baseline.pt"
 DATA_RECORD_FILE = "data.json"
-MSG_NO_CUDA = "device 'cuda' was asked for but torch sees no CUDA device (use --device cpu)"
 MSG_NOT_A_RUN = "{run} is not a training run folder (no {file})"
 MSG_RESUME_CONFIG = "cannot resume {run}: its checkpoint was made with a different config ({keys} differ)"
+CHECKPOINT_FORMAT = 1
 
 
 BACKBONE_FIELDS = {f.name for f in fields(BackboneConfig)}
@@ -63,15 +59,6 @@ class RunResult:
     predictor: nn.Module
     baseline: nn.Module | None
     seconds: dict[str, float]  # wall time per stage
-
-
-def resolve_device(name: str) -> torch.device:
-    """The asked-for device, or an error: CUDA never silently becomes CPU."""
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RunError(MSG_NO_CUDA)
-    device = torch.device(name)
-    log.info("training on %s", device)
-    return device
 
 
 def _load_backbone_state(path: str) -> dict[str, torch.Tensor]:
@@ -147,6 +134,15 @@ def _optimiser(config: TrainConfig, network: nn.Module) -> torch.optim.Optimizer
     )
 
 
+def checkpoint_payload(config: TrainConfig) -> Callable[[Engine], dict[str, Any]]:
+    """What `checkpoint.pt` holds: the format, the resolved config and the engine's full state."""
+
+    def payload(engine: Engine) -> dict[str, Any]:
+        return {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "engine": engine.state_dict()}
+
+    return payload
+
+
 def _check_resumable(run_dir: Path, config: TrainConfig, saved: dict[str, Any]) -> None:
     ignore = {"device"}
     now, then = config.to_dict(), saved
@@ -167,8 +163,9 @@ def train(
 ) -> RunResult:
     """Train the baseline predictor and the controller/predictor pair (Algorithm 1) into `out_dir`.
 
-    `callbacks` get every episode's `EpisodeLog` (stage, episode, reward, metric, ETA); `resume=True` continues
-    from `out_dir/checkpoint.pt` with the same config. Raises `DataError`/`RunError` for unusable input.
+    `callbacks` get every episode's logs (an `EpisodeLog` as a dict: stage, episode, reward, metric, ETA) in
+    both stages; `resume=True` continues from `out_dir/checkpoint.pt` with the same config. Raises
+    `DataError`/`RunError`/`DeviceError` for unusable input.
     """
     run_dir = Path(out_dir)
     device = resolve_device(config.device)
@@ -195,7 +192,6 @@ def train(
         if resume and baseline_path.is_file():
             baseline = load_network(baseline_path, "predictor")
         else:
-            truncate_metrics(metrics_path, "baseline", 0)
             with seeded_init(config.seed):
                 baseline = build_predictor(config).to(device)
             started = time.perf_counter()
@@ -206,7 +202,7 @@ def train(
                 data,
                 reward_index,
                 None,
-                [ProgressBar(disable=not progress), MetricsLog(metrics_path), *callbacks],
+                [ProgressBar(enabled=progress), MetricsLog(metrics_path), *callbacks],
                 device,
             )
             engine.run()
@@ -216,7 +212,7 @@ def train(
     predictor, controller = build_networks(config)
     predictor, controller = predictor.to(device), controller.to(device)
     learner = build_learner(config, controller)
-    checkpointer = Checkpointer(checkpoint_path, config.checkpoint_every)
+    checkpointer = Checkpointer(checkpoint_path, config.checkpoint_every, checkpoint_payload(config))
     engine = AmenabilityEngine(
         config,
         predictor,
@@ -224,13 +220,12 @@ def train(
         data,
         reward_index,
         learner,
-        [ProgressBar(disable=not progress), MetricsLog(metrics_path), checkpointer, *callbacks],
+        [ProgressBar(enabled=progress), MetricsLog(metrics_path), checkpointer, *callbacks],
         device,
     )
     if saved is not None:
         engine.load_state_dict(saved["engine"])
         log.info("resumed %s at episode %d", run_dir, engine.episode)
-    truncate_metrics(metrics_path, "amenability", engine.episode)
     started = time.perf_counter()
     engine.run()
     seconds["amenability"] = time.perf_counter() - started

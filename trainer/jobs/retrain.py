@@ -25,8 +25,8 @@ from service.jobs.spec import BACKBONES_DIR, JobSpec, SpecError, resolve_config
 from service.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
 from service.registry.announce import announcer_from_url
 from service.settings import Settings
-from trainer.callbacks import ProgressHook
-from trainer.engine import AmenabilityEngine, Callback, EpisodeLog
+from trainer.engine.base import Callback, Engine, Logs
+from trainer.engine.callbacks import ProgressHook
 from trainer.export import ExportOptions, export_run
 from trainer.jobs.promotion import decide
 from trainer.run import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, train
@@ -56,7 +56,7 @@ class CancelCheck(Callback):
     def __init__(self, cancelled: Callable[[], bool]) -> None:
         self.cancelled = cancelled
 
-    def on_episode_end(self, engine: AmenabilityEngine, log: EpisodeLog) -> None:
+    def on_iteration_end(self, engine: Engine, logs: Logs) -> None:
         if self.cancelled():
             raise JobCancelled("cancelled while training")
 
