@@ -6,6 +6,9 @@ A run folder holds:
   replay buffer), written atomically; `train(..., resume=True)` continues from it;
 - `metrics.jsonl`: one line per episode and stage (see `EpisodeLog`);
 - `model.pt`: the final controller and predictor with their config; `baseline.pt`: the non-selective baseline.
+
+A heated backbone (`config.backbone_checkpoint`) is read through `trainer.heating.backbone_io` only: its own
+config sets the architecture, and a frame spec other than the run's is refused.
 """
 
 from __future__ import annotations
@@ -14,21 +17,29 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from contracts.training import BackboneConfig, TrainConfig, from_dict, write_config
+from contracts.frames import FrameSpec
+from contracts.training import TrainConfig, write_config
 from trainer.data import TaskData, load_task_data, reward_indices
 from trainer.ddpg import DDPG
 from trainer.engine.amenability import AmenabilityEngine
 from trainer.engine.base import Callback, Engine
 from trainer.engine.callbacks import Checkpointer, MetricsLog, ProgressBar, atomic_torch_save
 from trainer.engine.device import resolve_device
-from trainer.networks import Controller, build_controller, build_predictor, load_backbone, seeded_init
+from trainer.heating.backbone_io import (
+    BackboneFileError,
+    load_backbone,
+    read_backbone_meta,
+    save_backbone,
+)
+from trainer.networks import Controller, FrameClassifier, build_controller, build_predictor, seeded_init
+from trainer.networks import load_backbone as init_backbone
 from trainer.reinforce import ControllerLearner, Reinforce
 
 log = logging.getLogger(__name__)
@@ -41,10 +52,12 @@ BASELINE_FILE = "baseline.pt"
 DATA_RECORD_FILE = "data.json"
 MSG_NOT_A_RUN = "{run} is not a training run folder (no {file})"
 MSG_RESUME_CONFIG = "cannot resume {run}: its checkpoint was made with a different config ({keys} differ)"
+MSG_BACKBONE_FRAME_SPEC = (
+    "backbone {path} was trained on {saved} frames but this run prepares {wanted}; train with the backbone's "
+    "frame spec or heat a backbone for this one"
+)
+MSG_NO_PREDICTOR_BACKBONE = "run {run} is a {task} run: its predictor has no backbone to start from"
 CHECKPOINT_FORMAT = 1
-
-
-BACKBONE_FIELDS = {f.name for f in fields(BackboneConfig)}
 
 
 class RunError(ValueError):
@@ -61,36 +74,23 @@ class RunResult:
     seconds: dict[str, float]  # wall time per stage
 
 
-def _load_backbone_state(path: str) -> dict[str, torch.Tensor]:
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("backbone", "state_dict", "model", "predictor"):
-        if isinstance(blob, dict) and isinstance(blob.get(key), dict):
-            blob = blob[key]
-            break
-    if not isinstance(blob, dict):
-        raise RunError(f"{path} holds no state_dict")
-    return blob
-
-
 def adopt_backbone_config(config: TrainConfig) -> TrainConfig:
-    """With `backbone_checkpoint` set, take the architecture stored beside its weights (usqa-backbone files).
+    """With `backbone_checkpoint` set, take the architecture stored with the backbone (its format's reader).
 
-    The classifier's and the controller's backbones become that architecture (with this run's pixel scaling
-    unless the file says otherwise), so the heated weights fit wherever their shapes allow.
+    The classifier's and the controller's backbones become that architecture, so the heated weights fit;
+    a backbone whose recorded frame spec differs from the run's is refused (`RunError` naming both).
     """
     if not config.backbone_checkpoint:
         return config
-    path = Path(config.backbone_checkpoint)
-    if not path.is_file():
-        raise RunError(f"backbone checkpoint {path} does not exist")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    stored = blob.get("config") if isinstance(blob, dict) else None
-    if not isinstance(stored, dict) or "widths" not in stored:
-        return config
+    path = config.backbone_checkpoint
     try:
-        backbone = from_dict(BackboneConfig, {k: v for k, v in stored.items() if k in BACKBONE_FIELDS})
-    except (TypeError, ValueError) as exc:
-        raise RunError(f"{path}: unusable backbone config ({exc})") from exc
+        _, backbone = load_backbone(path)
+        spec = read_backbone_meta(path).get("frame_spec")
+        saved = None if spec is None else FrameSpec.from_dict(spec)
+    except (BackboneFileError, TypeError, ValueError) as exc:
+        raise RunError(f"{path}: unusable backbone checkpoint ({exc})") from exc
+    if saved is not None and saved != config.frame:
+        raise RunError(MSG_BACKBONE_FRAME_SPEC.format(path=path, saved=saved, wanted=config.frame))
     return replace(
         config,
         backbone=backbone if config.task == "classify" else config.backbone,
@@ -105,11 +105,14 @@ def build_networks(config: TrainConfig) -> tuple[nn.Module, Controller]:
     with seeded_init(config.seed + 1):
         controller = build_controller(config)
     if config.backbone_checkpoint:
-        state = _load_backbone_state(config.backbone_checkpoint)
+        try:
+            state, _ = load_backbone(config.backbone_checkpoint)
+        except BackboneFileError as exc:
+            raise RunError(str(exc)) from exc
         targets: list[nn.Module] = [controller] + ([predictor] if config.task == "classify" else [])
         for network in targets:
             try:
-                missing = load_backbone(network, state)
+                missing = init_backbone(network, state)
             except ValueError as exc:
                 raise RunError(f"{config.backbone_checkpoint}: {exc}") from exc
             log.info(
@@ -281,3 +284,16 @@ def record_data_dir(run_dir: Path, data_dir: Path) -> None:
 def recorded_data_dir(run_dir: Path) -> Path | None:
     path = run_dir / DATA_RECORD_FILE
     return Path(json.loads(path.read_text())["data_dir"]) if path.is_file() else None
+
+
+def write_predictor_backbone(run_dir: Path | str, path: Path | str) -> Path:
+    """The backbone of a finished run's classifier as a backbone file (so a later run starts from it).
+
+    The RL trainer reads initial weights only as backbone files; this is how a finished run becomes one.
+    """
+    run_dir = Path(run_dir)
+    config, _, predictor, _ = load_run(run_dir)
+    if not isinstance(predictor, FrameClassifier):
+        raise RunError(MSG_NO_PREDICTOR_BACKBONE.format(run=run_dir, task=config.task))
+    meta = {"source": "run", "run": str(run_dir), "seed": config.seed, "frame_spec": config.frame.to_dict()}
+    return save_backbone(path, predictor.backbone.state_dict(), config.backbone, meta)

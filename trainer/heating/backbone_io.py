@@ -85,8 +85,8 @@ def load_backbone(path: Path | str) -> tuple[dict[str, torch.Tensor], BackboneCo
 
 
 def read_backbone_meta(path: Path | str) -> dict[str, Any]:
-    """The metadata saved with a backbone (frame spec, class names, source, steps)."""
-    return dict(_read(path)["meta"])
+    """The metadata saved with a backbone (frame spec, class names, source, steps); {} when it has none."""
+    return dict(_read(path).get("meta") or {})
 
 
 def load_head(path: Path | str) -> dict[str, torch.Tensor] | None:
