@@ -24,7 +24,7 @@ from fastapi import Body, FastAPI, HTTPException
 from contracts.training import TrainConfig
 from service.frames import FrameSpec, prepare_frame
 from service.registry import ModelRegistry
-from trainer.api import build_networks, load_run
+from trainer.run import build_networks, load_run
 
 log = logging.getLogger(__name__)
 

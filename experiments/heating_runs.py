@@ -14,6 +14,7 @@ import torch
 
 from contracts.frames import FrameSpec
 from service.simulator import write_dataset
+from trainer.engine.callbacks import History
 from trainer.heating.config import (
     Augment,
     ClassSource,
@@ -26,7 +27,6 @@ from trainer.heating.config import (
     scaled_blur,
 )
 from trainer.heating.data import ClassData
-from trainer.heating.engine import History
 from trainer.heating.evaluate import evaluate_classifier
 from trainer.heating.finetune import finetune
 from trainer.heating.heat import HeatingEngine, heat, masking_transform
@@ -168,9 +168,9 @@ def run_amenability(
 ) -> dict[str, Any]:
     """Table (c): the RL trainer's pair with each initial backbone, same budget, evaluated at the operating point."""
     from contracts.training import TrainConfig, preset
-    from trainer.api import train
     from trainer.data import load_task_data
     from trainer.evaluate import evaluate
+    from trainer.run import train
 
     base = preset("default", "classify", reward, algo)  # type: ignore[arg-type]
     base = replace(

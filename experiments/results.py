@@ -23,8 +23,8 @@ import torch
 from contracts.training import ALGOS, REWARDS, TASKS, TrainConfig, preset
 from experiments.results_tables import check_docs, write_docs
 from service.simulator import write_dataset
-from trainer.api import train
 from trainer.evaluate import evaluate
+from trainer.run import train
 
 log = logging.getLogger("experiments.results")
 

@@ -17,7 +17,7 @@ import torch
 
 from contracts.training import PRESETS, TASKS, preset
 from service.simulator import write_dataset
-from trainer.api import train
+from trainer.run import train
 
 DATA: dict[str, dict[str, int]] = {
     "debug": {"frames": 96, "subjects": 8, "size": 64},

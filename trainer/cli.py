@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from trainer.api import CHECKPOINT_FILE, RunError, train
+    from trainer.engine.device import DeviceError
+    from trainer.run import CHECKPOINT_FILE, RunError, train
 
     if not args.data.is_dir():
         raise UsageError(MSG_NO_DATA.format(path=args.data))
@@ -74,7 +75,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     try:
         result = train(config, args.data, args.out, resume=args.resume, progress=not args.quiet)
-    except (DataError, RunError) as exc:
+    except (DataError, RunError, DeviceError) as exc:
         raise UsageError(str(exc)) from exc
     seconds = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     print(f"run {result.run_dir}: {seconds}")
@@ -82,8 +83,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from trainer.api import RunError
+    from trainer.engine.device import DeviceError
     from trainer.evaluate import REPORT_FILE, evaluate
+    from trainer.run import RunError
 
     if not args.data.is_dir():
         raise UsageError(MSG_NO_DATA.format(path=args.data))
@@ -97,7 +99,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             seed=args.seed,
             device=args.device,
         )
-    except (DataError, RunError) as exc:
+    except (DataError, RunError, DeviceError) as exc:
         raise UsageError(str(exc)) from exc
     op = report["rejection_ratios"].index(report["operating_point"])
     summary = {name: round(curve["mean"][op], 4) for name, curve in report["curves"].items()}

@@ -34,10 +34,11 @@ from torch import nn
 
 from contracts.training import OPERATING_POINT
 from service.inference.evaluation import METRIC_NAME, rejected_mask
-from trainer.api import load_network, load_run, resolve_device
 from trainer.data import SplitTensors, load_task_data
-from trainer.engine import frame_metric, infer
+from trainer.engine.amenability import frame_metric, infer
+from trainer.engine.device import resolve_device
 from trainer.rewards import frame_confidence
+from trainer.run import load_network, load_run
 
 REJECTION_RATIOS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(9))
 REPORT_FILE = "report.json"

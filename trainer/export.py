@@ -34,10 +34,10 @@ from contracts.training import TrainConfig
 from service.datasets import load_dataset
 from service.inference.evaluation import evaluate, open_graphs
 from service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
-from trainer.api import load_run, recorded_data_dir
 from trainer.model_card import write_model_card
 from trainer.onnx_graphs import export_graph, torch_outputs
 from trainer.quantize import quantize_int8
+from trainer.run import load_run, recorded_data_dir
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from service.datasets import DatasetError
 from service.registry import RegistryError, explain, open_registry
 from service.registry.announce import announcer_from_url
 from service.settings import get_settings
-from trainer.api import RunError
 from trainer.export import ExportError, ExportOptions, export_run
+from trainer.run import RunError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -155,12 +155,12 @@ def run(args: argparse.Namespace) -> int:
     # Torch is imported here, not at module import, so `usqa --help` and the runtime stay torch-free.
     from contracts.training import preset
     from service.registry import CHAMPION, ModelRegistry
-    from trainer.api import train
     from trainer.evaluate import evaluate
     from trainer.export import ExportOptions, export_run
     from trainer.heating.config import heat_preset
     from trainer.heating.data import load_class_data
     from trainer.heating.heat import heat
+    from trainer.run import train
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo prints what each request did
     out: Path = args.out.resolve()

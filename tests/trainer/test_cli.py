@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from contracts.training import ALGOS, REWARDS, BackboneConfig, preset
-from trainer.api import CHECKPOINT_FILE, train
+from contracts.training import ALGOS, REWARDS, BackboneConfig
 from trainer.cli import MSG_NO_DATA
 from trainer.data import MSG_NO_MASKS
-from trainer.engine import AmenabilityEngine, Callback, EpisodeLog
 from trainer.networks import ResNetBackbone, seeded_init
 from usqa.cli import main
 
@@ -54,34 +52,6 @@ def test_evaluate_writes_the_documented_report(task: str, tiny_data: Path, tmp_p
     assert {"controller", "random", "confidence", "baseline"} <= set(report["curves"])
     assert all(len(c["mean"]) == 9 for c in report["curves"].values())
     assert (out / "curves.png").stat().st_size > 0 and (out / "contingency.png").stat().st_size > 0
-
-
-class StopAfter(Callback):
-    """Simulates a crash after `episode` (the checkpointer has already written that episode)."""
-
-    def __init__(self, episode: int) -> None:
-        self.episode = episode
-
-    def on_episode_end(self, engine: AmenabilityEngine, log: EpisodeLog) -> None:
-        if log.stage == "amenability" and log.episode == self.episode:
-            raise KeyboardInterrupt
-
-
-@pytest.mark.parametrize("algo", ALGOS)
-def test_resume_continues_exactly_like_an_uninterrupted_run(
-    algo: str, tiny_data: Path, tmp_path: Path
-) -> None:
-    config = preset("debug", "classify", "weighted", algo)
-    whole = train(config, tiny_data, tmp_path / "whole", progress=False)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tiny_data, tmp_path / "cut", [StopAfter(2)], progress=False)
-    assert torch.load(tmp_path / "cut" / CHECKPOINT_FILE, weights_only=False)["engine"]["episode"] == 2
-    resumed = train(config, tiny_data, tmp_path / "cut", resume=True, progress=False)
-    for a, b in ((whole.controller, resumed.controller), (whole.predictor, resumed.predictor)):
-        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-            assert torch.equal(p, q), name
-    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == len((tmp_path / "whole" / "metrics.jsonl").read_text().splitlines())
 
 
 def test_missing_data_folder_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,6 @@ import pytest
 
 from contracts.training import preset
 from service.registry import CHAMPION, ModelRegistry
-from trainer.api import DATA_RECORD_FILE, record_data_dir, train
 from trainer.export import (
     ExportError,
     ExportOptions,
@@ -17,6 +16,7 @@ from trainer.export import (
     onnx_outputs,
     score_histogram,
 )
+from trainer.run import DATA_RECORD_FILE, record_data_dir, train
 from usqa.cli import main
 
 

@@ -11,10 +11,10 @@ from contracts.training import preset
 from service.registry import ModelRegistry
 from service.registry.card import CARD_JSON, CARD_MARKDOWN, NO_REPORT_NOTE, ModelCard, read_card
 from service.simulator.dataset import SETTINGS_FILE
-from trainer.api import train
 from trainer.evaluate import REPORT_FILE, evaluate
 from trainer.export import ExportOptions, export_run
 from trainer.model_card import shown
+from trainer.run import train
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,9 @@
 `usqa heat` trains a classifier on frames multiplied by noise masks that a light policy network samples
 (Algorithm 1); its backbone (`backbone.pt`, see `backbone_io`) initialises `usqa finetune` and the RL trainer's
 predictor and controller (`usqa train --backbone`). The policy is never exported or served.
+
+`heat` and `finetune` are imported from `trainer.heating.heat` and `trainer.heating.finetune`, not from here:
+they build on `trainer.engine`, whose engines build on the modules re-exported here.
 """
 
 from trainer.heating.backbone_io import load_backbone, read_backbone_meta, save_backbone
@@ -15,8 +18,6 @@ from trainer.heating.config import (
     heat_preset,
 )
 from trainer.heating.data import ClassData, load_class_data
-from trainer.heating.finetune import finetune
-from trainer.heating.heat import heat
 from trainer.heating.loss import heating_loss, mask_log_likelihood
 from trainer.heating.masks import NoiseMaskSampler, apply_mask, gaussian_blur
 from trainer.heating.policy import NoisePolicy
@@ -30,10 +31,8 @@ __all__ = [
     "NoisePolicy",
     "PolicyConfig",
     "apply_mask",
-    "finetune",
     "finetune_preset",
     "gaussian_blur",
-    "heat",
     "heat_preset",
     "heating_loss",
     "load_backbone",

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from contracts.training import BackboneConfig, from_dict
+from trainer.engine.callbacks import atomic_torch_save
 
 BACKBONE_FORMAT = "usqa-backbone/1"
 BACKBONE_FILE = "backbone.pt"
@@ -54,7 +55,6 @@ def save_backbone(
     `head_state`, the classifier head for those classes, lets fine-tuning on the same classes keep it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k.removeprefix("backbone."): v.detach().cpu().clone() for k, v in backbone_state.items()}
     payload = {
         "format": BACKBONE_FORMAT,
@@ -63,9 +63,7 @@ def save_backbone(
         "meta": dict(meta or {}),
         "head": None if head_state is None else {k: v.detach().cpu().clone() for k, v in head_state.items()},
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    atomic_torch_save(payload, path)
     return path
 
 
@@ -87,8 +85,8 @@ def load_backbone(path: Path | str) -> tuple[dict[str, torch.Tensor], BackboneCo
 
 
 def read_backbone_meta(path: Path | str) -> dict[str, Any]:
-    """The metadata saved with a backbone (frame spec, class names, source, steps)."""
-    return dict(_read(path)["meta"])
+    """The metadata saved with a backbone (frame spec, class names, source, steps); {} when it has none."""
+    return dict(_read(path).get("meta") or {})
 
 
 def load_head(path: Path | str) -> dict[str, torch.Tensor] | None:

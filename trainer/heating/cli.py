@@ -103,9 +103,9 @@ def _pick(value: T | None, default: T) -> T:
 
 def run_heat(args: argparse.Namespace) -> int:
     from contracts.training import read_config_dict
+    from trainer.engine.device import DeviceError
     from trainer.heating.config import HeatConfig
     from trainer.heating.data import HeatDataError, load_class_data
-    from trainer.heating.engine import DeviceError
     from trainer.heating.heat import heat
 
     _check_paths(args)
@@ -161,10 +161,10 @@ def run_heat(args: argparse.Namespace) -> int:
 
 def run_finetune(args: argparse.Namespace) -> int:
     from contracts.training import read_config_dict
+    from trainer.engine.device import DeviceError
     from trainer.heating.backbone_io import BackboneFileError, resolve_backbone_path
     from trainer.heating.config import FinetuneConfig
     from trainer.heating.data import HeatDataError, load_class_data
-    from trainer.heating.engine import DeviceError
     from trainer.heating.finetune import finetune
 
     _check_paths(args)

@@ -18,6 +18,11 @@ import torch
 
 from contracts.frames import FrameSpec
 from contracts.training import write_config
+from trainer.engine.base import Callback, Engine
+from trainer.engine.callbacks import Checkpointer, MetricsLog, ProgressBar, load_checkpoint_of_kind
+from trainer.engine.device import resolve_device
+from trainer.engine.steps import BatchStream, cosine_schedule
+from trainer.engine.supervised import SupervisedEngine
 from trainer.heating.augment import CutMix, RandAugment
 from trainer.heating.backbone_io import (
     BACKBONE_FILE,
@@ -28,18 +33,6 @@ from trainer.heating.backbone_io import (
 )
 from trainer.heating.config import FinetuneConfig
 from trainer.heating.data import ClassData, evaluation_subset
-from trainer.heating.engine import (
-    BatchStream,
-    Callback,
-    Checkpointer,
-    Engine,
-    JsonLinesLog,
-    ProgressBar,
-    SupervisedEngine,
-    cosine_schedule,
-    load_checkpoint_of_kind,
-    resolve_device,
-)
 from trainer.heating.evaluate import evaluate_classifier
 from trainer.heating.heat import check_resumable
 from trainer.networks import FrameClassifier, seeded_init
@@ -113,6 +106,7 @@ def build_finetune_engine(
         total_steps=config.steps,
         augment=augment,
         callbacks=callbacks,
+        stage="train" if backbone is None else "finetune",
     )
 
 
@@ -152,11 +146,11 @@ def finetune(
     if resume and out is not None and (out / CHECKPOINT_FILE).is_file():
         state = load_finetune_checkpoint(out / CHECKPOINT_FILE)
         check_resumable(out, config.to_dict(), state["config"])
-    all_callbacks: list[Callback] = [ProgressBar("finetune" if backbone else "train", enabled=progress)]
+    all_callbacks: list[Callback] = [ProgressBar(enabled=progress)]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_config(config, out / "config.json")
-        all_callbacks.append(JsonLinesLog(out / "log.jsonl", every=max(1, config.steps // 100)))
+        all_callbacks.append(MetricsLog(out / "log.jsonl", every=max(1, config.steps // 100)))
         payload = finetune_checkpoint_payload(config, data, None if backbone is None else str(backbone))
         all_callbacks.append(Checkpointer(out / CHECKPOINT_FILE, config.checkpoint_every, payload))
     all_callbacks += callbacks

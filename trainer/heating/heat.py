@@ -18,21 +18,14 @@ from typing import Any
 import torch
 
 from contracts.training import write_config
+from trainer.engine.base import Callback, Engine
+from trainer.engine.callbacks import Checkpointer, MetricsLog, ProgressBar, load_checkpoint_of_kind
+from trainer.engine.device import resolve_device
+from trainer.engine.heating import HeatingEngine
+from trainer.engine.steps import BatchStream, cosine_schedule
 from trainer.heating.backbone_io import BACKBONE_FILE, save_backbone
 from trainer.heating.config import HeatConfig
 from trainer.heating.data import ClassData, ClassSplit, evaluation_subset
-from trainer.heating.engine import (
-    BatchStream,
-    Callback,
-    Checkpointer,
-    Engine,
-    HeatingEngine,
-    JsonLinesLog,
-    ProgressBar,
-    cosine_schedule,
-    load_checkpoint_of_kind,
-    resolve_device,
-)
 from trainer.heating.evaluate import FrameTransform, evaluate_classifier
 from trainer.heating.masks import NoiseMaskSampler, apply_mask
 from trainer.heating.policy import NoisePolicy
@@ -185,11 +178,11 @@ def heat(
                 MSG_RESUME_CLASSES.format(found=list(data.class_names), saved=state["class_names"])
             )
     # the run's own files first: a caller's callback that stops the run sees the checkpoint written
-    all_callbacks: list[Callback] = [ProgressBar("heat", enabled=progress)]
+    all_callbacks: list[Callback] = [ProgressBar(enabled=progress)]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_config(config, out / "config.json")
-        all_callbacks.append(JsonLinesLog(out / "log.jsonl", every=max(1, config.steps // 100)))
+        all_callbacks.append(MetricsLog(out / "log.jsonl", every=max(1, config.steps // 100)))
         all_callbacks.append(
             Checkpointer(
                 out / CHECKPOINT_FILE, config.checkpoint_every, heat_checkpoint_payload(config, data)

@@ -19,6 +19,7 @@ from celery.signals import worker_ready
 from service.jobs.queue import PROGRESS_STATE, RETRAIN_TASK, make_app
 from service.jobs.spec import JobSpec
 from service.settings import get_settings
+from trainer.engine.device import resolve_device
 from trainer.jobs.retrain import JobBusy, JobCancelled, run_job
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,8 @@ class JobTimedOut(RuntimeError):
 
 
 def training_device(requested: str) -> str:
-    """`USQA_TRAIN_DEVICE`: "auto" is CUDA when torch sees a device, else the CPU."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """`USQA_TRAIN_DEVICE` by `resolve_device`: "auto" is CUDA when there, else CPU; an absent CUDA, an error."""
+    return str(resolve_device(requested))
 
 
 @worker_ready.connect

@@ -25,17 +25,25 @@ from service.jobs.spec import BACKBONES_DIR, JobSpec, SpecError, resolve_config
 from service.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError, open_registry
 from service.registry.announce import announcer_from_url
 from service.settings import Settings
-from trainer.api import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, train
-from trainer.callbacks import ProgressHook
-from trainer.engine import AmenabilityEngine, Callback, EpisodeLog
+from trainer.engine.base import Callback, Engine, Logs
+from trainer.engine.callbacks import ProgressHook
 from trainer.export import ExportOptions, export_run
 from trainer.jobs.promotion import decide
+from trainer.run import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    MODEL_FILE,
+    RunError,
+    train,
+    write_predictor_backbone,
+)
 
 log = logging.getLogger(__name__)
 
 RUN_DIR = "run"
 REPORT_FILE = "report.json"
 LOCK_FILE = ".lock"
+BASE_BACKBONE_FILE = "base_backbone.pt"
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -56,7 +64,7 @@ class CancelCheck(Callback):
     def __init__(self, cancelled: Callable[[], bool]) -> None:
         self.cancelled = cancelled
 
-    def on_episode_end(self, engine: AmenabilityEngine, log: EpisodeLog) -> None:
+    def on_iteration_end(self, engine: Engine, logs: Logs) -> None:
         if self.cancelled():
             raise JobCancelled("cancelled while training")
 
@@ -75,17 +83,22 @@ def job_lock(work: Path) -> Iterator[None]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def _initial_weights(spec: JobSpec, settings: Settings) -> Path | None:
+def _initial_weights(spec: JobSpec, settings: Settings, work: Path) -> Path | None:
+    """The backbone file the job starts from: a heated one, or the one of a base job's predictor."""
     if spec.backbone is not None:
         path = settings.data_root / BACKBONES_DIR / spec.backbone
         if not path.is_file():
             raise JobRefused(f"backbone {spec.backbone!r} is not in {settings.data_root / BACKBONES_DIR}")
         return path
     if spec.base_job is not None:
-        path = settings.work_root / spec.base_job / RUN_DIR / MODEL_FILE
-        if not path.is_file():
+        base_run = settings.work_root / spec.base_job / RUN_DIR
+        if not (base_run / MODEL_FILE).is_file():
             raise JobRefused(f"base job {spec.base_job} has no finished run on this worker's work root")
-        return path
+        # the RL trainer reads initial weights only as a backbone file: write the base predictor's
+        try:
+            return write_predictor_backbone(base_run, work / BASE_BACKBONE_FILE)
+        except RunError as exc:
+            raise JobRefused(str(exc)) from exc
     return None
 
 
@@ -121,7 +134,7 @@ def _run_locked(
     )
     try:
         data_dir = store.path(spec.dataset)
-        config = resolve_config(spec, backbone_path=_initial_weights(spec, settings))
+        config = resolve_config(spec, backbone_path=_initial_weights(spec, settings, work))
     except (UnknownDataset, SpecError) as exc:
         raise JobRefused(str(exc)) from exc
     name = spec.model or settings.model_name

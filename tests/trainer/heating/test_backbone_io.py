@@ -60,18 +60,6 @@ def test_the_file_initialises_the_rl_trainers_predictor_and_controller(tmp_path:
             assert torch.equal(network.backbone.state_dict()[key], value)
 
 
-def test_the_rl_trainers_backbone_option_reads_it(tmp_path: Path) -> None:
-    api = pytest.importorskip("trainer.api")
-    source = _classifier(0)
-    path = save_backbone(tmp_path / "backbone.pt", source.backbone.state_dict(), SMALL)
-    config = replace(rl_preset("debug"), backbone_checkpoint=str(path))
-    assert config.backbone == SMALL and config.controller.backbone == SMALL
-    predictor, controller = api.build_networks(config)
-    for network in (predictor, controller):
-        for key, value in source.backbone.state_dict().items():
-            assert torch.equal(network.backbone.state_dict()[key], value), key
-
-
 def test_foreign_and_missing_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(BackboneFileError, match="no backbone checkpoint"):
         load_backbone(tmp_path / "nothing.pt")

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from contracts.training import read_config_dict
+from trainer.engine.base import Callback, Engine, Logs
+from trainer.engine.callbacks import History
 from trainer.heating.backbone_io import load_backbone
 from trainer.heating.config import HeatConfig, heat_preset
 from trainer.heating.data import ClassData, load_class_data
-from trainer.heating.engine import Callback, Engine, History
 from trainer.heating.heat import CHECKPOINT_FILE, heat, load_heat_checkpoint
 
 DEBUG = heat_preset("debug")
@@ -21,8 +22,8 @@ class StopAt(Callback):
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_step(self, engine: Engine, logs: dict[str, float]) -> None:
-        if engine.step == self.step:
+    def on_iteration_end(self, engine: Engine, logs: Logs) -> None:
+        if engine.iteration == self.step:
             raise KeyboardInterrupt
 
 

@@ -1,4 +1,4 @@
-"""The Python API: `train(config, data_dir, out_dir, callbacks) -> RunResult` and `load_run(run_dir)`.
+"""The RL trainer's run folder: `train(config, data_dir, out_dir, callbacks) -> RunResult` and `load_run(run_dir)`.
 
 A run folder holds:
 - `config.json`: the resolved TrainConfig;
@@ -6,6 +6,9 @@ A run folder holds:
   replay buffer), written atomically; `train(..., resume=True)` continues from it;
 - `metrics.jsonl`: one line per episode and stage (see `EpisodeLog`);
 - `model.pt`: the final controller and predictor with their config; `baseline.pt`: the non-selective baseline.
+
+A heated backbone (`config.backbone_checkpoint`) is read through `trainer.heating.backbone_io` only: its own
+config sets the architecture, and a frame spec other than the run's is refused.
 """
 
 from __future__ import annotations
@@ -13,26 +16,30 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from contracts.training import BackboneConfig, TrainConfig, from_dict, write_config
-from trainer.callbacks import (
-    Checkpointer,
-    MetricsLog,
-    ProgressBar,
-    atomic_torch_save,
-    truncate_metrics,
-)
+from contracts.frames import FrameSpec
+from contracts.training import TrainConfig, write_config
 from trainer.data import TaskData, load_task_data, reward_indices
 from trainer.ddpg import DDPG
-from trainer.engine import AmenabilityEngine, Callback
-from trainer.networks import Controller, build_controller, build_predictor, load_backbone, seeded_init
+from trainer.engine.amenability import AmenabilityEngine
+from trainer.engine.base import Callback, Engine
+from trainer.engine.callbacks import Checkpointer, MetricsLog, ProgressBar, atomic_torch_save
+from trainer.engine.device import resolve_device
+from trainer.heating.backbone_io import (
+    BackboneFileError,
+    load_backbone,
+    read_backbone_meta,
+    save_backbone,
+)
+from trainer.networks import Controller, FrameClassifier, build_controller, build_predictor, seeded_init
+from trainer.networks import load_backbone as init_backbone
 from trainer.reinforce import ControllerLearner, Reinforce
 
 log = logging.getLogger(__name__)
@@ -43,12 +50,14 @@ METRICS_FILE = "metrics.jsonl"
 MODEL_FILE = "model.pt"
 BASELINE_FILE = "baseline.pt"
 DATA_RECORD_FILE = "data.json"
-MSG_NO_CUDA = "device 'cuda' was asked for but torch sees no CUDA device (use --device cpu)"
 MSG_NOT_A_RUN = "{run} is not a training run folder (no {file})"
 MSG_RESUME_CONFIG = "cannot resume {run}: its checkpoint was made with a different config ({keys} differ)"
-
-
-BACKBONE_FIELDS = {f.name for f in fields(BackboneConfig)}
+MSG_BACKBONE_FRAME_SPEC = (
+    "backbone {path} was trained on {saved} frames but this run prepares {wanted}; train with the backbone's "
+    "frame spec or heat a backbone for this one"
+)
+MSG_NO_PREDICTOR_BACKBONE = "run {run} is a {task} run: its predictor has no backbone to start from"
+CHECKPOINT_FORMAT = 1
 
 
 class RunError(ValueError):
@@ -65,45 +74,23 @@ class RunResult:
     seconds: dict[str, float]  # wall time per stage
 
 
-def resolve_device(name: str) -> torch.device:
-    """The asked-for device, or an error: CUDA never silently becomes CPU."""
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RunError(MSG_NO_CUDA)
-    device = torch.device(name)
-    log.info("training on %s", device)
-    return device
-
-
-def _load_backbone_state(path: str) -> dict[str, torch.Tensor]:
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("backbone", "state_dict", "model", "predictor"):
-        if isinstance(blob, dict) and isinstance(blob.get(key), dict):
-            blob = blob[key]
-            break
-    if not isinstance(blob, dict):
-        raise RunError(f"{path} holds no state_dict")
-    return blob
-
-
 def adopt_backbone_config(config: TrainConfig) -> TrainConfig:
-    """With `backbone_checkpoint` set, take the architecture stored beside its weights (usqa-backbone files).
+    """With `backbone_checkpoint` set, take the architecture stored with the backbone (its format's reader).
 
-    The classifier's and the controller's backbones become that architecture (with this run's pixel scaling
-    unless the file says otherwise), so the heated weights fit wherever their shapes allow.
+    The classifier's and the controller's backbones become that architecture, so the heated weights fit;
+    a backbone whose recorded frame spec differs from the run's is refused (`RunError` naming both).
     """
     if not config.backbone_checkpoint:
         return config
-    path = Path(config.backbone_checkpoint)
-    if not path.is_file():
-        raise RunError(f"backbone checkpoint {path} does not exist")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    stored = blob.get("config") if isinstance(blob, dict) else None
-    if not isinstance(stored, dict) or "widths" not in stored:
-        return config
+    path = config.backbone_checkpoint
     try:
-        backbone = from_dict(BackboneConfig, {k: v for k, v in stored.items() if k in BACKBONE_FIELDS})
-    except (TypeError, ValueError) as exc:
-        raise RunError(f"{path}: unusable backbone config ({exc})") from exc
+        _, backbone = load_backbone(path)
+        spec = read_backbone_meta(path).get("frame_spec")
+        saved = None if spec is None else FrameSpec.from_dict(spec)
+    except (BackboneFileError, TypeError, ValueError) as exc:
+        raise RunError(f"{path}: unusable backbone checkpoint ({exc})") from exc
+    if saved is not None and saved != config.frame:
+        raise RunError(MSG_BACKBONE_FRAME_SPEC.format(path=path, saved=saved, wanted=config.frame))
     return replace(
         config,
         backbone=backbone if config.task == "classify" else config.backbone,
@@ -118,11 +105,14 @@ def build_networks(config: TrainConfig) -> tuple[nn.Module, Controller]:
     with seeded_init(config.seed + 1):
         controller = build_controller(config)
     if config.backbone_checkpoint:
-        state = _load_backbone_state(config.backbone_checkpoint)
+        try:
+            state, _ = load_backbone(config.backbone_checkpoint)
+        except BackboneFileError as exc:
+            raise RunError(str(exc)) from exc
         targets: list[nn.Module] = [controller] + ([predictor] if config.task == "classify" else [])
         for network in targets:
             try:
-                missing = load_backbone(network, state)
+                missing = init_backbone(network, state)
             except ValueError as exc:
                 raise RunError(f"{config.backbone_checkpoint}: {exc}") from exc
             log.info(
@@ -147,6 +137,15 @@ def _optimiser(config: TrainConfig, network: nn.Module) -> torch.optim.Optimizer
     )
 
 
+def checkpoint_payload(config: TrainConfig) -> Callable[[Engine], dict[str, Any]]:
+    """What `checkpoint.pt` holds: the format, the resolved config and the engine's full state."""
+
+    def payload(engine: Engine) -> dict[str, Any]:
+        return {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "engine": engine.state_dict()}
+
+    return payload
+
+
 def _check_resumable(run_dir: Path, config: TrainConfig, saved: dict[str, Any]) -> None:
     ignore = {"device"}
     now, then = config.to_dict(), saved
@@ -167,8 +166,9 @@ def train(
 ) -> RunResult:
     """Train the baseline predictor and the controller/predictor pair (Algorithm 1) into `out_dir`.
 
-    `callbacks` get every episode's `EpisodeLog` (stage, episode, reward, metric, ETA); `resume=True` continues
-    from `out_dir/checkpoint.pt` with the same config. Raises `DataError`/`RunError` for unusable input.
+    `callbacks` get every episode's logs (an `EpisodeLog` as a dict: stage, episode, reward, metric, ETA) in
+    both stages; `resume=True` continues from `out_dir/checkpoint.pt` with the same config. Raises
+    `DataError`/`RunError`/`DeviceError` for unusable input.
     """
     run_dir = Path(out_dir)
     device = resolve_device(config.device)
@@ -195,7 +195,6 @@ def train(
         if resume and baseline_path.is_file():
             baseline = load_network(baseline_path, "predictor")
         else:
-            truncate_metrics(metrics_path, "baseline", 0)
             with seeded_init(config.seed):
                 baseline = build_predictor(config).to(device)
             started = time.perf_counter()
@@ -206,7 +205,7 @@ def train(
                 data,
                 reward_index,
                 None,
-                [ProgressBar(disable=not progress), MetricsLog(metrics_path), *callbacks],
+                [ProgressBar(enabled=progress), MetricsLog(metrics_path), *callbacks],
                 device,
             )
             engine.run()
@@ -216,7 +215,7 @@ def train(
     predictor, controller = build_networks(config)
     predictor, controller = predictor.to(device), controller.to(device)
     learner = build_learner(config, controller)
-    checkpointer = Checkpointer(checkpoint_path, config.checkpoint_every)
+    checkpointer = Checkpointer(checkpoint_path, config.checkpoint_every, checkpoint_payload(config))
     engine = AmenabilityEngine(
         config,
         predictor,
@@ -224,13 +223,12 @@ def train(
         data,
         reward_index,
         learner,
-        [ProgressBar(disable=not progress), MetricsLog(metrics_path), checkpointer, *callbacks],
+        [ProgressBar(enabled=progress), MetricsLog(metrics_path), checkpointer, *callbacks],
         device,
     )
     if saved is not None:
         engine.load_state_dict(saved["engine"])
         log.info("resumed %s at episode %d", run_dir, engine.episode)
-    truncate_metrics(metrics_path, "amenability", engine.episode)
     started = time.perf_counter()
     engine.run()
     seconds["amenability"] = time.perf_counter() - started
@@ -286,3 +284,16 @@ def record_data_dir(run_dir: Path, data_dir: Path) -> None:
 def recorded_data_dir(run_dir: Path) -> Path | None:
     path = run_dir / DATA_RECORD_FILE
     return Path(json.loads(path.read_text())["data_dir"]) if path.is_file() else None
+
+
+def write_predictor_backbone(run_dir: Path | str, path: Path | str) -> Path:
+    """The backbone of a finished run's classifier as a backbone file (so a later run starts from it).
+
+    The RL trainer reads initial weights only as backbone files; this is how a finished run becomes one.
+    """
+    run_dir = Path(run_dir)
+    config, _, predictor, _ = load_run(run_dir)
+    if not isinstance(predictor, FrameClassifier):
+        raise RunError(MSG_NO_PREDICTOR_BACKBONE.format(run=run_dir, task=config.task))
+    meta = {"source": "run", "run": str(run_dir), "seed": config.seed, "frame_spec": config.frame.to_dict()}
+    return save_backbone(path, predictor.backbone.state_dict(), config.backbone, meta)

@@ -1,17 +1,16 @@
 """Algorithm 1: episodes of T predictor mini-batches selected by the controller, one controller update each.
 
 The engine receives the networks, optimiser, data, a controller learner (REINFORCE or DDPG) and callbacks;
-logging, checkpoints and progress are callbacks. With no learner it trains the non-selective baseline: every
-frame is selected, same network, same budget.
+logging, checkpoints and progress are callbacks (`trainer.engine.base`: an iteration is an episode). With no
+learner it trains the non-selective baseline: every frame is selected, same network, same budget.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -19,6 +18,7 @@ from torch.nn import functional as F
 
 from contracts.training import TrainConfig
 from trainer.data import BatchSampler, SplitTensors, TaskData
+from trainer.engine.base import Callback, Engine, Logs
 from trainer.reinforce import ControllerLearner
 from trainer.rewards import (
     RewardBaseline,
@@ -33,7 +33,7 @@ INFERENCE_CHUNK = 256
 
 @dataclass(frozen=True)
 class EpisodeLog:
-    """What one episode did: reported to callbacks, one line of metrics.jsonl."""
+    """What one episode did: the logs the callbacks get (as a dict), one line of metrics.jsonl."""
 
     stage: str  # "baseline" or "amenability"
     episode: int  # 1-based
@@ -48,19 +48,6 @@ class EpisodeLog:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class Callback:
-    """Hooks the engine calls; subclasses override what they need (progress, logging, checkpoints)."""
-
-    def on_stage_start(self, engine: AmenabilityEngine, stage: str, episodes: int) -> None:
-        """Called before the first episode of a stage (after a resume, the remaining ones)."""
-
-    def on_episode_end(self, engine: AmenabilityEngine, log: EpisodeLog) -> None:
-        """Called after every episode, the controller update included."""
-
-    def on_stage_end(self, engine: AmenabilityEngine, stage: str) -> None:
-        """Called once the stage's last episode is done."""
 
 
 def predictor_loss(logits: torch.Tensor, targets: torch.Tensor, kind: str = "ce") -> torch.Tensor:
@@ -94,8 +81,15 @@ def infer(network: nn.Module, frames: torch.Tensor, device: torch.device) -> tor
     return torch.cat(outputs)
 
 
-class AmenabilityEngine:
+class AmenabilityEngine(Engine):
     """Runs Algorithm 1 (with a learner) or the non-selective baseline (without one), resumable per episode."""
+
+    unit = "episode"
+    progress_fields: ClassVar[dict[str, str]] = {
+        "reward": "{reward:.3f}",
+        "metric": "{metric:.3f}",
+        "kept": "{selected_fraction:.2f}",
+    }
 
     def __init__(
         self,
@@ -108,21 +102,31 @@ class AmenabilityEngine:
         callbacks: Sequence[Callback] = (),
         device: torch.device | str = "cpu",
     ) -> None:
+        super().__init__("baseline" if learner is None else "amenability", config.episodes, callbacks)
         self.config, self.predictor, self.optimiser, self.data = config, predictor, optimiser, data
-        self.learner, self.callbacks, self.device = learner, list(callbacks), torch.device(device)
-        self.stage = "baseline" if learner is None else "amenability"
+        self.learner, self.device = learner, torch.device(device)
         self.reward_frames = data.val.frames[reward_index]
         self.reward_targets = data.val.targets[reward_index]
         seed = config.seed + (0 if learner is not None else 1000)
         self.sampler = BatchSampler(len(data.train), config.batch_size, seed=seed + 2)
         self.selection_generator = torch.Generator().manual_seed(seed + 1)
         self.baseline = RewardBaseline(config.reward.baseline, config.reward.alpha, config.reward.window)
-        self.episode = 0
         self.schedule: torch.optim.lr_scheduler.LRScheduler | None = None
         if config.predictor_schedule == "cosine":
             self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
                 optimiser, T_max=max(1, config.total_steps)
             )
+
+    @property
+    def episode(self) -> int:
+        """Episodes done (the engine's iterations)."""
+        return self.iteration
+
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        if self.learner is None:
+            return {"predictor": self.predictor}
+        return {"predictor": self.predictor, "controller": self.learner.controller}
 
     @property
     def train_split(self) -> SplitTensors:
@@ -178,49 +182,43 @@ class AmenabilityEngine:
         self._last_metric = float(metric.mean())
         return reward, clipped, float(actions.mean())
 
-    def run(self) -> None:
-        """Run the remaining episodes, calling the callbacks."""
-        episodes = self.config.episodes
-        for callback in self.callbacks:
-            callback.on_stage_start(self, self.stage, episodes - self.episode)
-        started, done_here = time.perf_counter(), 0
-        while self.episode < episodes:
-            if self.learner is not None:
-                self.learner.start_episode()
-            scores_on_val = self.reward_scores()
-            rewards, clipped, selected = [], [], []
-            steps = self.config.steps_per_episode
-            for t in range(steps):
-                r, c, s = self.step(scores_on_val, last=t == steps - 1)
-                selected.append(s)
-                if not math.isnan(r):  # the baseline skips its reward on all but the last step
-                    rewards.append(r)
-                    clipped.append(c)
-            diagnostics: dict[str, float] = {}
-            if self.learner is not None:
-                frames = self.train_split.frames
-                diagnostics = self.learner.update(
-                    frames if self.device.type == "cpu" else frames.to(self.device)
-                )
-            self.episode += 1
-            done_here += 1
-            elapsed = time.perf_counter() - started
-            log = EpisodeLog(
-                stage=self.stage,
-                episode=self.episode,
-                episodes=episodes,
-                reward=sum(rewards) / len(rewards),
-                clipped_reward=sum(clipped) / len(clipped),
-                metric=self._last_metric,
-                selected_fraction=sum(selected) / len(selected),
-                elapsed_s=elapsed,
-                eta_s=elapsed / done_here * (episodes - self.episode),
-                learner=diagnostics,
-            )
-            for callback in self.callbacks:
-                callback.on_episode_end(self, log)
-        for callback in self.callbacks:
-            callback.on_stage_end(self, self.stage)
+    def run_iteration(self) -> Logs:
+        """One episode: T steps, then one controller update."""
+        if self.learner is not None:
+            self.learner.start_episode()
+        scores_on_val = self.reward_scores()
+        rewards, clipped, selected = [], [], []
+        steps = self.config.steps_per_episode
+        for t in range(steps):
+            r, c, s = self.step(scores_on_val, last=t == steps - 1)
+            selected.append(s)
+            if not math.isnan(r):  # the baseline skips its reward on all but the last step
+                rewards.append(r)
+                clipped.append(c)
+        diagnostics: dict[str, float] = {}
+        if self.learner is not None:
+            frames = self.train_split.frames
+            diagnostics = self.learner.update(frames if self.device.type == "cpu" else frames.to(self.device))
+        return {
+            "reward": sum(rewards) / len(rewards),
+            "clipped_reward": sum(clipped) / len(clipped),
+            "metric": self._last_metric,
+            "selected_fraction": sum(selected) / len(selected),
+            "learner": diagnostics,
+        }
+
+    def iteration_logs(self, logs: Logs) -> Logs:
+        return EpisodeLog(
+            stage=self.stage,
+            episode=self.iteration,
+            episodes=self.iterations,
+            elapsed_s=self.elapsed_s,
+            eta_s=self.eta_s,
+            **logs,
+        ).to_dict()
+
+    def progress_metrics(self, logs: Logs) -> dict[str, float]:
+        return {"reward": logs["reward"], "metric": logs["metric"], **logs["learner"]}
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs to continue exactly: networks, optimisers, generators, baseline."""
@@ -237,7 +235,7 @@ class AmenabilityEngine:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.episode = int(state["episode"])
+        self.iteration = int(state["episode"])
         self.predictor.load_state_dict(state["predictor"])
         self.optimiser.load_state_dict(state["optimiser"])
         if self.schedule is not None:

@@ -8,7 +8,8 @@ import torch
 
 from contracts.training import preset
 from trainer.data import SplitTensors, TaskData, reward_indices
-from trainer.engine import AmenabilityEngine, Callback, EpisodeLog, predictor_loss
+from trainer.engine.amenability import AmenabilityEngine, EpisodeLog, predictor_loss
+from trainer.engine.base import Callback, Engine, Logs
 from trainer.networks import build_controller, build_predictor
 from trainer.reinforce import Reinforce
 
@@ -44,8 +45,8 @@ def test_one_episode_records_t_steps_and_updates_the_controller_once() -> None:
     logs: list[EpisodeLog] = []
 
     class Collect(Callback):
-        def on_episode_end(self, engine: AmenabilityEngine, log: EpisodeLog) -> None:
-            logs.append(log)
+        def on_iteration_end(self, engine: Engine, logs_: Logs) -> None:
+            logs.append(EpisodeLog(**logs_))  # the logs are exactly an EpisodeLog's fields
 
     optimiser = torch.optim.SGD(predictor.parameters(), 0.01)
     index = reward_indices(data.val, config)
