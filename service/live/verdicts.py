@@ -22,15 +22,20 @@ IN_SCOPE: Final = frozenset({GOOD, ADJUST})
 
 
 def verdict_of(result: Mapping[str, Any]) -> str:
-    """The frame's verdict: `verdict` when the message has one, else its `guidance`."""
-    verdict = result.get("verdict")
-    return str(verdict if verdict is not None else result["guidance"])
+    """A frame's verdict: its `verdict`, else a stream result's `guidance`, else (an /assess frame) whether
+    it is amenable."""
+    for key in ("verdict", "guidance"):
+        if result.get(key) is not None:
+            return str(result[key])
+    return GOOD if result["amenable"] else ADJUST
 
 
 def display_score_of(result: Mapping[str, Any]) -> float:
-    """The score people see: `display_score` when the message has one, else the raw `score`."""
-    score = result.get("display_score")
-    return float(score if score is not None else result["score"])
+    """The score people see: `display_score`, else the raw `score` (stream) or `amenability_score` (/assess)."""
+    for key in ("display_score", "score", "amenability_score"):
+        if result.get(key) is not None:
+            return float(result[key])
+    raise KeyError("display_score")
 
 
 def in_scope(result: Mapping[str, Any]) -> bool:
