@@ -9,14 +9,16 @@
 
 `AsyncClient` has the same methods as coroutines (`scan` is an async iterator). Requests are retried with
 exponential backoff on connection errors, 429 and 503 (honouring Retry-After); a stream is opened again
-when the server answers "try again later" (close 1013). Streams are paced as the server asks: at most two
-frames unanswered, one once the server reports replaced (dropped) frames (`service.live.pacing`). Verdicts
+when the server answers "try again later" (close 1013). Streams are paced by the server's answers: the next
+frame goes when the last is answered (`window=2` sends one ahead, and falls back to one as soon as the
+server reports a replaced frame in `dropped`; `service.live.pacing`). Verdicts
 are read through `service.live.verdicts`, the one place that knows the result message's fields.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
@@ -173,9 +175,9 @@ class AsyncClient:
         self, frames: Iterable[Frame] | AsyncIterable[Frame], *, window: int = DEFAULT_WINDOW
     ) -> AsyncIterator[Verdict]:
         """Stream `frames`, paced by the server's answers; yields a verdict per scored frame, in order."""
-        ws = await self._connect()
-        pacer = ScanPacer(window)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            ws = await self._connect(stack)
+            pacer = ScanPacer(window)
             async for frame in _aiter(frames):
                 while not pacer.may_send():
                     message = json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT_S))
@@ -187,17 +189,16 @@ class AsyncClient:
             async for text in ws:
                 if (verdict := _answers(json.loads(text), pacer)) is not None:
                     yield verdict
-        finally:
-            await ws.close()
 
-    async def _connect(self) -> Any:
+    async def _connect(self, stack: contextlib.AsyncExitStack) -> Any:
+        """A stream that said `ready`, opened again while the server says "try again later" (1013)."""
         for attempt in range(self._s.retries + 1):
             try:
-                ws = await websockets.connect(self._s.ws_url, additional_headers=self._s.headers or None)
+                connecting = websockets.connect(self._s.ws_url, additional_headers=self._s.headers or None)
+                ws = await stack.enter_async_context(connecting)
                 first = json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT_S))
                 if first.get("type") == "ready":
                     return ws
-                await ws.close()
             except ConnectionClosed as exc:
                 if exc.rcvd is None or exc.rcvd.code != CLOSE_TRY_AGAIN or attempt == self._s.retries:
                     raise
@@ -266,9 +267,9 @@ class Client:
 
     def scan(self, frames: Iterable[Frame], *, window: int = DEFAULT_WINDOW) -> Iterator[Verdict]:
         """Stream `frames`, paced by the server's answers; yields a verdict per scored frame, in order."""
-        ws = self._connect()
-        pacer = ScanPacer(window)
-        try:
+        with contextlib.ExitStack() as stack:
+            ws = self._connect(stack)
+            pacer = ScanPacer(window)
             for frame in frames:
                 while not pacer.may_send():
                     if (verdict := _answers(json.loads(ws.recv(RECV_TIMEOUT_S)), pacer)) is not None:
@@ -279,17 +280,16 @@ class Client:
             for text in ws:
                 if (verdict := _answers(json.loads(text), pacer)) is not None:
                     yield verdict
-        finally:
-            ws.close()
 
-    def _connect(self) -> Any:
+    def _connect(self, stack: contextlib.ExitStack) -> Any:
+        """A stream that said `ready`, opened again while the server says "try again later" (1013)."""
         for attempt in range(self._s.retries + 1):
             try:
-                ws = sync_connect(self._s.ws_url, additional_headers=self._s.headers or None)
+                connecting = sync_connect(self._s.ws_url, additional_headers=self._s.headers or None)
+                ws = stack.enter_context(connecting)
                 first = json.loads(ws.recv(RECV_TIMEOUT_S))
                 if first.get("type") == "ready":
                     return ws
-                ws.close()
             except ConnectionClosed as exc:
                 if exc.rcvd is None or exc.rcvd.code != CLOSE_TRY_AGAIN or attempt == self._s.retries:
                     raise

@@ -1,17 +1,18 @@
 """Client-side pacing for /ws/scan: send frames no faster than the service answers them.
 
 The server keeps one frame waiting per stream and replaces it with each newer one (counted in `dropped`).
-A client that has at most `window` frames unanswered never outruns it: with two, the server scores one
-while the next waits, so it is never idle and nothing is replaced. Results arrive in order, so an answer
-for frame n settles every earlier frame (one the server replaced is never answered). When a result shows
-`dropped` growing anyway (another client's frames slowed the shared workers), the window shrinks to one.
+A client with at most `window` frames unanswered never builds a backlog there. One (the default) never
+loses a frame: the next is sent when the last is answered. Two keep the server busy over a slow network,
+but a frame can be replaced when the second arrives before the server's scorer took the first; when a
+result shows `dropped` growing, the window shrinks to one. Results arrive in order, so an answer for frame
+n settles every earlier frame (one the server replaced is never answered).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-DEFAULT_WINDOW = 2
+DEFAULT_WINDOW = 1
 
 
 class ScanPacer:
