@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 
@@ -37,7 +39,7 @@ def test_the_best_frames_at_least_the_spacing_apart_are_kept() -> None:
     kept = keeper.captures
     assert len(kept) == 4
     times = sorted(c.time_s for c in kept)
-    assert all(b - a >= 1.0 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))
     assert [c.score for c in kept] == sorted((c.score for c in kept), reverse=True)
     assert kept[0].score == max(s for _, s in offered)  # the very best frame is always among them
 
