@@ -111,6 +111,17 @@ class Settings(BaseSettings):
     demo_preset: str = "transrectal_prostate"
     demo_frames: int = Field(default=150, gt=0, le=2000)
 
+    # -- session reports (GET /sessions) -------------------------------------------------------------
+    # Finished scan sessions kept in memory (least recently used go first), and the bytes their captured
+    # frames may hold together; open streams are bounded by `max_scan_sessions`.
+    max_stored_sessions: int = Field(default=32, ge=0)
+    session_store_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    # Auto-capture: the best in-scope frames kept per session, at least this far apart in time.
+    captures_per_session: int = Field(default=6, ge=0, le=64)
+    capture_spacing_s: float = Field(default=1.0, ge=0)
+    # When set, each finished session is also written here (report.json and PNGs); never otherwise.
+    sessions_dir: Path | None = None
+
     @model_validator(mode="after")
     def _limits_in_order(self) -> Settings:
         if not self.job_soft_time_limit_s < self.job_time_limit_s < self.job_visibility_timeout_s:

@@ -16,7 +16,7 @@ from service.api.error_handlers import install_handlers
 from service.api.errors import TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError
 from service.api.metrics import ServiceMetrics
 from service.api.openapi_errors import document_error_shape
-from service.api.routes import assess, cards, control, datasets, docs, jobs, live, ops, scan
+from service.api.routes import assess, cards, control, datasets, docs, jobs, live, ops, protocol, scan, sessions
 from service.api.routes.live import STATIC_DIR
 from service.api.state import ServiceState
 from service.inference.batcher import InferenceQueue
@@ -26,6 +26,7 @@ from service.inference.providers import ProviderPlan, ThreadPlan, plan_providers
 from service.inference.scoring import FrameScorer
 from service.inference.watcher import RegistryWatcher
 from service.jobs import JobClient
+from service.live.session_store import SessionStore
 from service.live.sessions import SessionLimiter
 from service.registry import ModelVersion, open_registry
 from service.settings import Settings, get_settings
@@ -94,6 +95,9 @@ def build_state(settings: Settings) -> ServiceState:
             queue, max_pixels=settings.max_frame_pixels, max_frames=settings.max_frames_per_input
         ),
         sessions=SessionLimiter(settings.max_scan_sessions),
+        records=SessionStore(
+            settings.max_stored_sessions, settings.session_store_bytes, settings.sessions_dir
+        ),
         jobs=JobClient(settings) if settings.broker else None,
     )
     metrics.track_pending(lambda: queue.pending)
@@ -162,7 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_handlers(app)
     document_error_shape(app)
-    for module in (assess, scan, ops, control, cards, datasets, jobs, live, docs):
+    for module in (assess, scan, ops, control, cards, datasets, jobs, live, sessions, protocol, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(docs.ASSETS_PATH, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")

@@ -1,4 +1,5 @@
-"""Dependencies of the routes, as `Annotated` aliases: `ServiceDep`, `ModelDep`, `ScoringAuth`, `ControlAuth`.
+"""Dependencies of the routes, as `Annotated` aliases: `ServiceDep`, `ModelDep`, `ScoringAuth`, `ControlAuth`,
+`RecordsAuth`, `SessionStoreDep`.
 
 All are `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per dependency
 per request for what are attribute lookups.
@@ -16,6 +17,7 @@ from service.api.errors import NO_MODEL, ApiError
 from service.api.security import check_token
 from service.api.state import ServiceState
 from service.inference.model import LoadedModel
+from service.live.session_store import SessionStore
 from service.settings import Settings
 
 
@@ -60,6 +62,18 @@ async def require_control_token(settings: SettingsDep, credentials: Credentials)
     check_token(settings.api_token, _token(credentials), control=True)
 
 
+async def require_records_token(settings: SettingsDep, credentials: Credentials) -> None:
+    """Routes that hand out patient images (session reports, captures): the token whenever one is set."""
+    if settings.api_token is not None:
+        check_token(settings.api_token, _token(credentials), control=False)
+
+
+async def get_session_store(service: ServiceDep) -> SessionStore:
+    return service.records
+
+
 ModelDep = Annotated[LoadedModel, Depends(current_model)]
 ScoringAuth = Depends(require_scoring_token)
 ControlAuth = Depends(require_control_token)
+RecordsAuth = Depends(require_records_token)
+SessionStoreDep = Annotated[SessionStore, Depends(get_session_store)]

@@ -73,3 +73,9 @@ def frame_error_status(error: FrameError) -> int:
 
 def from_frame_error(error: FrameError) -> ApiError:
     return ApiError(frame_error_status(error), error.code, str(error))
+
+
+SESSION_NOT_FOUND: Final = (
+    "no such scan session: {session!r} (sessions are kept in memory, the most recent first)"
+)
+CAPTURE_NOT_FOUND: Final = "no capture {rank} in scan session {session!r}: it kept {count}"

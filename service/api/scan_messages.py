@@ -14,11 +14,12 @@ summary is `ScanSessionStats.summary()` (service/live/sessions.py), the session'
 from __future__ import annotations
 
 import reprlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from service.api.schemas import ModelRef, PredictionOut, milliseconds, prediction_dict
+from service.frames.dicom_uids import UID_MAX_LENGTH, UID_PATTERN
 from service.inference.batcher import BatchTiming
 from service.inference.model import LoadedModel
 from service.inference.scoring import MSG_ONE_FRAME_PER_MESSAGE, ScoredFrame
@@ -51,15 +52,28 @@ _TYPE_REPR.maxlevel, _TYPE_REPR.maxstring, _TYPE_REPR.maxother = 2, SHOWN_TYPE_C
 _TYPE_REPR.maxlist = _TYPE_REPR.maxdict = 3
 
 FrameFormat = Literal["encoded", "raw"]
+# DICOM instances one hello may name (a folder of files streams several; the session keeps the first 64).
+MAX_HELLO_DICOM = 64
+DicomUid = Annotated[str, Field(max_length=UID_MAX_LENGTH, pattern=UID_PATTERN.pattern)]
+
+
+class DicomInstance(BaseModel):
+    """A DICOM instance the stream's frames come from: the session report names it."""
+
+    study_instance_uid: DicomUid
+    series_instance_uid: DicomUid
+    sop_instance_uid: DicomUid
 
 
 class ScanHello(BaseModel):
-    """Client hello: `encoded` frames (PNG, JPEG, BMP, TIFF or DICOM, sniffed) or `raw` 8-bit grayscale."""
+    """Client hello: `encoded` frames (PNG, JPEG, BMP, TIFF or DICOM, sniffed) or `raw` 8-bit grayscale;
+    `dicom` names the DICOM instances the frames were decoded from, when the client read them from DICOM."""
 
     type: Literal["hello"] = "hello"
     format: FrameFormat = "encoded"
     width: int | None = Field(default=None, gt=0)
     height: int | None = Field(default=None, gt=0)
+    dicom: list[DicomInstance] = Field(default_factory=list, max_length=MAX_HELLO_DICOM)
 
     @model_validator(mode="after")
     def _raw_needs_size(self) -> ScanHello:

@@ -39,13 +39,17 @@ from service.api.scan_messages import (
 )
 from service.api.state import ServiceState
 from service.frames import RAW_MEDIA_TYPE, FrameError
+from service.frames.dicom_uids import InstanceUids
 from service.inference.batcher import QueueStoppedError
 from service.inference.holder import SwapOutcome
 from service.inference.model import LoadedModel
 from service.inference.scoring import ScoringOptions
+from service.live.captures import FrameBytes
 from service.live.guidance import GuidanceTracker, guidance_config
 from service.live.mailbox import LatestFrameSlot
+from service.live.session_store import SessionRecord
 from service.live.sessions import ScanSessionStats
+from service.live.verdicts import in_scope
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,13 @@ class ScanSession:
         self.model = model
         self.guidance = GuidanceTracker(guidance_config(service.settings))
         self.stats = ScanSessionStats(reference=model.manifest.score_histogram)
+        settings = service.settings
+        self.record = SessionRecord(
+            self.stats,
+            captures=settings.captures_per_session,
+            spacing_s=settings.capture_spacing_s,
+            max_pixels=settings.max_frame_pixels,
+        )
         self.slot: LatestFrameSlot[IncomingFrame] = LatestFrameSlot()
         self.hello = ScanHello()
         self._send_lock = asyncio.Lock()
@@ -81,6 +92,7 @@ class ScanSession:
         self._close_reason = ""
 
     async def run(self) -> None:
+        self.service.records.open(self.record)
         unsubscribe = self.service.holder.subscribe(self._on_model_event)
         latest = self.service.holder.current  # a swap between the route's look and the subscription
         if latest is not None and latest is not self.model:
@@ -164,6 +176,8 @@ class ScanSession:
             reason = "; ".join(e["msg"] for e in exc.errors())
             await self._send_error(None, "bad_hello", MSG_BAD_HELLO.format(reason=reason))
             return False
+        for instance in self.hello.dicom:
+            self.record.add_dicom(InstanceUids(**instance.model_dump()))
         await self._send(configured_message(self.hello))
         return False
 
@@ -212,6 +226,17 @@ class ScanSession:
         )
         await self._send(result)
         self.stats.record_scored(scored.score, scored.amenable, update.state, total_s * 1000, model.number)
+        sent = (
+            FrameBytes(frame.data, frame.hello.width, frame.hello.height) if raw else FrameBytes(frame.data)
+        )
+        # The verdict lags a frame by the guidance dwell, so a dark frame inside a good run still says
+        # `good`: capture also asks the frame itself for a signal.
+        self.record.on_result(
+            result,
+            self.record.seconds_since_start(frame.received),
+            sent,
+            frame_in_scope=in_scope(result) and update.has_signal,
+        )
         self.service.record_scored(scoring, batch, total_s)
 
     # -- model swaps -------------------------------------------------------------------------------------
@@ -247,6 +272,11 @@ class ScanSession:
             await self.ws.close(code=code, reason=reason)
 
     def _finish(self) -> None:
+        records = self.service.records
+        records.finish(self.record)
+        if records.folder is not None:
+            # A thread of its own: PNG encoding and fsync must not hold up the other streams' frames.
+            asyncio.get_running_loop().run_in_executor(None, records.archive, self.record)
         summary = self.stats.summary()
         psi = summary["drift"]["psi"]
         if psi is not None:

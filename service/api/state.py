@@ -15,6 +15,7 @@ from service.inference.scoring import FrameScorer, ScoredBatch
 from service.inference.watcher import RegistryWatcher
 from service.jobs import JobClient
 from service.live.drift import DriftMonitor
+from service.live.session_store import SessionStore
 from service.live.sessions import SessionLimiter
 from service.settings import Settings
 
@@ -31,6 +32,8 @@ class ServiceState:
     queue: InferenceQueue
     scorer: FrameScorer
     sessions: SessionLimiter
+    # Reports of open and recent scan sessions (GET /sessions).
+    records: SessionStore
     watcher: RegistryWatcher | None = None
     # Retraining jobs: None where no broker is configured (the job routes then answer 503).
     jobs: JobClient | None = None

@@ -39,17 +39,49 @@ class StreamReport:
     def percentiles(self) -> dict[str, float | None]:
         return percentiles_ms(self.latencies_ms)
 
+    def note(self, message: dict[str, Any], sent_at: dict[int, float]) -> float | None:
+        """Count a server message; a result's round-trip latency in ms when its send time is known."""
+        latency = None
+        if message["type"] == "result":
+            self.results += 1
+            seq = message["seq"]
+            if seq in sent_at:
+                latency = (time.perf_counter() - sent_at.pop(seq)) * 1000
+                self.latencies_ms.append(latency)
+            version = message["model"]["version"]
+            if not self.versions or self.versions[-1] != version:
+                self.versions.append(version)
+        elif message["type"] == "error":
+            self.errors += 1
+        elif message["type"] == "model_swap":
+            self.swaps.append(message)
+        elif message["type"] == "summary":
+            self.summary = message
+        return latency
+
+
+def hello_message(raw_frame: np.ndarray | None, dicom: Sequence[dict[str, str]] = ()) -> dict[str, Any]:
+    """The hello: raw frames' size (when `raw_frame` is given) and the DICOM instances of the source."""
+    hello: dict[str, Any] = {"type": "hello"}
+    if raw_frame is not None:
+        height, width = raw_frame.shape[:2]
+        hello |= {"format": "raw", "width": width, "height": height}
+    if dicom:
+        hello["dicom"] = list(dicom)
+    return hello
+
+
+def encode_frame(frame: np.ndarray, raw: bool) -> bytes:
+    if raw:
+        return np.ascontiguousarray(frame).tobytes()
+    ok, data = cv2.imencode(".png", frame)
+    if not ok:
+        raise ValueError("could not encode a frame as PNG")
+    return bytes(data.tobytes())
+
 
 def encode_frames(frames: Sequence[np.ndarray], raw: bool) -> list[bytes]:
-    if raw:
-        return [np.ascontiguousarray(f).tobytes() for f in frames]
-    encoded = []
-    for frame in frames:
-        ok, data = cv2.imencode(".png", frame)
-        if not ok:
-            raise ValueError("could not encode a frame as PNG")
-        encoded.append(data.tobytes())
-    return encoded
+    return [encode_frame(frame, raw) for frame in frames]
 
 
 async def stream_frames(
@@ -62,10 +94,12 @@ async def stream_frames(
     on_message: Callable[[dict[str, Any], float | None], None] | None = None,
     max_message_bytes: int = 64 * 1024 * 1024,
     until: Callable[[], bool] | None = None,
+    dicom: Sequence[dict[str, str]] = (),
 ) -> StreamReport:
     """Send `frames` (uint8 grayscale) at `fps`, then `end`; collect results, swaps and the summary.
 
-    With `until`, the frames play in a loop (as a probe keeps imaging) until `until()` is true.
+    With `until`, the frames play in a loop (as a probe keeps imaging) until `until()` is true. `dicom`
+    names the DICOM instances the frames were read from (their UIDs reach the session report).
     """
     import websockets
 
@@ -83,32 +117,14 @@ async def stream_frames(
         async def receive() -> None:
             async for text in ws:
                 message = json.loads(text)
-                latency = None
-                if message["type"] == "result":
-                    report.results += 1
-                    seq = message["seq"]
-                    if seq in sent_at:
-                        latency = (time.perf_counter() - sent_at.pop(seq)) * 1000
-                        report.latencies_ms.append(latency)
-                    version = message["model"]["version"]
-                    if not report.versions or report.versions[-1] != version:
-                        report.versions.append(version)
-                elif message["type"] == "error":
-                    report.errors += 1
-                elif message["type"] == "model_swap":
-                    report.swaps.append(message)
-                elif message["type"] == "summary":
-                    report.summary = message
+                latency = report.note(message, sent_at)
                 if on_message is not None:
                     on_message(message, latency)
 
         receiver = asyncio.create_task(receive())
         try:
-            if raw and frames:
-                height, width = frames[0].shape[:2]
-                await ws.send(
-                    json.dumps({"type": "hello", "format": "raw", "width": width, "height": height})
-                )
+            if (raw and frames) or dicom:
+                await ws.send(json.dumps(hello_message(frames[0] if raw and frames else None, dicom)))
             period = 1.0 / fps if fps > 0 else 0.0
             start = time.perf_counter()
             seq = 0

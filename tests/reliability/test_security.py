@@ -38,7 +38,7 @@ from websockets.sync.client import connect
 
 from service.api import create_app
 from service.api.app import TOKEN_FOR_SCORING_WITHOUT_TOKEN
-from service.api.deps import require_control_token, require_scoring_token
+from service.api.deps import require_control_token, require_records_token, require_scoring_token
 from service.api.errors import (
     CONTROL_DISABLED,
     TOKEN_INVALID,
@@ -85,6 +85,7 @@ PUBLIC_ROUTES: Final = {
     "/readyz": "readiness probe",
     "/metrics": "Prometheus scrape",
     "/openapi.json": "the API description",
+    "/asyncapi.json": "the WebSocket protocol's description",
     "/docs": "the API description",
     "/docs/oauth2-redirect": "the API description",
     "/redoc": "the API description",
@@ -98,6 +99,8 @@ PATH_VALUES: Final = {
     "version": "champion",
     "dataset_id": "ds-0123456789abcdef",
     "job_id": "0" * 32,
+    "session_id": "0" * 12,
+    "rank": "0",
 }
 # Loggers of the test's own clients: what they log is the client's business, not the server's.
 CLIENT_LOGGERS: Final = ("urllib3", "requests", "websockets.client", "charset_normalizer")
@@ -298,6 +301,8 @@ def endpoints_of(app: FastAPI) -> tuple[list[Endpoint], list[str]]:
             guard = "control"
         elif require_scoring_token in calls:
             guard = "scoring"
+        elif require_records_token in calls:
+            guard = "records"  # session reports and captures: the token whenever one is configured
         else:
             guard = "public"
             if path not in PUBLIC_ROUTES:
@@ -400,6 +405,11 @@ def test_every_route_is_public_by_intent_or_checks_the_token(figures: Figures) -
         "DELETE /jobs/{job_id}",
     } <= control
     assert {"POST /assess", "WS /ws/scan"} <= {e.label for e in endpoints if e.guard == "scoring"}
+    assert {
+        "GET /sessions",
+        "GET /sessions/{session_id}",
+        "GET /sessions/{session_id}/captures/{rank}.png",
+    } <= {e.label for e in endpoints if e.guard == "records"}
 
 
 def test_control_routes_refuse_without_the_token(secured: Secured, figures: Figures) -> None:
@@ -523,6 +533,21 @@ def test_scoring_routes_need_the_token_when_configured(secured: Secured, figures
                 tally.problems.append(f"{endpoint.label} [{label}]: {answer} with the token")
     figures.peak("auth.scoring_routes_checked", len(scoring))
     tally.finish(figures, "auth.scoring")
+
+
+def test_session_routes_need_the_token_when_configured(secured: Secured, figures: Figures) -> None:
+    """Session reports and captures hold patient images: refused without the token, whatever scoring needs."""
+    endpoints, _ = endpoints_of(secured.service.live.app)
+    records = [e for e in endpoints if e.guard == "records"]
+    tally = AuthTally()
+    for endpoint in records:
+        for label, headers, code, detail in refusal_headers():
+            response = secured.call(endpoint.method, endpoint.concrete(), label, headers=headers)
+            tally.expect_refusal(f"{endpoint.label} [{label}]", response, 401, code, detail)
+        response = secured.call(endpoint.method, endpoint.concrete(), "token", headers=TOKEN)
+        tally.expect_passed(f"{endpoint.label} [token]", response, {200, 404})
+    figures.peak("auth.session_routes_checked", len(records))
+    tally.finish(figures, "auth.sessions")
 
 
 # -- zip slip ----------------------------------------------------------------------------------------------

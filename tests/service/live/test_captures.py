@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+
+from service.live.captures import Capture, CaptureKeeper, FrameBytes, frame_png
+from service.live.session_store import SessionRecord
+from service.live.sessions import ScanSessionStats
+
+from ..conftest import frame_of_level, png_bytes
+
+
+def capture(time_s: float, score: float) -> Capture:
+    return Capture(
+        frame=int(time_s * 10), time_s=time_s, score=score, verdict="good", source=None, max_pixels=1
+    )
+
+
+def result(seq: int, score: float, verdict: str = "good") -> dict[str, object]:
+    return {"type": "result", "seq": seq, "score": score, "guidance": verdict, "amenable": verdict == "good"}
+
+
+def test_near_duplicates_are_not_both_kept() -> None:
+    keeper = CaptureKeeper(limit=3, spacing_s=1.0)
+    assert keeper.offer(capture(0.0, 0.8))
+    assert not keeper.offer(capture(0.5, 0.7))  # a worse frame within a second of a kept one
+    assert keeper.offer(capture(0.9, 0.9))  # a better one replaces it
+    assert [(c.time_s, c.score) for c in keeper.captures] == [(0.9, 0.9)]
+
+
+def test_the_best_frames_at_least_the_spacing_apart_are_kept() -> None:
+    rng = np.random.default_rng(7)
+    keeper = CaptureKeeper(limit=4, spacing_s=1.0)
+    offered = [(round(t * 0.1, 2), float(s)) for t, s in enumerate(rng.uniform(0, 1, 200))]
+    for t, s in offered:
+        keeper.offer(capture(t, s))
+    kept = keeper.captures
+    assert len(kept) == 4
+    times = sorted(c.time_s for c in kept)
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))
+    assert [c.score for c in kept] == sorted((c.score for c in kept), reverse=True)
+    assert kept[0].score == max(s for _, s in offered)  # the very best frame is always among them
+
+
+def test_out_of_scope_and_no_signal_frames_are_never_captured() -> None:
+    record = SessionRecord(ScanSessionStats(reference=None), captures=5, spacing_s=0.0, max_pixels=10**6)
+    frame = FrameBytes(png_bytes(frame_of_level(120, (16, 16))))
+    for seq, verdict in enumerate(["no_signal", "out_of_scope", "no_signal"]):
+        assert not record.on_result(result(seq, 0.99, verdict), seq * 0.1, frame, frame_in_scope=False)
+    # A dark frame inside a good run: the verdict still says good, the frame itself has no signal.
+    assert not record.on_result(result(3, 0.99), 0.3, frame, frame_in_scope=False)
+    assert record.on_result(result(4, 0.5), 0.4, frame, frame_in_scope=True)
+    assert [c.frame for c in record.keeper.captures] == [4]
+
+
+def test_a_capture_is_encoded_as_png_once() -> None:
+    image = frame_of_level(90, (12, 20), seed=3)
+    kept = Capture(0, 0.0, 0.9, "good", FrameBytes(image.tobytes(), 20, 12), max_pixels=10**6)
+    first = kept.png()
+    assert kept.source is None and kept.png() is first and kept.nbytes == len(first)
+    decoded = cv2.imdecode(np.frombuffer(first, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(decoded, image)
+    png = png_bytes(image)
+    assert frame_png(FrameBytes(png), 10**6) is png  # a PNG is kept as sent
