@@ -1,0 +1,272 @@
+"""The generalisation benchmark (issue #13 item 4): `python -m experiments.generalisation` (`make results`).
+
+Every method of `experiments.generalisation_methods.METHODS` on three data sets (development simulator
+setting, held-out simulator setting, real ultrasound frames; `experiments.generalisation_data`), for
+classification on all three and segmentation where masks exist, with several training seeds each; every run
+is evaluated on its data set's holdout split by `trainer.evaluate` (controller, random, confidence and
+ground-truth rejection; the non-selective predictor) and compared with the trivial baseline (majority class,
+empty mask). The generated block `generalisation` of docs/results.md is rendered from the JSON files only.
+
+    python -m experiments.generalisation [--jobs 2] [--seeds 0 1 2] [--budget demo]
+    python -m experiments.generalisation --quick --out /tmp/gb      # debug budget, small sets, 2 seeds
+    python -m experiments.generalisation --render-only              # the page again from runs/generalisation
+
+Layout: runs/generalisation/data/NAME-KEY/ (data sets, KEY a content hash of their settings),
+runs/generalisation/runs/DATA/TASK/METHOD/seedN/ (run folder, `train.json`, `eval/report.json`,
+`result.json`), runs/generalisation/meta.json (data sets, methods, machine) and results.json (everything
+the page shows). A run whose `result.json` holds the same config is not trained again (`--force` retrains).
+
+Time (estimated from one `demo` run per task on the development set at a load average of ~10 on the 2-core
+machine: classify 49 s training incl. the baseline + 13 s evaluation; segment SEGMENT_S s + EVAL_S s): 3
+seeds x (2 + 2 + 1 data-set/task pairs) = 15 reference runs, about 15-20 min of run time with `--jobs 2`
+when the machine is otherwise idle and about 40-60 min under today's sharing, plus ~1 min to build the
+data sets. Each further method available in TrainConfig adds its own training time again (~60 % of it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from contracts.training import TASKS, TrainConfig
+from experiments.generalisation_data import benchmark_data, build, describe
+from experiments.generalisation_methods import (
+    METHODS,
+    REFERENCE,
+    available_methods,
+    get_method,
+    method_config,
+    method_names,
+)
+from experiments.generalisation_page import check_docs, collect, write_docs
+from trainer.api import load_run, train  # trainer/run.py after the engine refactor: change this line only
+from trainer.data import load_task_data
+from trainer.evaluate import evaluate
+
+log = logging.getLogger("experiments.generalisation")
+
+TRAIN_FILE = "train.json"
+RESULT_FILE = "result.json"
+META_FILE = "meta.json"
+INFERENCE_CHUNK = 256
+
+
+def _forward(network: torch.nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    """Outputs for many frames in eval mode, in chunks (the runner's own copy: the engine is being refactored)."""
+    network.eval()
+    with torch.no_grad():
+        return torch.cat(
+            [network(frames[i : i + INFERENCE_CHUNK]) for i in range(0, len(frames), INFERENCE_CHUNK)]
+        )
+
+
+def probe(run_dir: Path, data_dir: Path) -> dict[str, Any]:
+    """What the report lacks: the spread of the controller's holdout scores and what the predictors output."""
+    config, controller, predictor, baseline = load_run(run_dir)
+    holdout = load_task_data(data_dir, config).holdout
+    scores = _forward(controller, holdout.frames).flatten().numpy()
+    p5, p50, p95 = (float(v) for v in np.percentile(scores, [5, 50, 95]))
+    out: dict[str, Any] = {"controller_scores": {"p5": p5, "p50": p50, "p95": p95}}
+    for name, network in (("predictor", predictor), ("baseline", baseline)):
+        if network is None:
+            continue
+        predicted = _forward(network, holdout.frames).argmax(dim=1)
+        if config.task == "classify":
+            counts = torch.bincount(predicted.flatten(), minlength=config.num_classes)
+            out[name] = {
+                "top_class": int(counts.argmax()),
+                "top_class_share": float(counts.max() / len(predicted)),
+            }
+        else:
+            empty = (predicted.flatten(1) == 0).all(dim=1)
+            out[name] = {"empty_mask_share": float(empty.float().mean())}
+    return out
+
+
+def train_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one run in a worker process with one torch thread (`--jobs` workers share the cores)."""
+    torch.set_num_threads(1)
+    config = TrainConfig.from_dict(job["config"])
+    run_dir = Path(job["run_dir"])
+    started = time.perf_counter()
+    result = train(config, job["data_dir"], run_dir, progress=False)
+    record = {"config": job["config"], "seconds": result.seconds, "wall": time.perf_counter() - started}
+    (run_dir / TRAIN_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    log.info("trained %s in %.0f s", run_dir, record["wall"])
+    return record
+
+
+def evaluate_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate one trained run (report + probe) and write its `result.json`."""
+    torch.set_num_threads(1)
+    run_dir = Path(job["run_dir"])
+    started = time.perf_counter()
+    report = evaluate(
+        run_dir,
+        job["data_dir"],
+        run_dir / "eval",
+        baseline_run=job["baseline_run"],
+        resamples=job["resamples"],
+        seed=job["seed"],
+        plots=False,
+    )
+    trained = json.loads((run_dir / TRAIN_FILE).read_text())
+    result = {
+        **{k: job[k] for k in ("dataset", "task", "method", "seed")},
+        "config": job["config"],
+        "seconds": trained["seconds"],
+        "train_wall": trained["wall"],
+        "eval_wall": time.perf_counter() - started,
+        "probe": probe(run_dir, Path(job["data_dir"])),
+        "report": report,
+    }
+    (run_dir / RESULT_FILE).write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def plan(args: argparse.Namespace, data_dirs: dict[str, Path]) -> list[dict[str, Any]]:
+    """One job per (data set, task, available method, seed); the reference carries the baseline."""
+    methods, _ = available_methods(args.methods)
+    jobs: list[dict[str, Any]] = []
+    for data in benchmark_data(args.quick):
+        if data.name not in data_dirs:
+            continue
+        for task in (t for t in data.tasks if t in args.tasks):
+            for method in methods:
+                for seed in args.seeds:
+                    folder = args.out / "runs" / data.name / task
+                    config = method_config(
+                        method,
+                        budget=args.budget,
+                        task=task,
+                        seed=seed,
+                        frame_size=data.frame_size,
+                        train_baseline=method.name == REFERENCE,
+                    )
+                    jobs.append(
+                        {
+                            "dataset": data.name,
+                            "task": task,
+                            "method": method.name,
+                            "seed": seed,
+                            "config": config.to_dict(),
+                            "data_dir": str(data_dirs[data.name]),
+                            "run_dir": str(folder / method.name / f"seed{seed}"),
+                            "baseline_run": str(folder / REFERENCE / f"seed{seed}"),
+                            "resamples": args.resamples,
+                        }
+                    )
+    return jobs
+
+
+def _done(job: dict[str, Any], file: str) -> bool:
+    """True when the run folder holds `file` written for exactly this config (a changed config reruns)."""
+    path = Path(job["run_dir"]) / file
+    return path.is_file() and json.loads(path.read_text()).get("config") == job["config"]
+
+
+def _run_all(jobs: list[dict[str, Any]], work: Callable[[dict[str, Any]], Any], workers: int) -> None:
+    if workers > 1 and len(jobs) > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            list(pool.map(work, jobs))
+    else:
+        for job in jobs:
+            work(job)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Build the data sets, train and evaluate every job not done yet, and write meta.json."""
+    started = time.perf_counter()
+    datasets = [d for d in benchmark_data(args.quick) if d.name in args.datasets]
+    data_dirs = {d.name: build(d, args.out / "data") for d in datasets}
+    described = [describe(d, data_dirs[d.name]) for d in datasets]
+    jobs = plan(args, data_dirs)
+    to_train = [j for j in jobs if args.force or not _done(j, TRAIN_FILE)]
+    # Segmentation runs are the slowest: start them first so the pool does not end on one long run.
+    to_train.sort(key=lambda j: j["task"] != "segment")
+    log.info("%d runs planned, %d to train with %d worker(s)", len(jobs), len(to_train), args.jobs)
+    _run_all(to_train, train_job, args.jobs)
+    to_evaluate = [j for j in jobs if args.force or j in to_train or not _done(j, RESULT_FILE)]
+    _run_all(to_evaluate, evaluate_job, args.jobs)
+    _, skipped = available_methods(args.methods)
+    meta = {
+        "budget": args.budget,
+        "quick": args.quick,
+        "seeds": args.seeds,
+        "resamples": args.resamples,
+        "datasets": described,
+        "methods": [
+            {"name": m.name, "label": m.label, "overrides": m.overrides, "skipped": skipped.get(m.name)}
+            for m in METHODS
+            if m.name in args.methods or m.name == REFERENCE
+        ],
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads_per_run": 1,
+            "jobs": args.jobs,
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "load_average": list(os.getloadavg()),
+        },
+        "runs": [str(Path(j["run_dir"]).relative_to(args.out)) for j in jobs],
+        "wall_seconds": time.perf_counter() - started,
+        "trained_now": len(to_train),
+        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    (args.out / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m experiments.generalisation", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("runs/generalisation"))
+    parser.add_argument("--docs", type=Path, default=Path("docs"))
+    parser.add_argument("--quick", action="store_true", help="debug budget, small simulated sets, 2 seeds")
+    parser.add_argument("--budget", choices=("debug", "demo", "default"), default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (one torch thread each)")
+    parser.add_argument("--resamples", type=int, default=None, help="subject-level bootstrap resamples")
+    parser.add_argument("--datasets", nargs="+", default=[d.name for d in benchmark_data()])
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    parser.add_argument("--methods", nargs="+", default=method_names())
+    parser.add_argument("--force", action="store_true", help="retrain runs that are already done")
+    parser.add_argument("--render-only", action="store_true", help="rewrite the page from the JSON files")
+    args = parser.parse_args(argv)
+    args.budget = args.budget or ("debug" if args.quick else "demo")
+    args.seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
+    args.resamples = args.resamples if args.resamples is not None else (20 if args.quick else 200)
+    for name in args.methods:
+        get_method(name)
+    unknown = set(args.datasets) - {d.name for d in benchmark_data()}
+    if unknown:
+        parser.error(f"unknown data set(s) {sorted(unknown)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    check_docs(args.docs)
+    if not args.render_only:
+        run(args)
+    summary = collect(args.out)
+    (args.out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_docs(summary, args.docs)
+    log.info("wrote %s from %d runs", args.docs / "results.md", len(summary["runs"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
