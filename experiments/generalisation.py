@@ -16,11 +16,13 @@ runs/generalisation/runs/DATA/TASK/METHOD/seedN/ (run folder, `train.json`, `eva
 `result.json`), runs/generalisation/meta.json (data sets, methods, machine) and results.json (everything
 the page shows). A run whose `result.json` holds the same config is not trained again (`--force` retrains).
 
-Time (estimated from one `demo` run per task on the development set at a load average of ~10 on the 2-core
-machine: classify 49 s training incl. the baseline + 13 s evaluation; segment SEGMENT_S s + EVAL_S s): 3
-seeds x (2 + 2 + 1 data-set/task pairs) = 15 reference runs, about 15-20 min of run time with `--jobs 2`
-when the machine is otherwise idle and about 40-60 min under today's sharing, plus ~1 min to build the
-data sets. Each further method available in TrainConfig adds its own training time again (~60 % of it).
+Time, estimated from one `demo` run per task on the full development set, one torch thread, measured while
+the 2-core machine ran at a load average of ~10 (so on an idle machine expect less): classify 49 s of
+training (13 s baseline + 35 s controller/predictor) + ~20 s evaluation and probe; segment 90 s (26 + 64)
++ ~60 s. The reference method alone is 3 seeds x (3 classify + 2 segment) = 15 runs, about 9 x 70 s +
+6 x 150 s = 26 min of run time, so about 15-25 min of wall time with `--jobs 2`, plus ~1 min to build the
+data sets. Each further method that lands in TrainConfig adds its controller stage again (about 9 x 50 s +
+6 x 110 s = 18 min of run time): with two more, about 45 min with `--jobs 2`, inside the hour.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import multiprocessing
 import os
 import platform
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -59,6 +62,7 @@ log = logging.getLogger("experiments.generalisation")
 
 TRAIN_FILE = "train.json"
 RESULT_FILE = "result.json"
+ERROR_FILE = "error.txt"
 META_FILE = "meta.json"
 INFERENCE_CHUNK = 256
 
@@ -100,6 +104,8 @@ def train_job(job: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     config = TrainConfig.from_dict(job["config"])
     run_dir = Path(job["run_dir"])
+    # A retrained run's old result must not outlive it if this training or its evaluation fails.
+    (run_dir / RESULT_FILE).unlink(missing_ok=True)
     started = time.perf_counter()
     result = train(config, job["data_dir"], run_dir, progress=False)
     record = {"config": job["config"], "seconds": result.seconds, "wall": time.perf_counter() - started}
@@ -178,14 +184,29 @@ def _done(job: dict[str, Any], file: str) -> bool:
     return path.is_file() and json.loads(path.read_text()).get("config") == job["config"]
 
 
+def guarded(work: Callable[[dict[str, Any]], Any], job: dict[str, Any]) -> bool:
+    """Run one job; a failure is logged and written to the run's error.txt so one broken learner does not
+    end an hour's benchmark (the page lists the run as failed, with that file)."""
+    try:
+        work(job)
+    except Exception:
+        error = traceback.format_exc()
+        log.error("%s failed:\n%s", job["run_dir"], error)
+        Path(job["run_dir"]).mkdir(parents=True, exist_ok=True)
+        (Path(job["run_dir"]) / ERROR_FILE).write_text(error)
+        return False
+    (Path(job["run_dir"]) / ERROR_FILE).unlink(missing_ok=True)
+    return True
+
+
 def _run_all(jobs: list[dict[str, Any]], work: Callable[[dict[str, Any]], Any], workers: int) -> None:
     if workers > 1 and len(jobs) > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            list(pool.map(work, jobs))
+            list(pool.map(guarded, [work] * len(jobs), jobs))
     else:
         for job in jobs:
-            work(job)
+            guarded(work, job)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -200,7 +221,9 @@ def run(args: argparse.Namespace) -> None:
     to_train.sort(key=lambda j: j["task"] != "segment")
     log.info("%d runs planned, %d to train with %d worker(s)", len(jobs), len(to_train), args.jobs)
     _run_all(to_train, train_job, args.jobs)
-    to_evaluate = [j for j in jobs if args.force or j in to_train or not _done(j, RESULT_FILE)]
+    to_evaluate = [
+        j for j in jobs if _done(j, TRAIN_FILE) and (args.force or j in to_train or not _done(j, RESULT_FILE))
+    ]
     _run_all(to_evaluate, evaluate_job, args.jobs)
     _, skipped = available_methods(args.methods)
     meta = {

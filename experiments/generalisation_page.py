@@ -37,7 +37,7 @@ BASELINE_RULES = (
 
 
 def collect(out: Path) -> dict[str, Any]:
-    """meta.json plus the `result.json` of every planned run (those without one are listed as missing)."""
+    """meta.json plus the `result.json` of every planned run (those without one are listed with the error)."""
     meta = json.loads((out / "meta.json").read_text())
     runs, missing = [], []
     for run in meta["runs"]:
@@ -45,7 +45,9 @@ def collect(out: Path) -> dict[str, Any]:
         if path.is_file():
             runs.append(json.loads(path.read_text()))
         else:
-            missing.append(run)
+            error = out / run / "error.txt"
+            last = error.read_text().strip().splitlines()[-1] if error.is_file() else "no result.json"
+            missing.append(f"{run} ({last})")
     return {"meta": meta, "runs": runs, "missing": missing}
 
 

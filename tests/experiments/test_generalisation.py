@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from docs_gen.blocks import MarkerError, block_body
-from experiments.generalisation import main
+from experiments.generalisation import guarded, main
 from experiments.generalisation_data import trivial_baseline
 from experiments.generalisation_methods import (
     METHODS,
@@ -18,7 +18,7 @@ from experiments.generalisation_methods import (
     method_config,
     unsupported,
 )
-from experiments.generalisation_page import learns, mean_std, render, write_docs
+from experiments.generalisation_page import collect, learns, mean_std, render, write_docs
 from service.datasets import load_dataset
 from service.simulator import write_dataset
 
@@ -225,3 +225,16 @@ def test_the_quick_command_end_to_end_and_render_only(tmp_path: Path) -> None:
     assert block_body((docs / "results.md").read_text(), "generalisation") == body
     assert main(args) == 0
     assert json.loads((out / "meta.json").read_text())["trained_now"] == 0
+
+
+def test_a_failing_run_is_recorded_and_listed_not_fatal(tmp_path: Path) -> None:
+    def broken(job: dict[str, Any]) -> None:
+        raise RuntimeError("learner exploded")
+
+    run = "runs/dev/classify/m/seed0"
+    assert not guarded(broken, {"run_dir": str(tmp_path / run)})
+    meta = {**_summary()["meta"], "runs": [run]}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    summary = collect(tmp_path)
+    assert summary["runs"] == []
+    assert summary["missing"] == [f"{run} (RuntimeError: learner exploded)"]
