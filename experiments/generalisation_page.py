@@ -77,28 +77,36 @@ def _values(runs: list[dict[str, Any]], curve: str, ratio: float) -> list[float]
     return [v for r in runs if (v := _point(r["report"], curve, ratio)) is not None]
 
 
-def learns(task: str, trivial: float, baseline_runs: list[dict[str, Any]]) -> dict[str, Any]:
+def learns(task: str, trivial: dict[str, Any], baseline_runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Whether the non-selective predictor beats the trivial baseline by the bar, and why not when it does not."""
     values = _values(baseline_runs, "baseline", 0.0)
     if not values:
         return {"values": [], "passes": False, "reason": "no finished run"}
     mean, _ = mean_std(values)
-    margin = mean - trivial
-    seeds_passing = sum(v - trivial >= BAR[task] for v in values)
+    margin = mean - trivial["metric"]
+    seeds_passing = sum(v - trivial["metric"] >= BAR[task] for v in values)
     passes = margin >= BAR[task]
     reason = ""
     if not passes:
         probes = [r["probe"].get("baseline", {}) for r in baseline_runs]
+        seeds = f"of holdout frames in {{}}/{len(probes)} seeds"
         if task == "classify":
-            collapsed = sum(p.get("top_class_share", 0) >= COLLAPSE_SHARE for p in probes)
-            if trivial + BAR[task] > 1:
-                reason = f"bar out of reach: the majority class alone scores {trivial:.3f}"
-            elif collapsed:
-                reason = f"predictor at majority class (one class for >= 95 % of holdout frames in {collapsed}/{len(probes)} seeds)"
+            stuck = [p for p in probes if p.get("top_class_share", 0) >= COLLAPSE_SHARE]
+            classes = sorted({p.get("top_class") for p in stuck}, key=str)
+            if trivial["metric"] + BAR[task] > 1:
+                reason = f"bar out of reach: the majority class alone scores {trivial['metric']:.3f}"
+            elif stuck:
+                at_majority = classes == [trivial.get("majority_class")]
+                what = (
+                    "at majority class"
+                    if at_majority
+                    else f"stuck on one class ({', '.join(map(str, classes))})"
+                )
+                reason = f"predictor {what}: one class for >= 95 % " + seeds.format(len(stuck))
         else:
-            collapsed = sum(p.get("empty_mask_share", 0) >= COLLAPSE_SHARE for p in probes)
-            if collapsed:
-                reason = f"predictor outputs empty masks (>= 95 % of holdout frames in {collapsed}/{len(probes)} seeds)"
+            stuck = [p for p in probes if p.get("empty_mask_share", 0) >= COLLAPSE_SHARE]
+            if stuck:
+                reason = "predictor outputs empty masks for >= 95 % " + seeds.format(len(stuck))
         reason = reason or f"predictor learns something but stays below the bar (margin {margin:+.3f})"
     return {
         "values": values,
@@ -205,7 +213,7 @@ def render(summary: dict[str, Any]) -> str:
     for d in meta["datasets"]:
         for task, t in d["tasks"].items():
             mine = [r for r in runs if r["dataset"] == d["name"] and r["task"] == task]
-            check = learns(task, t["trivial"]["metric"], [r for r in mine if r["method"] == REFERENCE])
+            check = learns(task, t["trivial"], [r for r in mine if r["method"] == REFERENCE])
             verdict = "beats the bar" if check["passes"] else f"**does not**: {check['reason']}"
             margin = f"{check['margin']:+.3f}" if check["values"] else ""
             lines.append(

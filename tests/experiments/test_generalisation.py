@@ -123,6 +123,7 @@ def _summary() -> dict[str, Any]:
                 "trivial": {
                     "name": "majority class (1)" if task == "classify" else "empty mask",
                     "metric": value,
+                    **({"majority_class": 1} if task == "classify" else {}),
                 },
             }
             for task, value in trivial.items()
@@ -141,8 +142,8 @@ def _summary() -> dict[str, Any]:
             "tasks": tasks,
         }
 
-    runs = [_run("dev", "classify", s, 0.9, {"top_class_share": 0.6}) for s in (0, 1, 2)]
-    runs += [_run("held", "classify", s, 0.6, {"top_class_share": 1.0}) for s in (0, 1, 2)]
+    runs = [_run("dev", "classify", s, 0.9, {"top_class": 1, "top_class_share": 0.6}) for s in (0, 1, 2)]
+    runs += [_run("held", "classify", s, 0.6, {"top_class": 1, "top_class_share": 1.0}) for s in (0, 1, 2)]
     runs += [_run("held", "segment", s, 0.1, {"empty_mask_share": 0.97}) for s in (0, 1, 2)]
     meta = {
         "budget": "demo",
@@ -171,12 +172,18 @@ def test_the_bar_and_its_reasons() -> None:
     by: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in summary["runs"]:
         by.setdefault((r["dataset"], r["task"]), []).append(r)
-    assert learns("classify", 0.6, by[("dev", "classify")])["passes"]
-    held = learns("classify", 0.6, by[("held", "classify")])
+    majority = {"metric": 0.6, "majority_class": 1}
+    assert learns("classify", majority, by[("dev", "classify")])["passes"]
+    held = learns("classify", majority, by[("held", "classify")])
     assert not held["passes"] and "predictor at majority class" in held["reason"]
-    segment = learns("segment", 0.0, by[("held", "segment")])
-    assert not segment["passes"] and "empty masks" in segment["reason"]
-    assert "out of reach" in learns("classify", 0.95, by[("held", "classify")])["reason"]
+    other = learns("classify", {"metric": 0.6, "majority_class": 0}, by[("held", "classify")])
+    assert "predictor stuck on one class (1)" in other["reason"]
+    segment = learns("segment", {"metric": 0.0}, by[("held", "segment")])
+    assert (
+        not segment["passes"]
+        and "empty masks for >= 95 % of holdout frames in 3/3 seeds" in segment["reason"]
+    )
+    assert "out of reach" in learns("classify", {"metric": 0.95}, by[("held", "classify")])["reason"]
 
 
 def test_page_renders_every_data_set_task_and_method_from_the_json() -> None:
