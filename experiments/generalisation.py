@@ -209,24 +209,11 @@ def _run_all(jobs: list[dict[str, Any]], work: Callable[[dict[str, Any]], Any], 
             guarded(work, job)
 
 
-def run(args: argparse.Namespace) -> None:
-    """Build the data sets, train and evaluate every job not done yet, and write meta.json."""
-    started = time.perf_counter()
-    datasets = [d for d in benchmark_data(args.quick) if d.name in args.datasets]
-    data_dirs = {d.name: build(d, args.out / "data") for d in datasets}
-    described = [describe(d, data_dirs[d.name]) for d in datasets]
-    jobs = plan(args, data_dirs)
-    to_train = [j for j in jobs if args.force or not _done(j, TRAIN_FILE)]
-    # Segmentation runs are the slowest: start them first so the pool does not end on one long run.
-    to_train.sort(key=lambda j: j["task"] != "segment")
-    log.info("%d runs planned, %d to train with %d worker(s)", len(jobs), len(to_train), args.jobs)
-    _run_all(to_train, train_job, args.jobs)
-    to_evaluate = [
-        j for j in jobs if _done(j, TRAIN_FILE) and (args.force or j in to_train or not _done(j, RESULT_FILE))
-    ]
-    _run_all(to_evaluate, evaluate_job, args.jobs)
+def _meta(
+    args: argparse.Namespace, described: list[dict[str, Any]], jobs: list[dict[str, Any]]
+) -> dict[str, Any]:
     _, skipped = available_methods(args.methods)
-    meta = {
+    return {
         "budget": args.budget,
         "quick": args.quick,
         "seeds": args.seeds,
@@ -246,9 +233,34 @@ def run(args: argparse.Namespace) -> None:
             "load_average": list(os.getloadavg()),
         },
         "runs": [str(Path(j["run_dir"]).relative_to(args.out)) for j in jobs],
+    }
+
+
+def run(args: argparse.Namespace) -> None:
+    """Build the data sets, train and evaluate every job not done yet, and write meta.json."""
+    started = time.perf_counter()
+    datasets = [d for d in benchmark_data(args.quick) if d.name in args.datasets]
+    data_dirs = {d.name: build(d, args.out / "data") for d in datasets}
+    described = [describe(d, data_dirs[d.name], args.tasks) for d in datasets]
+    jobs = plan(args, data_dirs)
+    to_train = [j for j in jobs if args.force or not _done(j, TRAIN_FILE)]
+    meta = _meta(args, described, jobs)
+    # Written first as well, so that `--render-only` after an interruption shows the runs that finished.
+    unfinished = {"wall_seconds": 0.0, "trained_now": 0, "finished": "not finished (interrupted?)"}
+    (args.out / META_FILE).write_text(json.dumps(meta | unfinished, indent=1) + "\n")
+    # Segmentation runs are the slowest: start them first so the pool does not end on one long run.
+    to_train.sort(key=lambda j: j["task"] != "segment")
+    log.info("%d runs planned, %d to train with %d worker(s)", len(jobs), len(to_train), args.jobs)
+    _run_all(to_train, train_job, args.jobs)
+    to_evaluate = [
+        j for j in jobs if _done(j, TRAIN_FILE) and (args.force or j in to_train or not _done(j, RESULT_FILE))
+    ]
+    _run_all(to_evaluate, evaluate_job, args.jobs)
+    meta |= {
         "wall_seconds": time.perf_counter() - started,
         "trained_now": len(to_train),
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average_end": list(os.getloadavg()),
     }
     (args.out / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
 
@@ -285,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     check_docs(args.docs)
     if not args.render_only:
         run(args)
+    elif not (args.out / META_FILE).is_file():
+        raise SystemExit(f"{args.out} holds no {META_FILE}: run the benchmark before --render-only")
     summary = collect(args.out)
     (args.out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
     write_docs(summary, args.docs)

@@ -153,7 +153,7 @@ def trivial_baseline(data_dir: Path, task: str, frame_size: int) -> dict[str, An
     return {"name": name, "metric": float(metric.mean()), "holdout_frames": len(holdout), **extra}
 
 
-def describe(data: BenchmarkData, data_dir: Path) -> dict[str, Any]:
+def describe(data: BenchmarkData, data_dir: Path, tasks: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """Everything the page says about a data set: role, command, size, prevalence and trivial baselines."""
     dataset = load_dataset(data_dir)
     records = dataset.records
@@ -173,5 +173,6 @@ def describe(data: BenchmarkData, data_dir: Path) -> dict[str, Any]:
                 "trivial": trivial_baseline(data_dir, task, data.frame_size),
             }
             for task in data.tasks
+            if task in tasks
         },
     }

@@ -187,7 +187,7 @@ def render(summary: dict[str, Any]) -> str:
         f"over runs {training / 60:.1f} min; wall time of the last invocation {meta['wall_seconds'] / 60:.1f} min "
         f"({meta['trained_now']} runs trained in it) with {machine['jobs']} run(s) at a time, "
         f"{machine['torch_threads_per_run']} torch thread each, {machine['cpu_count']} CPUs, load average "
-        f"{machine['load_average'][0]:.1f} at the end; finished {meta['finished']}.",
+        f"{meta.get('load_average_end', machine['load_average'])[0]:.1f} at the end; finished {meta['finished']}.",
         "",
         "| data set | role | frames (subjects) | input | task | non-amenable: all / holdout | trivial baseline (holdout) |",
         "|---|---|---|---|---|---|---|",

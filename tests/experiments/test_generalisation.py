@@ -245,3 +245,9 @@ def test_a_failing_run_is_recorded_and_listed_not_fatal(tmp_path: Path) -> None:
     summary = collect(tmp_path)
     assert summary["runs"] == []
     assert summary["missing"] == [f"{run} (RuntimeError: learner exploded)"]
+
+
+def test_render_only_without_a_run_says_so(tmp_path: Path) -> None:
+    (tmp_path / "results.md").write_text(PAGE)
+    with pytest.raises(SystemExit, match="run the benchmark before --render-only"):
+        main(["--render-only", "--out", str(tmp_path / "out"), "--docs", str(tmp_path)])
