@@ -7,7 +7,7 @@ is evaluated on its data set's holdout split by `trainer.evaluate` (controller, 
 ground-truth rejection; the non-selective predictor) and compared with the trivial baseline (majority class,
 empty mask). The generated block `generalisation` of docs/results.md is rendered from the JSON files only.
 
-    python -m experiments.generalisation [--jobs 2] [--seeds 0 1 2] [--budget demo]
+    python -m experiments.generalisation [--jobs 2] [--seeds 0 1 2] [--budget benchmark]
     python -m experiments.generalisation --quick --out /tmp/gb      # debug budget, small sets, 2 seeds
     python -m experiments.generalisation --render-only              # the page again from runs/generalisation
 
@@ -46,6 +46,7 @@ import torch
 from contracts.training import TASKS, TrainConfig
 from experiments.generalisation_data import benchmark_data, build, describe
 from experiments.generalisation_methods import (
+    BUDGETS,
     METHODS,
     REFERENCE,
     available_methods,
@@ -270,7 +271,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("runs/generalisation"))
     parser.add_argument("--docs", type=Path, default=Path("docs"))
     parser.add_argument("--quick", action="store_true", help="debug budget, small simulated sets, 2 seeds")
-    parser.add_argument("--budget", choices=("debug", "demo", "default"), default=None)
+    parser.add_argument(
+        "--budget",
+        choices=tuple(BUDGETS),
+        default=None,
+        help="benchmark (default): the demo preset with 400 segmentation steps; debug with --quick",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (one torch thread each)")
     parser.add_argument("--resamples", type=int, default=None, help="subject-level bootstrap resamples")
@@ -280,7 +286,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="retrain runs that are already done")
     parser.add_argument("--render-only", action="store_true", help="rewrite the page from the JSON files")
     args = parser.parse_args(argv)
-    args.budget = args.budget or ("debug" if args.quick else "demo")
+    args.budget = args.budget or ("debug" if args.quick else "benchmark")
     args.seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     args.resamples = args.resamples if args.resamples is not None else (20 if args.quick else 200)
     for name in args.methods:

@@ -53,6 +53,21 @@ def test_method_config_applies_budget_overrides_seed_and_frame_size() -> None:
     assert config.name == "debug-x"
 
 
+def test_the_benchmark_budget_is_the_demo_preset_with_more_segmentation_steps() -> None:
+    method = METHODS[0]
+    demo, bench = (
+        method_config(method, budget=b, task="segment", seed=0, frame_size=64, train_baseline=True)
+        for b in ("demo", "benchmark")
+    )
+    assert bench.total_steps == 400 and demo.total_steps == 50
+    assert (bench.batch_size, bench.unet, bench.frame) == (demo.batch_size, demo.unet, demo.frame)
+    classify = [
+        method_config(method, budget=b, task="classify", seed=0, frame_size=64, train_baseline=True)
+        for b in ("demo", "benchmark")
+    ]
+    assert classify[0].to_dict() | {"name": ""} == classify[1].to_dict() | {"name": ""}
+
+
 def test_trivial_baselines_on_a_tiny_set(tmp_path: Path) -> None:
     out = tmp_path / "d"
     write_dataset(out, frames=96, subjects=8, seed=1, size=32, mix="evidence_loss", workers=1)
