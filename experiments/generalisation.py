@@ -36,7 +36,7 @@ import platform
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,6 @@ def train_job(job: dict[str, Any]) -> dict[str, Any]:
     result = train(config, job["data_dir"], run_dir, progress=False)
     record = {"config": job["config"], "seconds": result.seconds, "wall": time.perf_counter() - started}
     (run_dir / TRAIN_FILE).write_text(json.dumps(record, indent=1) + "\n")
-    log.info("trained %s in %.0f s", run_dir, record["wall"])
     return record
 
 
@@ -201,13 +200,29 @@ def guarded(work: Callable[[dict[str, Any]], Any], job: dict[str, Any]) -> bool:
 
 
 def _run_all(jobs: list[dict[str, Any]], work: Callable[[dict[str, Any]], Any], workers: int) -> None:
+    """Every job through `guarded`, `workers` at a time, with progress logged here (spawned workers log nothing)."""
+    started = time.perf_counter()
+
+    def report(count: int, job: dict[str, Any], ok: bool) -> None:
+        log.info(
+            "%s %d/%d %s: %s (%.0f s so far)",
+            work.__name__,
+            count,
+            len(jobs),
+            "done" if ok else "FAILED",
+            job["run_dir"],
+            time.perf_counter() - started,
+        )
+
     if workers > 1 and len(jobs) > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            list(pool.map(guarded, [work] * len(jobs), jobs))
+            futures = {pool.submit(guarded, work, job): job for job in jobs}
+            for count, future in enumerate(as_completed(futures), 1):
+                report(count, futures[future], future.result())
     else:
-        for job in jobs:
-            guarded(work, job)
+        for count, job in enumerate(jobs, 1):
+            report(count, job, guarded(work, job))
 
 
 def _meta(
