@@ -16,13 +16,15 @@ runs/generalisation/runs/DATA/TASK/METHOD/seedN/ (run folder, `train.json`, `eva
 `result.json`), runs/generalisation/meta.json (data sets, methods, machine) and results.json (everything
 the page shows). A run whose `result.json` holds the same config is not trained again (`--force` retrains).
 
-Time, estimated from one `demo` run per task on the full development set, one torch thread, measured while
-the 2-core machine ran at a load average of ~10 (so on an idle machine expect less): classify 49 s of
-training (13 s baseline + 35 s controller/predictor) + ~20 s evaluation and probe; segment 90 s (26 + 64)
-+ ~60 s. The reference method alone is 3 seeds x (3 classify + 2 segment) = 15 runs, about 9 x 70 s +
-6 x 150 s = 26 min of run time, so about 15-25 min of wall time with `--jobs 2`, plus ~1 min to build the
-data sets. Each further method that lands in TrainConfig adds its controller stage again (about 9 x 50 s +
-6 x 110 s = 18 min of run time): with two more, about 45 min with `--jobs 2`, inside the hour.
+Time (budget `benchmark`), measured one run at a time with one torch thread on the 2-core machine while other
+work kept its load average at 8-10 (an idle machine is faster): building and describing a simulated set
+~2 min (the real set ~20 s); a development classification run 49 s of training (13 s non-selective
+predictor + 35 s controller/predictor) + ~15 s evaluation and probe; a development segmentation run 449 s
+(135 s + 304 s) + ~15 s. The reference method is 15 runs (3 seeds x 3 classify + 2 segment data sets):
+about 6 x 465 s + 9 x 65 s = 56 min of run time, so about 30 min of wall time with `--jobs 2` plus ~5 min of
+data, about 35 min in all. Each further method available in TrainConfig adds its controller stage (about
+6 x 320 s + 9 x 50 s = 40 min of run time, ~20 min of wall time): one new learner keeps the run inside the
+hour (~55 min); with two, expect ~75 min, or pass `--methods` / `--seeds` to trim.
 """
 
 from __future__ import annotations

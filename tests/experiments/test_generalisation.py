@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from docs_gen.blocks import MarkerError, block_body
+from docs_gen.blocks import MarkerError, begin_marker, block_body, check_block
 from experiments.generalisation import guarded, main
 from experiments.generalisation_data import trivial_baseline
 from experiments.generalisation_methods import (
@@ -266,3 +266,10 @@ def test_render_only_without_a_run_says_so(tmp_path: Path) -> None:
     (tmp_path / "results.md").write_text(PAGE)
     with pytest.raises(SystemExit, match="run the benchmark before --render-only"):
         main(["--render-only", "--out", str(tmp_path / "out"), "--docs", str(tmp_path)])
+
+
+def test_the_committed_results_page_carries_the_block_once() -> None:
+    page = Path(__file__).resolve().parents[2] / "docs" / "results.md"
+    text = page.read_text(encoding="utf-8")
+    check_block(page, "generalisation")
+    assert begin_marker("generalisation", "experiments.generalisation") in text
