@@ -1,0 +1,178 @@
+"""The generalisation benchmark's data sets: built once per content key, with prevalence and trivial baselines.
+
+Three data sets, each with a role (issue #13 item 4, docs/data.md): the development simulator setting, the
+held-out simulator setting and the real-frame set. A folder is named by a hash of everything that defines its
+bytes, so a changed setting (or `--quick`) never reuses another setting's frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from contracts.training import TrainConfig
+from service.datasets import load_dataset
+from service.datasets.real_frames import build as build_real_frames
+from service.simulator import write_dataset
+from service.simulator.benchmarks import BREAST_HELD_OUT, PROSTATE_EVIDENCE_LOSS, BenchmarkSetting
+from trainer.data import amenability, load_task_data
+from trainer.rewards import frame_accuracy, frame_dice
+
+log = logging.getLogger(__name__)
+
+Role = Literal["development", "held_out", "real"]
+DATA_FILE = "benchmark.json"
+# --quick: a few subjects per simulator setting, enough for three non-empty splits with both classes.
+QUICK_SIMULATED = {"frames": 160, "subjects": 12}
+ROLE_NOTES: dict[str, str] = {
+    "development": "development: used for every decision",
+    "held_out": "held out: reported only, not used for any decision",
+    "real": "real frames: reported only, not used for any decision",
+}
+
+
+@dataclass(frozen=True)
+class BenchmarkData:
+    """One data set of the benchmark: how to build it, its role, its tasks and the frame size it is read at."""
+
+    name: str
+    role: Role
+    kind: Literal["simulated", "real_frames"]
+    settings: dict[str, Any]
+    tasks: tuple[str, ...]
+    frame_size: int
+
+    def key(self) -> str:
+        """A content key of everything that defines the folder's bytes."""
+        text = json.dumps({"kind": self.kind, "settings": self.settings}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def command(self) -> str:
+        """The equivalent command line (for the page)."""
+        if self.kind == "real_frames":
+            return f"python -m service.datasets.real_frames --out DIR --seed {self.settings['seed']}"
+        s = self.settings
+        return (
+            f"usqa simulate --out DIR --preset {s['preset']} --mix {s['mix']} --degraded-fraction "
+            f"{s['degraded_fraction']} --seed {s['seed']} --frames {s['frames']} --subjects {s['subjects']} "
+            f"--size {s['size']}"
+        )
+
+
+def _simulated(setting: BenchmarkSetting, role: Role, quick: bool) -> BenchmarkData:
+    settings: dict[str, Any] = {
+        "preset": setting.preset,
+        "mix": setting.mix,
+        "degraded_fraction": setting.degraded_fraction,
+        "seed": setting.seed,
+        "frames": setting.frames,
+        "subjects": setting.subjects,
+        "size": setting.size,
+    }
+    if quick:
+        settings |= QUICK_SIMULATED
+    # Simulator frames are read at 64 px (the demo preset's input; 32 px, the debug preset's, when quick);
+    # they have masks, so both tasks run.
+    size = 32 if quick else 64
+    return BenchmarkData(setting.name, role, "simulated", settings, ("classify", "segment"), size)
+
+
+def benchmark_data(quick: bool = False) -> list[BenchmarkData]:
+    """The three data sets; `quick` shrinks the simulated ones (the real set is small already)."""
+    return [
+        _simulated(PROSTATE_EVIDENCE_LOSS, "development", quick),
+        _simulated(BREAST_HELD_OUT, "held_out", quick),
+        # 32 px patches without masks: classification only, read at their own size.
+        BenchmarkData("real_frames", "real", "real_frames", {"seed": 0}, ("classify",), 32),
+    ]
+
+
+def build(data: BenchmarkData, root: Path) -> Path:
+    """The data set's folder under `root`, built unless a folder with the same content key is complete."""
+    out = root / f"{data.name}-{data.key()}"
+    record = out / DATA_FILE
+    if record.is_file():
+        return out
+    log.info("building %s into %s", data.name, out)
+    if data.kind == "real_frames":
+        build_real_frames(out, seed=data.settings["seed"], force=True)
+    else:
+        write_dataset(out, workers=1, force=True, **data.settings)
+    # Written last: a folder without it is an interrupted build and is rebuilt.
+    record.write_text(json.dumps({"name": data.name, "kind": data.kind, "settings": data.settings}) + "\n")
+    return out
+
+
+def prevalence(data_dir: Path, task: str) -> dict[str, float]:
+    """Share of non-amenable frames among frames with a known label, overall and per split, for `task`."""
+    dataset = load_dataset(data_dir)
+    out: dict[str, float] = {}
+    values_all: list[int] = []
+    for split in ("train", "val", "holdout"):
+        values = [amenability(r, task) for r in dataset.split(split)]
+        known = [v for v in values if v >= 0]
+        values_all += known
+        out[split] = float(np.mean(np.equal(known, 0))) if known else float("nan")
+    out["all"] = float(np.mean(np.equal(values_all, 0))) if values_all else float("nan")
+    return out
+
+
+def trivial_baseline(data_dir: Path, task: str, frame_size: int) -> dict[str, Any]:
+    """Classification: the training split's majority class, scored on holdout. Segmentation: the empty mask.
+
+    Both are scored with the evaluation's own per-frame metric (trainer/rewards.py: Dice 1 for empty-vs-empty), on the holdout frames the
+    evaluation uses (segmentation keeps frames that show the structure), so the bar compares like with like.
+    """
+    config = replace(TrainConfig(task=task), frame=replace(TrainConfig().frame, size=frame_size))  # type: ignore[arg-type]
+    split = load_task_data(data_dir, config)
+    holdout = split.holdout
+    if task == "classify":
+        counts = torch.bincount(split.train.targets, minlength=split.num_classes)
+        majority = int(torch.argmax(counts))
+        logits = torch.zeros(len(holdout), split.num_classes)
+        logits[:, majority] = 1.0
+        name = f"majority class ({majority})"
+        extra: dict[str, Any] = {
+            "majority_class": majority,
+            "train_share": float(counts.max() / counts.sum()),
+        }
+    else:
+        # Background wins the arg-max everywhere: an empty predicted mask.
+        logits = torch.zeros(len(holdout), 2, *holdout.targets.shape[1:])
+        logits[:, 0] = 1.0
+        name = "empty mask"
+        extra = {}
+    metric = (frame_accuracy if task == "classify" else frame_dice)(logits, holdout.targets)
+    return {"name": name, "metric": float(metric.mean()), "holdout_frames": len(holdout), **extra}
+
+
+def describe(data: BenchmarkData, data_dir: Path, tasks: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """Everything the page says about a data set: role, command, size, prevalence and trivial baselines."""
+    dataset = load_dataset(data_dir)
+    records = dataset.records
+    return {
+        "name": data.name,
+        "role": data.role,
+        "role_note": ROLE_NOTES[data.role],
+        "command": data.command(),
+        "key": data.key(),
+        "dir": str(data_dir),
+        "frames": len(records),
+        "subjects": len({r.subject for r in records}),
+        "frame_size": data.frame_size,
+        "tasks": {
+            task: {
+                "prevalence": prevalence(data_dir, task),
+                "trivial": trivial_baseline(data_dir, task, data.frame_size),
+            }
+            for task in data.tasks
+            if task in tasks
+        },
+    }
