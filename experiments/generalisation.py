@@ -57,9 +57,9 @@ from experiments.generalisation_methods import (
     method_names,
 )
 from experiments.generalisation_page import check_docs, collect, write_docs
-from trainer.api import load_run, train  # trainer/run.py after the engine refactor: change this line only
 from trainer.data import load_task_data
 from trainer.evaluate import evaluate
+from trainer.run import load_run, train
 
 log = logging.getLogger("experiments.generalisation")
 

@@ -16,7 +16,19 @@ from service.api.error_handlers import install_handlers
 from service.api.errors import TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError
 from service.api.metrics import ServiceMetrics
 from service.api.openapi_errors import document_error_shape
-from service.api.routes import assess, cards, control, datasets, docs, jobs, live, ops, protocol, scan, sessions
+from service.api.routes import (
+    assess,
+    cards,
+    control,
+    datasets,
+    docs,
+    jobs,
+    live,
+    ops,
+    protocol,
+    scan,
+    sessions,
+)
 from service.api.routes.live import STATIC_DIR
 from service.api.state import ServiceState
 from service.inference.batcher import InferenceQueue
