@@ -90,7 +90,7 @@ default-model: install
 
 # docs/service.md's example exchanges, answered by the shipped model.
 docs-examples: install
-	$(BIN)/python -m scripts.service_example
+	$(BIN)/python -m docs_gen.service_example
 
 # Figures committed in docs/ (contact sheets of each preset and degradation).
 docs-figures: install

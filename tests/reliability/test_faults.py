@@ -103,7 +103,7 @@ def _pool_children(worker: psutil.Process) -> list[psutil.Process]:
     return [p for p in worker.children(recursive=True) if p.is_running()]
 
 
-# Whole-worker kills wait for the broker's visibility timeout (40 s here) before the job is redelivered.
+# Whole-worker kills wait for the broker's visibility timeout (55 s here) before the job is redelivered.
 @pytest.mark.timeout(cases(300, 1500))
 def test_worker_killed_mid_job_every_job_finishes_once(topology: Topology, figures: Figures) -> None:
     """Odd trials kill the pool process running the job (what the OOM killer does); even trials of the full

@@ -63,9 +63,9 @@ class Topology:
                 "USQA_INFERENCE_WORKERS": "1",
                 "USQA_WARMUP_RUNS": "1",
                 # Test jobs take seconds: limits that keep a redelivery after a SIGKILL under a minute.
-                "USQA_JOB_SOFT_TIME_LIMIT_S": "30",
-                "USQA_JOB_TIME_LIMIT_S": "35",
-                "USQA_JOB_VISIBILITY_TIMEOUT_S": "40",
+                "USQA_JOB_SOFT_TIME_LIMIT_S": "45",
+                "USQA_JOB_TIME_LIMIT_S": "50",
+                "USQA_JOB_VISIBILITY_TIMEOUT_S": "55",
                 "USQA_JOB_RETRY_BACKOFF_S": "1",
                 "OMP_NUM_THREADS": "1",
                 "PYTHONUNBUFFERED": "1",

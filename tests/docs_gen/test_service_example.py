@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from scripts.service_example import BLOCK, DOC, TIMING_KEYS, exchanges
+from docs_gen.blocks import block_body
+from docs_gen.service_example import DOC, TIMING_KEYS, exchanges
 
 
 def _without_timings(value: Any) -> Any:
@@ -17,7 +18,8 @@ def _without_timings(value: Any) -> Any:
 
 
 def test_the_docs_examples_are_what_the_shipped_model_answers() -> None:
-    blocks = {m["name"]: m["body"] for m in BLOCK.finditer(DOC.read_text())}
+    text = DOC.read_text()
+    blocks = {name: block_body(text, name) for name in ("assess", "scan")}
     decoder = json.JSONDecoder()
     documented: dict[str, Any] = {
         "assess": json.loads(blocks["assess"].strip().strip("`").removeprefix("json"))
@@ -26,5 +28,5 @@ def test_the_docs_examples_are_what_the_shipped_model_answers() -> None:
     documented["ready"], end = decoder.raw_decode(stream)
     documented["result"], _ = decoder.raw_decode(stream[end:].strip())
     assert _without_timings(documented) == _without_timings(exchanges()), (
-        "docs/service.md is stale: run `python -m scripts.service_example`"
+        "docs/service.md is stale: run `python -m docs_gen.service_example`"
     )
