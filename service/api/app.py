@@ -24,6 +24,7 @@ from service.inference.holder import ModelHolder
 from service.inference.model import LoadedModel, load_model
 from service.inference.providers import ProviderPlan, ThreadPlan, plan_providers, plan_threads
 from service.inference.scoring import FrameScorer
+from service.inference.verdict import signal_limits
 from service.inference.watcher import RegistryWatcher
 from service.jobs import JobClient
 from service.live.sessions import SessionLimiter
@@ -91,13 +92,16 @@ def build_state(settings: Settings) -> ServiceState:
         holder=holder,
         queue=queue,
         scorer=FrameScorer(
-            queue, max_pixels=settings.max_frame_pixels, max_frames=settings.max_frames_per_input
+            queue,
+            max_pixels=settings.max_frame_pixels,
+            max_frames=settings.max_frames_per_input,
+            limits=signal_limits(settings),
         ),
         sessions=SessionLimiter(settings.max_scan_sessions),
         jobs=JobClient(settings) if settings.broker else None,
     )
     metrics.track_pending(lambda: queue.pending)
-    metrics.track_drift(state.drift_now)
+    metrics.track_drift(state.drift_now, state.ood_drift_now)
     holder.subscribe(state.on_model_event)
     return state
 
