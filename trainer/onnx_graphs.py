@@ -65,26 +65,32 @@ class SegmenterGraph(nn.Module):
         return 1.0 - torch.softmax(self.predictor(frame), dim=1)[:, :1]
 
 
-# Intensity histogram bins of the frame statistics in the OOD feature vector (levels / 255).
+# Intensity histogram bins of the frame statistics in the OOD feature vector (levels / 255), and the side
+# of the coarse grid of mean intensities (the scan's layout: sector apex, depth fall-off).
 STAT_BINS = 8
+LAYOUT_GRID = 4
 
 
 def frame_statistics(frame: torch.Tensor) -> torch.Tensor:
-    """Cheap statistics of uint8 frames [N, 1, S, S] -> [N, STAT_BINS + 4]: what a network may not encode.
+    """Cheap statistics of uint8 frames [N, 1, S, S] -> [N, STAT_BINS + 4 + LAYOUT_GRID**2].
 
-    Mean, standard deviation, an 8-bin intensity histogram and the mean absolute difference of neighbouring
-    pixels across and along the scan lines (speckle is smooth at the pixel scale; noise and checkerboards are not).
+    What a task network need not encode: mean, standard deviation, an 8-bin intensity histogram, the mean
+    absolute difference of neighbouring pixels across and along the scan lines (speckle is smooth at the pixel
+    scale; noise and checkerboards are not), and mean intensities on a 4 x 4 grid (another probe's or
+    anatomy's layout: a cardiac sector from above is not a transrectal one). Measured in docs/service.md.
     """
     x = frame.float() / 255.0
     mean = x.mean(dim=(1, 2, 3))
     std = (x - mean[:, None, None, None]).square().mean(dim=(1, 2, 3)).sqrt()
-    # Cumulative shares at each lower edge, differenced: exact in both runtimes (no float-equal edges at 1.0).
+    # Cumulative shares at each inner edge, differenced: exact in both runtimes (no float-equal edge at 1.0).
     at_least = [(x >= k / STAT_BINS).float().mean(dim=(1, 2, 3)) for k in range(1, STAT_BINS)]
     cumulative = torch.stack([torch.ones_like(mean), *at_least, torch.zeros_like(mean)], dim=1)
     histogram = cumulative[:, :-1] - cumulative[:, 1:]
     across = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3))
     along = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(1, 2, 3))
-    return torch.cat([mean[:, None], std[:, None], histogram, across[:, None], along[:, None]], dim=1)
+    side = x.shape[-1] // LAYOUT_GRID  # static at export: the frame size is fixed per version
+    layout = torch.nn.functional.avg_pool2d(x, side).flatten(1)
+    return torch.cat([mean[:, None], std[:, None], histogram, across[:, None], along[:, None], layout], dim=1)
 
 
 def task_and_features(predictor: nn.Module, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
