@@ -127,7 +127,7 @@ def isotonic_fit(scores: np.ndarray, labels: np.ndarray) -> tuple[list[float], l
     xs, ys = [], []
     for s, n, first, last in blocks:
         for point in (first, last) if last > first else (first,):
-            xs.append(round(float(point), 7))
+            xs.append(float(point))
             ys.append(round(s / n, 6))
     return xs, ys
 
@@ -141,7 +141,7 @@ def display_calibration(scores: np.ndarray, labels: np.ndarray) -> Calibration:
         iso_x, iso_y = isotonic_fit(scores[known], labels[known])
     return Calibration(
         display_scale="percentile",
-        score_quantiles=[round(float(q), 7) for q in quantiles],
+        score_quantiles=[float(q) for q in quantiles],  # unrounded: a score equal to one maps exactly
         isotonic_x=iso_x,
         isotonic_y=iso_y,
         labelled_frames=int(known.sum()),
