@@ -62,8 +62,8 @@ def check_kappa(run_dir: Path, *, force: bool = False) -> float | None:
     """The controller's holdout kappa from the run's report.json; KappaError when <= 0 unless `force`."""
     for report in sorted(run_dir.glob("**/report.json")):
         kappa = json.loads(report.read_text()).get("kappa", {}).get("controller")
-        if kappa is None:
-            return None
+        if kappa is None:  # another report (a retraining job's own): look further
+            continue
         if float(kappa) <= 0 and not force:
             raise KappaError(MSG_KAPPA.format(kappa=float(kappa)))
         return float(kappa)
