@@ -3,7 +3,9 @@
 Each published version holds two graphs. Both take `frame`: uint8 [N, 1, S, S] (batch axis dynamic; the
 scaling to the network's input lives inside the graph). `controller.onnx` outputs `score`: float32 [N] in
 [0, 1]. `predictor.onnx` outputs `probabilities`: float32 [N, C] (classify) or `mask_probability`: float32
-[N, 1, S, S] (segment). docs/export.md states the same for readers.
+[N, 1, S, S] (segment), and optionally `ood_distance`: float32 [N], the Mahalanobis distance of the frame's
+features to the training frames (the runtime judges a frame out of scope when the manifest's `ood` section
+names this output and the distance passes its threshold). docs/export.md states the same for readers.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ OUTPUT_DTYPE: Final = "float32"
 SCORE_OUTPUT: Final = "score"
 PROBABILITIES_OUTPUT: Final = "probabilities"
 MASK_OUTPUT: Final = "mask_probability"
+# Optional second output of the predictor graph (schema_version 2 manifests with an `ood` section).
+OOD_OUTPUT: Final = "ood_distance"
 OUTPUT_BY_TASK: Final[dict[str, str]] = {"classify": PROBABILITIES_OUTPUT, "segment": MASK_OUTPUT}
 OUTPUT_BY_ROLE: Final[dict[str, str]] = {
     "controller": SCORE_OUTPUT,

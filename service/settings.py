@@ -122,6 +122,14 @@ class Settings(BaseSettings):
     # When set, each finished session is also written here (report.json and PNGs); never otherwise.
     sessions_dir: Path | None = None
 
+    # -- scope checks (service/inference/verdict.py), judged on the frame before letterbox padding --------
+    # Saturated: more than this share of pixels at 250 or above. No contact: more than this share of the
+    # scan lines (columns) darker than 4 on average. Frozen: this many identical frames in a row in a stream
+    # or an offline sequence (0 turns the check off).
+    no_signal_saturated_fraction: float = Field(default=0.5, gt=0, le=1)
+    no_signal_dark_line_fraction: float = Field(default=0.8, gt=0, le=1)
+    no_signal_frozen_frames: int = Field(default=15, ge=0)
+
     @model_validator(mode="after")
     def _limits_in_order(self) -> Settings:
         if not self.job_soft_time_limit_s < self.job_time_limit_s < self.job_visibility_timeout_s:

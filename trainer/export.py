@@ -34,6 +34,8 @@ from contracts.training import TrainConfig
 from service.datasets import load_dataset
 from service.inference.evaluation import evaluate, open_graphs
 from service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
+from trainer.calibration import KappaError, calibrate_scope, check_kappa, check_ood_parity, fit_ood
+from trainer.data import amenability
 from trainer.model_card import write_model_card
 from trainer.onnx_graphs import export_graph, torch_outputs
 from trainer.quantize import quantize_int8
@@ -71,6 +73,8 @@ class ExportOptions:
     # Retraining jobs: the job that publishes (at most one version per job) and its data-set id.
     job_id: str | None = None
     dataset: str | None = None
+    # Publish even when the run's holdout kappa is <= 0 (trainer/calibration.py `check_kappa`).
+    force: bool = False
 
 
 @dataclass
@@ -147,6 +151,10 @@ def export_run(
 ) -> ModelVersion:
     """Export a run's controller and predictor, check them, calibrate, and publish one registry version."""
     run_dir = Path(run_dir)
+    try:
+        check_kappa(run_dir, force=options.force)
+    except KappaError as exc:
+        raise ExportError(str(exc)) from exc
     config, controller, predictor, _ = load_run(run_dir)
     data_path = Path(data_dir) if data_dir is not None else recorded_data_dir(run_dir)
     if data_path is None:
@@ -161,6 +169,7 @@ def export_run(
     parity = val.images[rng.permutation(len(val.images))[: options.parity_frames]]
     predictor_role: Role = "classifier" if config.task == "classify" else "segmenter"
     checks = ExportChecks()
+    ood = fit_ood(predictor, train.images, config.seed)  # the out-of-scope check, baked into the predictor
 
     with tempfile.TemporaryDirectory(prefix="usqa-export-") as tmp:
         out = Path(tmp)
@@ -173,13 +182,20 @@ def export_run(
             "predictor": (
                 predictor,
                 predictor_role,
-                export_graph(predictor, predictor_role, out / PREDICTOR_FILE, spec.size),
+                export_graph(predictor, predictor_role, out / PREDICTOR_FILE, spec.size, ood.constants),
             ),
         }
         for key, (network, role, path) in graphs.items():
             checks.parity_max_abs_diff[key] = _check_parity(network, role, path, parity, options.parity_atol)
             reference = onnx_outputs(path, parity[:4])
             checks.opencv_dnn[key] = opencv_dnn_check(path, parity, reference)
+        reference_ood = torch_outputs(predictor, predictor_role, parity, ood=ood.constants, output=1)
+        try:
+            checks.parity_max_abs_diff["ood_distance"] = check_ood_parity(
+                out / PREDICTOR_FILE, reference_ood, parity
+            )
+        except ValueError as exc:
+            raise ExportError(str(exc)) from exc
 
         files = {CONTROLLER_FILE: out / CONTROLLER_FILE, PREDICTOR_FILE: out / PREDICTOR_FILE}
         if options.quantize == "int8":
@@ -187,7 +203,10 @@ def export_run(
             files = _quantize_and_gate(files, config, calibration, val, out, options, checks)
 
         val_scores = onnx_outputs(files[CONTROLLER_FILE], val.images)
+        labels = np.array([amenability(r, config.task) for r in dataset.split("val")], np.int8)
+        scope = calibrate_scope(val_scores, labels, files[PREDICTOR_FILE], val.images, ood)
         manifest = Manifest(
+            schema_version=2,
             name=options.name,
             task="classify" if config.task == "classify" else "segment",
             class_names=list(options.class_names or [str(i) for i in range(config.num_classes)]),
@@ -196,6 +215,9 @@ def export_run(
             graphs=dict(GRAPH_FILES),
             thresholds=calibrate_thresholds(val_scores, options.rejection_rates),
             score_histogram=score_histogram(val_scores),
+            calibration=scope.calibration,
+            ood=scope.ood,
+            drift_reference=scope.drift_reference,
             metrics=_run_metrics(run_dir, checks),
             training_config=config.to_dict(),
             code_revision=code_revision(),

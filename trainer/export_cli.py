@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--class-names", help="comma-separated class names (default: 0,1,...)")
     parser.add_argument("--alias", help="point this alias (e.g. champion) at the new version")
+    parser.add_argument(
+        "--force", action="store_true", help="publish even when the run's holdout kappa is <= 0"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         quantization_tolerance=args.quantization_tolerance,
         class_names=tuple(n.strip() for n in args.class_names.split(",")) if args.class_names else None,
         alias=args.alias,
+        force=args.force,
     )
     try:
         version = export_run(args.run, registry, options, data_dir=args.data)
@@ -56,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"published {version.name} version {version.version} at {version.path}")
     print(f"  parity (max abs diff): {checks['parity_max_abs_diff']}")
     print(f"  thresholds: {version.manifest.thresholds}")
+    if version.manifest.ood is not None:
+        ood = version.manifest.ood
+        print(f"  out of scope above distance {ood.threshold:.3f} ({ood.false_alarm_rate:.0%} of validation)")
     for role, verdict in checks["opencv_dnn"].items():
         print(f"  second runtime, {role}: {verdict}")
     return 0

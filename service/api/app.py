@@ -36,6 +36,7 @@ from service.inference.holder import ModelHolder
 from service.inference.model import LoadedModel, load_model
 from service.inference.providers import ProviderPlan, ThreadPlan, plan_providers, plan_threads
 from service.inference.scoring import FrameScorer
+from service.inference.verdict import signal_limits
 from service.inference.watcher import RegistryWatcher
 from service.jobs import JobClient
 from service.live.session_store import SessionStore
@@ -104,7 +105,10 @@ def build_state(settings: Settings) -> ServiceState:
         holder=holder,
         queue=queue,
         scorer=FrameScorer(
-            queue, max_pixels=settings.max_frame_pixels, max_frames=settings.max_frames_per_input
+            queue,
+            max_pixels=settings.max_frame_pixels,
+            max_frames=settings.max_frames_per_input,
+            limits=signal_limits(settings),
         ),
         sessions=SessionLimiter(settings.max_scan_sessions),
         records=SessionStore(
@@ -113,7 +117,7 @@ def build_state(settings: Settings) -> ServiceState:
         jobs=JobClient(settings) if settings.broker else None,
     )
     metrics.track_pending(lambda: queue.pending)
-    metrics.track_drift(state.drift_now)
+    metrics.track_drift(state.drift_now, state.ood_drift_now)
     holder.subscribe(state.on_model_event)
     return state
 

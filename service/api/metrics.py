@@ -56,18 +56,25 @@ class ScoringMetrics:
         return self._failures[reason]
 
 
-class DriftCollector(Collector):
-    """`usqa_score_drift_psi`, computed when scraped rather than on every frame."""
+SCORE_DRIFT = (
+    "usqa_score_drift_psi",
+    "Population stability index of recent scores against the validation histogram",
+)
+OOD_DRIFT = (
+    "usqa_ood_drift_psi",
+    "Population stability index of recent out-of-distribution distances against validation quantiles",
+)
 
-    def __init__(self, source: DriftSource) -> None:
+
+class DriftCollector(Collector):
+    """A drift gauge (`usqa_score_drift_psi`, `usqa_ood_drift_psi`), computed when scraped, not per frame."""
+
+    def __init__(self, source: DriftSource, metric: tuple[str, str] = SCORE_DRIFT) -> None:
         self.source = source
+        self.metric = metric
 
     def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(
-            "usqa_score_drift_psi",
-            "Population stability index of recent scores against the validation histogram",
-            labels=["model", "version"],
-        )
+        family = GaugeMetricFamily(*self.metric, labels=["model", "version"])
         current = self.source()
         if current is not None:
             family.add_metric([current[0], current[1]], current[2])
@@ -167,6 +174,18 @@ class ServiceMetrics:
             "1 while the newest version the registry names was refused and an older one serves",
             registry=r,
         )
+        self.verdicts = Counter(
+            "usqa_frame_verdict",
+            "Frames by verdict and reason (good, adjust, no_signal, out_of_scope)",
+            [*model, "verdict", "reason"],
+            registry=r,
+        )
+        self.model_calibrated = Gauge(
+            "usqa_model_calibrated",
+            "1 when the served manifest carries a display-score calibration and an out-of-scope check, "
+            "0 when it falls back to raw scores (schema_version 1)",
+            registry=r,
+        )
         self.session_drift_psi = Histogram(
             "usqa_scan_session_drift_psi",
             "Population stability index of each closed stream's scores",
@@ -179,8 +198,10 @@ class ServiceMetrics:
     def track_pending(self, pending: Callable[[], float]) -> None:
         self.pending.set_function(pending)
 
-    def track_drift(self, source: DriftSource) -> None:
+    def track_drift(self, source: DriftSource, ood_source: DriftSource | None = None) -> None:
         self.registry.register(DriftCollector(source))
+        if ood_source is not None:
+            self.registry.register(DriftCollector(ood_source, OOD_DRIFT))
 
     def scoring(self, model: str, version: int, endpoint: str) -> ScoringMetrics:
         key = (model, version, endpoint)

@@ -18,11 +18,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from service.api.schemas import ModelRef, PredictionOut, milliseconds, prediction_dict
+from service.api.schemas import ModelRef, PredictionOut, milliseconds, prediction_dict, rounded
 from service.frames.dicom_uids import UID_MAX_LENGTH, UID_PATTERN
 from service.inference.batcher import BatchTiming
 from service.inference.model import LoadedModel
 from service.inference.scoring import MSG_ONE_FRAME_PER_MESSAGE, ScoredFrame
+from service.inference.verdict import Reason
 from service.live.guidance import GuidanceConfig, GuidanceState, GuidanceUpdate
 
 PROTOCOL_VERSION = 1
@@ -99,6 +100,9 @@ class ScanReady(BaseModel):
     model: ModelRef
     threshold: float
     target_rejection: float
+    display_scale: str = Field(description="percentile (calibrated manifest) or raw (v1 fallback)")
+    display_threshold: float = Field(description="The threshold on the display scale; the gauge's tick")
+    out_of_scope_check: bool
     guidance: GuidanceParameters
     max_message_bytes: int
 
@@ -125,9 +129,15 @@ class ModelVersionRef(BaseModel):
 class ScanResult(BaseModel):
     type: Literal["result"] = "result"
     seq: int = Field(description="Index of the frame among the binary messages of this stream, from 0")
-    score: float
-    smoothed_score: float | None
-    amenable: bool
+    verdict: GuidanceState = Field(description="The stream's verdict after smoothing and dwell (= guidance)")
+    reason: Reason = Field(description="Why the stream is in that verdict")
+    score: float = Field(description="Raw controller score of this frame")
+    display_score: float = Field(description="This frame's score on the display scale")
+    display_threshold: float
+    smoothed_score: float | None = Field(description="Moving average of in-scope display scores")
+    p_amenable: float | None
+    ood_distance: float | None
+    amenable: bool = Field(description="This frame alone is good: in scope, with signal, above the threshold")
     threshold: float
     guidance: GuidanceState
     guidance_changed: bool
@@ -220,6 +230,9 @@ def ready_message(
         model=ModelRef.of(model),
         threshold=model.threshold,
         target_rejection=model.target_rejection,
+        display_scale=model.scale.scale,
+        display_threshold=model.scale.display_threshold,
+        out_of_scope_check=model.scale.ood_threshold is not None,
         guidance=GuidanceParameters(
             smoothing=guidance.smoothing, margin=guidance.margin, dwell_frames=guidance.dwell_frames
         ),
@@ -234,6 +247,7 @@ def configured_message(hello: ScanHello) -> dict[str, Any]:
 def result_message(
     seq: int,
     scored: ScoredFrame,
+    amenable: bool,
     update: GuidanceUpdate,
     timing: BatchTiming,
     total_s: float,
@@ -244,9 +258,15 @@ def result_message(
     return {
         "type": "result",
         "seq": seq,
+        "verdict": update.state,
+        "reason": update.reason,
         "score": round(scored.score, 6),
-        "smoothed_score": None if update.smoothed_score is None else round(update.smoothed_score, 6),
-        "amenable": scored.amenable,
+        "display_score": round(scored.display_score, 6),
+        "display_threshold": round(scored.display_threshold, 6),
+        "smoothed_score": rounded(update.smoothed_score),
+        "p_amenable": rounded(scored.p_amenable),
+        "ood_distance": rounded(scored.ood_distance),
+        "amenable": amenable,
         "threshold": scored.threshold,
         "guidance": update.state,
         "guidance_changed": update.changed,

@@ -44,7 +44,9 @@ from service.inference.batcher import QueueStoppedError
 from service.inference.holder import SwapOutcome
 from service.inference.model import LoadedModel
 from service.inference.scoring import ScoringOptions
+from service.inference.verdict import FrozenCounter, frozen_verdict
 from service.live.captures import FrameBytes
+from service.live.drift import score_reference
 from service.live.guidance import GuidanceTracker, guidance_config
 from service.live.mailbox import LatestFrameSlot
 from service.live.session_store import SessionRecord
@@ -75,7 +77,8 @@ class ScanSession:
         self.metrics = service.metrics
         self.model = model
         self.guidance = GuidanceTracker(guidance_config(service.settings))
-        self.stats = ScanSessionStats(reference=model.manifest.score_histogram)
+        self.frozen = FrozenCounter(service.settings.no_signal_frozen_frames)
+        self.stats = ScanSessionStats(reference=score_reference(model.manifest))
         settings = service.settings
         self.record = SessionRecord(
             self.stats,
@@ -97,7 +100,7 @@ class ScanSession:
         latest = self.service.holder.current  # a swap between the route's look and the subscription
         if latest is not None and latest is not self.model:
             self.model = latest
-            self.stats.rebase(latest.manifest.score_histogram)
+            self.stats.rebase(score_reference(latest.manifest))
         scorer = asyncio.create_task(self._score_loop(), name=f"usqa-scan-{self.stats.session_id}")
         try:
             settings = self.service.settings
@@ -219,13 +222,23 @@ class ScanSession:
             await self._send_error(frame.seq, "internal_error", MSG_FRAME_INTERNAL_ERROR)
             return
         scored = batch.frames[0]
-        update = self.guidance.update(scored.score, scored.threshold, scored.mean_level, scored.std_level)
+        verdict = scored.verdict
+        if self.frozen.add(scored.signal.digest):
+            verdict = frozen_verdict(verdict)
+        update = self.guidance.update(verdict, scored.display_score, scored.display_threshold)
         total_s = time.perf_counter() - frame.received
         result = result_message(
-            frame.seq, scored, update, batch.timing, total_s, dropped=self.stats.dropped, model=model
+            frame.seq,
+            scored,
+            verdict.amenable,
+            update,
+            batch.timing,
+            total_s,
+            dropped=self.stats.dropped,
+            model=model,
         )
         await self._send(result)
-        self.stats.record_scored(scored.score, scored.amenable, update.state, total_s * 1000, model.number)
+        self.stats.record_scored(scored.score, verdict.amenable, update.state, total_s * 1000, model.number)
         sent = (
             FrameBytes(frame.data, frame.hello.width, frame.hello.height) if raw else FrameBytes(frame.data)
         )
@@ -246,7 +259,7 @@ class ScanSession:
             return
         previous = self.model
         self.model = model
-        self.stats.rebase(model.manifest.score_histogram)
+        self.stats.rebase(score_reference(model.manifest))
         task = asyncio.get_running_loop().create_task(self._send(model_swap_message(previous, model)))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

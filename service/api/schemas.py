@@ -10,7 +10,12 @@ from service.datasets.uploads import DatasetInfo as DatasetResponse
 from service.inference.model import LoadedModel
 from service.inference.predictions import ClassPrediction, MaskPrediction, Prediction
 from service.inference.scoring import ScoredBatch
+from service.inference.verdict import Reason, Verdict
 from service.jobs.queue import JobStatus
+
+
+def rounded(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def milliseconds(seconds: float) -> float:
@@ -121,11 +126,28 @@ def prediction_dict(p: Prediction) -> dict[str, Any]:
 
 class FrameAssessment(BaseModel):
     index: int = Field(description="Frame index in the upload (0 for a single image)")
-    amenability_score: float = Field(
-        description="Controller score in [0, 1]: how usable the frame is for the task"
+    verdict: Verdict = Field(
+        description="The one verdict: good, adjust, no_signal (checked before padding) or out_of_scope"
     )
-    amenable: bool = Field(description="score >= threshold")
-    threshold: float = Field(description="Threshold calibrated at the configured target rejection rate")
+    reason: Reason = Field(
+        description="Why: amenable, low_score, blank, saturated, no_contact, out_of_distribution"
+    )
+    amenability_score: float = Field(
+        description="Raw controller score in [0, 1]: how usable the frame is for the task"
+    )
+    display_score: float = Field(
+        description="The score on the model's display scale (percentile of validation scores; raw for v1)"
+    )
+    display_threshold: float = Field(description="The threshold on the display scale")
+    p_amenable: float | None = Field(
+        default=None, description="P(amenable | score), isotonic on labelled validation frames"
+    )
+    ood_distance: float | None = Field(
+        default=None,
+        description="Distance to the training frames; out of scope above the manifest's threshold",
+    )
+    amenable: bool = Field(description="True exactly when the verdict is good")
+    threshold: float = Field(description="Raw threshold calibrated at the configured target rejection rate")
     prediction: PredictionOut
     timings: Timings
 
@@ -156,7 +178,13 @@ class AssessResponse(BaseModel):
             frames=[
                 FrameAssessment(
                     index=frame.index,
+                    verdict=frame.verdict.verdict,
+                    reason=frame.verdict.reason,
                     amenability_score=round(frame.score, 6),
+                    display_score=round(frame.display_score, 6),
+                    display_threshold=round(frame.display_threshold, 6),
+                    p_amenable=rounded(frame.p_amenable),
+                    ood_distance=rounded(frame.ood_distance),
                     amenable=frame.amenable,
                     threshold=frame.threshold,
                     prediction=prediction_out(frame.prediction),
@@ -181,6 +209,9 @@ class ModelStatus(BaseModel):
     target_rejection: float
     provider: str
     loaded_at: float
+    display_scale: str = Field(description="percentile (calibrated manifest) or raw (v1 fallback)")
+    display_threshold: float
+    out_of_scope_check: bool = Field(description="False for v1 manifests: no OOD threshold to judge by")
 
 
 class ProviderStatus(BaseModel):

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from service.api.metrics import ScoringMetrics, ServiceMetrics
 from service.api.schemas import ModelStatus, ProviderStatus, ReadinessResponse, SwapReport
 from service.inference.batcher import InferenceQueue
+from service.inference.calibration import MSG_UNCALIBRATED
 from service.inference.holder import ModelHolder, SwapOutcome
 from service.inference.model import LoadedModel
 from service.inference.providers import ProviderPlan, ThreadPlan
 from service.inference.scoring import FrameScorer, ScoredBatch
 from service.inference.watcher import RegistryWatcher
 from service.jobs import JobClient
-from service.live.drift import DriftMonitor
+from service.live.drift import DriftMonitor, ood_reference, score_reference
 from service.live.session_store import SessionStore
 from service.live.sessions import SessionLimiter
 from service.settings import Settings
@@ -38,6 +39,7 @@ class ServiceState:
     # Retraining jobs: None where no broker is configured (the job routes then answer 503).
     jobs: JobClient | None = None
     drift: DriftMonitor | None = None
+    ood_drift: DriftMonitor | None = None
     ready: bool = False
     _drift_version: int | None = field(default=None, repr=False)
 
@@ -51,8 +53,10 @@ class ServiceState:
             self.metrics.provider_info.labels(model.provider, self.providers.preferred).set(1)
             self.metrics.model_swap_failed.set(0)
             self.metrics.model_ready.set(1)
-            self.drift = DriftMonitor(model.manifest.score_histogram, self.settings.drift_window)
+            self.drift = DriftMonitor(score_reference(model.manifest), self.settings.drift_window)
+            self.ood_drift = DriftMonitor(ood_reference(model.manifest), self.settings.drift_window)
             self._drift_version = model.number
+            self.metrics.model_calibrated.set(0 if model.scale.fallback else 1)
         elif outcome.status == "failed":
             self.metrics.model_swaps.labels(result="failed").inc()
             self.metrics.model_swap_failed.set(1)
@@ -67,15 +71,27 @@ class ServiceState:
         # The drift window holds the served version's scores only: a frame scored by the version a swap
         # just replaced would mix two score distributions.
         same_version = self.drift is not None and self._drift_version == batch.model.number
+        model = batch.model
         for frame in batch.frames:
             scoring.score.observe(frame.score)
             if frame.amenable:
                 scoring.amenable.inc()
+            self.metrics.verdicts.labels(
+                model.name, str(model.number), frame.verdict.verdict, frame.verdict.reason
+            ).inc()
             if same_version and self.drift is not None:
                 self.drift.add(frame.score)
+            if same_version and self.ood_drift is not None and frame.ood_distance is not None:
+                self.ood_drift.add(frame.ood_distance)
 
     def drift_now(self) -> tuple[str, str, float] | None:
-        model, drift = self.holder.current, self.drift
+        return self._psi(self.drift)
+
+    def ood_drift_now(self) -> tuple[str, str, float] | None:
+        return self._psi(self.ood_drift)
+
+    def _psi(self, drift: DriftMonitor | None) -> tuple[str, str, float] | None:
+        model = self.holder.current
         if model is None or drift is None or self._drift_version != model.number:
             return None
         psi = drift.psi()
@@ -90,6 +106,8 @@ class ServiceState:
             detail = f"serving {model.name} version {model.number}; version {failure.version} was refused: {failure.reason}"
         else:
             detail = f"serving {model.name} version {model.number} on {model.provider}"
+        if model is not None and model.scale.fallback:
+            detail += f"; {MSG_UNCALIBRATED.format(name=model.name, version=model.number)}"
         announcements = "off"
         if self.watcher is not None and self.watcher.redis_url:
             announcements = "subscribed" if self.watcher.subscribed else "disconnected"
@@ -106,6 +124,9 @@ class ServiceState:
                 target_rejection=model.target_rejection,
                 provider=model.provider,
                 loaded_at=model.loaded_at,
+                display_scale=model.scale.scale,
+                display_threshold=model.scale.display_threshold,
+                out_of_scope_check=model.scale.ood_threshold is not None,
             ),
             provider=ProviderStatus(
                 name=None if model is None else model.provider,

@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from service.frames import FrameSpec, find_scan_region, prepare_frame, to_grayscale_u8
+from service.inference.verdict import DEFAULT_LIMITS, FrameSignal, SignalLimits, measure_signal
 
 
 @dataclass(frozen=True)
@@ -69,26 +69,35 @@ class PreparedFrame:
 
     pixels: np.ndarray  # uint8 [S, S]
     geometry: FrameGeometry
-    mean_level: float
-    std_level: float
+    signal: FrameSignal  # measured before the letterbox padding
+
+    @property
+    def mean_level(self) -> float:
+        return self.signal.mean_level
+
+    @property
+    def std_level(self) -> float:
+        return self.signal.std_level
 
 
-def prepare_with_geometry(image: np.ndarray, spec: FrameSpec) -> PreparedFrame:
-    """`prepare_frame(image, spec)` plus its geometry and signal levels."""
+def prepare_with_geometry(
+    image: np.ndarray, spec: FrameSpec, limits: SignalLimits = DEFAULT_LIMITS
+) -> PreparedFrame:
+    """`prepare_frame(image, spec)` plus its geometry and the no-signal checks on the unpadded frame."""
     gray = to_grayscale_u8(image)
     height, width = gray.shape
     if spec.crop == "auto":
         y0, y1, x0, x1 = find_scan_region(gray)
-        pixels = prepare_frame(gray[y0:y1, x0:x1], dataclasses.replace(spec, crop="none"))
+        region = gray[y0:y1, x0:x1]
+        pixels = prepare_frame(region, dataclasses.replace(spec, crop="none"))
     else:
         y0, y1, x0, x1 = 0, height, 0, width
+        region = gray
         pixels = prepare_frame(gray, spec)
-    mean, std = cv2.meanStdDev(pixels)
     return PreparedFrame(
         pixels=pixels,
         geometry=FrameGeometry(width, height, (y0, y1, x0, x1), spec.size),
-        mean_level=float(mean[0, 0]),
-        std_level=float(std[0, 0]),
+        signal=measure_signal(region, limits),
     )
 
 

@@ -14,6 +14,7 @@ import onnxruntime as ort
 
 from contracts.graphs import CONTROLLER, INPUT_DTYPE, INPUT_NAME, OUTPUT_BY_TASK, PREDICTOR, SCORE_OUTPUT
 from service.frames import FrameSpec
+from service.inference.calibration import MSG_UNCALIBRATED, ScoreScale, score_scale
 from service.inference.providers import ProviderError, ProviderPlan, create_session
 from service.registry import Manifest, ModelVersion
 
@@ -39,6 +40,7 @@ class ModelOutputs:
     scores: np.ndarray  # float32 [N]
     probabilities: np.ndarray | None = None  # float32 [N, C] (classify)
     mask_probability: np.ndarray | None = None  # float32 [N, S, S] (segment)
+    ood_distance: np.ndarray | None = None  # float32 [N], when the manifest has an `ood` section
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -48,6 +50,7 @@ class ModelOutputs:
             scores=self.scores[start:stop],
             probabilities=None if self.probabilities is None else self.probabilities[start:stop],
             mask_probability=None if self.mask_probability is None else self.mask_probability[start:stop],
+            ood_distance=None if self.ood_distance is None else self.ood_distance[start:stop],
         )
 
 
@@ -63,20 +66,31 @@ def concat_outputs(parts: list[ModelOutputs]) -> ModelOutputs:
         mask_probability=None
         if first.mask_probability is None
         else np.concatenate([p.mask_probability for p in parts if p.mask_probability is not None]),
+        ood_distance=None
+        if first.ood_distance is None
+        else np.concatenate([p.ood_distance for p in parts if p.ood_distance is not None]),
     )
 
 
 def run_graphs(
-    controller: ort.InferenceSession, predictor: ort.InferenceSession, task: str, frames: np.ndarray
+    controller: ort.InferenceSession,
+    predictor: ort.InferenceSession,
+    task: str,
+    frames: np.ndarray,
+    ood_output: str | None = None,
 ) -> ModelOutputs:
     """The graph contract's one run: prepared frames, uint8 [N, S, S] (C-contiguous), through both graphs."""
     batch = frames[:, None]  # [N, 1, S, S]: a view, no copy
     feed = {INPUT_NAME: batch}
     (scores,) = controller.run([SCORE_OUTPUT], feed)
-    (predicted,) = predictor.run([OUTPUT_BY_TASK[task]], feed)
+    names = [OUTPUT_BY_TASK[task]]
+    if ood_output is not None:
+        names.append(ood_output)  # the same graph run: the features are already there
+    predicted, *ood = predictor.run(names, feed)
+    distance = ood[0] if ood else None
     if task == "classify":
-        return ModelOutputs(scores=scores, probabilities=predicted)
-    return ModelOutputs(scores=scores, mask_probability=predicted[:, 0])
+        return ModelOutputs(scores=scores, probabilities=predicted, ood_distance=distance)
+    return ModelOutputs(scores=scores, mask_probability=predicted[:, 0], ood_distance=distance)
 
 
 def threshold_for(manifest: Manifest, target_rejection: float) -> float:
@@ -108,6 +122,7 @@ class LoadedModel:
     controller: ort.InferenceSession
     predictor: ort.InferenceSession
     provider: str
+    scale: ScoreScale
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -132,7 +147,7 @@ class LoadedModel:
 
     def run(self, frames: np.ndarray) -> ModelOutputs:
         """Score prepared frames, uint8 [N, S, S] (C-contiguous), with both graphs."""
-        return run_graphs(self.controller, self.predictor, self.task, frames)
+        return run_graphs(self.controller, self.predictor, self.task, frames, self.scale.ood_output)
 
     def warm_up(self, runs: int, batch_sizes: tuple[int, ...] = (1,)) -> None:
         """Run each batch size a few times so the first real frame does not pay for allocations."""
@@ -165,6 +180,11 @@ def load_model(
     predictor = _open(version, PREDICTOR, providers, intra_op_threads)
     _check_contract(version, CONTROLLER, controller, SCORE_OUTPUT)
     _check_contract(version, PREDICTOR, predictor, OUTPUT_BY_TASK[manifest.task])
+    scale = score_scale(manifest, threshold)
+    if scale.ood_output is not None:
+        _check_contract(version, PREDICTOR, predictor, scale.ood_output)
+    if scale.fallback:
+        log.warning(MSG_UNCALIBRATED.format(name=version.name, version=version.version))
     model = LoadedModel(
         version=version,
         spec=spec,
@@ -173,6 +193,7 @@ def load_model(
         controller=controller,
         predictor=predictor,
         provider=controller.get_providers()[0],
+        scale=scale,
     )
     started = time.perf_counter()
     try:
@@ -187,13 +208,17 @@ def load_model(
             )
         ) from exc
     log.info(
-        "loaded %s version %d (%s) on %s, threshold %.4f at target rejection %s, warm-up %.0f ms",
+        "loaded %s version %d (%s) on %s, threshold %.4f at target rejection %s (%.3f on the %s scale, "
+        "out-of-scope check %s), warm-up %.0f ms",
         version.name,
         version.version,
         manifest.task,
         model.provider,
         threshold,
         target_rejection,
+        scale.display_threshold,
+        scale.scale,
+        "off" if scale.ood_threshold is None else f"at distance {scale.ood_threshold:.3f}",
         (time.perf_counter() - started) * 1000,
     )
     return model

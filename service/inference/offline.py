@@ -23,6 +23,14 @@ from service.inference.model import LoadedModel, load_model
 from service.inference.predictions import ClassPrediction, MaskPrediction
 from service.inference.providers import plan_providers, plan_threads
 from service.inference.scoring import ScoringOptions, score_outputs
+from service.inference.verdict import (
+    DEFAULT_LIMITS,
+    FrameVerdict,
+    FrozenCounter,
+    SignalLimits,
+    frozen_verdict,
+    signal_limits,
+)
 from service.live.guidance import GuidanceConfig, GuidanceState, GuidanceTracker, guidance_config
 from service.registry import open_registry
 from service.settings import Settings
@@ -39,6 +47,10 @@ CSV_COLUMNS = (
     "amenable",
     "threshold",
     "guidance",
+    "verdict",
+    "reason",
+    "display_score",
+    "ood_distance",
     "label",
     "probability",
     "mask_area_fraction",
@@ -59,6 +71,10 @@ class ScoredRow:
     amenable: bool
     threshold: float
     guidance: GuidanceState
+    verdict: FrameVerdict
+    display_score: float
+    display_threshold: float
+    ood_distance: float | None = None
     label: str = ""
     probability: float | None = None
     mask_area_fraction: float | None = None
@@ -74,6 +90,10 @@ class ScoredRow:
             str(int(self.amenable)),
             f"{self.threshold:.6f}",
             self.guidance,
+            self.verdict.verdict,
+            self.verdict.reason,
+            f"{self.display_score:.6f}",
+            "" if self.ood_distance is None else f"{self.ood_distance:.6f}",
             self.label,
             "" if self.probability is None else f"{self.probability:.6f}",
             "" if self.mask_area_fraction is None else f"{self.mask_area_fraction:.6f}",
@@ -104,25 +124,37 @@ def open_model(settings: Settings, *, name: str, ref: str) -> LoadedModel:
 
 
 def score_frames(
-    model: LoadedModel, frames: Iterator[tuple[str, np.ndarray]], guidance: GuidanceConfig
+    model: LoadedModel,
+    frames: Iterator[tuple[str, np.ndarray]],
+    guidance: GuidanceConfig,
+    limits: SignalLimits = DEFAULT_LIMITS,
 ) -> Iterator[ScoredRow]:
+    """Each frame's verdict (frozen runs included) and the guidance a live stream would have shown."""
     tracker = GuidanceTracker(guidance)
+    frozen = FrozenCounter(limits.frozen_frames)
     index = 0
     while chunk := list(itertools.islice(frames, BATCH_FRAMES)):
-        prepared = [prepare_with_geometry(image, model.spec) for _, image in chunk]
+        prepared = [prepare_with_geometry(image, model.spec, limits) for _, image in chunk]
         outputs = model.run(stack_pixels(prepared))
         for (frame_id, _), scored in zip(
             chunk, score_outputs(model, outputs, prepared, ScoringOptions()), strict=True
         ):
-            update = tracker.update(scored.score, scored.threshold, scored.mean_level, scored.std_level)
+            verdict = scored.verdict
+            if frozen.add(scored.signal.digest):
+                verdict = frozen_verdict(verdict)
+            update = tracker.update(verdict, scored.display_score, scored.display_threshold)
             row = ScoredRow(
                 frame_id=frame_id,
                 index=index,
                 score=scored.score,
                 smoothed_score=update.smoothed_score,
-                amenable=scored.amenable,
+                amenable=verdict.amenable,
                 threshold=scored.threshold,
                 guidance=update.state,
+                verdict=verdict,
+                display_score=scored.display_score,
+                display_threshold=scored.display_threshold,
+                ood_distance=scored.ood_distance,
             )
             p = scored.prediction
             if isinstance(p, ClassPrediction):
@@ -154,12 +186,15 @@ def score_source(source: Path, out: Path, settings: Settings, *, name: str, ref:
     with csv_path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)
-        for row in score_frames(model, frames, guidance_config(settings)):
+        for row in score_frames(model, frames, guidance_config(settings), signal_limits(settings)):
             writer.writerow(row.cells())
             rows.append(row)
     plot_path = out / PLOT_NAME
     write_plot(
-        plot_path, rows, title=f"{source.name}: {model.name} v{model.number}, threshold {model.threshold:.3f}"
+        plot_path,
+        rows,
+        title=f"{source.name}: {model.name} v{model.number}, threshold {model.scale.display_threshold:.3f} "
+        f"({model.scale.scale} scale)",
     )
     amenable = sum(r.amenable for r in rows) / len(rows) if rows else 0.0
     return OfflineReport(model.name, model.number, len(rows), amenable, csv_path, plot_path)
@@ -169,7 +204,12 @@ def score_source(source: Path, out: Path, settings: Settings, *, name: str, ref:
 
 PLOT_SIZE = (1200, 420)  # width, height
 MARGIN = (70, 30, 30, 70)  # left, top, right, bottom
-GUIDANCE_BGR = {"good": (113, 204, 46), "adjust": (18, 156, 243), "no_signal": (141, 140, 127)}
+GUIDANCE_BGR = {
+    "good": (113, 204, 46),
+    "adjust": (18, 156, 243),
+    "no_signal": (141, 140, 127),
+    "out_of_scope": (182, 89, 155),
+}
 INK = (40, 40, 40)
 GRID = (225, 225, 225)
 
@@ -200,14 +240,14 @@ def write_plot(path: Path, rows: list[ScoredRow], *, title: str) -> None:
             canvas, (x0, height - bottom + 28), (x1, height - bottom + 38), GUIDANCE_BGR[row.guidance], -1
         )
     if rows:
-        threshold = rows[-1].threshold
+        threshold = rows[-1].display_threshold
         for x in range(left, width - right, 12):
             cv2.line(
                 canvas, (x, y_of(threshold)), (min(x + 6, width - right), y_of(threshold)), (60, 60, 200), 1
             )
         for i, row in enumerate(rows):
             color = (46, 160, 46) if row.amenable else (60, 60, 200)
-            cv2.circle(canvas, (x_of(i), y_of(row.score)), 2, color, -1, cv2.LINE_AA)
+            cv2.circle(canvas, (x_of(i), y_of(row.display_score)), 2, color, -1, cv2.LINE_AA)
         smooth = [
             (x_of(i), y_of(r.smoothed_score)) for i, r in enumerate(rows) if r.smoothed_score is not None
         ]
@@ -216,7 +256,9 @@ def write_plot(path: Path, rows: list[ScoredRow], *, title: str) -> None:
     cv2.rectangle(canvas, (left, top), (width - right, height - bottom), INK, 1)
     cv2.putText(canvas, title, (left, top - 10), font, 0.5, INK, 1, cv2.LINE_AA)
     cv2.putText(canvas, "frame", (width - right - 40, height - 8), font, 0.45, INK, 1, cv2.LINE_AA)
-    legend = "dots: score (green amenable, red not); blue: smoothed; dashed: threshold; band: guidance"
+    legend = (
+        "dots: display score (green amenable, red not); blue: smoothed; dashed: threshold; band: guidance"
+    )
     cv2.putText(canvas, legend, (left + 200, height - 8), font, 0.4, INK, 1, cv2.LINE_AA)
     if not cv2.imwrite(str(path), canvas):
         raise OSError(f"could not write {path}")

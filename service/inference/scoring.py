@@ -17,6 +17,7 @@ from service.inference.batcher import BatchTiming, InferenceJob, InferenceQueue
 from service.inference.geometry import PreparedFrame, prepare_with_geometry, stack_pixels
 from service.inference.model import LoadedModel, ModelOutputs
 from service.inference.predictions import Prediction, classify, segment
+from service.inference.verdict import DEFAULT_LIMITS, FrameSignal, FrameVerdict, SignalLimits, judge
 
 MSG_ONE_FRAME_PER_MESSAGE = "one frame per message: this message holds {count} frames"
 
@@ -30,12 +31,28 @@ class ScoringOptions:
 @dataclass(frozen=True)
 class ScoredFrame:
     index: int
-    score: float
-    amenable: bool
-    threshold: float
+    score: float  # the raw controller output
+    threshold: float  # raw, at the served target rejection
     prediction: Prediction
-    mean_level: float
-    std_level: float
+    signal: FrameSignal
+    display_score: float  # on the version's display scale (service/inference/calibration.py)
+    display_threshold: float
+    verdict: FrameVerdict
+    p_amenable: float | None = None
+    ood_distance: float | None = None
+
+    @property
+    def amenable(self) -> bool:
+        """Good to use: in scope, with signal, at or above the threshold (the verdict is `good`)."""
+        return self.verdict.amenable
+
+    @property
+    def mean_level(self) -> float:
+        return self.signal.mean_level
+
+    @property
+    def std_level(self) -> float:
+        return self.signal.std_level
 
 
 @dataclass(frozen=True)
@@ -60,10 +77,13 @@ class SingleFrameError(FrameError):
 def score_outputs(
     model: LoadedModel, outputs: ModelOutputs, prepared: list[PreparedFrame], options: ScoringOptions
 ) -> list[ScoredFrame]:
-    """Verdicts for a batch: amenable when score >= the threshold calibrated at the target rejection rate."""
+    """Verdicts for a batch (`verdict.judge`): the display score against the threshold at the target rejection."""
+    scale = model.scale
     scored = []
     for i, frame in enumerate(prepared):
         score = float(outputs.scores[i])
+        display = scale.display(score)
+        distance = None if outputs.ood_distance is None else float(outputs.ood_distance[i])
         prediction: Prediction
         if outputs.probabilities is not None:
             prediction = classify(outputs.probabilities[i], model.class_names)
@@ -72,15 +92,25 @@ def score_outputs(
             prediction = segment(
                 outputs.mask_probability[i], frame.geometry, outline=options.outline, png=options.mask_png
             )
+        verdict = judge(
+            frame.signal,
+            display_score=display,
+            display_threshold=scale.display_threshold,
+            ood_distance=distance,
+            ood_threshold=scale.ood_threshold,
+        )
         scored.append(
             ScoredFrame(
                 index=i,
                 score=score,
-                amenable=score >= model.threshold,
                 threshold=model.threshold,
                 prediction=prediction,
-                mean_level=frame.mean_level,
-                std_level=frame.std_level,
+                signal=frame.signal,
+                display_score=display,
+                display_threshold=scale.display_threshold,
+                verdict=verdict,
+                p_amenable=scale.p_amenable(score),
+                ood_distance=distance,
             )
         )
     return scored
@@ -95,13 +125,14 @@ def decode_and_prepare(
     height: int | None,
     max_pixels: int,
     max_frames: int,
+    limits: SignalLimits = DEFAULT_LIMITS,
 ) -> DecodedInput:
     """Decode an upload once and prepare every frame for `model` (runs in a worker thread)."""
     started = time.perf_counter()
     images = decode_bytes(
         data, media_type, width=width, height=height, max_pixels=max_pixels, max_frames=max_frames
     )
-    prepared = [prepare_with_geometry(image, model.spec) for image in images]
+    prepared = [prepare_with_geometry(image, model.spec, limits) for image in images]
     return DecodedInput(frames=prepared, decode_s=time.perf_counter() - started)
 
 
@@ -120,8 +151,10 @@ class UploadJob(InferenceJob[list[ScoredFrame]]):
         max_pixels: int,
         max_frames: int,
         single_frame: bool,
+        limits: SignalLimits,
     ) -> None:
         self.model = model
+        self.limits = limits
         self.data = data
         self.media_type = media_type
         self.options = options
@@ -141,6 +174,7 @@ class UploadJob(InferenceJob[list[ScoredFrame]]):
             height=self.height,
             max_pixels=self.max_pixels,
             max_frames=self.max_frames,
+            limits=self.limits,
         )
         if self.single_frame and len(decoded.frames) != 1:
             raise SingleFrameError(MSG_ONE_FRAME_PER_MESSAGE.format(count=len(decoded.frames)))
@@ -154,8 +188,16 @@ class UploadJob(InferenceJob[list[ScoredFrame]]):
 class FrameScorer:
     """Decode, prepare and score uploads for a model version; the logic behind /assess and /ws/scan."""
 
-    def __init__(self, queue: InferenceQueue, *, max_pixels: int, max_frames: int) -> None:
+    def __init__(
+        self,
+        queue: InferenceQueue,
+        *,
+        max_pixels: int,
+        max_frames: int,
+        limits: SignalLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.queue = queue
+        self.limits = limits
         self.max_pixels = max_pixels
         self.max_frames = max_frames
 
@@ -182,6 +224,7 @@ class FrameScorer:
             max_pixels=self.max_pixels,
             max_frames=self.max_frames,
             single_frame=single_frame,
+            limits=self.limits,
         )
         frames, timing = await self.queue.submit(model, job, admit_when_full=admit_when_full)
         return ScoredBatch(model=model, frames=frames, timing=timing)

@@ -1,5 +1,10 @@
 """Score drift: the live amenability-score distribution against the validation histogram in the manifest.
 
+A schema_version 2 manifest's `drift_reference` holds quantile bins of the validation scores (and of the OOD
+distances): each bin holds an equal share of validation frames, so a stream whose scores crowd into a few bins
+(another anatomy, a new scanner) moves the index however narrow the model's score range. A v1 manifest has
+only the fixed-width `score_histogram`, which a weak model's scores may fit into one bin of.
+
 The measure is the population stability index over the manifest's bins,
 PSI = sum_i (p_i - q_i) ln(p_i / q_i), p live and q validation shares, each floored at `EPSILON` so an
 empty bin does not make it infinite. Rules of thumb: < 0.1 stable, 0.1-0.25 a shift worth a look, > 0.25
@@ -15,13 +20,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from service.registry import ScoreHistogram
+from service.registry import Manifest, ScoreHistogram
 
 EPSILON = 1e-4
 # Below this many scores the index says more about sampling noise than about drift: reported as None.
 MIN_DRIFT_SAMPLES = 30
 # Used when a manifest carries no validation histogram: equal-width bins, drift not computable.
 DEFAULT_EDGES = tuple(float(x) for x in np.linspace(0.0, 1.0, 11))
+
+
+def score_reference(manifest: Manifest) -> ScoreHistogram | None:
+    """The bins drift of controller scores is measured on: validation quantiles when the manifest has them."""
+    if manifest.drift_reference is not None:
+        return manifest.drift_reference.score
+    return manifest.score_histogram
+
+
+def ood_reference(manifest: Manifest) -> ScoreHistogram | None:
+    """Validation quantile bins of the OOD distance; None for manifests without an out-of-scope check."""
+    return None if manifest.drift_reference is None else manifest.drift_reference.ood
 
 
 def population_stability_index(expected: Sequence[float], actual: Sequence[float]) -> float:

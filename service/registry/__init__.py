@@ -2,7 +2,16 @@
 
 from service.registry.announce import REGISTRY_CHANNEL, Announcement, RedisAnnouncer
 from service.registry.locate import open_registry, shipped_registry
-from service.registry.manifest import MANIFEST_FILE, InputSpec, Manifest, ScoreHistogram, sha256_file
+from service.registry.manifest import (
+    MANIFEST_FILE,
+    Calibration,
+    DriftReference,
+    InputSpec,
+    Manifest,
+    OodCalibration,
+    ScoreHistogram,
+    sha256_file,
+)
 from service.registry.store import (
     CHALLENGER,
     CHAMPION,
@@ -22,12 +31,15 @@ __all__ = [
     "MANIFEST_FILE",
     "REGISTRY_CHANNEL",
     "Announcement",
+    "Calibration",
+    "DriftReference",
     "InputSpec",
     "IntegrityError",
     "Manifest",
     "ModelNotFoundError",
     "ModelRegistry",
     "ModelVersion",
+    "OodCalibration",
     "RedisAnnouncer",
     "RegistryError",
     "ScoreHistogram",

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.graphs import INPUT_DTYPE, INPUT_NAME
+from contracts.graphs import INPUT_DTYPE, INPUT_NAME, OOD_OUTPUT
 
 MANIFEST_FILE = "manifest.json"
 HASH_CHUNK_BYTES = 1 << 20
@@ -34,6 +34,51 @@ class ScoreHistogram(BaseModel):
     counts: list[int]
 
 
+class Calibration(BaseModel):
+    """Raw controller score -> the score users see (schema_version 2; docs/service.md, "Display score").
+
+    `score_quantiles[i]` is the validation scores' quantile at i / (len - 1): a score's display value on the
+    `percentile` scale is its position among validation frames. With amenability labels, `isotonic_x/y` are
+    the breakpoints of an isotonic fit of P(amenable | score) on `labelled_frames` validation frames.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    display_scale: Literal["percentile"] = "percentile"
+    score_quantiles: list[float]
+    isotonic_x: list[float] | None = None
+    isotonic_y: list[float] | None = None
+    labelled_frames: int = 0
+
+
+class OodCalibration(BaseModel):
+    """The out-of-distribution check: a predictor-graph output and its threshold (schema_version 2)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: Literal["mahalanobis"] = "mahalanobis"
+    output: str = OOD_OUTPUT
+    # Pooled predictor features plus frame statistics (see trainer/calibration.py), and the covariance shrinkage.
+    feature_dim: int
+    shrinkage: float
+    # Distance above which a frame is out of scope: validation frames pass it at `false_alarm_rate`.
+    threshold: float
+    false_alarm_rate: float
+    # The fitted frames (training split) and the validation frames the threshold was set on.
+    fit_frames: int
+    validation_frames: int
+    validation_quantiles: list[float]
+
+
+class DriftReference(BaseModel):
+    """Quantile bins of validation scores and OOD distances: equal shares, so any shift shows (schema 2)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    score: ScoreHistogram
+    ood: ScoreHistogram | None = None
+
+
 class Manifest(BaseModel):
     """`manifest.json` beside a version's files."""
 
@@ -53,6 +98,10 @@ class Manifest(BaseModel):
     # Controller score threshold per target rejection rate ("0.05" -> threshold), calibrated on validation.
     thresholds: dict[str, float] = Field(default_factory=dict)
     score_histogram: ScoreHistogram | None = None
+    # schema_version 2 (all optional: a v1 manifest serves raw scores with no out-of-scope check, and says so).
+    calibration: Calibration | None = None
+    ood: OodCalibration | None = None
+    drift_reference: DriftReference | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     training_config: dict[str, Any] = Field(default_factory=dict)
     code_revision: str = "unknown"

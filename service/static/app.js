@@ -7,7 +7,17 @@ const el = (id) => document.getElementById(id);
 const TIMELINE_POINTS = 300;
 // Frames waiting in the browser's socket buffer beyond this are skipped: the newest frame matters.
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
-const COLORS = { good: "#2ecc71", adjust: "#f39c12", no_signal: "#7f8c8d" };
+const COLORS = { good: "#2ecc71", adjust: "#f39c12", no_signal: "#7f8c8d", out_of_scope: "#9b59b6" };
+// The reason codes of service/inference/verdict.py, as the page words them.
+const REASONS = {
+  amenable: "amenable to the task",
+  low_score: "below the threshold: adjust the probe",
+  blank: "blank frame",
+  saturated: "saturated frame",
+  no_contact: "no probe contact",
+  frozen: "image frozen",
+  out_of_distribution: "not the trained anatomy",
+};
 
 const state = {
   ws: null,
@@ -220,7 +230,7 @@ function drawFrame(frame) {
   const result = state.lastResult;
   const prediction = result && result.prediction;
   if (prediction && prediction.task === "segment" && prediction.outlines) {
-    viewCtx.strokeStyle = COLORS[result.guidance] || "#4aa3ff";
+    viewCtx.strokeStyle = COLORS[result.verdict] || "#4aa3ff";
     viewCtx.lineWidth = 2;
     for (const outline of prediction.outlines) {
       viewCtx.beginPath();
@@ -239,18 +249,19 @@ function drawFrame(frame) {
 function onMessage(message) {
   switch (message.type) {
     case "ready":
-      state.threshold = message.threshold;
+      // Gauge, timeline and threshold all on the display scale (percentile of validation scores, or raw).
+      state.threshold = message.display_threshold ?? message.threshold;
       state.task = message.model.task;
       el("model-version").textContent = `${message.model.name} v${message.model.version} (${message.model.task})`;
-      setGaugeThreshold(message.threshold);
+      setGaugeThreshold(state.threshold);
       loadCard(message.model);
       break;
     case "result":
       onResult(message);
       break;
     case "model_swap":
-      state.threshold = message.threshold;
-      setGaugeThreshold(message.threshold);
+      state.threshold = null;  // the next result carries the new version's display threshold
+
       el("model-version").textContent = `${message.model.name} v${message.model.version} (${message.model.task})`;
       el("swap-notice").textContent = `model updated: version ${message.from_version} → ${message.to_version}`;
       el("swap-notice").hidden = false;
@@ -279,19 +290,25 @@ function onResult(result) {
       else break;
     }
   }
-  const shown = result.smoothed_score ?? result.score;
-  el("gauge").dataset.guidance = result.guidance;
-  el("gauge-value").textContent = shown.toFixed(2);
+  if (state.threshold !== result.display_threshold) {
+    state.threshold = result.display_threshold;
+    setGaugeThreshold(state.threshold);
+  }
+  // One verdict on screen: the word, its colour and its reason; no second opinion beside it.
+  const inScope = result.verdict === "good" || result.verdict === "adjust";
+  const shown = inScope ? (result.smoothed_score ?? result.display_score) : 0;
+  el("gauge").dataset.guidance = result.verdict;
+  el("gauge-value").textContent = inScope ? shown.toFixed(2) : "–";
   el("gauge-arc").setAttribute("stroke-dasharray", `${(shown * 100).toFixed(1)} 100`);
-  el("guidance").textContent = result.guidance.replace("_", " ");
-  el("score").textContent = `${result.score.toFixed(3)} ${result.amenable ? "(amenable)" : "(not amenable)"}`;
+  el("guidance").textContent = result.verdict.replaceAll("_", " ");
+  el("score").textContent = REASONS[result.reason] || result.reason;
   el("prediction").textContent = describePrediction(result.prediction);
   const roundTrip = state.latencies.length ? state.latencies[state.latencies.length - 1] : null;
   el("latency").textContent = `server ${result.latency_ms.total.toFixed(1)} ms` +
     (roundTrip !== null ? `, round trip ${roundTrip.toFixed(1)} ms` : "");
   el("frames-scored").textContent = String(state.scored);
   el("dropped").textContent = String(result.dropped + state.skipped);
-  state.timeline.push({ score: result.score, smoothed: result.smoothed_score, guidance: result.guidance });
+  state.timeline.push({ score: result.display_score, smoothed: result.smoothed_score, guidance: result.verdict });
   if (state.timeline.length > TIMELINE_POINTS) state.timeline.shift();
   drawTimeline();
 }

@@ -127,3 +127,89 @@ def test_cli_export_and_its_errors(
     out = capsys.readouterr().out
     assert "published usqa version 1" in out and "second runtime" in out
     assert main(["export", "--run", str(tmp_path / "nope"), "--registry", str(reg)]) == 2
+
+
+def test_export_calibrates_the_display_scale_and_the_scope_check(
+    classify_run: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """Issue #14 end to end on a real (debug) export: what the service judges out of scope, and drift."""
+    import cv2
+    import pydicom.examples
+
+    from service.frames import decode_bytes
+    from service.inference.geometry import prepare_with_geometry, stack_pixels
+    from service.inference.model import load_model
+    from service.inference.providers import plan_providers
+    from service.inference.scoring import ScoringOptions, score_outputs
+    from service.live.drift import DriftMonitor, ood_reference, score_reference
+
+    registry = ModelRegistry(tmp_path / "reg")
+    export_run(
+        classify_run, registry, ExportOptions(name="m", alias=CHAMPION, force=True), data_dir=tiny_data
+    )
+    version = registry.load("m", CHAMPION)
+    manifest = version.manifest
+    assert manifest.schema_version == 2 and manifest.calibration is not None and manifest.ood is not None
+    assert manifest.drift_reference is not None and manifest.drift_reference.ood is not None
+    assert (
+        manifest.ood.false_alarm_rate == 0.01
+        and manifest.metrics["parity_max_abs_diff"]["ood_distance"] < 1e-4
+    )
+    model = load_model(
+        version,
+        target_rejection=0.05,
+        providers=plan_providers(("CPUExecutionProvider",)),
+        intra_op_threads=1,
+        warmup_runs=0,
+    )
+    assert (
+        not model.scale.fallback and 0.0 <= model.scale.display_threshold <= 1.0
+    )  # a debug controller may tie
+
+    def judged(images: list[np.ndarray]) -> list[tuple[str, str, bool, float, float]]:
+        prepared = [prepare_with_geometry(image, model.spec) for image in images]
+        frames = score_outputs(model, model.run(stack_pixels(prepared)), prepared, ScoringOptions())
+        return [
+            (f.verdict.verdict, f.verdict.reason, f.amenable, f.score, f.ood_distance or 0.0) for f in frames
+        ]
+
+    yy, xx = np.mgrid[0:240, 0:320]
+    synthetic = [
+        np.zeros((240, 320), np.uint8),
+        np.full((240, 320), 255, np.uint8),
+        np.random.default_rng(0).integers(0, 256, (240, 320), dtype=np.uint8),
+        (((yy // 16 + xx // 16) % 2) * 255).astype(np.uint8),
+    ]
+    pngs = [cv2.imencode(".png", image)[1].tobytes() for image in synthetic]
+    limits = {"width": None, "height": None, "max_pixels": 1 << 24, "max_frames": 64}
+    decoded = [decode_bytes(png, "image/png", **limits)[0] for png in pngs]
+    echo = decode_bytes(pydicom.examples.get_path("ybr_color").read_bytes(), None, **limits)
+    assert len(echo) == 30
+    results = judged(decoded + echo)
+    assert [r[0] for r in results[:2]] == ["no_signal", "no_signal"]
+    assert all(r[0] in ("no_signal", "out_of_scope") and not r[2] for r in results), results
+    drift = DriftMonitor(score_reference(manifest), 100)
+    ood = DriftMonitor(ood_reference(manifest), 100)
+    for _, _, _, score, distance in judged(echo + echo):
+        drift.add(score)
+        ood.add(distance)
+    assert (ood.psi() or 0) > 0.25
+    # The score's own PSI moves too unless the debug controller scores every frame alike (it often does).
+    assert len(set(manifest.drift_reference.score.edges)) <= 2 or (drift.psi() or 0) > 0.25
+
+
+def test_export_refuses_a_run_whose_controller_does_not_beat_chance(
+    classify_run: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    from trainer.calibration import MSG_KAPPA
+
+    run = tmp_path / "run"
+    shutil.copytree(classify_run, run)
+    (run / "eval").mkdir(exist_ok=True)
+    (run / "eval" / "report.json").write_text(json.dumps({"kappa": {"controller": 0.0}}))
+    with pytest.raises(ExportError, match="no better than chance") as refused:
+        export_run(run, ModelRegistry(tmp_path / "reg"), data_dir=tiny_data)
+    assert str(refused.value) == MSG_KAPPA.format(kappa=0.0)

@@ -170,6 +170,8 @@ def _run_locked(
                 class_names=tuple(class_names) if class_names else None,
                 job_id=job_id,
                 dataset=spec.dataset,
+                # A job publishes a challenger; the promotion gate, not the export, decides whether it serves.
+                force=True,
             ),
             data_dir=data_dir,
         )

@@ -10,6 +10,7 @@ from websockets.sync.client import connect
 
 from service.api import create_app
 from service.api.schemas import ReadinessResponse
+from service.inference.calibration import MSG_UNCALIBRATED
 from service.inference.model import LoadedModel
 
 from ..conftest import (
@@ -54,7 +55,11 @@ def test_healthz_and_readyz(shared_server: LiveServer, served_model: LoadedModel
     assert ready.provider.requested[0] == "TensorrtExecutionProvider"
     assert ready.workers >= 1 and ready.intra_op_threads >= 1
     assert ready.announcements == "off" and ready.swap_failure is None
-    assert ready.detail == f"serving {MODEL_NAME} version {served_model.number} on CPUExecutionProvider"
+    serving = f"serving {MODEL_NAME} version {served_model.number} on CPUExecutionProvider"
+    if served_model.scale.fallback:  # a v1 manifest says it serves raw scores with no out-of-scope check
+        serving += "; " + MSG_UNCALIBRATED.format(name=MODEL_NAME, version=served_model.number)
+    assert ready.detail == serving
+    assert ready.model is not None and ready.model.display_scale == served_model.scale.scale
 
 
 def test_metrics_cover_requests_streams_scores_and_drift(registry_root: Path) -> None:

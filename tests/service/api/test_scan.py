@@ -100,7 +100,12 @@ def test_encoded_frames_get_results_then_a_summary(fixture_server: LiveServer) -
     assert summary["frames"] == {"received": 10, "scored": 10, "dropped": 0, "failed": 0}
     assert summary["amenable_fraction"] == pytest.approx(3 / 10, abs=1e-4)
     assert sum(summary["score_histogram"]["counts"]) == 10
-    assert summary["guidance_frames"] == {"good": switch, "adjust": 10 - switch, "no_signal": 0}
+    assert summary["guidance_frames"] == {
+        "good": switch,
+        "adjust": 10 - switch,
+        "no_signal": 0,
+        "out_of_scope": 0,
+    }
     assert summary["model_versions"] == [1]
 
 

@@ -23,6 +23,7 @@ from service.inference.geometry import FrameGeometry
 from service.inference.model import LoadedModel
 from service.inference.predictions import classify, segment
 from service.inference.scoring import ScoredFrame
+from service.inference.verdict import FrameSignal, FrameVerdict
 from service.live.guidance import GuidanceConfig, GuidanceUpdate
 
 TIMING = BatchTiming(queue_s=0.0005, prepare_s=0.00125, inference_s=0.003, batch_frames=1)
@@ -72,11 +73,16 @@ def test_every_builder_follows_its_schema(served_model: LoadedModel) -> None:
 def test_the_result_built_per_frame_follows_its_schema(
     served_model: LoadedModel, prediction: Any, smoothed: float | None
 ) -> None:
-    scored = ScoredFrame(0, 0.71234567, True, 0.5, prediction, mean_level=60.0, std_level=20.0)
-    update = GuidanceUpdate(state="good", smoothed_score=smoothed, changed=True, has_signal=True)
-    message = result_message(3, scored, update, TIMING, 0.004, dropped=2, model=served_model)
+    signal = FrameSignal(60.0, 20.0, None, b"")
+    verdict = FrameVerdict("good", "amenable")
+    scored = ScoredFrame(0, 0.71234567, 0.5, prediction, signal, 0.81234567, 0.05, verdict, 0.9, 3.25)
+    update = GuidanceUpdate(
+        state="good", reason="amenable", smoothed_score=smoothed, changed=True, has_signal=True
+    )
+    message = result_message(3, scored, True, update, TIMING, 0.004, dropped=2, model=served_model)
     assert conforms(message), message
     assert message["score"] == 0.712346 and message["seq"] == 3 and message["dropped"] == 2
+    assert (message["verdict"], message["reason"], message["display_score"]) == ("good", "amenable", 0.812346)
     assert message["latency_ms"] == {"decode": 1.25, "queue": 0.5, "inference": 3.0, "total": 4.0}
 
 

@@ -10,6 +10,7 @@ from service.inference.geometry import FrameGeometry
 from service.inference.model import LoadedModel
 from service.inference.predictions import Prediction, classify, segment
 from service.inference.scoring import ScoredBatch, ScoredFrame
+from service.inference.verdict import FrameSignal, FrameVerdict
 
 GEOMETRY = FrameGeometry(source_width=64, source_height=64, crop=(0, 64, 0, 64), input_size=64)
 MASK = np.zeros((64, 64), dtype=np.float32)
@@ -34,10 +35,16 @@ def test_an_assessment_gives_each_frame_its_share_of_decoding_and_its_batch_time
     served_model: LoadedModel,
 ) -> None:
     prediction = classify(np.array([0.25, 0.75], dtype=np.float32), ["absent", "present"])
-    frames = [ScoredFrame(i, 0.4 + i / 10, i == 1, 0.45, prediction, 50.0, 20.0) for i in range(2)]
+    signal = FrameSignal(50.0, 20.0, None, b"")
+    verdicts = [FrameVerdict("adjust", "low_score"), FrameVerdict("good", "amenable")]
+    frames = [
+        ScoredFrame(i, 0.4 + i / 10, 0.45, prediction, signal, 0.4 + i / 10, 0.45, verdicts[i])
+        for i in range(2)
+    ]
     timing = BatchTiming(queue_s=0.001, prepare_s=0.004, inference_s=0.003, batch_frames=2)
     response = AssessResponse.of(ScoredBatch(served_model, frames, timing), total_s=0.0101)
     assert response.frame_count == 2 and [f.amenable for f in response.frames] == [False, True]
+    assert [(f.verdict, f.reason) for f in response.frames] == [("adjust", "low_score"), ("good", "amenable")]
     assert (response.model.version, response.threshold) == (served_model.number, served_model.threshold)
     per_frame = {"decode_ms": 2.0, "queue_ms": 1.0, "inference_ms": 3.0, "total_ms": 10.1}
     assert all(frame.timings.model_dump() == per_frame for frame in response.frames)

@@ -2,18 +2,18 @@ from __future__ import annotations
 
 import pytest
 
-from service.live.guidance import ADJUST, GOOD, NO_SIGNAL, GuidanceConfig, GuidanceTracker
+from service.inference.verdict import FrameVerdict
+from service.live.guidance import ADJUST, GOOD, NO_SIGNAL, OUT_OF_SCOPE, GuidanceConfig, GuidanceTracker
 
 THRESHOLD = 0.5
-SIGNAL = (60.0, 30.0)  # mean and std levels of an ordinary frame
-DARK = (1.0, 0.5)
+SIGNAL = FrameVerdict("adjust", "low_score")  # an in-scope frame: its display score decides
+DARK = FrameVerdict("no_signal", "blank")
+ELSEWHERE = FrameVerdict("out_of_scope", "out_of_distribution")
 
 
-def run(
-    scores: list[float], config: GuidanceConfig | None = None, levels: tuple[float, float] = SIGNAL
-) -> list[str]:
+def run(scores: list[float], config: GuidanceConfig | None = None, frame: FrameVerdict = SIGNAL) -> list[str]:
     tracker = GuidanceTracker(config or GuidanceConfig(smoothing=1.0, margin=0.05, dwell_frames=3))
-    return [tracker.update(s, THRESHOLD, *levels).state for s in scores]
+    return [tracker.update(frame, s, THRESHOLD).state for s in scores]
 
 
 def test_the_first_frame_decides_at_once() -> None:
@@ -36,23 +36,34 @@ def test_a_change_needs_the_dwell() -> None:
 
 def test_smoothing_is_an_exponential_moving_average() -> None:
     tracker = GuidanceTracker(GuidanceConfig(smoothing=0.25))
-    tracker.update(0.8, THRESHOLD, *SIGNAL)
-    update = tracker.update(0.4, THRESHOLD, *SIGNAL)
+    tracker.update(SIGNAL, 0.8, THRESHOLD)
+    update = tracker.update(SIGNAL, 0.4, THRESHOLD)
     assert update.smoothed_score == pytest.approx(0.25 * 0.4 + 0.75 * 0.8)
 
 
 def test_dark_frames_become_no_signal_and_restart_the_smoothing() -> None:
     tracker = GuidanceTracker(GuidanceConfig(smoothing=0.5, margin=0.05, dwell_frames=2))
-    assert tracker.update(0.9, THRESHOLD, *SIGNAL).state == GOOD
-    first_dark = tracker.update(0.1, THRESHOLD, *DARK)
+    assert tracker.update(SIGNAL, 0.9, THRESHOLD).state == GOOD
+    first_dark = tracker.update(DARK, 0.1, THRESHOLD)
     assert first_dark.state == GOOD and not first_dark.has_signal
     assert first_dark.smoothed_score == 0.9  # a dark frame's score is not averaged in
-    second_dark = tracker.update(0.1, THRESHOLD, *DARK)
+    second_dark = tracker.update(DARK, 0.1, THRESHOLD)
     assert second_dark.state == NO_SIGNAL and second_dark.changed and second_dark.smoothed_score is None
-    back = tracker.update(0.2, THRESHOLD, *SIGNAL)
+    back = tracker.update(SIGNAL, 0.2, THRESHOLD)
     assert back.smoothed_score == 0.2 and back.state == NO_SIGNAL
-    assert tracker.update(0.2, THRESHOLD, *SIGNAL).state == ADJUST
+    assert tracker.update(SIGNAL, 0.2, THRESHOLD).state == ADJUST
 
 
-def test_a_flat_bright_frame_is_no_signal_too() -> None:
-    assert run([0.9, 0.9], GuidanceConfig(dwell_frames=1), levels=(200.0, 0.0)) == [NO_SIGNAL, NO_SIGNAL]
+def test_a_no_signal_frame_is_no_signal_from_the_first_frame() -> None:
+    assert run([0.9, 0.9], GuidanceConfig(dwell_frames=1), frame=DARK) == [NO_SIGNAL, NO_SIGNAL]
+
+
+def test_out_of_scope_frames_are_never_good_and_restart_the_smoothing() -> None:
+    tracker = GuidanceTracker(GuidanceConfig(smoothing=0.5, margin=0.05, dwell_frames=2))
+    assert tracker.update(SIGNAL, 0.9, THRESHOLD).state == GOOD
+    tracker.update(ELSEWHERE, 1.0, THRESHOLD)
+    update = tracker.update(ELSEWHERE, 1.0, THRESHOLD)
+    assert (update.state, update.reason, update.smoothed_score) == (OUT_OF_SCOPE, "out_of_distribution", None)
+    back = tracker.update(SIGNAL, 0.9, THRESHOLD)
+    assert back.state == OUT_OF_SCOPE and back.reason == "out_of_distribution"
+    assert tracker.update(SIGNAL, 0.9, THRESHOLD).reason == "amenable"

@@ -25,7 +25,7 @@ def test_summary_counts_frames_scores_and_versions() -> None:
     assert summary["amenable_fraction"] == round(6 / 9, 4)
     assert summary["score_histogram"]["edges"] == list(SUMMARY_EDGES)
     assert summary["score_histogram"]["counts"] == [1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
-    assert summary["guidance_frames"] == {"good": 6, "adjust": 3, "no_signal": 0}
+    assert summary["guidance_frames"] == {"good": 6, "adjust": 3, "no_signal": 0, "out_of_scope": 0}
     assert summary["model_versions"] == [1, 2]
     assert summary["latency_ms"]["p50"] == 5.0
     assert summary["drift"] == {"psi": None, "frames": 9}  # too few frames to judge

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service.registry import CHAMPION, IntegrityError, Manifest, ModelRegistry
+from service.registry import CHAMPION, IntegrityError, ModelRegistry, OodCalibration
 from service.registry.card import (
     CARD_JSON,
     CARD_MARKDOWN,
@@ -87,13 +87,16 @@ def test_html_escapes_what_the_manifest_says() -> None:
 
 
 def test_the_out_of_scope_section_is_read_when_a_manifest_has_one() -> None:
-    class ManifestWithOod(Manifest):
-        ood: dict[str, Any] | None = None
-
-    base = fixture_manifest("m", "classify").model_dump()
-    manifest = ManifestWithOod(
-        **base, ood={"method": "mahalanobis", "threshold": 3.5, "false_alarm_rate": 0.05}
+    ood = OodCalibration(
+        feature_dim=4,
+        shrinkage=0.1,
+        threshold=3.5,
+        false_alarm_rate=0.05,
+        fit_frames=10,
+        validation_frames=10,
+        validation_quantiles=[0.0, 1.0],
     )
+    manifest = fixture_manifest("m", "classify").model_copy(update={"ood": ood})
     check = out_of_scope_of(manifest)
     assert check is not None and (check.false_alarm_rate, check.threshold) == (0.05, 3.5)
     assert "False-alarm rate on in-scope validation frames: 0.050" in card_markdown(build_card(manifest))
