@@ -59,7 +59,8 @@ VARIANTS: dict[str, Variant] = {
     "credit_hard": _credit(metric="hard"),
     "credit_loo": _credit(advantage="leave_one_out"),
     "credit_one_update": _credit(updates_per_episode=1),
-    "credit_resampled": _resampled(_credit(), 0.25),
+    "credit_resampled": _resampled(_credit()),
+    "credit_resampled_heldout": _resampled(_credit(), 0.25),
     "credit_warm": _warm(_credit(), 5),
 }
 
