@@ -19,14 +19,14 @@ from contracts.frames import FrameSpec
 
 TASKS: tuple[str, ...] = ("classify", "segment")
 REWARDS: tuple[str, ...] = ("avg", "weighted", "selective")
-ALGOS: tuple[str, ...] = ("reinforce", "ddpg")
+ALGOS: tuple[str, ...] = ("reinforce", "ddpg", "credit")
 PRESETS: tuple[str, ...] = ("debug", "demo", "default")
 # The paper's operating points (section 4): 5 % rejected for classification, 15 % for segmentation.
 OPERATING_POINT: dict[str, float] = {"classify": 0.05, "segment": 0.15}
 
 Task = Literal["classify", "segment"]
 Reward = Literal["avg", "weighted", "selective"]
-Algo = Literal["reinforce", "ddpg"]
+Algo = Literal["reinforce", "ddpg", "credit"]
 
 T = TypeVar("T")
 
@@ -83,6 +83,11 @@ class RewardConfig:
     baseline: Literal["ema", "window"] = "ema"
     alpha: float = 0.9
     window: int = 10
+    # Draw the `reward_frames` afresh from the validation pool at every step (seeded), so the controller cannot
+    # fit one fixed reward set; with False the subset is fixed for the run (the paper's setting).
+    resample: bool = False
+    # Share of the validation split never used for the reward (kept for checks on frames the reward never saw).
+    holdout_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,28 @@ class DDPGConfig:
     replay_capacity: int = 2000
     updates_per_episode: int = 4
     transitions_per_update: int = 2
+
+
+@dataclass(frozen=True)
+class CreditConfig:
+    """algo "credit" (trainer/credit.py): R_w's exact per-frame gradient on the reward frames (eq. 2), with an
+    optional PPO-clipped policy-gradient term for the training-frame selection (eq. 8), several updates per
+    episode."""
+
+    learning_rate: float = 1e-3
+    # Per-frame advantage of a reward frame: "exact" m_j - R_w (dR_w/dh_j up to 1 / sum h), or "leave_one_out"
+    # m_j - R_w without frame j.
+    advantage: Literal["exact", "leave_one_out"] = "exact"
+    # Smooth per-frame metric for the credit: probability of the true class / soft Dice ("soft"), or the
+    # reported 0/1 accuracy / hard Dice ("hard").
+    metric: Literal["soft", "hard"] = "soft"
+    # Weight of the per-frame R_w credit term (0: PPO-clipped REINFORCE alone).
+    frame_weight: float = 1.0
+    # Weight of the episode's policy-gradient term (the REINFORCE path through the selected training frames).
+    policy_weight: float = 1.0
+    # Controller updates per episode; after the first the policy term uses pi_new / pi_behaviour, clipped.
+    updates_per_episode: int = 4
+    clip_ratio: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -144,6 +171,10 @@ class TrainConfig:
     train_baseline: bool = True
     checkpoint_every: int = 5
     backbone_checkpoint: str | None = None
+    credit: CreditConfig = field(default_factory=CreditConfig)
+    # The first `warmup_episodes` of Algorithm 1 train the predictor on every frame (no selection, no policy
+    # term), so rewards move once selection starts; they count in `episodes` (same predictor budget).
+    warmup_episodes: int = 0
 
     @property
     def total_steps(self) -> int:

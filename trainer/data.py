@@ -102,6 +102,9 @@ def load_task_data(
 def reward_indices(val: SplitTensors, config: TrainConfig, root: Path | str = "") -> torch.Tensor:
     """The fixed validation frames used for the reward: a seeded subset of at most `reward_frames`.
 
+    With `reward.resample` it is the pool the engine draws from each step; `reward.holdout_fraction` of the
+    candidates (seeded) is never in it.
+
     R_avg uses only frames labelled amenable (the paper's clean, human-selected validation set); R_w and
     R_sel use all validation frames, no amenability label needed.
     """
@@ -111,6 +114,11 @@ def reward_indices(val: SplitTensors, config: TrainConfig, root: Path | str = ""
         if candidates.size == 0:
             raise DataError(MSG_NO_CLEAN.format(root=root))
     generator = np.random.default_rng(config.seed + 7)
+    held_out = int(config.reward.holdout_fraction * candidates.size)
+    if held_out:
+        candidates = np.sort(generator.permutation(candidates)[held_out:])
+    if config.reward.resample:
+        return torch.from_numpy(candidates)  # the pool; the engine draws `reward_frames` from it every step
     if candidates.size > config.reward_frames:
         candidates = np.sort(generator.choice(candidates, config.reward_frames, replace=False))
     return torch.from_numpy(candidates)

@@ -26,6 +26,7 @@ from torch import nn
 
 from contracts.frames import FrameSpec
 from contracts.training import TrainConfig, write_config
+from trainer.credit import CreditLearner
 from trainer.data import TaskData, load_task_data, reward_indices
 from trainer.ddpg import DDPG
 from trainer.engine.amenability import AmenabilityEngine
@@ -127,6 +128,8 @@ def build_networks(config: TrainConfig) -> tuple[nn.Module, Controller]:
 def build_learner(config: TrainConfig, controller: Controller) -> ControllerLearner:
     if config.algo == "reinforce":
         return Reinforce(controller, config.reinforce, config.constraint)
+    if config.algo == "credit":
+        return CreditLearner(controller, config.credit, config.constraint, config.task)
     with seeded_init(config.seed + 3):
         return DDPG(controller, config.ddpg, config.constraint, config.batch_size, seed=config.seed + 3)
 

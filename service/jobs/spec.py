@@ -43,7 +43,7 @@ class JobSpec(BaseModel):
     task: Literal["classify", "segment"]
     config: Literal["debug", "demo", "default"] = "demo"
     reward: Literal["avg", "weighted", "selective"] = "weighted"
-    algo: Literal["reinforce", "ddpg"] = "reinforce"
+    algo: Literal["reinforce", "ddpg", "credit"] = "reinforce"
     overrides: dict[str, Any] = Field(
         default_factory=dict,
         description='TrainConfig fields to change, nested as in config.json (e.g. {"episodes": 10})',

@@ -29,7 +29,7 @@ def test_export_publishes_the_card_with_the_evaluation(
     evaluated_run: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
     registry = ModelRegistry(tmp_path / "reg")
-    version = export_run(evaluated_run, registry, ExportOptions(name="m"), data_dir=tiny_data)
+    version = export_run(evaluated_run, registry, ExportOptions(name="m", force=True), data_dir=tiny_data)
     loaded = registry.load("m", version.version)  # the card's sha256 is checked with the graphs'
     assert {CARD_JSON, CARD_MARKDOWN} <= set(loaded.manifest.files)
     stored = ModelCard.model_validate_json((loaded.path / CARD_JSON).read_text())

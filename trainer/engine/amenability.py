@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from contracts.training import TrainConfig
+from trainer.credit import RewardObserver
 from trainer.data import BatchSampler, SplitTensors, TaskData
 from trainer.engine.base import Callback, Engine, Logs
 from trainer.reinforce import ControllerLearner
@@ -105,9 +106,12 @@ class AmenabilityEngine(Engine):
         super().__init__("baseline" if learner is None else "amenability", config.episodes, callbacks)
         self.config, self.predictor, self.optimiser, self.data = config, predictor, optimiser, data
         self.learner, self.device = learner, torch.device(device)
+        # The reward pool: the fixed reward subset, or with `reward.resample` the pool each step draws from.
+        self.reward_pool = reward_index
         self.reward_frames = data.val.frames[reward_index]
         self.reward_targets = data.val.targets[reward_index]
         seed = config.seed + (0 if learner is not None else 1000)
+        self.reward_generator = torch.Generator().manual_seed(seed + 4)
         self.sampler = BatchSampler(len(data.train), config.batch_size, seed=seed + 2)
         self.selection_generator = torch.Generator().manual_seed(seed + 1)
         self.baseline = RewardBaseline(config.reward.baseline, config.reward.alpha, config.reward.window)
@@ -138,6 +142,18 @@ class AmenabilityEngine(Engine):
             return None
         return infer(self.learner.controller, self.reward_frames, self.device)
 
+    @property
+    def warming_up(self) -> bool:
+        """Within `warmup_episodes`: the predictor trains on every frame and no action enters the memory."""
+        return self.learner is not None and self.episode < self.config.warmup_episodes
+
+    def reward_positions(self) -> torch.Tensor | slice:
+        """Positions in the reward pool of this step's reward frames: all, or a fresh seeded draw (resample)."""
+        size = len(self.reward_pool)
+        if not self.config.reward.resample or size <= self.config.reward_frames:
+            return slice(None)  # a view: the same frames every step, which a learner may score once
+        return torch.randperm(size, generator=self.reward_generator)[: self.config.reward_frames]
+
     def step(self, scores_on_val: torch.Tensor | None, last: bool = False) -> tuple[float, float, float]:
         """One t of Algorithm 1; returns (R~_t, R~_t - Rbar_t, fraction of the mini-batch selected).
 
@@ -146,7 +162,7 @@ class AmenabilityEngine(Engine):
         batch = self.sampler.next()
         frames = self.train_split.frames[batch].to(self.device)
         targets = self.train_split.targets[batch].to(self.device)
-        if self.learner is not None:
+        if self.learner is not None and not self.warming_up:
             constraint = self.config.constraint
             scores = self.learner.act(frames).cpu()
             probabilities = selection_probabilities(scores, constraint.mode, constraint.min_mean_score)
@@ -168,12 +184,18 @@ class AmenabilityEngine(Engine):
             self.schedule.step()
         if self.learner is None and not last:
             return float("nan"), float("nan"), 1.0
-        logits = infer(self.predictor, self.reward_frames, self.device)
-        metric = frame_metric(self.config.task, logits, self.reward_targets)
+        positions = self.reward_positions()
+        reward_frames, reward_targets = self.reward_frames[positions], self.reward_targets[positions]
+        logits = infer(self.predictor, reward_frames, self.device)
+        metric = frame_metric(self.config.task, logits, reward_targets)
         kind = self.config.reward.kind if self.learner is not None else "avg"
-        reward = compute_reward(kind, metric, scores_on_val, self.config.selective_rejection)
+        val_scores = None if scores_on_val is None else scores_on_val[positions]
+        reward = compute_reward(kind, metric, val_scores, self.config.selective_rejection)
         clipped = self.baseline.update(reward)
-        if self.learner is not None:
+        if isinstance(self.learner, RewardObserver):
+            # Per-frame credit (algo "credit"): the learner sees the reward frames and the predictor's outputs.
+            self.learner.observe_reward(reward_frames, logits, reward_targets)
+        if self.learner is not None and not self.warming_up:
             memory = self.learner.memory
             memory.batches.append(batch)
             memory.behaviour.append(probabilities)
@@ -232,6 +254,7 @@ class AmenabilityEngine(Engine):
             "reward_baseline": self.baseline.state_dict(),
             "sampler": self.sampler.state_dict(),
             "selection_generator": self.selection_generator.get_state(),
+            "reward_generator": self.reward_generator.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -245,3 +268,5 @@ class AmenabilityEngine(Engine):
         self.baseline.load_state_dict(state["reward_baseline"])
         self.sampler.load_state_dict(state["sampler"])
         self.selection_generator.set_state(state["selection_generator"])
+        if "reward_generator" in state:  # checkpoints from before reward resampling lack it
+            self.reward_generator.set_state(state["reward_generator"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from contracts.training import ALGOS, REWARDS
 from service.jobs import JobRecords, JobSpec, SpecError, UnknownJob, resolve_config
 from service.jobs.queue import redact
 from service.jobs.records import new_job_id
@@ -81,3 +83,9 @@ def test_redact_hides_passwords() -> None:
     assert redact("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
     assert redact("redis://user:s3cret@host/1") == "redis://user:***@host/1"
     assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_spec_choices_mirror_the_training_config() -> None:
+    hints = typing.get_type_hints(JobSpec)
+    assert typing.get_args(hints["algo"]) == ALGOS
+    assert typing.get_args(hints["reward"]) == REWARDS
