@@ -246,9 +246,13 @@ def load_site_data(start: Start, data_dir: Path | str, options: AdaptOptions) ->
     except DataError as exc:
         raise AdaptError(f"{start.source} on {data_dir}: {exc}") from exc
     if config.task == "classify" and data.num_classes > config.num_classes:
-        raise AdaptError(MSG_CLASSES.format(found=data.num_classes, ref=start.source, have=config.num_classes))
+        raise AdaptError(
+            MSG_CLASSES.format(found=data.num_classes, ref=start.source, have=config.num_classes)
+        )
     if options.labels > len(data.train):
-        raise AdaptError(MSG_TOO_MANY_LABELS.format(n=options.labels, data=data_dir, available=len(data.train)))
+        raise AdaptError(
+            MSG_TOO_MANY_LABELS.format(n=options.labels, data=data_dir, available=len(data.train))
+        )
     return data
 
 

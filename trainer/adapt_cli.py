@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--seed", type=int, default=0, help="seed of the labelled draw and the training")
     parser.add_argument("--task", choices=TASKS, help="refuse a version of another task")
     parser.add_argument("--steps", type=int, default=100, help="supervised predictor steps")
-    parser.add_argument("--episodes", type=int, help="Algorithm 1 episodes (controller; default: the version's)")
+    parser.add_argument(
+        "--episodes", type=int, help="Algorithm 1 episodes (controller; default: the version's)"
+    )
     parser.add_argument("--registry", type=Path, help="registry folder (default: USQA_REGISTRY or models/)")
     parser.set_defaults(handler=run)
 
@@ -57,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     except AdaptError as exc:
         raise UsageError(str(exc)) from exc
     m = result.metrics
-    print(f"adapted {args.source} ({args.mode}, {args.labels} labels) in {result.seconds:.1f} s -> {args.out}")
+    print(
+        f"adapted {args.source} ({args.mode}, {args.labels} labels) in {result.seconds:.1f} s -> {args.out}"
+    )
     print(f"  holdout {m['metric']} {m['mean']:.4f}, controller kappa {m['kappa']:.3f}")
     print(f"  report: {args.out / ADAPT_FILE}; publish with: usqa export --run {args.out}")
     return 0
