@@ -40,6 +40,7 @@ from trainer.model_card import write_model_card
 from trainer.onnx_graphs import export_graph, torch_outputs
 from trainer.quantize import quantize_int8
 from trainer.run import load_run, recorded_data_dir
+from trainer.weights_file import WEIGHTS_FILE, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,8 @@ def export_run(
             job_id=options.job_id,
             dataset=options.dataset,
         )
+        # The torch weights beside the graphs: what `usqa adapt` starts from (covered by the sha256 checks).
+        files[WEIGHTS_FILE] = save_weights(out / WEIGHTS_FILE, predictor, controller)
         files |= write_model_card(out, manifest, run_dir=run_dir, data_dir=data_path, registry=registry.root)
         return registry.publish(manifest, files, alias=options.alias)
 

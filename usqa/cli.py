@@ -35,6 +35,7 @@ TRAINER_COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("trainer.cli", "train the controller/predictor pair (seed 004)"),
     "evaluate": ("trainer.cli", "holdout rejection curves, kappa and t-test of a run"),
     "export": ("trainer.export_cli", "export a run to ONNX, check it and publish it to the registry"),
+    "adapt": ("trainer.adapt_cli", "adapt a published version to a new site with N labelled frames"),
     "heat": ("trainer.heating.cli", "pre-train a heated backbone with noise masks (seed 000)"),
     "finetune": ("trainer.heating.cli", "fine-tune a heated backbone on a task without masks"),
     "worker": ("trainer.jobs.cli", "run a retraining worker (Celery, queue 'retrain')"),

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.adaptation import MODEL_REF_PATTERN, AdaptMode
 from contracts.training import TrainConfig, preset
 from service.datasets.uploads import DATASET_ID_PATTERN
 
@@ -64,6 +65,18 @@ class JobSpec(BaseModel):
         description="a heated backbone file (usqa heat) in USQA_DATA_ROOT/backbones/",
     )
     class_names: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    # Adaptation (issue #17): start from a published version with a label budget instead of training anew.
+    adapt_from: str | None = Field(
+        default=None,
+        pattern=MODEL_REF_PATTERN,
+        description="a published version to adapt: NAME, NAME:VERSION or NAME@ALIAS (it must carry weights.npz)",
+    )
+    labels: int | None = Field(
+        default=None, ge=1, le=100_000, description="adaptation: labelled train frames to use (N)"
+    )
+    adapt_mode: AdaptMode | None = Field(
+        default=None, description="adaptation: probe, finetune (default) or controller"
+    )
 
 
 def _check_value(key: str, default: Any, value: Any, hint: Any) -> None:
@@ -121,9 +134,39 @@ def _apply(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
     return replace(obj, **changes)
 
 
+# An adaptation trains the version's own networks with its own config: only its budget and seed can change.
+ADAPT_OVERRIDES = frozenset({"seed", "episodes", "steps"})
+MSG_ADAPT_OVERRIDE = "override {key!r} does not apply to an adaptation (allowed: {allowed})"
+MSG_ADAPT_FIELDS = "labels and adapt_mode belong to an adaptation: set adapt_from too"
+MSG_ADAPT_LABELS = "an adaptation needs labels (N, the labelled train frames to use)"
+MSG_ADAPT_START = (
+    "an adaptation starts from adapt_from's weights; base_job and backbone cannot be combined with it"
+)
+
+
+def check_adaptation(spec: JobSpec) -> None:
+    """The adaptation fields are all-or-nothing and exclude the other starting points (`SpecError`)."""
+    if spec.adapt_from is None:
+        if spec.labels is not None or spec.adapt_mode is not None:
+            raise SpecError(MSG_ADAPT_FIELDS)
+        return
+    if spec.labels is None:
+        raise SpecError(MSG_ADAPT_LABELS)
+    if spec.base_job is not None or spec.backbone is not None:
+        raise SpecError(MSG_ADAPT_START)
+    for key, value in spec.overrides.items():
+        if key not in ADAPT_OVERRIDES:
+            raise SpecError(MSG_ADAPT_OVERRIDE.format(key=key, allowed=", ".join(sorted(ADAPT_OVERRIDES))))
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "seed" else 1):
+            raise SpecError(MSG_TYPE.format(key=key, expected="a non-negative integer", value=value))
+
+
 def resolve_config(spec: JobSpec, *, backbone_path: Path | None = None) -> TrainConfig:
     """The preset with the spec's overrides; raises `SpecError` naming the first bad override."""
+    check_adaptation(spec)
     config = preset(spec.config, spec.task, spec.reward, spec.algo)
+    if spec.adapt_from is not None:
+        return config  # the worker adapts the version's own config (trainer.adapt); checked above
     config = _apply(config, spec.overrides)
     if config.episodes < 1 or config.steps_per_episode < 1 or config.batch_size < 1:
         raise SpecError("episodes, steps_per_episode and batch_size must be at least 1")

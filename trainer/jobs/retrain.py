@@ -25,9 +25,12 @@ from service.jobs.spec import BACKBONES_DIR, JobSpec, SpecError, resolve_config
 from service.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError, open_registry
 from service.registry.announce import announcer_from_url
 from service.settings import Settings
+from trainer.adapt import AdaptError
 from trainer.engine.base import Callback, Engine, Logs
 from trainer.engine.callbacks import ProgressHook
 from trainer.export import ExportOptions, export_run
+from trainer.jobs.adapt_job import run_adaptation
+from trainer.jobs.adapt_job import summary as adaptation_summary
 from trainer.jobs.promotion import decide
 from trainer.run import (
     CHECKPOINT_FILE,
@@ -140,19 +143,29 @@ def _run_locked(
     name = spec.model or settings.model_name
     registry = open_registry(settings, announcer_from_url(settings.redis_url))
     run_dir = work / RUN_DIR
+    adaptation: dict[str, Any] = {}
 
     version = registry.find_job(name, job_id)
     if version is None:
-        resume = (run_dir / CHECKPOINT_FILE).is_file()
-        report({"stage": "training", "message": "resuming from checkpoint" if resume else "starting"})
-        train(
-            config,
-            data_dir,
-            run_dir,
-            callbacks=[ProgressHook(report), CancelCheck(cancelled)],
-            resume=resume,
-            progress=False,
-        )
+        if spec.adapt_from is not None:
+            report({"stage": "adapting", "message": f"from {spec.adapt_from} with {spec.labels} labels"})
+            try:
+                adaptation = run_adaptation(
+                    spec, registry, data_dir, run_dir, [ProgressHook(report), CancelCheck(cancelled)]
+                )
+            except AdaptError as exc:
+                raise JobRefused(str(exc)) from exc
+        else:
+            resume = (run_dir / CHECKPOINT_FILE).is_file()
+            report({"stage": "training", "message": "resuming from checkpoint" if resume else "starting"})
+            train(
+                config,
+                data_dir,
+                run_dir,
+                callbacks=[ProgressHook(report), CancelCheck(cancelled)],
+                resume=resume,
+                progress=False,
+            )
         if cancelled():
             raise JobCancelled("cancelled after training")
         report({"stage": "exporting"})
@@ -178,6 +191,8 @@ def _run_locked(
         version = published.version
     else:
         log.info("job %s already published %s v%d; finishing its promotion", job_id, name, version)
+        if spec.adapt_from is not None:
+            adaptation = adaptation_summary(run_dir)
 
     registry.promote(name, version, alias=CHALLENGER)
     report({"stage": "gating", "message": f"comparing v{version} with the champion"})
@@ -195,7 +210,7 @@ def _run_locked(
         "promoted" if promoted else "not promoted",
         decision.reason,
     )
-    return {
+    result = {
         "job_id": job_id,
         "model": name,
         "version": version,
@@ -203,6 +218,9 @@ def _run_locked(
         "auto_promote": settings.auto_promote,
         "gate": decision.to_dict(),
     }
+    if spec.adapt_from is not None:
+        result["adaptation"] = adaptation
+    return result
 
 
 def _champion_class_names(registry: ModelRegistry, name: str, classes: int) -> list[str] | None:

@@ -1,0 +1,47 @@
+"""Holdout figures of an adapted pair: the predictor's metric, balanced accuracy, the controller's kappa and
+its metric after rejecting 5 % / 15 % of frames (the paper's operating points)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from contracts.training import OPERATING_POINT
+from service.inference.evaluation import rejected_mask
+from trainer.data import SplitTensors
+from trainer.engine.amenability import frame_metric, infer
+from trainer.evaluate import cohens_kappa, rejection_curve
+
+REJECTIONS: tuple[float, ...] = (0.05, 0.15)
+
+
+def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Mean of the per-class recalls over the classes present in `truth`."""
+    recalls = [float((predicted[truth == c] == c).mean()) for c in np.unique(truth)]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def holdout_metrics(
+    task: str, predictor: nn.Module, controller: nn.Module, holdout: SplitTensors
+) -> dict[str, Any]:
+    """Every figure the adaptation report and the transfer study need, on the holdout split."""
+    device = torch.device("cpu")
+    logits = infer(predictor, holdout.frames, device)
+    metric = frame_metric(task, logits, holdout.targets).numpy()
+    scores = infer(controller, holdout.frames, device).numpy()
+    op = OPERATING_POINT[task]
+    out: dict[str, Any] = {
+        "task": task,
+        "frames": len(holdout),
+        "metric": "accuracy" if task == "classify" else "dice",
+        "mean": float(metric.mean()),
+        "kappa": cohens_kappa(rejected_mask(scores, op), holdout.amenable.astype(np.int64)),
+        "operating_point": op,
+        "rejection": {f"{r:.2f}": rejection_curve(metric, scores, (r,))[0] for r in REJECTIONS},
+    }
+    if task == "classify":
+        out["balanced_accuracy"] = balanced_accuracy(logits.argmax(1).numpy(), holdout.targets.numpy())
+    return out
