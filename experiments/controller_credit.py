@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from trainer.run import load_run, train
 
 from contracts.training import TrainConfig, preset
 from trainer.data import load_task_data
 from trainer.engine.amenability import infer
 from trainer.evaluate import evaluate
+from trainer.run import load_run, train
 
 Variant = Callable[[TrainConfig], TrainConfig]
 

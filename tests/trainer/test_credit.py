@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainer.run import CHECKPOINT_FILE, train
 
 from contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, CreditConfig, preset
 from trainer.credit import (
@@ -21,6 +20,7 @@ from trainer.credit import (
 from trainer.evaluate import evaluate
 from trainer.networks import Controller, seeded_init
 from trainer.rewards import reward_weighted
+from trainer.run import CHECKPOINT_FILE, train
 
 from .test_run import StopAfter
 
