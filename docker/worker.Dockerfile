@@ -57,6 +57,6 @@ USER usqa
 # It names the broker instead of `-A trainer.jobs.app`: importing the app imports torch, onnx and scipy (16 s
 # of CPU on a loaded 2-core machine, every interval), so that ping timed out while the worker was fine.
 # The start period covers a worker that needs minutes to import torch on such a machine.
-HEALTHCHECK --interval=15s --timeout=20s --start-period=180s --retries=3 \
+HEALTHCHECK --interval=15s --timeout=30s --start-period=180s --retries=3 \
     CMD celery -b "${USQA_BROKER_URL:-$USQA_REDIS_URL}" inspect ping -d "usqa@${HOSTNAME}" --timeout 10 || exit 1
 CMD ["python", "-m", "usqa", "worker"]

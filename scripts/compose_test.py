@@ -210,9 +210,19 @@ def inspect(container: str, template: str) -> str:
 
 
 def started_at(container: str) -> datetime:
-    # Docker writes nanoseconds; Python reads microseconds.
-    stamp = inspect(container, "{{.State.StartedAt}}")
-    return datetime.fromisoformat(stamp[:26] + "+00:00")
+    return docker_time(inspect(container, "{{.State.StartedAt}}"))
+
+
+def container_logs(container: str, *, timestamps: bool = False) -> str:
+    """A container's output, stdout and stderr together (uvicorn and Celery log to stderr)."""
+    cmd = ["docker", "logs", *(["-t"] if timestamps else []), container]
+    try:
+        result = subprocess.run(
+            cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise Failed(f"docker logs {container[:12]} ran past 60 s") from exc
+    return result.stdout
 
 
 def docker_time(stamp: str) -> datetime:
@@ -224,22 +234,29 @@ def docker_time(stamp: str) -> datetime:
     return datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6]:0<6}{'+00:00' if zone == 'Z' else zone}")
 
 
-def healthy_now(container: str, what: str) -> list[float]:
-    """Fails unless the container's healthcheck says healthy; the seconds its recent checks took (Docker keeps 5)."""
+def healthy_now(container: str, what: str) -> dict[str, tuple[float, int]]:
+    """Fails unless the container's healthcheck says healthy; its recent checks (Docker keeps 5), by start
+    time: (seconds taken, exit code)."""
     status = inspect(container, "{{.State.Health.Status}}")
     if status != "healthy":
         raise Failed(f"{container[:12]} is {status} {what}")
     checks = json.loads(inspect(container, "{{json .State.Health.Log}}") or "null") or []
-    return [(docker_time(c["End"]) - docker_time(c["Start"])).total_seconds() for c in checks]
+    return {
+        f"{container[:12]} {c['Start']}": (
+            (docker_time(c["End"]) - docker_time(c["Start"])).total_seconds(),
+            int(c["ExitCode"]),
+        )
+        for c in checks
+    }
 
 
 def ready_after_s(container: str, marker: str) -> float | None:
     """Seconds from the container's start to the first log line holding `marker` (Docker's timestamps)."""
-    logs = run(["docker", "logs", "-t", container], 60, check=False)
+    logs = container_logs(container, timestamps=True)
     for line in logs.splitlines():
         if marker in line:
             stamp = line.split(" ", 1)[0]
-            return (datetime.fromisoformat(stamp[:26] + "+00:00") - started_at(container)).total_seconds()
+            return (docker_time(stamp) - started_at(container)).total_seconds()
     return None
 
 
@@ -465,7 +482,7 @@ def job_worker(stack: Stack, job_id: str) -> str:
         if inspect(container, "{{.Config.Hostname}}") == hostname:
             return container
     # No node name stored yet: the worker whose log says it received the job (the latest one to).
-    received = [c for c in workers if f"[{job_id}] received" in run(["docker", "logs", c], 60, check=False)]
+    received = [c for c in workers if f"[{job_id}] received" in container_logs(c)]
     if len(received) == 1:
         return received[0]
     raise Failed(f"job {job_id}: no worker container is node {meta.get('worker')!r} (received by {received})")
@@ -487,7 +504,7 @@ def run_two_jobs(stack: Stack, dataset: str) -> dict[str, Any]:
     workers = {job_id: job_worker(stack, job_id) for job_id in (served, side)}
     if len(set(workers.values())) != 2:
         raise Failed(f"both jobs ran on one worker: {workers}")
-    checks = [s for c in stack.containers("worker") for s in healthy_now(c, "after its job")]
+    checks = {k: v for c in stack.containers("worker") for k, v in healthy_now(c, "after its job").items()}
     return {
         "served_job": served,
         "version": reports[served]["version"],
@@ -536,12 +553,17 @@ def kill_worker_mid_job(stack: Stack, dataset: str) -> dict[str, Any]:
     published = sorted(set(versions(stack, SIDE_MODEL)) - set(before))
     if published != [status["report"]["version"]]:
         raise Failed(f"job {job_id} published {published}, expected exactly [{status['report']['version']}]")
-    resumed = "resuming from checkpoint" in run(["docker", "logs", finisher], 60, check=False) or None
+    # trainer.api logs "resumed <work root>/<job id>/... at episode N" when a delivery finds the checkpoint.
+    resumed_at = [
+        int(line.rsplit(" ", 1)[-1])
+        for line in container_logs(finisher).splitlines()
+        if "resumed /" in line and f"/{job_id}/" in line and line.rsplit(" ", 1)[-1].isdigit()
+    ]
     return {
         "killed_at_episode": episode,
         "back_after_s": time.monotonic() - killed_at,
         "version": published[0],
-        "resumed": bool(resumed),
+        "resumed_at_episode": resumed_at[-1] if resumed_at else None,
         "worker_healthcheck_s": checks,
     }
 
@@ -636,19 +658,24 @@ def scenario(stack: Stack, times: dict[str, float], out: Path) -> dict[str, Any]
         results["api_kill"] = kill_one_api(stack)
     # Every container left running still passes its healthcheck at the end (the workers after their jobs).
     final = {c: healthy_now(c, "at the end of the run") for cs in stack.all_containers().values() for c in cs}
-    worker_checks = [s for c in stack.containers("worker") for s in final[c]]
-    results["worker_healthcheck_max_s"] = max(
-        [
-            *results["jobs"]["worker_healthcheck_s"],
-            *results["worker_kill"]["worker_healthcheck_s"],
-            *worker_checks,
-        ]
-    )
+    worker_checks = {
+        **results["jobs"]["worker_healthcheck_s"],
+        **results["worker_kill"]["worker_healthcheck_s"],
+        **{k: v for c in stack.containers("worker") for k, v in final[c].items()},
+    }
+    results["worker_healthcheck_max_s"] = max(seconds for seconds, _ in worker_checks.values())
+    results["worker_healthcheck_failed"] = sum(1 for _, code in worker_checks.values() if code != 0)
+    results["worker_healthchecks"] = len(worker_checks)
     return results
 
 
 def summary_line(versions_text: str, times: dict[str, float], results: dict[str, Any], total: float) -> str:
     wk, ak = results["worker_kill"], results["api_kill"]
+    resumed = (
+        "started over"
+        if wk["resumed_at_episode"] is None
+        else f"resumed from its checkpoint at episode {wk['resumed_at_episode']}"
+    )
     return (
         f"compose-test passed in {total:.0f} s ({versions_text}): build {times['build']:.0f} s, "
         f"up to healthy ({API_REPLICAS} APIs behind the proxy, {WORKERS} workers) {times['up']:.0f} s, "
@@ -656,6 +683,7 @@ def summary_line(versions_text: str, times: dict[str, float], results: dict[str,
         f"{times['user checks']:.0f} s, upload {times['upload']:.0f} s, 2 debug jobs on 2 workers "
         f"{times['two jobs']:.0f} s, promotion to v{results['jobs']['version']} served by every replica "
         f"{times['promotion']:.0f} s, worker killed at episode {wk['killed_at_episode']} -> redelivered, "
+        f"{resumed}, "
         f"SUCCESS once, one new version {times['worker kill']:.0f} s, API replica killed -> "
         f"{ak['served']}/{ak['served']} requests served {times['api kill']:.0f} s, down -v {times['down']:.0f} s"
     )
@@ -694,7 +722,9 @@ def render_docs(images: dict[str, dict[str, Any]], results: dict[str, Any], summ
             "Every container was healthy after the jobs, the workers also while one trained, and the workers' "
             f"healthcheck (a Celery ping of the node through the broker) took at most "
             f"{results['worker_healthcheck_max_s']:.1f} s of its "
-            f"{images['usqa-worker']['healthcheck_timeout_s']:.0f} s timeout.",
+            f"{images['usqa-worker']['healthcheck_timeout_s']:.0f} s timeout; "
+            f"{results['worker_healthcheck_failed']} of the {results['worker_healthchecks']} worker checks "
+            "Docker kept (its last 5 per container at each look) failed.",
             "",
             "```text",
             summary,
