@@ -19,7 +19,9 @@ RUN apt-get update \
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /srv/usqa
-COPY pyproject.toml README.md ./
+# setup.py too: the image installs the package the way a wheel is built (its shipped-model step only warns
+# here, since models/ is copied after the install and served from USQA_REGISTRY).
+COPY pyproject.toml setup.py README.md ./
 COPY contracts ./contracts
 COPY service ./service
 COPY usqa ./usqa

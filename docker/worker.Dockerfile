@@ -33,7 +33,9 @@ RUN index="${TORCH_INDEX_URL:-https://download.pytorch.org/whl/${TORCH_VARIANT}}
     && pip install --extra-index-url "${index}" "torch==${TORCH_VERSION}+${TORCH_VARIANT}"
 
 WORKDIR /srv/usqa
-COPY pyproject.toml README.md ./
+# setup.py too: the image installs the package the way a wheel is built (its shipped-model step only warns
+# here, since models/ is copied after the install and served from USQA_REGISTRY).
+COPY pyproject.toml setup.py README.md ./
 COPY contracts ./contracts
 COPY usqa ./usqa
 COPY service ./service
@@ -50,7 +52,11 @@ RUN useradd --system --uid 10001 --home /srv/usqa usqa \
     && chown -R usqa /srv/usqa/models /srv/usqa/data /srv/usqa/jobs /srv/usqa/work
 USER usqa
 
-# `usqa worker` names its Celery node usqa@<hostname>; the ping imports the app (and torch), hence the slack.
-HEALTHCHECK --interval=30s --timeout=30s --start-period=60s --retries=3 \
-    CMD celery -A trainer.jobs.app inspect ping -d "usqa@${HOSTNAME}" --timeout 10 || exit 1
+# `usqa worker` names its Celery node usqa@<hostname>. The ping asks that node, through the broker, to answer
+# (its main process does, also while a job trains in the pool child): no reply in 10 s, or no broker, fails.
+# It names the broker instead of `-A trainer.jobs.app`: importing the app imports torch, onnx and scipy (16 s
+# of CPU on a loaded 2-core machine, every interval), so that ping timed out while the worker was fine.
+# The start period covers a worker that needs minutes to import torch on such a machine.
+HEALTHCHECK --interval=15s --timeout=30s --start-period=180s --retries=3 \
+    CMD celery -b "${USQA_BROKER_URL:-$USQA_REDIS_URL}" inspect ping -d "usqa@${HOSTNAME}" --timeout 10 || exit 1
 CMD ["python", "-m", "usqa", "worker"]

@@ -8,7 +8,8 @@ scaled out (redis, the proxy, 2 API replicas, 2 workers; a generated token, prod
 through the published port what a user would try: /readyz, POST /assess on a PNG and a DICOM, /ws/scan,
 /metrics, a data-set upload, two debug retrain jobs (one per worker) to SUCCESS, a promotion every replica
 serves without a restart, a worker killed mid-job (the job is redelivered and publishes once), an API replica
-killed while the proxy keeps serving. `down -v` runs at the end, also when a step fails. On success it prints
+killed while the proxy keeps serving, and every container still healthy (the workers also while one
+trains). `down -v` runs at the end, also when a step fails. On success it prints
 one summary line and rewrites docs/deploy.md's generated block. Without a reachable engine or compose it
 prints a "skipped" line and exits 0. TORCH_INDEX_URL, when set, is the worker build's torch index.
 """
@@ -21,6 +22,7 @@ import io
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import subprocess
@@ -208,18 +210,53 @@ def inspect(container: str, template: str) -> str:
 
 
 def started_at(container: str) -> datetime:
-    # Docker writes nanoseconds; Python reads microseconds.
-    stamp = inspect(container, "{{.State.StartedAt}}")
-    return datetime.fromisoformat(stamp[:26] + "+00:00")
+    return docker_time(inspect(container, "{{.State.StartedAt}}"))
+
+
+def container_logs(container: str, *, timestamps: bool = False) -> str:
+    """A container's output, stdout and stderr together (uvicorn and Celery log to stderr)."""
+    cmd = ["docker", "logs", *(["-t"] if timestamps else []), container]
+    try:
+        result = subprocess.run(
+            cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise Failed(f"docker logs {container[:12]} ran past 60 s") from exc
+    return result.stdout
+
+
+def docker_time(stamp: str) -> datetime:
+    """A timestamp as Docker writes it (nanoseconds, `Z` or an offset); Python reads microseconds."""
+    match = re.fullmatch(r"([^.]+?)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", stamp.strip())
+    if match is None:
+        raise Failed(f"unreadable Docker timestamp {stamp!r}")
+    whole, fraction, zone = match.groups()
+    return datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6]:0<6}{'+00:00' if zone == 'Z' else zone}")
+
+
+def healthy_now(container: str, what: str) -> dict[str, tuple[float, int]]:
+    """Fails unless the container's healthcheck says healthy; its recent checks (Docker keeps 5), by start
+    time: (seconds taken, exit code)."""
+    status = inspect(container, "{{.State.Health.Status}}")
+    if status != "healthy":
+        raise Failed(f"{container[:12]} is {status} {what}")
+    checks = json.loads(inspect(container, "{{json .State.Health.Log}}") or "null") or []
+    return {
+        f"{container[:12]} {c['Start']}": (
+            (docker_time(c["End"]) - docker_time(c["Start"])).total_seconds(),
+            int(c["ExitCode"]),
+        )
+        for c in checks
+    }
 
 
 def ready_after_s(container: str, marker: str) -> float | None:
     """Seconds from the container's start to the first log line holding `marker` (Docker's timestamps)."""
-    logs = run(["docker", "logs", "-t", container], 60, check=False)
+    logs = container_logs(container, timestamps=True)
     for line in logs.splitlines():
         if marker in line:
             stamp = line.split(" ", 1)[0]
-            return (datetime.fromisoformat(stamp[:26] + "+00:00") - started_at(container)).total_seconds()
+            return (docker_time(stamp) - started_at(container)).total_seconds()
     return None
 
 
@@ -263,7 +300,10 @@ def unhealthy_after_s(containers: dict[str, str]) -> dict[str, float]:
                 result[image] = time.monotonic() - started
         return len(result) == len(containers)
 
-    until(all_unhealthy, UNHEALTHY_TIMEOUT_S, "the healthchecks of services that cannot serve to fail")
+    try:
+        until(all_unhealthy, UNHEALTHY_TIMEOUT_S, "the healthchecks of services that cannot serve to fail")
+    except Failed as exc:
+        raise Failed(f"{exc}; still not unhealthy: {sorted(set(containers) - set(result))}") from exc
     return result
 
 
@@ -278,11 +318,13 @@ def measure_images() -> dict[str, dict[str, Any]]:
             "size_mb": int(inspect(image, "{{.Size}}")) / MB,
             "user": inspect(image, "{{.Config.User}}") or "root",
             "healthcheck": json.loads(inspect(image, "{{json .Config.Healthcheck.Test}}"))[-1],
+            "healthcheck_timeout_s": int(inspect(image, "{{json .Config.Healthcheck.Timeout}}")) / 1e9,
             **probe,
         }
     # Each image started where it cannot serve, with a fast healthcheck: the API with no model to load, the
     # worker with no broker, the proxy with no API replica. Read-only root file systems, as in compose.
-    fast = ["--health-interval", "2s", "--health-retries", "2", "--health-start-period", "0s"]
+    # A start period of 0 s would mean "the image's" to Docker (the worker's is 180 s): 1 s overrides it.
+    fast = ["--health-interval", "2s", "--health-retries", "2", "--health-start-period", "1s"]
     hardened = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--network", "none"]
     cannot_serve = {
         "usqa-api": ["-e", "USQA_MODEL_NAME=no-such-model"],
@@ -440,7 +482,7 @@ def job_worker(stack: Stack, job_id: str) -> str:
         if inspect(container, "{{.Config.Hostname}}") == hostname:
             return container
     # No node name stored yet: the worker whose log says it received the job (the latest one to).
-    received = [c for c in workers if f"[{job_id}] received" in run(["docker", "logs", c], 60, check=False)]
+    received = [c for c in workers if f"[{job_id}] received" in container_logs(c)]
     if len(received) == 1:
         return received[0]
     raise Failed(f"job {job_id}: no worker container is node {meta.get('worker')!r} (received by {received})")
@@ -462,10 +504,12 @@ def run_two_jobs(stack: Stack, dataset: str) -> dict[str, Any]:
     workers = {job_id: job_worker(stack, job_id) for job_id in (served, side)}
     if len(set(workers.values())) != 2:
         raise Failed(f"both jobs ran on one worker: {workers}")
+    checks = {k: v for c in stack.containers("worker") for k, v in healthy_now(c, "after its job").items()}
     return {
         "served_job": served,
         "version": reports[served]["version"],
         "promoted": reports[served]["promoted"],
+        "worker_healthcheck_s": checks,
     }
 
 
@@ -496,6 +540,8 @@ def kill_worker_mid_job(stack: Stack, dataset: str) -> dict[str, Any]:
         "the long job to be mid-training",
     )
     victim = job_worker(stack, job_id)
+    # Its healthcheck keeps passing while a job trains (the worker's main process answers the ping).
+    checks = healthy_now(victim, "while training")
     episode = (job(stack, job_id).get("progress") or {}).get("episode")
     killed_at = time.monotonic()
     docker("kill", victim)
@@ -507,12 +553,18 @@ def kill_worker_mid_job(stack: Stack, dataset: str) -> dict[str, Any]:
     published = sorted(set(versions(stack, SIDE_MODEL)) - set(before))
     if published != [status["report"]["version"]]:
         raise Failed(f"job {job_id} published {published}, expected exactly [{status['report']['version']}]")
-    resumed = "resuming from checkpoint" in run(["docker", "logs", finisher], 60, check=False) or None
+    # trainer.api logs "resumed <work root>/<job id>/... at episode N" when a delivery finds the checkpoint.
+    resumed_at = [
+        int(line.rsplit(" ", 1)[-1])
+        for line in container_logs(finisher).splitlines()
+        if "resumed /" in line and f"/{job_id}/" in line and line.rsplit(" ", 1)[-1].isdigit()
+    ]
     return {
         "killed_at_episode": episode,
         "back_after_s": time.monotonic() - killed_at,
         "version": published[0],
-        "resumed": bool(resumed),
+        "resumed_at_episode": resumed_at[-1] if resumed_at else None,
+        "worker_healthcheck_s": checks,
     }
 
 
@@ -604,11 +656,26 @@ def scenario(stack: Stack, times: dict[str, float], out: Path) -> dict[str, Any]
         results["worker_kill"] = kill_worker_mid_job(stack, dataset)
     with phase(times, "api kill"):
         results["api_kill"] = kill_one_api(stack)
+    # Every container left running still passes its healthcheck at the end (the workers after their jobs).
+    final = {c: healthy_now(c, "at the end of the run") for cs in stack.all_containers().values() for c in cs}
+    worker_checks = {
+        **results["jobs"]["worker_healthcheck_s"],
+        **results["worker_kill"]["worker_healthcheck_s"],
+        **{k: v for c in stack.containers("worker") for k, v in final[c].items()},
+    }
+    results["worker_healthcheck_max_s"] = max(seconds for seconds, _ in worker_checks.values())
+    results["worker_healthcheck_failed"] = sum(1 for _, code in worker_checks.values() if code != 0)
+    results["worker_healthchecks"] = len(worker_checks)
     return results
 
 
 def summary_line(versions_text: str, times: dict[str, float], results: dict[str, Any], total: float) -> str:
     wk, ak = results["worker_kill"], results["api_kill"]
+    resumed = (
+        "started over"
+        if wk["resumed_at_episode"] is None
+        else f"resumed from its checkpoint at episode {wk['resumed_at_episode']}"
+    )
     return (
         f"compose-test passed in {total:.0f} s ({versions_text}): build {times['build']:.0f} s, "
         f"up to healthy ({API_REPLICAS} APIs behind the proxy, {WORKERS} workers) {times['up']:.0f} s, "
@@ -616,14 +683,14 @@ def summary_line(versions_text: str, times: dict[str, float], results: dict[str,
         f"{times['user checks']:.0f} s, upload {times['upload']:.0f} s, 2 debug jobs on 2 workers "
         f"{times['two jobs']:.0f} s, promotion to v{results['jobs']['version']} served by every replica "
         f"{times['promotion']:.0f} s, worker killed at episode {wk['killed_at_episode']} -> redelivered, "
+        f"{resumed}, "
         f"SUCCESS once, one new version {times['worker kill']:.0f} s, API replica killed -> "
         f"{ak['served']}/{ak['served']} requests served {times['api kill']:.0f} s, down -v {times['down']:.0f} s"
     )
 
 
-def render_docs(
-    images: dict[str, dict[str, Any]], ready: dict[str, float | None], summary: str, meta: str
-) -> str:
+def render_docs(images: dict[str, dict[str, Any]], results: dict[str, Any], summary: str, meta: str) -> str:
+    ready: dict[str, float | None] = results["ready_s"]
     ready_by_image = {image: ready.get(service) for image, (_, service) in IMAGES.items()}
     rows = [
         "| image | size | user | start-up to ready | healthcheck | unhealthy when it cannot serve | build tools | "
@@ -648,9 +715,16 @@ def render_docs(
             "",
             "Start-up to ready: container start to the API's uvicorn start-up (model loaded, warmed up), the "
             "worker's Celery `ready`, the proxy's first replica UP, from the containers' log timestamps, in the "
-            "scaled-out stack. Unhealthy: each image started alone where it cannot serve, healthcheck every 2 s, "
+            "scaled-out stack. Unhealthy: each image started alone where it cannot serve, healthcheck every 2 s, 1 s "
+            "start period, "
             "2 retries. Caches: bytes under /root/.cache, /srv/usqa/.cache, apt's archives and lists, /tmp. Every "
-            "app container runs with a read-only root file system (`read_only: true`, checked in the run).",
+            "app container runs with a read-only root file system (`read_only: true`, checked in the run). "
+            "Every container was healthy after the jobs, the workers also while one trained, and the workers' "
+            f"healthcheck (a Celery ping of the node through the broker) took at most "
+            f"{results['worker_healthcheck_max_s']:.1f} s of its "
+            f"{images['usqa-worker']['healthcheck_timeout_s']:.0f} s timeout; "
+            f"{results['worker_healthcheck_failed']} of the {results['worker_healthchecks']} worker checks "
+            "Docker kept (its last 5 per container at each look) failed.",
             "",
             "```text",
             summary,
@@ -725,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, "
             f"{os.cpu_count()} cores, {versions_text}"
         )
-        write_docs(args.docs, render_docs(images, results["ready_s"], summary, meta))
+        write_docs(args.docs, render_docs(images, results, summary, meta))
         log(f"updated {args.docs}")
     return 0
 

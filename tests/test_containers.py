@@ -283,15 +283,32 @@ def test_worker_image_installs_the_train_extra_and_the_pinned_cpu_torch() -> Non
     assert '"torch==${TORCH_VERSION}+${TORCH_VARIANT}"' in torch_install
 
 
-def test_worker_image_runs_and_pings_the_celery_worker() -> None:
+def test_worker_image_runs_and_pings_the_celery_worker_without_importing_the_app() -> None:
     assert arguments(WORKER_DOCKERFILE, "CMD") == ['["python", "-m", "usqa", "worker"]']
     healthcheck = arguments(WORKER_DOCKERFILE, "HEALTHCHECK")[0]
-    match = re.search(r"celery -A ([\w.]+) inspect ping -d \"(\w+)@\$\{HOSTNAME\}\"", healthcheck)
+    # The broker the settings use (USQA_BROKER_URL, else USQA_REDIS_URL), not `-A trainer.jobs.app`: importing
+    # the app imports torch, which made every check time out on a loaded machine.
+    match = re.search(
+        r'celery -b "\$\{USQA_BROKER_URL:-\$USQA_REDIS_URL\}" inspect ping -d "(\w+)@\$\{HOSTNAME\}"',
+        healthcheck,
+    )
     assert match, healthcheck
-    assert (REPO_ROOT / (match.group(1).replace(".", "/") + ".py")).is_file()
+    assert " -A " not in f" {healthcheck} " and "--app" not in healthcheck
+    # ...which is the settings' own fallback.
+    assert Settings(redis_url="redis://queue:6379/0", broker_url=None).broker == "redis://queue:6379/0"
+    assert (
+        Settings(redis_url="redis://queue:6379/0", broker_url="redis://other:6379/1").broker
+        == "redis://other:6379/1"
+    )
     # The ping must address the node `usqa worker` starts (a container's $HOSTNAME is its hostname).
     worker_args = build_parser(["worker"]).parse_args(["worker"])
-    assert worker_args.hostname == f"{match.group(2)}@{socket.gethostname()}"
+    assert worker_args.hostname == f"{match.group(1)}@{socket.gethostname()}"
+    # The check's own timeout leaves room for the ping's reply timeout and the celery command's start.
+    reply = re.search(r" --timeout (\d+)\b", healthcheck)
+    check = re.search(r"--timeout=(\d+)s\b", healthcheck)
+    assert reply and check, healthcheck
+    reply_s, check_s = int(reply.group(1)), int(check.group(1))
+    assert reply_s + 5 <= check_s, healthcheck
 
 
 # -- compose ----------------------------------------------------------------------------------------------
