@@ -77,11 +77,14 @@ heating-analysis: install
 
 # The default model that ships in models/ (usqa-prostate, champion): simulate, train, evaluate, export.
 DEFAULT_MODEL_RUN ?= runs/default-model
-DEFAULT_MODEL_CONFIG ?= demo
+DEFAULT_MODEL_CONFIG ?= default
+# The shipped model: the development distribution (prostate, evidence-loss degradations, half the frames
+# degraded; docs/simulator.md) at another seed, the default budget (128 px) and the per-frame-credit
+# controller (docs/controller.md). `usqa export` refuses it if the controller learned nothing (kappa <= 0).
 default-model: install
-	$(BIN)/usqa simulate --out $(DEFAULT_MODEL_RUN)/data --frames 2000 --subjects 40 --seed 7 --size 128 \
-		--preset transrectal_prostate --force
-	$(BIN)/usqa train --data $(DEFAULT_MODEL_RUN)/data --task classify --reward weighted --algo reinforce \
+	$(BIN)/usqa simulate --out $(DEFAULT_MODEL_RUN)/data --frames 2400 --subjects 80 --seed 7 --size 128 \
+		--preset transrectal_prostate --mix evidence_loss --degraded-fraction 0.5 --force
+	$(BIN)/usqa train --data $(DEFAULT_MODEL_RUN)/data --task classify --reward weighted --algo credit \
 		--config $(DEFAULT_MODEL_CONFIG) --out $(DEFAULT_MODEL_RUN)/run --quiet
 	$(BIN)/usqa evaluate --run $(DEFAULT_MODEL_RUN)/run --data $(DEFAULT_MODEL_RUN)/data --out $(DEFAULT_MODEL_RUN)/run/eval
 	$(BIN)/usqa export --run $(DEFAULT_MODEL_RUN)/run --data $(DEFAULT_MODEL_RUN)/data --registry models \
