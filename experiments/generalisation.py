@@ -181,9 +181,19 @@ def plan(args: argparse.Namespace, data_dirs: dict[str, Path]) -> list[dict[str,
 
 
 def _done(job: dict[str, Any], file: str) -> bool:
-    """True when the run folder holds `file` written for exactly this config (a changed config reruns)."""
+    """True when the run folder holds `file` written for the same training config (a changed config reruns).
+
+    Both sides go through `TrainConfig.from_dict`, so a run stored before a field with a default was added
+    (which therefore trained with that default) still counts as done.
+    """
     path = Path(job["run_dir"]) / file
-    return path.is_file() and json.loads(path.read_text()).get("config") == job["config"]
+    if not path.is_file():
+        return False
+    stored = json.loads(path.read_text()).get("config")
+    try:
+        return stored is not None and TrainConfig.from_dict(stored) == TrainConfig.from_dict(job["config"])
+    except (TypeError, ValueError):  # a stored config this code cannot read: train again
+        return False
 
 
 def guarded(work: Callable[[dict[str, Any]], Any], job: dict[str, Any]) -> bool:

@@ -233,7 +233,7 @@ def test_the_quick_command_end_to_end_and_render_only(tmp_path: Path) -> None:
     out = tmp_path / "out"
     # The real command with the smallest grid: one quick data set, one task, two seeds, one process.
     args = ["--quick", "--out", str(out), "--docs", str(docs), "--datasets", "prostate_evidence_loss"]
-    args += ["--tasks", "classify", "--jobs", "1", "--resamples", "5"]
+    args += ["--tasks", "classify", "--jobs", "1", "--resamples", "5", "--methods", REFERENCE]
     assert main(args) == 0
     results = json.loads((out / "results.json").read_text())
     assert {(r["method"], r["seed"]) for r in results["runs"]} == {(REFERENCE, 0), (REFERENCE, 1)}
