@@ -264,6 +264,24 @@ def _meta(
     }
 
 
+def _with_earlier_runs(meta: dict[str, Any], earlier_file: Path) -> dict[str, Any]:
+    """`meta` plus the runs and methods an earlier invocation on the same grid planned.
+
+    So a method added later (`--methods NEW --tasks classify`) joins the page beside the runs already there,
+    instead of replacing them; a different budget, seed list or resample count starts a new page.
+    """
+    if not earlier_file.is_file():
+        return meta
+    earlier = json.loads(earlier_file.read_text())
+    same_grid = all(earlier.get(k) == meta[k] for k in ("budget", "quick", "seeds", "resamples"))
+    if not same_grid:
+        return meta
+    runs = list(dict.fromkeys([*earlier.get("runs", []), *meta["runs"]]))
+    names = {m["name"] for m in meta["methods"]}
+    methods = meta["methods"] + [m for m in earlier.get("methods", []) if m["name"] not in names]
+    return {**meta, "runs": runs, "methods": methods}
+
+
 def run(args: argparse.Namespace) -> None:
     """Build the data sets, train and evaluate every job not done yet, and write meta.json."""
     started = time.perf_counter()
@@ -272,7 +290,7 @@ def run(args: argparse.Namespace) -> None:
     described = [describe(d, data_dirs[d.name], args.tasks) for d in datasets]
     jobs = plan(args, data_dirs)
     to_train = [j for j in jobs if args.force or not _done(j, TRAIN_FILE)]
-    meta = _meta(args, described, jobs)
+    meta = _with_earlier_runs(_meta(args, described, jobs), args.out / META_FILE)
     # Written first as well, so that `--render-only` after an interruption shows the runs that finished.
     unfinished = {"wall_seconds": 0.0, "trained_now": 0, "finished": "not finished (interrupted?)"}
     (args.out / META_FILE).write_text(json.dumps(meta | unfinished, indent=1) + "\n")

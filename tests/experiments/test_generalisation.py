@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from docs_gen.blocks import MarkerError, begin_marker, block_body, check_block
-from experiments.generalisation import guarded, main
+from experiments.generalisation import _with_earlier_runs, guarded, main
 from experiments.generalisation_data import trivial_baseline
 from experiments.generalisation_methods import (
     METHODS,
@@ -273,3 +273,16 @@ def test_the_committed_results_page_carries_the_block_once() -> None:
     text = page.read_text(encoding="utf-8")
     check_block(page, "generalisation")
     assert begin_marker("generalisation", "experiments.generalisation") in text
+
+
+def test_a_method_added_later_joins_the_runs_of_the_same_grid(tmp_path: Path) -> None:
+    grid = {"budget": "benchmark", "quick": False, "seeds": [0, 1, 2], "resamples": 200}
+    earlier = {**grid, "runs": ["a/classify/ref/seed0", "a/segment/ref/seed0"], "methods": [{"name": "ref"}]}
+    (tmp_path / "meta.json").write_text(json.dumps(earlier))
+    now = {**grid, "runs": ["a/classify/ref/seed0", "a/classify/new/seed0"], "methods": [{"name": "new"}]}
+    merged = _with_earlier_runs(now, tmp_path / "meta.json")
+    assert merged["runs"] == ["a/classify/ref/seed0", "a/segment/ref/seed0", "a/classify/new/seed0"]
+    assert [m["name"] for m in merged["methods"]] == ["new", "ref"]
+    # Another budget is another page: nothing earlier joins it.
+    other = {**now, "budget": "demo"}
+    assert _with_earlier_runs(other, tmp_path / "meta.json") == other
