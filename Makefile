@@ -49,12 +49,12 @@ reliability: install
 	USQA_RELIABILITY=full $(BIN)/python -m pytest tests/reliability -p no:cacheprovider; status=$$?; \
 		$(BIN)/python -m docs_gen.reliability_report && exit $$status
 
-# The images built and the compose stack run for real (scripts/compose_test.py): 2 APIs behind the proxy,
+# The images built and the compose stack run for real (scripts/compose_test/): 2 APIs behind the proxy,
 # 2 workers, a worker and an API killed; rewrites docs/deploy.md's image table. Not part of `make test` (CI
 # machines have no Docker engine): without one it says "skipped" and succeeds. TORCH_INDEX_URL, when set, is
 # the torch index of the worker image's build.
 compose-test: install
-	$(BIN)/python scripts/compose_test.py
+	$(BIN)/python -m scripts.compose_test
 
 demo: install
 	$(BIN)/usqa demo --out $(DEMO_OUT)

@@ -33,7 +33,7 @@ PROMETHEUS_CONFIG = DOCKER_DIR / "prometheus" / "prometheus.yml"
 PROXY_DOCKERFILE = DOCKER_DIR / "proxy.Dockerfile"
 HAPROXY_CONFIG = DOCKER_DIR / "proxy" / "haproxy.cfg"
 COMPOSE_TEST_FILE = DOCKER_DIR / "compose-test.yml"
-COMPOSE_TEST_SCRIPT = REPO_ROOT / "scripts" / "compose_test.py"
+COMPOSE_TEST_PACKAGE = REPO_ROOT / "scripts" / "compose_test"
 HARDENED_SERVICES = ("proxy", *("api", "worker", "api-gpu", "worker-gpu"))
 GRAFANA_PROVISIONING = DOCKER_DIR / "grafana" / "provisioning"
 
@@ -476,13 +476,13 @@ def test_compose_test_settings_let_a_killed_job_come_back_within_the_test() -> N
         env = {k: int(v) for k, v in overlay["services"][name]["environment"].items() if k.endswith("_S")}
         soft, hard = env["USQA_JOB_SOFT_TIME_LIMIT_S"], env["USQA_JOB_TIME_LIMIT_S"]
         assert soft < hard < env["USQA_JOB_VISIBILITY_TIMEOUT_S"] <= 300, env
-    script = COMPOSE_TEST_SCRIPT.read_text()
+    script = (COMPOSE_TEST_PACKAGE / "config.py").read_text()
     assert all(path in script for path in ("docker-compose.yml", "docker/compose-test.yml"))
 
 
 def test_compose_test_is_a_make_target_outside_make_test() -> None:
     makefile = (REPO_ROOT / "Makefile").read_text()
-    assert re.search(r"^compose-test: .*\n\t\$\(BIN\)/python scripts/compose_test\.py", makefile, re.M)
+    assert re.search(r"^compose-test: .*\n\t\$\(BIN\)/python -m scripts\.compose_test$", makefile, re.M)
     test_target = re.search(r"^test: (.*)$", makefile, re.M)
     assert test_target and "compose-test" not in test_target.group(1)
     docs = (REPO_ROOT / "docs" / "deploy.md").read_text()
@@ -493,7 +493,8 @@ def test_compose_test_is_a_make_target_outside_make_test() -> None:
 def test_compose_test_skips_without_a_docker_engine(tmp_path: Path) -> None:
     # No `docker` on PATH: the script must say "skipped" and succeed, touching nothing.
     result = subprocess.run(
-        [sys.executable, str(COMPOSE_TEST_SCRIPT), "--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "scripts.compose_test", "--out", str(tmp_path / "out")],
+        cwd=REPO_ROOT,
         env={**os.environ, "PATH": str(tmp_path)},
         capture_output=True,
         text=True,
