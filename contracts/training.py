@@ -110,6 +110,25 @@ class DDPGConfig:
 
 
 @dataclass(frozen=True)
+class RecipeConfig:
+    """How the predictor learns on data it has not seen before (docs/recipe.md: each choice and its measurement)."""
+
+    # Algorithm 1's first `warmup_episodes` select every frame and do not update the controller, so the
+    # predictor is trained (not random) when the reward starts to mean something. Counted inside `episodes`,
+    # so the non-selective baseline keeps the same budget.
+    warmup_episodes: int = 0
+    # "ultrasound": gain/contrast/gamma, speckle-like multiplicative noise, left-right flips, small affine
+    # (trainer.augment, MONAI transforms, seeded); "none": frames as prepared.
+    augment: Literal["none", "ultrasound"] = "none"
+    # Classification mini-batches drawn with equal expected counts per class (trainer.data.BalancedSampler).
+    balanced_sampling: bool = False
+    # Keep the predictor of the episode with the best validation metric (the reward frames), and stop after
+    # `early_stopping_patience` episodes without improvement (None: never stop early).
+    best_on_validation: bool = False
+    early_stopping_patience: int | None = None
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything `train` needs besides the data: resolved once, stored in config.json and in checkpoints."""
 
@@ -142,6 +161,7 @@ class TrainConfig:
     ddpg: DDPGConfig = field(default_factory=DDPGConfig)
     # The non-selective baseline predictor: same network and budget (episodes x steps x batch), all frames.
     train_baseline: bool = True
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     checkpoint_every: int = 5
     backbone_checkpoint: str | None = None
 
@@ -225,6 +245,9 @@ def preset(
         return replace(
             base,
             name="debug",
+            # The recipe's code paths in seconds: one warm-up episode, best-on-validation; augmentation (the
+            # slowest part on CPU) is tested on its own.
+            recipe=RecipeConfig(warmup_episodes=1, balanced_sampling=True, best_on_validation=True),
             frame=FrameSpec(size=32),
             episodes=3,
             steps_per_episode=2,
@@ -246,6 +269,7 @@ def preset(
         return replace(
             base,
             name="demo",
+            recipe=recipe_for(task, 20 if task == "classify" else 10),
             frame=FrameSpec(size=64),
             episodes=20 if task == "classify" else 10,
             steps_per_episode=5,
@@ -262,9 +286,27 @@ def preset(
     if name == "default":
         if task == "segment":
             # A U-Net step at 128 px costs ~6x a classifier step: smaller batches and reward set, fewer steps.
-            return replace(base, name="default", episodes=40, batch_size=16, reward_frames=64)
-        return replace(base, name="default")
+            return replace(
+                base,
+                name="default",
+                episodes=40,
+                batch_size=16,
+                reward_frames=64,
+                recipe=recipe_for(task, 40),
+            )
+        return replace(base, name="default", recipe=recipe_for(task, base.episodes))
     raise ValueError(f"unknown config preset {name!r}; choose one of {', '.join(PRESETS)}")
+
+
+def recipe_for(task: Task, episodes: int) -> RecipeConfig:
+    """The measured predictor recipe of the demo and default presets (docs/recipe.md says why each part)."""
+    return RecipeConfig(
+        warmup_episodes=episodes // 4,
+        augment="ultrasound",
+        balanced_sampling=task == "classify",
+        best_on_validation=True,
+        early_stopping_patience=None,
+    )
 
 
 class RunConfig(Protocol):

@@ -2,7 +2,9 @@
 
 Nothing is published unless every check passes: `onnx.checker`, onnxruntime-vs-torch parity on real frames
 from the run's data (fp32: max abs difference <= 1e-4), and, with `--quantize int8`, a task-metric change within
-tolerance. Thresholds for target rejection rates and the validation score histogram are calibrated here on the
+tolerance. A run whose verdict failed (trainer.verdict: a predictor no better than the trivial one, a controller
+with no spread or a kappa <= 0 on labelled validation frames) is refused unless `force`; the verdict and whether
+it was forced go into the manifest's metrics. Thresholds for target rejection rates and the validation score histogram are calibrated here on the
 validation split, so the service serves exactly what the manifest says.
 """
 
@@ -34,10 +36,12 @@ from contracts.training import TrainConfig
 from service.datasets import load_dataset
 from service.inference.evaluation import evaluate, open_graphs
 from service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
+from trainer.data import load_task_data
 from trainer.model_card import write_model_card
 from trainer.onnx_graphs import export_graph, torch_outputs
 from trainer.quantize import quantize_int8
 from trainer.run import load_run, recorded_data_dir
+from trainer.verdict import compute_verdict, read_verdict, refusal
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,8 @@ class ExportOptions:
     # Retraining jobs: the job that publishes (at most one version per job) and its data-set id.
     job_id: str | None = None
     dataset: str | None = None
+    # Publish even when the run's verdict failed (recorded as forced in the manifest).
+    force: bool = False
 
 
 @dataclass
@@ -151,6 +157,12 @@ def export_run(
     data_path = Path(data_dir) if data_dir is not None else recorded_data_dir(run_dir)
     if data_path is None:
         raise ExportError(MSG_NO_DATA)
+    verdict = run_verdict(run_dir, data_path)
+    message = refusal(verdict, "export", job=options.job_id is not None)
+    if message is not None and not options.force:
+        raise ExportError(message)
+    if message is not None:
+        log.warning("publishing despite a failed verdict (forced): %s", message)
     dataset = load_dataset(data_path)
     spec = config.frame
     val = dataset.arrays("val", spec)
@@ -196,7 +208,7 @@ def export_run(
             graphs=dict(GRAPH_FILES),
             thresholds=calibrate_thresholds(val_scores, options.rejection_rates),
             score_histogram=score_histogram(val_scores),
-            metrics=_run_metrics(run_dir, checks),
+            metrics={**_run_metrics(run_dir, checks), "verdict": {**verdict, "forced": message is not None}},
             training_config=config.to_dict(),
             code_revision=code_revision(),
             quantization=options.quantize,
@@ -205,6 +217,16 @@ def export_run(
         )
         files |= write_model_card(out, manifest, run_dir=run_dir, data_dir=data_path, registry=registry.root)
         return registry.publish(manifest, files, alias=options.alias)
+
+
+def run_verdict(run_dir: Path, data_path: Path) -> dict[str, Any]:
+    """The run's verdict.json; for a run from before verdicts, computed now on the data set's validation split."""
+    recorded = read_verdict(run_dir)
+    if recorded is not None:
+        return recorded
+    config, controller, predictor, baseline = load_run(run_dir)
+    data = load_task_data(data_path, config)
+    return compute_verdict(config, controller, predictor, baseline, data.train, data.val).to_dict()
 
 
 def _quantize_and_gate(

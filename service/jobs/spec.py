@@ -64,6 +64,11 @@ class JobSpec(BaseModel):
         description="a heated backbone file (usqa heat) in USQA_DATA_ROOT/backbones/",
     )
     class_names: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    force: bool = Field(
+        default=False,
+        description="publish and gate even when the run's verdict failed (predictor no better than the trivial "
+        "one, controller without spread or with kappa <= 0 on labelled validation frames)",
+    )
 
 
 def _check_value(key: str, default: Any, value: Any, hint: Any) -> None:

@@ -29,7 +29,7 @@ def test_export_publishes_the_card_with_the_evaluation(
     evaluated_run: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
     registry = ModelRegistry(tmp_path / "reg")
-    version = export_run(evaluated_run, registry, ExportOptions(name="m"), data_dir=tiny_data)
+    version = export_run(evaluated_run, registry, ExportOptions(name="m", force=True), data_dir=tiny_data)
     loaded = registry.load("m", version.version)  # the card's sha256 is checked with the graphs'
     assert {CARD_JSON, CARD_MARKDOWN} <= set(loaded.manifest.files)
     stored = ModelCard.model_validate_json((loaded.path / CARD_JSON).read_text())
@@ -61,6 +61,6 @@ def test_a_run_without_an_evaluation_report_says_so(
         if item.is_file():
             (run / item.name).write_bytes(item.read_bytes())
     registry = ModelRegistry(tmp_path / "reg")
-    version = export_run(run, registry, ExportOptions(name="m"), data_dir=tiny_data)
+    version = export_run(run, registry, ExportOptions(name="m", force=True), data_dir=tiny_data)
     card = read_card(registry, "m", version.version)
     assert (card.source, card.note, card.evaluation) == ("export", NO_REPORT_NOTE, None)
