@@ -25,7 +25,7 @@ PLAIN = RecipeConfig()
 
 
 def variant(config: TrainConfig, name: str) -> TrainConfig:
-    """`config` with the recipe of variant `name` ("plain", one choice, "recipe" = the preset's, or "size:N")."""
+    """`config` with variant `name`: "plain", one recipe choice, "recipe" (the preset's), "size:N" or "loss:L"."""
     warmup = max(1, config.episodes // 4)
     one = {
         "plain": PLAIN,
@@ -38,6 +38,8 @@ def variant(config: TrainConfig, name: str) -> TrainConfig:
         return replace(config, recipe=one[name])
     if name == "recipe":
         return config
+    if name.startswith("loss:"):
+        return replace(config, predictor_loss=name.split(":")[1])  # type: ignore[arg-type]
     if name.startswith("size:"):
         return replace(config, frame=replace(config.frame, size=int(name.split(":")[1])))
     raise ValueError(f"unknown variant {name!r}")
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="plain,warmup,augment,balanced,best,recipe")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--size", type=int, help="frame size for every variant (default: the preset's)")
+    parser.add_argument("--episodes", type=int, help="episodes for every variant (default: the preset's)")
     parser.add_argument("--baseline", action="store_true", help="also train the non-selective baseline")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=0)
@@ -64,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.variants.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             config = replace(preset(args.config, task), seed=seed, train_baseline=args.baseline)
+            if args.episodes:
+                config = replace(
+                    config,
+                    episodes=args.episodes,
+                    recipe=replace(config.recipe, warmup_episodes=args.episodes // 4),
+                )
             if args.size:
                 config = replace(config, frame=FrameSpec(size=args.size))
             config = variant(config, name)

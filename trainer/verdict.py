@@ -99,7 +99,7 @@ class Verdict:
             f"{p['trivial']:.3f} ({p['trivial_rule']})"
             + ("" if base is None else f"; non-selective baseline {base['metric']:.3f}"),
             f"  controller: score spread {c['score_spread']:.3f}, kappa "
-            + ("n/a (no labels)" if c["kappa"] is None else f"{c['kappa']:.3f}")
+            + (f"n/a (< {MIN_LABELLED} labelled)" if c["kappa"] is None else f"{c['kappa']:.3f}")
             + f" on {c['labelled_frames']} labelled frames",
             "  passed" if self.passed else "  FAILED: " + "; ".join(r.message for r in self.reasons),
         ]
