@@ -54,6 +54,8 @@ class UNetConfig:
     num_classes: int = 2
     pixel_mean: float = 0.5
     pixel_std: float = 0.25
+    # Initial foreground probability of every pixel (the output bias); None: the layer's default init.
+    foreground_prior: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,9 @@ class RecipeConfig:
     # `early_stopping_patience` episodes without improvement (None: never stop early).
     best_on_validation: bool = False
     early_stopping_patience: int | None = None
+    # Segmentation: start the U-Net at the training masks' foreground fraction (`unet.foreground_prior`, set by
+    # `train()` from the data) instead of a random output bias, which starts it near "everything is organ".
+    output_prior: bool = False
 
 
 @dataclass(frozen=True)
@@ -247,7 +252,9 @@ def preset(
             name="debug",
             # The recipe's code paths in seconds: one warm-up episode, best-on-validation; augmentation (the
             # slowest part on CPU) is tested on its own.
-            recipe=RecipeConfig(warmup_episodes=1, balanced_sampling=True, best_on_validation=True),
+            recipe=RecipeConfig(
+                warmup_episodes=1, balanced_sampling=True, best_on_validation=True, output_prior=True
+            ),
             frame=FrameSpec(size=32),
             episodes=3,
             steps_per_episode=2,
@@ -269,9 +276,11 @@ def preset(
         return replace(
             base,
             name="demo",
-            recipe=recipe_for(task, 20 if task == "classify" else 10),
+            recipe=recipe_for(task, 20),
             frame=FrameSpec(size=64),
-            episodes=20 if task == "classify" else 10,
+            # Segmentation: 20 episodes, not 10: after 50 steps the U-Net often still gives its initial answer
+            # (all or no foreground; docs/recipe.md).
+            episodes=20,
             steps_per_episode=5,
             batch_size=32 if task == "classify" else 16,
             reward_frames=128 if task == "classify" else 64,
@@ -285,7 +294,7 @@ def preset(
         )
     if name == "default":
         if task == "segment":
-            # A U-Net step at 128 px costs ~6x a classifier step: smaller batches and reward set, fewer steps.
+            # A U-Net step costs ~6x a classifier step: smaller batches and reward set, fewer steps.
             return replace(
                 base,
                 name="default",
@@ -306,6 +315,7 @@ def recipe_for(task: Task, episodes: int) -> RecipeConfig:
         balanced_sampling=task == "classify",
         best_on_validation=True,
         early_stopping_patience=None,
+        output_prior=True,
     )
 
 

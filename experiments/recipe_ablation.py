@@ -33,6 +33,7 @@ def variant(config: TrainConfig, name: str) -> TrainConfig:
         "augment": replace(PLAIN, augment="ultrasound"),
         "balanced": replace(PLAIN, balanced_sampling=True),
         "best": replace(PLAIN, best_on_validation=True),
+        "prior": replace(PLAIN, output_prior=True),
     }
     if name in one:
         return replace(config, recipe=one[name])

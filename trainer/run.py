@@ -105,6 +105,14 @@ def adopt_backbone_config(config: TrainConfig) -> TrainConfig:
     )
 
 
+def with_data_priors(config: TrainConfig, data: TaskData) -> TrainConfig:
+    """With `recipe.output_prior`, the U-Net's initial foreground probability: the training masks' fraction."""
+    if config.task != "segment" or not config.recipe.output_prior:
+        return config
+    fraction = round(float(data.train.targets.float().mean()), 4)
+    return replace(config, unet=replace(config.unet, foreground_prior=fraction))
+
+
 def build_networks(config: TrainConfig) -> tuple[nn.Module, Controller]:
     """Predictor and controller with seeded initial weights (and the heated backbone when configured)."""
     with seeded_init(config.seed):
@@ -195,7 +203,7 @@ def train(
     run_dir = Path(out_dir)
     device = resolve_device(config.device)
     data = data or load_task_data(data_dir, config)
-    config = replace(adopt_backbone_config(config), num_classes=data.num_classes)
+    config = with_data_priors(replace(adopt_backbone_config(config), num_classes=data.num_classes), data)
     checkpoint_path = run_dir / CHECKPOINT_FILE
     saved: dict[str, Any] | None = None
     if resume and checkpoint_path.is_file():

@@ -7,7 +7,8 @@ unless forced. verdict.json:
 - `task`, `metric` ("accuracy" | "dice"), `split` ("val"), `frames`;
 - `predictor`: {"metric", "trivial", "trivial_rule", "margin", "beats_trivial"}: the trained predictor's mean
   metric on all validation frames next to the trivial predictor's (classification: always the training split's
-  majority class; segmentation: an empty mask); it beats it when `metric > trivial + margin`;
+  majority class; segmentation: the better of an empty and a full mask, since a collapsed U-Net that marks
+  everything scores 2|T| / (|T| + N) > 0 on small targets); it beats it when `metric > trivial + margin`;
 - `baseline_predictor`: the non-selective baseline's metric on the same frames (null without one);
 - `controller`: {"score_spread" (95th - 5th percentile of the validation scores), "score_std", "kappa" (Cohen's
   kappa of "rejected at the operating point" vs "labelled non-amenable"; null without labels),
@@ -106,17 +107,26 @@ class Verdict:
         return "\n".join(lines)
 
 
-def trivial_predictions(task: str, train: SplitTensors, val: SplitTensors) -> tuple[torch.Tensor, str]:
-    """Logits of the trivial predictor on the validation frames, and its rule in words."""
+def trivial_predictions(task: str, train: SplitTensors, val: SplitTensors) -> list[tuple[torch.Tensor, str]]:
+    """Logits of each trivial predictor on the validation frames, with its rule in words."""
     if task == "classify":
         majority = int(torch.bincount(train.targets).argmax())
         classes = int(max(train.targets.max(), val.targets.max())) + 1
         logits = torch.zeros(len(val), classes)
         logits[:, majority] = 1.0
-        return logits, f"always class {majority} (the training majority)"
-    logits = torch.zeros(len(val), 2, *val.targets.shape[1:])
-    logits[:, 0] = 1.0
-    return logits, "an empty mask"
+        return [(logits, f"always class {majority} (the training majority)")]
+    empty = torch.zeros(len(val), 2, *val.targets.shape[1:])
+    empty[:, 0] = 1.0
+    return [(empty, "an empty mask"), (empty.flip(1), "a full mask")]
+
+
+def trivial_metric(task: str, train: SplitTensors, val: SplitTensors) -> tuple[float, str]:
+    """The best trivial predictor's mean validation metric, and its rule."""
+    scored = [
+        (float(frame_metric(task, logits, val.targets).mean()), rule)
+        for logits, rule in trivial_predictions(task, train, val)
+    ]
+    return max(scored, key=lambda x: x[0])
 
 
 def cohens_kappa(rejected: np.ndarray, amenable: np.ndarray) -> float:
@@ -203,8 +213,7 @@ def compute_verdict(
     device = torch.device(device)
     task = config.task
     metric = float(frame_metric(task, infer(predictor.to(device), val.frames, device), val.targets).mean())
-    trivial_logits, rule = trivial_predictions(task, train, val)
-    trivial = float(frame_metric(task, trivial_logits, val.targets).mean())
+    trivial, rule = trivial_metric(task, train, val)
     base = None
     if baseline is not None:
         base = float(frame_metric(task, infer(baseline.to(device), val.frames, device), val.targets).mean())

@@ -23,6 +23,7 @@ from trainer.verdict import (
     VERDICT_FILE,
     judge,
     refusal,
+    trivial_metric,
     trivial_predictions,
 )
 
@@ -41,17 +42,20 @@ def split(targets: torch.Tensor, amenable: list[int] | None = None) -> SplitTens
 def test_the_trivial_classifier_is_the_training_majority() -> None:
     train_split = split(torch.tensor([1, 1, 1, 0]))
     val = split(torch.tensor([0, 0, 1, 1, 1]))
-    logits, rule = trivial_predictions("classify", train_split, val)
+    ((logits, rule),) = trivial_predictions("classify", train_split, val)
     assert float(frame_metric("classify", logits, val.targets).mean()) == pytest.approx(0.6)
     assert "class 1" in rule
+    assert trivial_metric("classify", train_split, val) == (pytest.approx(0.6), rule)
 
 
-def test_the_trivial_segmenter_is_an_empty_mask() -> None:
+def test_the_trivial_segmenter_is_the_better_of_an_empty_and_a_full_mask() -> None:
     masks = torch.zeros(3, 8, 8, dtype=torch.long)
-    masks[:, 2:4, 2:4] = 1
-    logits, rule = trivial_predictions("segment", split(masks), split(masks))
-    assert float(frame_metric("segment", logits, masks).mean()) == pytest.approx(0.0, abs=1e-3)
-    assert rule == "an empty mask"
+    masks[:, 2:4, 2:4] = 1  # 4 of 64 pixels: a full mask has Dice 2 * 4 / (4 + 64)
+    (empty, empty_rule), (_, full_rule) = trivial_predictions("segment", split(masks), split(masks))
+    assert float(frame_metric("segment", empty, masks).mean()) == pytest.approx(0.0, abs=1e-3)
+    assert (empty_rule, full_rule) == ("an empty mask", "a full mask")
+    value, rule = trivial_metric("segment", split(masks), split(masks))
+    assert value == pytest.approx(8 / 68, abs=1e-3) and rule == "a full mask"
 
 
 def test_judge_passes_a_useful_pair_and_names_each_failure() -> None:
@@ -77,7 +81,15 @@ def test_refusal_message_lists_the_reasons() -> None:
     assert refusal({"passed": True, "reasons": []}, "export") is None
 
 
-def test_train_writes_the_verdict(tiny_data: Path, tmp_path: Path) -> None:
+def test_train_writes_the_verdict_and_the_data_prior(tiny_data: Path, tmp_path: Path) -> None:
+    segment = train(preset("debug", "segment"), tiny_data, tmp_path / "segment", progress=False)
+    prior = segment.config.unet.foreground_prior
+    assert prior is not None and 0 < prior < 0.5  # the training masks' foreground fraction
+    assert segment.verdict is not None and segment.verdict.predictor["trivial_rule"] in (
+        "an empty mask",
+        "a full mask",
+    )
+
     result = train(preset("debug", "classify"), tiny_data, tmp_path / "run", progress=False)
     written = json.loads((tmp_path / "run" / VERDICT_FILE).read_text())
     assert result.verdict is not None and written == json.loads(json.dumps(result.verdict.to_dict()))
