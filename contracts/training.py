@@ -316,7 +316,8 @@ def recipe_for(task: Task, episodes: int) -> RecipeConfig:
     return RecipeConfig(
         warmup_episodes=episodes // 4,
         augment="ultrasound",
-        balanced_sampling=task == "classify",
+        # Off: over three seeds it gained no accuracy on the development set and halved the controller's kappa.
+        balanced_sampling=False,
         best_on_validation=True,
         early_stopping_patience=None,
         output_prior=True,

@@ -39,6 +39,10 @@ def variant(config: TrainConfig, name: str) -> TrainConfig:
         return replace(config, recipe=one[name])
     if name == "recipe":
         return config
+    if name == "recipe-augment":  # the preset's recipe without augmentation
+        return replace(config, recipe=replace(config.recipe, augment="none"))
+    if name == "recipe-balanced":
+        return replace(config, recipe=replace(config.recipe, balanced_sampling=False))
     if name.startswith("loss:"):
         return replace(config, predictor_loss=name.split(":")[1])  # type: ignore[arg-type]
     if name.startswith("size:"):

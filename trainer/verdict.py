@@ -61,7 +61,7 @@ MSG_CONTROLLER_NO_SPREAD = (
 MSG_CONTROLLER_KAPPA = (
     "the controller disagrees with the amenability labels: kappa {kappa:.3f} <= 0 on {frames} labelled "
     "validation frames at {rejection:.0%} rejection; try more episodes, another reward (--reward weighted or "
-    "selective), a warm-up (recipe.warmup_episodes) or check the labels"
+    "selective), class-balanced sampling off, or check the labels"
 )
 MSG_REFUSED = "{what} refused: {reasons} (pass --force to publish anyway)"
 MSG_REFUSED_JOB = "{what} refused: {reasons} (set force: true in the job spec to publish anyway)"
