@@ -47,7 +47,9 @@ def _resampled(variant: Variant, holdout_fraction: float = 0.0) -> Variant:
 
 
 def _warm(variant: Variant, episodes: int) -> Variant:
-    return lambda config: replace(variant(config), warmup_episodes=episodes)
+    return lambda config: replace(
+        variant(config), recipe=replace(variant(config).recipe, warmup_episodes=episodes)
+    )
 
 
 VARIANTS: dict[str, Variant] = {

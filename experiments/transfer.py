@@ -108,7 +108,8 @@ def build_starts(budget: StudyBudget, config: TrainConfig, source: Path, out: Pa
         train(config, source, run, progress=False)
     registry = ModelRegistry(out / "registry")
     if not registry.names():
-        export_run(run, registry, ExportOptions(name="source", alias=CHAMPION), data_dir=source)
+        # force: the champion is a starting point to measure, published whatever its own verdict says.
+        export_run(run, registry, ExportOptions(name="source", alias=CHAMPION, force=True), data_dir=source)
     champion = load_version_start(registry, parse_model_ref("source@champion"))
     backbone = out / "heat" / BACKBONE_FILE
     if not backbone.is_file():

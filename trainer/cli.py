@@ -79,6 +79,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     seconds = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     print(f"run {result.run_dir}: {seconds}")
+    if result.verdict is not None:
+        print(result.verdict.summary())
     return 0
 
 

@@ -144,3 +144,34 @@ class BatchSampler:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.generator.set_state(state["generator"])
         self._order = state["order"].clone()
+
+
+class BalancedSampler:
+    """Mini-batches drawn with replacement, each class equally likely, from its own seeded generator.
+
+    A minority class (e.g. frames without the organ) otherwise appears in a batch only as often as in the
+    data, and a small network learns the majority answer first and often only that.
+    """
+
+    def __init__(self, labels: torch.Tensor, batch_size: int, seed: int) -> None:
+        counts = torch.bincount(labels)
+        weights = 1.0 / counts.clamp(min=1).double()
+        self.weights = weights[labels]
+        self.batch_size = min(batch_size, len(labels))
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def next(self) -> torch.Tensor:
+        return torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+def train_sampler(split: SplitTensors, config: TrainConfig, seed: int) -> BatchSampler | BalancedSampler:
+    """The training split's sampler: class-balanced for classification when the recipe asks for it."""
+    if config.recipe.balanced_sampling and config.task == "classify":
+        return BalancedSampler(split.targets, config.batch_size, seed)
+    return BatchSampler(len(split), config.batch_size, seed)

@@ -2,7 +2,9 @@
 
 Nothing is published unless every check passes: `onnx.checker`, onnxruntime-vs-torch parity on real frames
 from the run's data (fp32: max abs difference <= 1e-4), and, with `--quantize int8`, a task-metric change within
-tolerance. Thresholds for target rejection rates and the validation score histogram are calibrated here on the
+tolerance. A run whose verdict failed (trainer.verdict: a predictor no better than the trivial one, a controller
+with no spread or a kappa <= 0 on labelled validation frames) is refused unless `force`; the verdict and whether
+it was forced go into the manifest's metrics. Thresholds for target rejection rates and the validation score histogram are calibrated here on the
 validation split, so the service serves exactly what the manifest says.
 """
 
@@ -35,11 +37,12 @@ from service.datasets import load_dataset
 from service.inference.evaluation import evaluate, open_graphs
 from service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
 from trainer.calibration import KappaError, calibrate_scope, check_kappa, check_ood_parity, fit_ood
-from trainer.data import amenability
+from trainer.data import amenability, load_task_data
 from trainer.model_card import write_model_card
 from trainer.onnx_graphs import export_graph, torch_outputs
 from trainer.quantize import quantize_int8
 from trainer.run import load_run, recorded_data_dir
+from trainer.verdict import compute_verdict, read_verdict, refusal
 from trainer.weights_file import WEIGHTS_FILE, save_weights
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,7 @@ class ExportOptions:
     # Retraining jobs: the job that publishes (at most one version per job) and its data-set id.
     job_id: str | None = None
     dataset: str | None = None
-    # Publish even when the run's holdout kappa is <= 0 (trainer/calibration.py `check_kappa`).
+    # Publish even when the run's verdict failed or its holdout kappa is <= 0 (recorded as forced).
     force: bool = False
 
 
@@ -160,6 +163,12 @@ def export_run(
     data_path = Path(data_dir) if data_dir is not None else recorded_data_dir(run_dir)
     if data_path is None:
         raise ExportError(MSG_NO_DATA)
+    verdict = run_verdict(run_dir, data_path)
+    message = refusal(verdict, "export", job=options.job_id is not None)
+    if message is not None and not options.force:
+        raise ExportError(message)
+    if message is not None:
+        log.warning("publishing despite a failed verdict (forced): %s", message)
     dataset = load_dataset(data_path)
     spec = config.frame
     val = dataset.arrays("val", spec)
@@ -219,7 +228,7 @@ def export_run(
             calibration=scope.calibration,
             ood=scope.ood,
             drift_reference=scope.drift_reference,
-            metrics=_run_metrics(run_dir, checks),
+            metrics={**_run_metrics(run_dir, checks), "verdict": {**verdict, "forced": message is not None}},
             training_config=config.to_dict(),
             code_revision=code_revision(),
             quantization=options.quantize,
@@ -230,6 +239,16 @@ def export_run(
         files[WEIGHTS_FILE] = save_weights(out / WEIGHTS_FILE, predictor, controller)
         files |= write_model_card(out, manifest, run_dir=run_dir, data_dir=data_path, registry=registry.root)
         return registry.publish(manifest, files, alias=options.alias)
+
+
+def run_verdict(run_dir: Path, data_path: Path) -> dict[str, Any]:
+    """The run's verdict.json; for a run from before verdicts, computed now on the data set's validation split."""
+    recorded = read_verdict(run_dir)
+    if recorded is not None:
+        return recorded
+    config, controller, predictor, baseline = load_run(run_dir)
+    data = load_task_data(data_path, config)
+    return compute_verdict(config, controller, predictor, baseline, data.train, data.val).to_dict()
 
 
 def _quantize_and_gate(

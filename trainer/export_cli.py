@@ -10,6 +10,7 @@ from service.datasets import DatasetError
 from service.registry import RegistryError, explain, open_registry
 from service.registry.announce import announcer_from_url
 from service.settings import get_settings
+from trainer.data import DataError
 from trainer.export import ExportError, ExportOptions, export_run
 from trainer.run import RunError
 
@@ -31,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--class-names", help="comma-separated class names (default: 0,1,...)")
     parser.add_argument("--alias", help="point this alias (e.g. champion) at the new version")
     parser.add_argument(
-        "--force", action="store_true", help="publish even when the run's holdout kappa is <= 0"
+        "--force",
+        action="store_true",
+        help="publish even when the run's verdict failed (predictor no better than trivial, controller "
+        "without spread or with kappa <= 0 on validation or holdout); recorded in the manifest",
     )
     parser.set_defaults(handler=run)
 
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         version = export_run(args.run, registry, options, data_dir=args.data)
     except RegistryError as exc:
         raise UsageError(explain(exc)) from exc
-    except (ExportError, RunError, DatasetError, FileNotFoundError) as exc:
+    except (ExportError, RunError, DatasetError, DataError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
     checks = version.manifest.metrics
     print(f"published {version.name} version {version.version} at {version.path}")
@@ -63,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if version.manifest.ood is not None:
         ood = version.manifest.ood
         print(f"  out of scope above distance {ood.threshold:.3f} ({ood.false_alarm_rate:.0%} of validation)")
+    if checks["verdict"].get("forced"):
+        print("  verdict: FAILED, published because of --force")
     for role, verdict in checks["opencv_dnn"].items():
         print(f"  second runtime, {role}: {verdict}")
     return 0

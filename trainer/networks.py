@@ -120,7 +120,14 @@ class UNet(nn.Module):
         for deep, skip in zip(reversed(w[1:]), reversed(w[:-1]), strict=True):
             self.up.append(nn.ConvTranspose2d(deep, skip, 2, stride=2))
             self.merge.append(nn.Sequential(_conv_bn_relu(2 * skip, skip), _conv_bn_relu(skip, skip)))
-        self.out = nn.Conv2d(w[0], config.num_classes, 1)
+        self.out = nn.Conv2d(w[0], config.num_classes, 1, bias=True)
+        if config.foreground_prior is not None and self.out.bias is not None:
+            # Logits (0, log(p / (1 - p))): every pixel starts at foreground probability p (RetinaNet's prior
+            # init); a random bias often starts at "all foreground", where small targets take ~100 steps to leave.
+            p = min(max(config.foreground_prior, 1e-4), 1 - 1e-4)
+            nn.init.zeros_(self.out.bias)
+            with torch.no_grad():
+                self.out.bias[1] = math.log(p / (1 - p))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = self.scaling(frames)

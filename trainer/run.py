@@ -5,7 +5,12 @@ A run folder holds:
 - `checkpoint.pt`: the latest state of Algorithm 1 (config, networks, optimisers, generators, reward baseline,
   replay buffer), written atomically; `train(..., resume=True)` continues from it;
 - `metrics.jsonl`: one line per episode and stage (see `EpisodeLog`);
-- `model.pt`: the final controller and predictor with their config; `baseline.pt`: the non-selective baseline.
+- `model.pt`: the final controller and predictor with their config; `baseline.pt`: the non-selective baseline;
+- `verdict.json`: the honest verdict on the validation split (trainer.verdict): predictor vs the trivial one,
+  the controller's spread and kappa; export and the promotion gate refuse a failed one unless forced.
+
+With `config.recipe.best_on_validation`, each stage keeps the predictor of its best validation episode
+(`BestModel`, after the warm-up in the amenability stage) and may stop early; its state is in checkpoint.pt.
 
 A heated backbone (`config.backbone_checkpoint`) is read through `trainer.heating.backbone_io` only: its own
 config sets the architecture, and a frame spec other than the run's is refused.
@@ -31,7 +36,7 @@ from trainer.data import TaskData, load_task_data, reward_indices
 from trainer.ddpg import DDPG
 from trainer.engine.amenability import AmenabilityEngine
 from trainer.engine.base import Callback, Engine
-from trainer.engine.callbacks import Checkpointer, MetricsLog, ProgressBar, atomic_torch_save
+from trainer.engine.callbacks import BestModel, Checkpointer, MetricsLog, ProgressBar, atomic_torch_save
 from trainer.engine.device import resolve_device
 from trainer.heating.backbone_io import (
     BackboneFileError,
@@ -42,6 +47,7 @@ from trainer.heating.backbone_io import (
 from trainer.networks import Controller, FrameClassifier, build_controller, build_predictor, seeded_init
 from trainer.networks import load_backbone as init_backbone
 from trainer.reinforce import ControllerLearner, Reinforce
+from trainer.verdict import Verdict, compute_verdict, write_verdict
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,7 @@ class RunResult:
     predictor: nn.Module
     baseline: nn.Module | None
     seconds: dict[str, float]  # wall time per stage
+    verdict: Verdict | None = None
 
 
 def adopt_backbone_config(config: TrainConfig) -> TrainConfig:
@@ -97,6 +104,14 @@ def adopt_backbone_config(config: TrainConfig) -> TrainConfig:
         backbone=backbone if config.task == "classify" else config.backbone,
         controller=replace(config.controller, backbone=backbone),
     )
+
+
+def with_data_priors(config: TrainConfig, data: TaskData) -> TrainConfig:
+    """With `recipe.output_prior`, the U-Net's initial foreground probability: the training masks' fraction."""
+    if config.task != "segment" or not config.recipe.output_prior:
+        return config
+    fraction = round(float(data.train.targets.float().mean()), 4)
+    return replace(config, unet=replace(config.unet, foreground_prior=fraction))
 
 
 def build_networks(config: TrainConfig) -> tuple[nn.Module, Controller]:
@@ -140,13 +155,28 @@ def _optimiser(config: TrainConfig, network: nn.Module) -> torch.optim.Optimizer
     )
 
 
-def checkpoint_payload(config: TrainConfig) -> Callable[[Engine], dict[str, Any]]:
-    """What `checkpoint.pt` holds: the format, the resolved config and the engine's full state."""
+def checkpoint_payload(
+    config: TrainConfig, best: BestModel | None = None
+) -> Callable[[Engine], dict[str, Any]]:
+    """What `checkpoint.pt` holds: the format, the resolved config, the engine's full state, the best so far."""
 
     def payload(engine: Engine) -> dict[str, Any]:
-        return {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "engine": engine.state_dict()}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": config.to_dict(),
+            "engine": engine.state_dict(),
+            "best": None if best is None else best.state_dict(),
+        }
 
     return payload
+
+
+def best_model(config: TrainConfig, start: int = 0) -> BestModel | None:
+    """The recipe's best-on-validation callback for one stage (the predictor only), or None."""
+    recipe = config.recipe
+    if not recipe.best_on_validation:
+        return None
+    return BestModel("metric", patience=recipe.early_stopping_patience, keep=("predictor",), start=start)
 
 
 def _check_resumable(run_dir: Path, config: TrainConfig, saved: dict[str, Any]) -> None:
@@ -176,7 +206,7 @@ def train(
     run_dir = Path(out_dir)
     device = resolve_device(config.device)
     data = data or load_task_data(data_dir, config)
-    config = replace(adopt_backbone_config(config), num_classes=data.num_classes)
+    config = with_data_priors(replace(adopt_backbone_config(config), num_classes=data.num_classes), data)
     checkpoint_path = run_dir / CHECKPOINT_FILE
     saved: dict[str, Any] | None = None
     if resume and checkpoint_path.is_file():
@@ -208,7 +238,12 @@ def train(
                 data,
                 reward_index,
                 None,
-                [ProgressBar(enabled=progress), MetricsLog(metrics_path), *callbacks],
+                [
+                    *filter(None, [best_model(config)]),
+                    ProgressBar(enabled=progress),
+                    MetricsLog(metrics_path),
+                    *callbacks,
+                ],
                 device,
             )
             engine.run()
@@ -218,7 +253,10 @@ def train(
     predictor, controller = build_networks(config)
     predictor, controller = predictor.to(device), controller.to(device)
     learner = build_learner(config, controller)
-    checkpointer = Checkpointer(checkpoint_path, config.checkpoint_every, checkpoint_payload(config))
+    # BestModel before the checkpointer, so a checkpoint holds the best including its own episode.
+    best = best_model(config, start=config.recipe.warmup_episodes)
+    payload = checkpoint_payload(config, best)
+    checkpointer = Checkpointer(checkpoint_path, config.checkpoint_every, payload)
     engine = AmenabilityEngine(
         config,
         predictor,
@@ -226,11 +264,19 @@ def train(
         data,
         reward_index,
         learner,
-        [ProgressBar(enabled=progress), MetricsLog(metrics_path), checkpointer, *callbacks],
+        [
+            *filter(None, [best]),
+            ProgressBar(enabled=progress),
+            MetricsLog(metrics_path),
+            checkpointer,
+            *callbacks,
+        ],
         device,
     )
     if saved is not None:
         engine.load_state_dict(saved["engine"])
+        if best is not None and saved.get("best") is not None:
+            best.load_state_dict(saved["best"])
         log.info("resumed %s at episode %d", run_dir, engine.episode)
     started = time.perf_counter()
     engine.run()
@@ -243,6 +289,9 @@ def train(
         },
         run_dir / MODEL_FILE,
     )
+    verdict = compute_verdict(config, controller, predictor, baseline, data.train, data.val, device)
+    write_verdict(verdict, run_dir)
+    log.info("%s", verdict.summary())
     return RunResult(
         run_dir,
         config,
@@ -250,6 +299,7 @@ def train(
         predictor.cpu(),
         None if baseline is None else baseline.cpu(),
         seconds,
+        verdict,
     )
 
 

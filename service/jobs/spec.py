@@ -77,6 +77,11 @@ class JobSpec(BaseModel):
     adapt_mode: AdaptMode | None = Field(
         default=None, description="adaptation: probe, finetune (default) or controller"
     )
+    force: bool = Field(
+        default=False,
+        description="publish and gate even when the run's verdict failed (predictor no better than the trivial "
+        "one, controller without spread or with kappa <= 0 on labelled validation frames)",
+    )
 
 
 def _check_value(key: str, default: Any, value: Any, hint: Any) -> None:

@@ -59,7 +59,7 @@ def test_the_benchmark_budget_is_the_demo_preset_with_more_segmentation_steps() 
         method_config(method, budget=b, task="segment", seed=0, frame_size=64, train_baseline=True)
         for b in ("demo", "benchmark")
     )
-    assert bench.total_steps == 400 and demo.total_steps == 50
+    assert bench.total_steps == 400 and demo.total_steps == 100  # demo: 20 episodes x 5 (docs/recipe.md)
     assert (bench.batch_size, bench.unet, bench.frame) == (demo.batch_size, demo.unet, demo.frame)
     classify = [
         method_config(method, budget=b, task="classify", seed=0, frame_size=64, train_baseline=True)

@@ -46,7 +46,9 @@ def registry_root(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     run = root.parent / "source-run"
     config = preset("debug", task="classify")
     train(replace(config, train_baseline=False), tiny_data, run, progress=False)
-    export_run(run, ModelRegistry(root), ExportOptions(name=NAME, alias=CHAMPION), data_dir=tiny_data)
+    export_run(
+        run, ModelRegistry(root), ExportOptions(name=NAME, alias=CHAMPION, force=True), data_dir=tiny_data
+    )
     return root
 
 
@@ -107,7 +109,7 @@ def test_each_mode_adapts_end_to_end_and_exports(
         )
     }
     assert moved == {"controller": mode == "controller", "backbone": mode != "probe", "head": True}
-    published = export_run(out, ModelRegistry(tmp_path / "reg"), ExportOptions(name="adapted"))
+    published = export_run(out, ModelRegistry(tmp_path / "reg"), ExportOptions(name="adapted", force=True))
     assert WEIGHTS_FILE in published.manifest.files and config.seed == 2
 
 

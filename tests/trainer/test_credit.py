@@ -117,7 +117,7 @@ def test_debug_run_with_resampled_rewards_and_warmup_trains_resumes_and_evaluate
     config = replace(
         config,
         episodes=4,
-        warmup_episodes=1,
+        recipe=replace(config.recipe, warmup_episodes=1),
         reward_frames=8,
         reward=replace(config.reward, resample=True, holdout_fraction=0.25),
     )

@@ -5,9 +5,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+import torch
 
-from contracts.training import preset
+from contracts.training import TrainConfig, preset
 from service.registry import CHAMPION, ModelRegistry
+from trainer.data import load_task_data
 from trainer.export import (
     ExportError,
     ExportOptions,
@@ -16,7 +18,15 @@ from trainer.export import (
     onnx_outputs,
     score_histogram,
 )
-from trainer.run import DATA_RECORD_FILE, record_data_dir, train
+from trainer.run import DATA_RECORD_FILE, MODEL_FILE, load_run, record_data_dir, train
+from trainer.verdict import (
+    MSG_TRIVIAL_PREDICTOR,
+    VERDICT_FILE,
+    compute_verdict,
+    read_verdict,
+    refusal,
+    write_verdict,
+)
 from usqa.cli import main
 
 
@@ -50,7 +60,7 @@ def test_export_publishes_a_checked_version_with_the_graph_contract(
     version = export_run(
         classify_run,
         registry,
-        ExportOptions(name="m", alias=CHAMPION, class_names=("absent", "present")),
+        ExportOptions(name="m", alias=CHAMPION, class_names=("absent", "present"), force=True),
         data_dir=tiny_data,
     )
     loaded = registry.load("m", CHAMPION)  # verifies every sha256
@@ -77,7 +87,9 @@ def test_export_publishes_a_checked_version_with_the_graph_contract(
 
 
 def test_segmenter_exports_mask_probability(segment_run: Path, tiny_data: Path, tmp_path: Path) -> None:
-    version = export_run(segment_run, ModelRegistry(tmp_path / "reg"), data_dir=tiny_data)
+    version = export_run(
+        segment_run, ModelRegistry(tmp_path / "reg"), ExportOptions(force=True), data_dir=tiny_data
+    )
     frames = np.zeros((3, 32, 32), np.uint8)
     out = onnx_outputs(version.graph_path("predictor"), frames)
     assert out.shape == (3, 1, 32, 32) and ((out >= 0) & (out <= 1)).all()
@@ -90,7 +102,7 @@ def test_int8_quantisation_reports_its_metric_change(
     version = export_run(
         classify_run,
         ModelRegistry(tmp_path / "reg"),
-        ExportOptions(quantize="int8", quantization_tolerance=1.0),
+        ExportOptions(quantize="int8", quantization_tolerance=1.0, force=True),
         data_dir=tiny_data,
     )
     quantization = version.manifest.metrics["quantization"]
@@ -103,12 +115,12 @@ def test_failed_checks_publish_nothing(classify_run: Path, tiny_data: Path, tmp_
     registry = ModelRegistry(tmp_path / "reg")
     # A tolerance no model can meet: the gate must refuse, and the registry must stay empty.
     with pytest.raises(ExportError, match="not published"):
-        export_run(classify_run, registry, ExportOptions(parity_atol=-1.0), data_dir=tiny_data)
+        export_run(classify_run, registry, ExportOptions(parity_atol=-1.0, force=True), data_dir=tiny_data)
     with pytest.raises(ExportError, match="not published"):
         export_run(
             classify_run,
             registry,
-            ExportOptions(quantize="int8", quantization_tolerance=-1.0),
+            ExportOptions(quantize="int8", quantization_tolerance=-1.0, force=True),
             data_dir=tiny_data,
         )
     assert registry.names() == [] or registry.versions("usqa") == []
@@ -123,7 +135,10 @@ def test_cli_export_and_its_errors(
     assert main(["export", "--run", str(classify_run), "--registry", str(reg)]) == 2
     assert "pass --data DIR" in capsys.readouterr().err
     record_data_dir(classify_run, tiny_data)
-    assert main(["export", "--run", str(classify_run), "--registry", str(reg), "--alias", "champion"]) == 0
+    assert (
+        main(["export", "--run", str(classify_run), "--registry", str(reg), "--alias", "champion", "--force"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "published usqa version 1" in out and "second runtime" in out
     assert main(["export", "--run", str(tmp_path / "nope"), "--registry", str(reg)]) == 2
@@ -213,3 +228,61 @@ def test_export_refuses_a_run_whose_controller_does_not_beat_chance(
     with pytest.raises(ExportError, match="no better than chance") as refused:
         export_run(run, ModelRegistry(tmp_path / "reg"), data_dir=tiny_data)
     assert str(refused.value) == MSG_KAPPA.format(kappa=0.0)
+
+
+def make_trivial(run: Path, data: Path) -> None:
+    """Replace the run's predictor by the majority-class one and its controller by a constant, re-judged."""
+    blob = torch.load(run / MODEL_FILE, weights_only=False)
+    config = TrainConfig.from_dict(blob["config"])
+    task_data = load_task_data(data, config)
+    majority = int(torch.bincount(task_data.train.targets).argmax())
+    for key in ("predictor", "controller"):
+        for name in list(blob[key]):
+            if name.startswith("head."):
+                blob[key][name] = torch.zeros_like(blob[key][name])
+    blob["predictor"]["head.bias"][majority] = 5.0
+    torch.save(blob, run / MODEL_FILE)
+    _, controller, predictor, baseline = load_run(run)
+    verdict = compute_verdict(config, controller, predictor, baseline, task_data.train, task_data.val)
+    write_verdict(verdict, run)
+
+
+@pytest.fixture(scope="module")
+def trivial_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "trivial"
+    train(preset("debug", task="classify"), tiny_data, run, progress=False)
+    make_trivial(run, tiny_data)
+    return run
+
+
+def test_export_refuses_a_predictor_no_better_than_the_trivial_one(
+    trivial_run: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = ModelRegistry(tmp_path / "reg")
+    verdict = read_verdict(trivial_run)
+    assert verdict is not None and not verdict["predictor"]["beats_trivial"]
+    with pytest.raises(ExportError, match="does not beat the trivial baseline") as refused:
+        export_run(trivial_run, registry, ExportOptions(name="m"), data_dir=tiny_data)
+    assert str(refused.value) == refusal(verdict, "export")
+    assert "gives every validation frame about the same score" in str(refused.value)  # constant controller
+    assert registry.names() == []
+    forced = export_run(trivial_run, registry, ExportOptions(name="m", force=True), data_dir=tiny_data)
+    recorded = forced.manifest.metrics["verdict"]
+    assert recorded["forced"] and not recorded["passed"]
+    reg = str(tmp_path / "cli")
+    assert main(["export", "--run", str(trivial_run), "--registry", reg]) == 2
+    assert MSG_TRIVIAL_PREDICTOR.split(":")[0] in capsys.readouterr().err
+    assert main(["export", "--run", str(trivial_run), "--registry", reg, "--force"]) == 0
+    assert "published because of --force" in capsys.readouterr().out
+
+
+def test_a_run_without_a_verdict_is_judged_at_export(
+    trivial_run: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "old"
+    run.mkdir()
+    for item in trivial_run.iterdir():
+        if item.is_file() and item.name != VERDICT_FILE:
+            (run / item.name).write_bytes(item.read_bytes())
+    with pytest.raises(ExportError, match="does not beat the trivial baseline"):
+        export_run(run, ModelRegistry(tmp_path / "reg"), data_dir=tiny_data)

@@ -61,6 +61,6 @@ def test_a_run_without_an_evaluation_report_says_so(
         if item.is_file():
             (run / item.name).write_bytes(item.read_bytes())
     registry = ModelRegistry(tmp_path / "reg")
-    version = export_run(run, registry, ExportOptions(name="m"), data_dir=tiny_data)
+    version = export_run(run, registry, ExportOptions(name="m", force=True), data_dir=tiny_data)
     card = read_card(registry, "m", version.version)
     assert (card.source, card.note, card.evaluation) == ("export", NO_REPORT_NOTE, None)

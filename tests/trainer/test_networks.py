@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from contracts.training import BackboneConfig, ControllerConfig, UNetConfig
-from trainer.networks import Controller, FrameClassifier, UNet, load_backbone, seeded_init
+from contracts.training import BackboneConfig, ControllerConfig, UNetConfig, preset
+from trainer.networks import Controller, FrameClassifier, UNet, build_predictor, load_backbone, seeded_init
 
 SMALL = BackboneConfig(widths=(4, 8))
 
@@ -57,3 +59,12 @@ def test_a_classifier_backbone_initialises_the_controller() -> None:
         assert torch.equal(controller.backbone.state_dict()[key], value)
     with pytest.raises(ValueError):
         load_backbone(controller, {"nothing.here": torch.zeros(1)})
+
+
+def test_a_foreground_prior_starts_every_pixel_at_that_probability() -> None:
+    config = preset("debug", task="segment")
+    config = replace(config, unet=replace(config.unet, foreground_prior=0.05))
+    unet = build_predictor(config).eval()
+    with torch.no_grad():
+        out = unet.out(torch.zeros(1, config.unet.widths[0], 4, 4))
+    assert torch.softmax(out, dim=1)[:, 1].flatten().tolist() == pytest.approx([0.05] * 16, abs=1e-5)

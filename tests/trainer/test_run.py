@@ -11,6 +11,8 @@ import torch
 
 from contracts.frames import FrameSpec
 from contracts.training import ALGOS, BackboneConfig, preset
+from trainer.data import load_task_data, reward_indices
+from trainer.engine.amenability import frame_metric, infer
 from trainer.engine.base import Callback, Engine, Logs
 from trainer.heating.backbone_io import load_backbone, read_backbone_meta, save_backbone
 from trainer.networks import FrameClassifier, seeded_init
@@ -20,6 +22,7 @@ from trainer.run import (
     RunError,
     adopt_backbone_config,
     build_networks,
+    load_run,
     train,
     write_predictor_backbone,
 )
@@ -113,3 +116,19 @@ def test_a_finished_runs_predictor_becomes_a_backbone_file(tiny_data: Path, tmp_
     train(segment, tiny_data, tmp_path / "seg", progress=False)
     with pytest.raises(RunError, match="no backbone"):
         write_predictor_backbone(tmp_path / "seg", tmp_path / "seg.pt")
+
+
+def test_the_saved_predictor_is_the_best_on_validation_one(tiny_data: Path, tmp_path: Path) -> None:
+    config = replace(preset("debug", task="classify"), episodes=5)
+    assert config.recipe.best_on_validation and config.recipe.warmup_episodes == 1
+    run = tmp_path / "run"
+    train(config, tiny_data, run, progress=False)
+    lines = [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines()]
+    selective = [x for x in lines if x["stage"] == "amenability" and not x["warmup"]]
+    assert [x["episode"] for x in selective] == [2, 3, 4, 5]  # the warm-up episode is not a candidate
+    resolved, _, predictor, _ = load_run(run)
+    data = load_task_data(tiny_data, resolved)
+    index = reward_indices(data.val, resolved)
+    logits = infer(predictor, data.val.frames[index], torch.device("cpu"))
+    metric = float(frame_metric("classify", logits, data.val.targets[index]).mean())
+    assert metric == pytest.approx(max(x["metric"] for x in selective))

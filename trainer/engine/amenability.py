@@ -3,6 +3,10 @@
 The engine receives the networks, optimiser, data, a controller learner (REINFORCE or DDPG) and callbacks;
 logging, checkpoints and progress are callbacks (`trainer.engine.base`: an iteration is an episode). With no
 learner it trains the non-selective baseline: every frame is selected, same network, same budget.
+
+The predictor recipe (`config.recipe`, docs/recipe.md) adds: warm-up episodes in which every frame is selected
+and the controller is not updated (a trained predictor before the reward matters), ultrasound augmentation of
+the selected frames, and class-balanced mini-batches; the baseline gets the same augmentation and sampling.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from contracts.training import TrainConfig
+from trainer.augment import UltrasoundAugment
 from trainer.credit import RewardObserver
-from trainer.data import BatchSampler, SplitTensors, TaskData
+from trainer.data import SplitTensors, TaskData, train_sampler
 from trainer.engine.base import Callback, Engine, Logs
 from trainer.reinforce import ControllerLearner
 from trainer.rewards import (
@@ -46,6 +51,7 @@ class EpisodeLog:
     elapsed_s: float
     eta_s: float
     learner: dict[str, float] = field(default_factory=dict)
+    warmup: bool = False  # a warm-up episode: every frame selected, no controller update
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,8 +117,11 @@ class AmenabilityEngine(Engine):
         self.reward_frames = data.val.frames[reward_index]
         self.reward_targets = data.val.targets[reward_index]
         seed = config.seed + (0 if learner is not None else 1000)
-        self.reward_generator = torch.Generator().manual_seed(seed + 4)
-        self.sampler = BatchSampler(len(data.train), config.batch_size, seed=seed + 2)
+        self.reward_generator = torch.Generator().manual_seed(seed + 5)
+        self.sampler = train_sampler(data.train, config, seed=seed + 2)
+        self.augment: UltrasoundAugment | None = None
+        if config.recipe.augment == "ultrasound":
+            self.augment = UltrasoundAugment(seed + 4, segmentation=config.task == "segment")
         self.selection_generator = torch.Generator().manual_seed(seed + 1)
         self.baseline = RewardBaseline(config.reward.baseline, config.reward.alpha, config.reward.window)
         self.schedule: torch.optim.lr_scheduler.LRScheduler | None = None
@@ -136,16 +145,10 @@ class AmenabilityEngine(Engine):
     def train_split(self) -> SplitTensors:
         return self.data.train
 
-    def reward_scores(self) -> torch.Tensor | None:
-        """Controller scores h_j on the reward frames: fixed within an episode (theta changes per episode)."""
-        if self.learner is None or self.config.reward.kind == "avg":
-            return None
-        return infer(self.learner.controller, self.reward_frames, self.device)
-
     @property
-    def warming_up(self) -> bool:
-        """Within `warmup_episodes`: the predictor trains on every frame and no action enters the memory."""
-        return self.learner is not None and self.episode < self.config.warmup_episodes
+    def selective(self) -> bool:
+        """Does the controller select this episode's frames (not the baseline, not a warm-up episode)?"""
+        return self.learner is not None and self.iteration >= self.config.recipe.warmup_episodes
 
     def reward_positions(self) -> torch.Tensor | slice:
         """Positions in the reward pool of this step's reward frames: all, or a fresh seeded draw (resample)."""
@@ -154,15 +157,23 @@ class AmenabilityEngine(Engine):
             return slice(None)  # a view: the same frames every step, which a learner may score once
         return torch.randperm(size, generator=self.reward_generator)[: self.config.reward_frames]
 
+    def reward_scores(self) -> torch.Tensor | None:
+        """Controller scores h_j on the reward frames: fixed within an episode (theta changes per episode)."""
+        if self.learner is None or not self.selective or self.config.reward.kind == "avg":
+            return None
+        return infer(self.learner.controller, self.reward_frames, self.device)
+
     def step(self, scores_on_val: torch.Tensor | None, last: bool = False) -> tuple[float, float, float]:
         """One t of Algorithm 1; returns (R~_t, R~_t - Rbar_t, fraction of the mini-batch selected).
 
-        The baseline (no learner) needs no reward: it measures its metric at the episode's last step only.
+        The baseline (no learner) and warm-up episodes need no reward: they measure the metric at the episode's
+        last step only.
         """
         batch = self.sampler.next()
         frames = self.train_split.frames[batch].to(self.device)
         targets = self.train_split.targets[batch].to(self.device)
-        if self.learner is not None and not self.warming_up:
+        selective = self.selective
+        if self.learner is not None and selective:
             constraint = self.config.constraint
             scores = self.learner.act(frames).cpu()
             probabilities = selection_probabilities(scores, constraint.mode, constraint.min_mean_score)
@@ -174,28 +185,31 @@ class AmenabilityEngine(Engine):
         selected = actions.bool().to(self.device)
         if selected.any():
             self.predictor.train()
-            loss = predictor_loss(
-                self.predictor(frames[selected]), targets[selected], self.config.predictor_loss
-            )
+            inputs, truth = frames[selected], targets[selected]
+            if self.augment is not None:  # after selection: the controller judges the frame as acquired
+                inputs, augmented_truth = self.augment(inputs, truth)
+                truth = truth if augmented_truth is None else augmented_truth
+            loss = predictor_loss(self.predictor(inputs), truth, self.config.predictor_loss)
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
             self.optimiser.step()
         if self.schedule is not None:
             self.schedule.step()
-        if self.learner is None and not last:
+        if not selective and not last:
             return float("nan"), float("nan"), 1.0
         positions = self.reward_positions()
         reward_frames, reward_targets = self.reward_frames[positions], self.reward_targets[positions]
         logits = infer(self.predictor, reward_frames, self.device)
         metric = frame_metric(self.config.task, logits, reward_targets)
-        kind = self.config.reward.kind if self.learner is not None else "avg"
+        kind = self.config.reward.kind if selective else "avg"
         val_scores = None if scores_on_val is None else scores_on_val[positions]
         reward = compute_reward(kind, metric, val_scores, self.config.selective_rejection)
-        clipped = self.baseline.update(reward)
-        if isinstance(self.learner, RewardObserver):
+        # Warm-up rewards stay out of the baseline Rbar_t: it should track the controller's episodes only.
+        clipped = self.baseline.update(reward) if selective or self.learner is None else 0.0
+        if selective and isinstance(self.learner, RewardObserver):
             # Per-frame credit (algo "credit"): the learner sees the reward frames and the predictor's outputs.
             self.learner.observe_reward(reward_frames, logits, reward_targets)
-        if self.learner is not None and not self.warming_up:
+        if self.learner is not None and selective:
             memory = self.learner.memory
             memory.batches.append(batch)
             memory.behaviour.append(probabilities)
@@ -205,8 +219,9 @@ class AmenabilityEngine(Engine):
         return reward, clipped, float(actions.mean())
 
     def run_iteration(self) -> Logs:
-        """One episode: T steps, then one controller update."""
-        if self.learner is not None:
+        """One episode: T steps, then one controller update (none in a warm-up episode)."""
+        selective = self.selective
+        if self.learner is not None and selective:
             self.learner.start_episode()
         scores_on_val = self.reward_scores()
         rewards, clipped, selected = [], [], []
@@ -218,7 +233,7 @@ class AmenabilityEngine(Engine):
                 rewards.append(r)
                 clipped.append(c)
         diagnostics: dict[str, float] = {}
-        if self.learner is not None:
+        if self.learner is not None and selective:
             frames = self.train_split.frames
             diagnostics = self.learner.update(frames if self.device.type == "cpu" else frames.to(self.device))
         return {
@@ -227,6 +242,7 @@ class AmenabilityEngine(Engine):
             "metric": self._last_metric,
             "selected_fraction": sum(selected) / len(selected),
             "learner": diagnostics,
+            "warmup": self.learner is not None and not selective,
         }
 
     def iteration_logs(self, logs: Logs) -> Logs:
@@ -254,6 +270,7 @@ class AmenabilityEngine(Engine):
             "reward_baseline": self.baseline.state_dict(),
             "sampler": self.sampler.state_dict(),
             "selection_generator": self.selection_generator.get_state(),
+            "augment": None if self.augment is None else self.augment.state_dict(),
             "reward_generator": self.reward_generator.get_state(),
         }
 
@@ -268,5 +285,7 @@ class AmenabilityEngine(Engine):
         self.baseline.load_state_dict(state["reward_baseline"])
         self.sampler.load_state_dict(state["sampler"])
         self.selection_generator.set_state(state["selection_generator"])
+        if self.augment is not None and state.get("augment") is not None:
+            self.augment.load_state_dict(state["augment"])
         if "reward_generator" in state:  # checkpoints from before reward resampling lack it
             self.reward_generator.set_state(state["reward_generator"])

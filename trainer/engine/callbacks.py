@@ -166,7 +166,10 @@ class BestModel(Callback):
 
     For the RL trainer, "metric" is the task metric on the validation reward frames. With `patience`, the run
     stops after that many iterations without an improvement of more than `min_delta`; with `restore`, the
-    best networks are loaded back into the engine at the end. Not part of any default run (figures unchanged).
+    best networks are loaded back into the engine at the end. `keep` names the networks to keep (default: all
+    of `engine.networks`); iterations before `start` are neither kept nor counted (e.g. warm-up episodes).
+    `state_dict()` goes into a run's checkpoint, so a resumed run remembers the best so far. The RL trainer
+    wires it when `config.recipe.best_on_validation` is set (trainer.run).
     """
 
     def __init__(
@@ -176,9 +179,11 @@ class BestModel(Callback):
         patience: int | None = None,
         min_delta: float = 0.0,
         restore: bool = True,
+        keep: tuple[str, ...] | None = None,
+        start: int = 0,
     ) -> None:
         self.metric, self.mode, self.patience = metric, mode, patience
-        self.min_delta, self.restore = min_delta, restore
+        self.min_delta, self.restore, self.keep, self.start = min_delta, restore, keep, start
         self.best_value: float | None = None
         self.best_iteration = 0
         self.best_state: dict[str, Mapping[str, torch.Tensor]] = {}
@@ -197,16 +202,37 @@ class BestModel(Callback):
         if self.metric not in logs:
             raise KeyError(MSG_NO_METRIC.format(metric=self.metric, keys=sorted(logs)))
         value = float(logs[self.metric])
+        if engine.iteration <= self.start:
+            return
         if self.improves(value):
             self.best_value, self.best_iteration = value, engine.iteration
             self.best_state = {
-                name: copy.deepcopy(network.state_dict()) for name, network in engine.networks.items()
+                name: copy.deepcopy(network.state_dict()) for name, network in self._kept(engine).items()
             }
-        elif self.patience is not None and engine.iteration - self.best_iteration >= self.patience:
+        elif (
+            self.patience is not None
+            and engine.iteration - max(self.best_iteration, self.start) >= self.patience
+        ):
             self.stopped_at = engine.iteration
             engine.should_stop = True
 
+    def _kept(self, engine: Engine) -> dict[str, torch.nn.Module]:
+        networks = engine.networks
+        return networks if self.keep is None else {k: networks[k] for k in self.keep}
+
     def on_end(self, engine: Engine) -> None:
         if self.restore and self.best_state:
-            for name, network in engine.networks.items():
+            for name, network in self._kept(engine).items():
                 network.load_state_dict(self.best_state[name])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best_value": self.best_value,
+            "best_iteration": self.best_iteration,
+            "best_state": self.best_state,
+            "stopped_at": self.stopped_at,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_value, self.best_iteration = state["best_value"], int(state["best_iteration"])
+        self.best_state, self.stopped_at = state["best_state"], state["stopped_at"]

@@ -5,6 +5,10 @@ threshold at the service's target rejection) on each evaluation set: the new dat
 champion's reference set (the holdout of the data set it was trained on, when that data set is in the data
 root). The compared figure is the task metric (accuracy, or mean Dice) on the frames each version would call
 amenable. The gate passes when, on every set both could be scored on, the challenger is at most `margin` below.
+
+Before any comparison, a challenger whose recorded verdict failed (trainer.verdict, in its manifest's metrics: a
+predictor no better than the trivial one, a controller with no spread or kappa <= 0) is refused unless `force`,
+even when there is no champion yet; versions published before verdicts existed record none and are not refused.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from service.inference.model import LoadedModel
 from service.inference.offline import open_model
 from service.registry import CHAMPION, ModelRegistry, RegistryError
 from service.settings import Settings
+from trainer.verdict import refusal
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +125,8 @@ def decide(
     new_dataset: str,
     *,
     margin: float | None = None,
+    force: bool = False,
+    job: bool = False,
 ) -> GateDecision:
     """Compare `challenger_version` with the current champion of `name` (see the module docstring)."""
     margin = settings.promotion_margin if margin is None else margin
@@ -147,10 +154,15 @@ def decide(
             sets=sets or [],
         )
 
+    if champion is not None and champion.number == challenger_version:
+        return verdict(True, "the challenger is already champion")
+    refused = refusal(
+        challenger.manifest.metrics.get("verdict", {}), f"promotion of v{challenger_version}", job
+    )
+    if refused is not None and not force:
+        return verdict(False, refused)
     if champion is None:
         return verdict(True, f"{name} has no champion yet: the first version becomes champion")
-    if champion.number == challenger_version:
-        return verdict(True, "the challenger is already champion")
     if champion.task != challenger.task:
         return verdict(
             False, f"the champion (v{champion.number}) does another task ({champion.task}); promote by hand"

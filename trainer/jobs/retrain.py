@@ -40,6 +40,7 @@ from trainer.run import (
     train,
     write_predictor_backbone,
 )
+from trainer.verdict import read_verdict, refusal
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,19 @@ def _run_locked(
             raise JobRefused(
                 f"class_names has {len(class_names)} names but the data set has {classes} classes"
             )
+        verdict = read_verdict(run_dir)
+        refused = None if verdict is None else refusal(verdict, "export", job=True)
+        if refused is not None and not spec.force:
+            # The job report says why nothing was published; the job itself fails (no retry).
+            refused_report: dict[str, Any] = {
+                "job_id": job_id,
+                "model": name,
+                "version": None,
+                "promoted": False,
+            }
+            refused_report |= {"verdict": verdict, "refused": refused}
+            (work / REPORT_FILE).write_text(json.dumps(refused_report, indent=2, sort_keys=True))
+            raise JobRefused(refused)
         published = export_run(
             run_dir,
             registry,
@@ -183,8 +197,7 @@ def _run_locked(
                 class_names=tuple(class_names) if class_names else None,
                 job_id=job_id,
                 dataset=spec.dataset,
-                # A job publishes a challenger; the promotion gate, not the export, decides whether it serves.
-                force=True,
+                force=spec.force,
             ),
             data_dir=data_dir,
         )
@@ -196,7 +209,7 @@ def _run_locked(
 
     registry.promote(name, version, alias=CHALLENGER)
     report({"stage": "gating", "message": f"comparing v{version} with the champion"})
-    decision = decide(settings, registry, name, version, spec.dataset)
+    decision = decide(settings, registry, name, version, spec.dataset, force=spec.force, job=True)
     promoted = False
     if decision.passed and settings.auto_promote:
         registry.promote(name, version, alias=CHAMPION)
@@ -217,6 +230,7 @@ def _run_locked(
         "promoted": promoted,
         "auto_promote": settings.auto_promote,
         "gate": decision.to_dict(),
+        "verdict": read_verdict(run_dir),
     }
     if spec.adapt_from is not None:
         result["adaptation"] = adaptation

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from contracts.training import preset
+from contracts.training import RecipeConfig, preset
 from trainer.data import SplitTensors, TaskData, reward_indices
 from trainer.engine.amenability import AmenabilityEngine, EpisodeLog, predictor_loss
 from trainer.engine.base import Callback, Engine, Logs
@@ -39,7 +41,7 @@ def split(n: int, rng: torch.Generator) -> SplitTensors:
 def test_one_episode_records_t_steps_and_updates_the_controller_once() -> None:
     rng = torch.Generator().manual_seed(0)
     data = TaskData(split(24, rng), split(8, rng), split(8, rng), 2)
-    config = preset("debug", "classify", "weighted", "reinforce")
+    config = replace(preset("debug", "classify", "weighted", "reinforce"), recipe=RecipeConfig())
     predictor, controller = build_predictor(config), build_controller(config)
     learner = Reinforce(controller, config.reinforce, config.constraint)
     logs: list[EpisodeLog] = []
@@ -57,3 +59,28 @@ def test_one_episode_records_t_steps_and_updates_the_controller_once() -> None:
     assert all(a.shape == (config.batch_size,) for a in learner.memory.actions)
     assert [log.episode for log in logs] == list(range(1, config.episodes + 1))
     assert all("policy_loss" in log.learner for log in logs)  # one controller update per episode
+
+
+def test_warm_up_episodes_select_every_frame_and_leave_the_controller_alone() -> None:
+    rng = torch.Generator().manual_seed(0)
+    data = TaskData(split(24, rng), split(8, rng), split(8, rng), 2)
+    config = replace(preset("debug", "classify"), recipe=RecipeConfig(warmup_episodes=2), episodes=3)
+    predictor, controller = build_predictor(config), build_controller(config)
+    learner = Reinforce(controller, config.reinforce, config.constraint)
+    before = {k: v.clone() for k, v in controller.state_dict().items()}
+    logs: list[Logs] = []
+
+    class Collect(Callback):
+        def on_iteration_end(self, engine: Engine, logs_: Logs) -> None:
+            logs.append(logs_)
+            if logs_["warmup"]:
+                assert all(torch.equal(v, before[k]) for k, v in controller.state_dict().items())
+
+    optimiser = torch.optim.SGD(predictor.parameters(), 0.01)
+    engine = AmenabilityEngine(
+        config, predictor, optimiser, data, reward_indices(data.val, config), learner, [Collect()]
+    )
+    engine.run()
+    assert [x["warmup"] for x in logs] == [True, True, False]
+    assert [x["selected_fraction"] for x in logs[:2]] == [1.0, 1.0]
+    assert logs[0]["learner"] == {} and "policy_loss" in logs[2]["learner"]

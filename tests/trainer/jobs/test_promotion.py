@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,6 +22,7 @@ from service.datasets.uploads import DatasetStore
 from service.registry import CHAMPION, ModelRegistry
 from service.settings import Settings
 from trainer.jobs.promotion import decide
+from trainer.verdict import MSG_REFUSED, TRIVIAL_PREDICTOR
 
 from ...service.conftest import (
     FRAME_SIZE,
@@ -61,11 +63,14 @@ def publish(
     decision_level: float | None = None,
     dataset: str | None = None,
     alias: str | None = None,
+    verdict: dict[str, Any] | None = None,
 ) -> int:
     files = write_graphs(folder, task)
     if decision_level is not None:
         onnx.save(classifier_deciding_at(decision_level), str(files["predictor.onnx"]))
     manifest = fixture_manifest(NAME, task).model_copy(update={"dataset": dataset})
+    if verdict is not None:
+        manifest = manifest.model_copy(update={"metrics": {**manifest.metrics, "verdict": verdict}})
     return registry.publish(manifest, files, alias=alias).version
 
 
@@ -220,3 +225,22 @@ def test_a_champion_of_another_task_is_not_compared(
     assert not decision.passed and "does another task" in decision.reason and decision.sets == []
     already = decide(settings, registry, NAME, 1, mixed)
     assert already.passed and "already champion" in already.reason
+
+
+def failed_verdict() -> dict[str, Any]:
+    reason = {"code": TRIVIAL_PREDICTOR, "message": "the predictor does not beat the trivial baseline"}
+    return {"passed": False, "reasons": [reason], "forced": True}
+
+
+def test_a_version_whose_verdict_failed_is_refused_unless_forced(
+    settings: Settings, registry: ModelRegistry, mixed: str, tmp_path: Path
+) -> None:
+    version = publish(registry, tmp_path / "v1", "classify", verdict=failed_verdict())
+    decision = decide(settings, registry, NAME, version, mixed)
+    reasons = failed_verdict()["reasons"][0]["message"]
+    assert not decision.passed
+    assert decision.reason == MSG_REFUSED.format(what=f"promotion of v{version}", reasons=reasons)
+    forced = decide(settings, registry, NAME, version, mixed, force=True)
+    assert forced.passed and "no champion yet" in forced.reason
+    passing = publish(registry, tmp_path / "v2", "classify", verdict={"passed": True, "reasons": []})
+    assert decide(settings, registry, NAME, passing, mixed).passed
