@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +84,26 @@ def encode_frames(frames: Sequence[np.ndarray], raw: bool) -> list[bytes]:
     return [encode_frame(frame, raw) for frame in frames]
 
 
+OnMessage = Callable[[dict[str, Any], float | None], None]
+
+
+@contextlib.asynccontextmanager
+async def open_scan(
+    url: str, token: str | None, max_message_bytes: int, on_message: OnMessage | None
+) -> AsyncIterator[Any]:
+    """A /ws/scan connection past its `ready` message (shown to `on_message`), for every streaming client."""
+    import websockets
+
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with websockets.connect(url, additional_headers=headers, max_size=max_message_bytes) as ws:
+        ready = json.loads(await asyncio.wait_for(ws.recv(), RESULT_TIMEOUT_S))
+        if ready.get("type") != "ready":
+            raise RuntimeError(f"expected a ready message, got {ready}")
+        if on_message is not None:
+            on_message(ready, None)
+        yield ws
+
+
 async def stream_frames(
     url: str,
     frames: Sequence[np.ndarray],
@@ -101,18 +121,10 @@ async def stream_frames(
     With `until`, the frames play in a loop (as a probe keeps imaging) until `until()` is true. `dicom`
     names the DICOM instances the frames were read from (their UIDs reach the session report).
     """
-    import websockets
-
     payloads = encode_frames(frames, raw)
     report = StreamReport()
     sent_at: dict[int, float] = {}
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    async with websockets.connect(url, additional_headers=headers, max_size=max_message_bytes) as ws:
-        ready = json.loads(await asyncio.wait_for(ws.recv(), RESULT_TIMEOUT_S))
-        if ready.get("type") != "ready":
-            raise RuntimeError(f"expected a ready message, got {ready}")
-        if on_message is not None:
-            on_message(ready, None)
+    async with open_scan(url, token, max_message_bytes, on_message) as ws:
 
         async def receive() -> None:
             async for text in ws:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from service.live.client import RESULT_TIMEOUT_S, StreamReport, encode_frame, hello_message
+from service.live.client import RESULT_TIMEOUT_S, StreamReport, encode_frame, hello_message, open_scan
 from service.live.device import LatestFrameReader, crop_to_scan
 from service.live.pacing import ScanPacer
 
@@ -29,19 +29,11 @@ async def stream_device(
     max_message_bytes: int = 64 * 1024 * 1024,
 ) -> StreamReport:
     """Send the reader's newest frame whenever the pacer allows, until a limit or the device's end."""
-    import websockets
-
     report = StreamReport()
     pacer = ScanPacer()
     answered = asyncio.Event()
     sent_at: dict[int, float] = {}
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    async with websockets.connect(url, additional_headers=headers, max_size=max_message_bytes) as ws:
-        ready = json.loads(await asyncio.wait_for(ws.recv(), RESULT_TIMEOUT_S))
-        if ready.get("type") != "ready":
-            raise RuntimeError(f"expected a ready message, got {ready}")
-        if on_message is not None:
-            on_message(ready, None)
+    async with open_scan(url, token, max_message_bytes, on_message) as ws:
 
         async def receive() -> None:
             async for text in ws:
