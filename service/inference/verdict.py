@@ -118,7 +118,8 @@ def measure_signal(gray: np.ndarray, limits: SignalLimits) -> FrameSignal:
         line_means = cv2.reduce(gray, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F)[0]
         if np.count_nonzero(line_means < limits.dark_line_level) > limits.dark_line_fraction * gray.shape[1]:
             reason = "no_contact"
-    digest = hashlib.blake2b(gray.tobytes(), digest_size=16)
+    # Hashed in place (a copy only for a non-contiguous crop): this runs on every frame of every path.
+    digest = hashlib.blake2b(np.ascontiguousarray(gray).data, digest_size=16)
     digest.update(repr(gray.shape).encode())  # same bytes in another shape are another frame
     return FrameSignal(mean_level, std_level, reason, digest.digest())
 
