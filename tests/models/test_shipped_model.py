@@ -21,7 +21,12 @@ def test_shipped_champion_verifies_and_scores_simulated_frames() -> None:
     loaded = registry.load(name, CHAMPION)  # every sha256 against the manifest
     manifest = loaded.manifest
     assert manifest.task == "classify" and manifest.class_names == ["no_gland", "gland"]
-    assert set(manifest.files) == {"controller.onnx", "predictor.onnx"}
+    # The two graphs, the model card and the weights `usqa adapt` starts from.
+    assert set(manifest.files) == {"controller.onnx", "predictor.onnx", "card.json", "card.md", "weights.npz"}
+    # A score that means something: a calibrated display scale, an out-of-scope check, a controller that
+    # agrees with the ground-truth amenability better than chance on its holdout.
+    assert manifest.calibration is not None and manifest.ood is not None
+    assert manifest.metrics["verdict"]["passed"] and not manifest.metrics["verdict"]["forced"]
     assert sum(p.stat().st_size for p in loaded.path.iterdir()) < 10 * 1024 * 1024  # "a few MB"
     thresholds = [manifest.thresholds[k] for k in sorted(manifest.thresholds)]
     assert set(manifest.thresholds) >= {"0.05", "0.10", "0.15", "0.20"} and thresholds == sorted(thresholds)
