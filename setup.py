@@ -8,7 +8,6 @@ and aliases (nothing else: no locks, counters or temporary folders) into `servic
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -17,8 +16,6 @@ from setuptools.command.build_py import build_py
 
 SHIPPED_SOURCE = Path("models")
 SHIPPED_TARGET = Path("service", "registry", "shipped")
-# What a registry version folder holds, and the one file beside the versions a reader needs.
-VERSION_FILES = re.compile(r"^[^.].*\.onnx$|^manifest\.json$")
 
 
 def shipped_files(source: Path) -> list[Path]:
@@ -28,7 +25,13 @@ def shipped_files(source: Path) -> list[Path]:
         if (model / "aliases.json").is_file():
             files.append(model.relative_to(source) / "aliases.json")
         for version in sorted(p for p in model.iterdir() if p.is_dir() and p.name.isdigit()):
-            files += [f.relative_to(source) for f in sorted(version.iterdir()) if VERSION_FILES.match(f.name)]
+            # Everything a version publishes (graphs, manifest, card, weights): the registry checks each
+            # file its manifest lists, so a wheel without one would not load. Hidden names are its temp files.
+            files += [
+                f.relative_to(source)
+                for f in sorted(version.iterdir())
+                if f.is_file() and not f.name.startswith(".")
+            ]
     return files
 
 

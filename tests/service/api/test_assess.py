@@ -79,7 +79,10 @@ def test_png_frame_is_scored_with_verdict_prediction_and_timings(
     assert body.frame_count == 1
     frame = body.frames[0]
     assert frame.amenability_score == pytest.approx(expected(image), abs=1e-5)
-    assert frame.amenable is (frame.amenability_score >= frame.threshold)
+    # One verdict: amenable exactly when good, and in scope the display score decides it.
+    assert frame.amenable is (frame.verdict == "good")
+    if frame.verdict in ("good", "adjust"):
+        assert frame.amenable is (frame.display_score >= frame.display_threshold)
     assert frame.prediction.task == "classify"
     assert frame.prediction.label in manifest.class_names
     assert sum(frame.prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
