@@ -145,6 +145,10 @@ class ScanResult(BaseModel):
     latency_ms: LatencyMs
     dropped: int = Field(description="Frames of this stream replaced by newer ones so far")
     model: ModelVersionRef
+    captured: list[int] | None = Field(
+        description="When this frame entered the session's auto-captures: the seqs of every kept frame, "
+        "best first (GET /sessions/{session}/captures/{rank}.png); null when the captures did not change"
+    )
 
 
 class ScanError(BaseModel):
@@ -254,6 +258,7 @@ def result_message(
     *,
     dropped: int,
     model: LoadedModel,
+    captured: list[int] | None = None,
 ) -> dict[str, Any]:
     return {
         "type": "result",
@@ -279,6 +284,7 @@ def result_message(
         },
         "dropped": dropped,
         "model": {"name": model.name, "version": model.number},
+        "captured": captured,
     }
 
 

@@ -237,19 +237,21 @@ class ScanSession:
             dropped=self.stats.dropped,
             model=model,
         )
-        await self._send(result)
-        self.stats.record_scored(scored.score, verdict.amenable, update.state, total_s * 1000, model.number)
         sent = (
             FrameBytes(frame.data, frame.hello.width, frame.hello.height) if raw else FrameBytes(frame.data)
         )
         # The verdict lags a frame by the guidance dwell, so a dark frame inside a good run still says
-        # `good`: capture also asks the frame itself for a signal.
-        self.record.on_result(
+        # `good`: capture also asks the frame itself for a signal. Decided before the result goes out, so
+        # the result can tell the client its strip changed.
+        if self.record.on_result(
             result,
             self.record.seconds_since_start(frame.received),
             sent,
             frame_in_scope=in_scope(result) and update.has_signal,
-        )
+        ):
+            result["captured"] = [c.frame for c in self.record.keeper.captures]
+        await self._send(result)
+        self.stats.record_scored(scored.score, verdict.amenable, update.state, total_s * 1000, model.number)
         self.service.record_scored(scoring, batch, total_s)
 
     # -- model swaps -------------------------------------------------------------------------------------

@@ -170,10 +170,11 @@ def format_result(message: dict[str, Any], latency_ms: float | None) -> str:
             prediction = f"mask {p['mask_area_fraction']:.1%}"
         smoothed = message["smoothed_score"]
         rtt = "" if latency_ms is None else f"  rtt {latency_ms:6.1f} ms"
+        captured = "  captured" if message.get("captured") else ""
         return (
             f"#{message['seq']:<5d} score {message['score']:.3f}  smoothed "
             f"{'  -  ' if smoothed is None else f'{smoothed:.3f}'}  {message['guidance']:<9s} {prediction:<18s}"
-            f"server {message['latency_ms']['total']:6.1f} ms{rtt}  dropped {message['dropped']}"
+            f"server {message['latency_ms']['total']:6.1f} ms{rtt}  dropped {message['dropped']}{captured}"
         )
     if kind == "model_swap":
         return f"model swap: version {message['from_version']} -> {message['to_version']}"

@@ -1,12 +1,18 @@
-// usqa live page: plays a cine through /ws/scan and shows each frame's score, guidance and prediction.
+// usqa live page: streams frames through /ws/scan and shows each frame's score, guidance and prediction.
 // Frames go out as raw 8-bit grayscale (after a hello declaring their size): the browser decodes images
-// and videos itself; DICOM and video files are unpacked by the server (/cine/frames) into PNG frames.
+// and videos itself; DICOM and video files are unpacked by the server (/cine/frames) into PNG frames; a
+// camera (a capture card on the scanner's video output appears as one) is read in camera.js.
+// The other scripts: captures.js (the best-frames strip and the session report), camera.js, large.js
+// (the large-type verdict), card.js (the model card).
 "use strict";
 
 const el = (id) => document.getElementById(id);
 const TIMELINE_POINTS = 300;
 // Frames waiting in the browser's socket buffer beyond this are skipped: the newest frame matters.
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+// A live source sends a frame only while fewer than this many are unanswered: the service's pace.
+const MAX_IN_FLIGHT = 2;
+const IN_FLIGHT_MS = 2000;
 const COLORS = { good: "#2ecc71", adjust: "#f39c12", no_signal: "#7f8c8d", out_of_scope: "#9b59b6" };
 // The reason codes of service/inference/verdict.py, as the page words them.
 const REASONS = {
@@ -21,9 +27,7 @@ const REASONS = {
 
 const state = {
   ws: null,
-  frames: [],
-  fps: 25,
-  index: 0,
+  source: null,
   timer: null,
   seq: 0,
   sentAt: new Map(),
@@ -36,6 +40,7 @@ const state = {
   skipped: 0,
   latencies: [],
   ending: false,
+  started: 0,
 };
 
 const work = document.createElement("canvas");
@@ -60,71 +65,12 @@ async function fetchJson(url, options = {}) {
   return body;
 }
 
-function loadImage(src) {
-  return new Promise((resolve, reject) => {
-    const image = new Image();
-    image.onload = () => resolve(image);
-    image.onerror = () => reject(new Error("a frame could not be decoded"));
-    image.src = src;
-  });
-}
-
-async function playCine(cine) {
-  setStatus(`loading ${cine.frames.length} frames…`);
-  const frames = await Promise.all(cine.frames.map(loadImage));
-  await play(frames, cine.fps, cine.source);
-}
-
-async function playDemo() {
-  try {
-    setStatus("rendering the demo cine…");
-    await playCine(await fetchJson("/cine/demo"));
-  } catch (error) {
-    setStatus(`demo failed: ${error.message}`, "error");
-  }
-}
-
-async function playFile(file) {
-  try {
-    if (file.type.startsWith("image/") && !file.name.toLowerCase().endsWith(".dcm")) {
-      await play([await createImageBitmap(file)], 1, file.name);
-      return;
-    }
-    setStatus(`unpacking ${file.name}…`);
-    const cine = await fetchJson(`/cine/frames?name=${encodeURIComponent(file.name)}`, {
-      method: "POST",
-      body: file,
-      headers: { "Content-Type": "application/octet-stream" },
-    });
-    await playCine(cine);
-  } catch (error) {
-    setStatus(`${file.name}: ${error.message}`, "error");
-  }
-}
-
-async function playFolder(files) {
-  const images = [...files]
-    .filter((f) => f.type.startsWith("image/"))
-    .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
-  if (!images.length) {
-    setStatus("the folder holds no images", "error");
-    return;
-  }
-  try {
-    setStatus(`loading ${images.length} images…`);
-    const frames = await Promise.all(images.map((f) => createImageBitmap(f)));
-    await play(frames, 25, `${images.length} images`);
-  } catch (error) {
-    setStatus(`folder: ${error.message}`, "error");
-  }
-}
-
 function resetView() {
   Object.assign(state, {
-    index: 0, seq: 0, sentAt: new Map(), helloSize: null, timeline: [], lastResult: null,
+    seq: 0, sentAt: new Map(), helloSize: null, timeline: [], lastResult: null,
     scored: 0, skipped: 0, latencies: [], ending: false,
   });
-  el("summary").hidden = true;
+  resetCaptures();
   el("swap-notice").hidden = true;
   el("frames-scored").textContent = "0";
   el("dropped").textContent = "0";
@@ -159,40 +105,53 @@ function openSocket() {
   });
 }
 
-async function play(frames, fps, source) {
+async function play(source) {
   stop(false);
   resetView();
-  state.frames = frames;
-  state.fps = Math.min(Math.max(fps || 25, 1), 60);
+  state.source = source;
+  const fps = Math.min(Math.max(source.fps || 25, 1), 60);
   try {
     state.ws = await openSocket();
   } catch (error) {
+    source.close();
     setStatus(`cannot stream: ${error.message}`, "error");
     return;
   }
-  setStatus(`streaming ${source} at ${state.fps} fps`, "streaming");
+  const pace = source.live ? `up to ${fps} fps, at the service's pace` : `at ${fps} fps`;
+  setStatus(`streaming ${source.label} ${pace}`, "streaming");
   el("stop").disabled = false;
-  state.timer = setInterval(tick, 1000 / state.fps);
+  state.started = performance.now();
+  state.timer = setInterval(tick, 1000 / fps);
   tick();
 }
 
 function tick() {
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
-  if (state.index >= state.frames.length) {
-    if (el("loop").checked) state.index = 0;
-    else {
-      finish();
-      return;
-    }
+  const source = state.source;
+  if (source.live && inFlight() >= MAX_IN_FLIGHT) {
+    if (source.preview) source.preview();  // the picture stays live while the service catches up
+    return;
   }
-  const frame = state.frames[state.index++];
-  drawFrame(frame);
+  const frame = source.next();
+  if (!frame) {
+    finish();
+    return;
+  }
+  if (source.preview) source.preview();
+  else drawFrame(frame);
   sendFrame(frame);
 }
 
+// Frames sent and not yet answered; one that waited past IN_FLIGHT_MS is taken as dropped by the server.
+function inFlight() {
+  const now = performance.now();
+  for (const [seq, sent] of state.sentAt) if (now - sent > IN_FLIGHT_MS) state.sentAt.delete(seq);
+  return state.sentAt.size;
+}
+
 function sendFrame(frame) {
-  const width = frame.naturalWidth || frame.width;
-  const height = frame.naturalHeight || frame.height;
+  const width = frame.naturalWidth || frame.videoWidth || frame.width;
+  const height = frame.naturalHeight || frame.videoHeight || frame.height;
   if (state.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
     state.skipped += 1;
     return;
@@ -211,6 +170,7 @@ function sendFrame(frame) {
     gray[j] = Math.round(0.299 * rgba[i] + 0.587 * rgba[i + 1] + 0.114 * rgba[i + 2]);
   }
   state.sentAt.set(state.seq, performance.now());
+  rememberSent(state.seq, gray, width, height, (performance.now() - state.started) / 1000);
   state.seq += 1;
   state.ws.send(gray.buffer);
 }
@@ -220,13 +180,17 @@ function fitTransform(width, height) {
   return { scale, dx: (view.width - width * scale) / 2, dy: (view.height - height * scale) / 2 };
 }
 
-function drawFrame(frame) {
-  const width = frame.naturalWidth || frame.width;
-  const height = frame.naturalHeight || frame.height;
+// Draws `frame` fitted to the viewer; `region` (image pixels) is where the scored part lies when only a
+// part of the frame is sent (a camera's scan-region crop): outlines are placed inside it.
+function drawFrame(frame, region = null) {
+  const width = frame.naturalWidth || frame.videoWidth || frame.width;
+  const height = frame.naturalHeight || frame.videoHeight || frame.height;
   const t = fitTransform(width, height);
   viewCtx.fillStyle = "#000";
   viewCtx.fillRect(0, 0, view.width, view.height);
   viewCtx.drawImage(frame, t.dx, t.dy, width * t.scale, height * t.scale);
+  const ox = region ? region.x : 0;
+  const oy = region ? region.y : 0;
   const result = state.lastResult;
   const prediction = result && result.prediction;
   if (prediction && prediction.task === "segment" && prediction.outlines) {
@@ -235,8 +199,8 @@ function drawFrame(frame) {
     for (const outline of prediction.outlines) {
       viewCtx.beginPath();
       outline.forEach(([x, y], i) => {
-        const px = t.dx + x * t.scale;
-        const py = t.dy + y * t.scale;
+        const px = t.dx + (ox + x) * t.scale;
+        const py = t.dy + (oy + y) * t.scale;
         if (i === 0) viewCtx.moveTo(px, py);
         else viewCtx.lineTo(px, py);
       });
@@ -269,6 +233,7 @@ function onMessage(message) {
       loadCard(message.model);
       break;
     case "error":
+      if (message.seq !== null) forgetSentUpTo(message.seq);
       setStatus(`frame ${message.seq ?? "-"}: ${message.message}`, "error");
       break;
     case "summary":
@@ -283,13 +248,8 @@ function onResult(result) {
   state.lastResult = result;
   state.scored += 1;
   const sent = state.sentAt.get(result.seq);
-  if (sent !== undefined) {
-    state.latencies.push(performance.now() - sent);
-    for (const seq of state.sentAt.keys()) {
-      if (seq <= result.seq) state.sentAt.delete(seq);
-      else break;
-    }
-  }
+  if (sent !== undefined) state.latencies.push(performance.now() - sent);
+  forgetSentUpTo(result.seq);
   if (state.threshold !== result.display_threshold) {
     state.threshold = result.display_threshold;
     setGaugeThreshold(state.threshold);
@@ -311,6 +271,16 @@ function onResult(result) {
   state.timeline.push({ score: result.display_score, smoothed: result.smoothed_score, guidance: result.verdict });
   if (state.timeline.length > TIMELINE_POINTS) state.timeline.shift();
   drawTimeline();
+  if (result.captured) onCaptured(result);
+  showLarge(result);
+}
+
+// Earlier frames than an answered one will not be answered: the server kept the newest.
+function forgetSentUpTo(seq) {
+  for (const key of state.sentAt.keys()) {
+    if (key <= seq) state.sentAt.delete(key);
+    else break;
+  }
 }
 
 function describePrediction(prediction) {
@@ -332,77 +302,10 @@ function setGaugeThreshold(threshold) {
   tick.setAttribute("y2", y.toFixed(1));
 }
 
-function drawTimeline() {
-  const canvas = el("timeline");
-  const ctx = canvas.getContext("2d");
-  const { width, height } = canvas;
-  ctx.clearRect(0, 0, width, height);
-  const points = state.timeline;
-  canvas.dataset.points = String(points.length);
-  if (!points.length) return;
-  const step = width / TIMELINE_POINTS;
-  const y = (v) => height - 6 - v * (height - 12);
-  points.forEach((p, i) => {
-    ctx.fillStyle = COLORS[p.guidance] || "#555";
-    ctx.globalAlpha = 0.18;
-    ctx.fillRect(i * step, 0, Math.ceil(step), height);
-  });
-  ctx.globalAlpha = 1;
-  if (state.threshold !== null) {
-    ctx.strokeStyle = "#e6e9ee";
-    ctx.setLineDash([4, 4]);
-    ctx.beginPath();
-    ctx.moveTo(0, y(state.threshold));
-    ctx.lineTo(width, y(state.threshold));
-    ctx.stroke();
-    ctx.setLineDash([]);
-  }
-  ctx.fillStyle = "#8b96a5";
-  points.forEach((p, i) => ctx.fillRect(i * step + step / 2 - 1.5, y(p.score) - 1.5, 3, 3));
-  ctx.strokeStyle = "#4aa3ff";
-  ctx.lineWidth = 2;
-  ctx.beginPath();
-  let started = false;
-  points.forEach((p, i) => {
-    if (p.smoothed === null) {
-      started = false;
-      return;
-    }
-    const px = i * step + step / 2;
-    if (!started) ctx.moveTo(px, y(p.smoothed));
-    else ctx.lineTo(px, y(p.smoothed));
-    started = true;
-  });
-  ctx.stroke();
-}
-
-function percentile(values, q) {
-  if (!values.length) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-
-function showSummary(summary) {
-  const f = summary.frames;
-  const p50 = percentile(state.latencies, 0.5);
-  const p99 = percentile(state.latencies, 0.99);
-  const lines = [
-    `session ${summary.session}: ${f.received} frames received, ${f.scored} scored, ${f.dropped} dropped, ${f.failed} failed`,
-    `amenable fraction ${summary.amenable_fraction ?? "–"}, mean score ${summary.mean_score ?? "–"}`,
-    `server latency p50 ${summary.latency_ms.p50 ?? "–"} ms, p99 ${summary.latency_ms.p99 ?? "–"} ms` +
-      (p50 !== null ? `; round trip p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms` : ""),
-    `guidance frames: ${Object.entries(summary.guidance_frames).map(([k, v]) => `${k} ${v}`).join(", ")}`,
-    `score drift (PSI vs validation): ${summary.drift.psi ?? "not enough frames"}`,
-    `model versions: ${summary.model_versions.join(" → ")}`,
-  ];
-  el("summary").textContent = lines.join("\n");
-  el("summary").hidden = false;
-  setStatus("stream finished");
-}
-
 function stopTimer() {
   if (state.timer !== null) clearInterval(state.timer);
   state.timer = null;
+  if (state.source) state.source.close();
 }
 
 function finish() {
@@ -423,52 +326,6 @@ function stop(sendEnd = true) {
   }
 }
 
-el("play-demo").addEventListener("click", playDemo);
 el("stop").addEventListener("click", () => stop(true));
-el("file-input").addEventListener("change", (event) => {
-  const [file] = event.target.files;
-  if (file) playFile(file);
-});
-el("folder-input").addEventListener("change", (event) => playFolder(event.target.files));
 el("token").value = sessionStorage.getItem("usqa-token") || "";
 el("token").addEventListener("change", () => sessionStorage.setItem("usqa-token", el("token").value));
-
-// The served model's card (GET /models/{name}/{version}/card), shown in a collapsible panel. The server
-// renders it to escaped HTML; only its <article> is taken into the page.
-const card = { shown: null };
-
-async function loadCard(model, force = false) {
-  if (!model) return;
-  const key = `${model.name}/${model.version}`;
-  if (card.shown === key && !force) return;
-  card.shown = key;
-  el("card-title").textContent = `${model.name} v${model.version}`;
-  try {
-    const url = `/models/${encodeURIComponent(model.name)}/${encodeURIComponent(model.version)}/card?format=html`;
-    const response = await fetch(url, { headers: authHeaders() });
-    const text = await response.text();
-    if (!response.ok) {
-      const detail = (() => { try { return JSON.parse(text).detail; } catch { return null; } })();
-      throw new Error(detail || `${response.status} ${response.statusText}`);
-    }
-    const article = new DOMParser().parseFromString(text, "text/html").querySelector("article.model-card");
-    el("card-body").replaceChildren(article ? document.importNode(article, true) : "the card is empty");
-  } catch (error) {
-    card.shown = null;
-    el("card-body").textContent = `card unavailable: ${error.message}`;
-  }
-}
-
-async function loadServedCard(force = false) {
-  try {
-    const response = await fetch("/readyz");
-    const body = await response.json();
-    if (body.model) await loadCard(body.model, force);
-    else el("card-body").textContent = "no model is being served yet";
-  } catch (error) {
-    el("card-body").textContent = `card unavailable: ${error.message}`;
-  }
-}
-
-el("token").addEventListener("change", () => loadServedCard(true));
-loadServedCard();

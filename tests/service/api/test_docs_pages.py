@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from playwright.sync_api import Browser, Request
 
 from ..conftest import LiveServer
-from .test_live_page import WAIT_MS, browser  # noqa: F401  (the module's Chromium fixture)
+from .live_browser import WAIT_MS
 
 LOCAL_SCHEMES = ("data", "blob", "about")
 
@@ -19,7 +19,7 @@ def foreign(url: str, server: LiveServer) -> bool:
     return (parts.hostname, parts.port) != (server.host, server.port)
 
 
-def test_swagger_ui_renders_from_local_assets_only(browser: Browser, shared_server: LiveServer) -> None:  # noqa: F811
+def test_swagger_ui_renders_from_local_assets_only(browser: Browser, shared_server: LiveServer) -> None:
     page = browser.new_page()
     attempts: list[str] = []
     page.on("request", lambda request: attempts.append(request.url))
@@ -33,7 +33,7 @@ def test_swagger_ui_renders_from_local_assets_only(browser: Browser, shared_serv
     page.close()
 
 
-def test_redoc_renders_and_its_vendor_logo_is_blocked(browser: Browser, shared_server: LiveServer) -> None:  # noqa: F811
+def test_redoc_renders_and_its_vendor_logo_is_blocked(browser: Browser, shared_server: LiveServer) -> None:
     page = browser.new_page()
     attempts: list[str] = []
     finished: list[str] = []

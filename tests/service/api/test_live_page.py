@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser
 
 from service.api import create_app
 from service.registry import ModelRegistry
@@ -16,62 +13,15 @@ from service.registry import ModelRegistry
 from ..conftest import (
     MODEL_NAME,
     SEGMENT_MODEL_NAME,
-    LiveServer,
     dicom_bytes,
     frame_of_level,
     make_settings,
     png_bytes,
     serve,
 )
+from .live_browser import WAIT_MS, finished, open_page, scored_at_least
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 30_000
 GUIDANCE_TEXTS = {"good", "adjust", "no signal"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("the live-page test needs Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def open_page(browser: Browser, server: LiveServer) -> tuple[Page, list[str]]:
-    page = browser.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None,
-    )
-    page.goto(server.http + "/")
-    return page, problems
-
-
-def scored_at_least(page: Page, count: int) -> None:
-    page.wait_for_function(
-        f"Number(document.getElementById('frames-scored').textContent) >= {count}", timeout=WAIT_MS
-    )
-
-
-def finished(page: Page) -> str:
-    page.wait_for_selector("#summary:not([hidden])", timeout=WAIT_MS)
-    return page.inner_text("#summary")
 
 
 def test_the_demo_cine_a_dicom_cine_and_an_image_folder_play_and_render(

@@ -10,13 +10,13 @@ from service.registry import ModelRegistry
 from service.registry.card import CARD_JSON, FROM_MANIFEST_NOTE
 
 from ..conftest import MODEL_NAME, LiveServer, served_version
-from .test_live_page import WAIT_MS, browser  # noqa: F401  (the module's Chromium fixture)
+from .live_browser import WAIT_MS
 
 NARROW = {"width": 800, "height": 600}
 
 
 def test_the_served_models_card_is_shown_and_the_page_fits_800_px(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     shared_server: LiveServer,
     source_registry: Path,
     tmp_path: Path,

@@ -6,6 +6,7 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -74,6 +75,27 @@ def test_the_report_of_a_dicom_cine_carries_its_uids_and_captures(
     assert image.shape == (48, 64) and image.mean() > 100  # the brightest frames score best here
     listing = httpx.get(f"{spaced_server.http}/sessions").json()["sessions"]
     assert session in [s["session"] for s in listing]
+
+
+def test_results_say_when_the_captures_changed_and_the_last_word_is_the_reports(
+    spaced_server: LiveServer,
+) -> None:
+    import asyncio
+
+    levels = [40, 160, 90, 220, 130, 60, 190, 110, 250, 70]
+    frames = [frame_of_level(v, (32, 32), seed=i) for i, v in enumerate(levels)]
+    changes: list[tuple[int, list[int]]] = []
+
+    def on_message(message: dict[str, Any], _: float | None) -> None:
+        if message["type"] == "result" and message["captured"] is not None:
+            changes.append((message["seq"], message["captured"]))
+
+    report = asyncio.run(stream_frames(spaced_server.ws, frames, fps=20, on_message=on_message))
+    assert report.summary is not None and changes
+    # A result names its own frame among the kept ones whenever it says the captures changed.
+    assert all(seq in captured for seq, captured in changes)
+    session = httpx.get(f"{spaced_server.http}/sessions/{report.summary['session']}").json()
+    assert [c["frame"] for c in session["captures"]] == changes[-1][1]
 
 
 def test_unknown_sessions_and_captures_are_404(spaced_server: LiveServer) -> None:
