@@ -11,9 +11,10 @@ from torch import nn
 
 from contracts.training import OPERATING_POINT
 from service.inference.evaluation import rejected_mask
+from trainer.agreement import cohens_kappa
 from trainer.data import SplitTensors
 from trainer.engine.amenability import frame_metric, infer
-from trainer.evaluate import cohens_kappa, rejection_curve
+from trainer.evaluate import rejection_curve
 
 REJECTIONS: tuple[float, ...] = (0.05, 0.15)
 

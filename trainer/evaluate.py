@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import stats
-from sklearn.metrics import cohen_kappa_score
 from torch import nn
 
 from contracts.training import OPERATING_POINT
 from service.inference.evaluation import METRIC_NAME, rejected_mask
+from trainer.agreement import cohens_kappa, contingency_table
 from trainer.data import SplitTensors, load_task_data
 from trainer.engine.amenability import frame_metric, infer
 from trainer.engine.device import resolve_device
@@ -146,31 +146,6 @@ def bootstrap_curves(
         samples = np.array(c["samples"]) if c["samples"] else np.array([c["point"]])
         out[name] = {"mean": samples.mean(0).tolist(), "std": samples.std(0).tolist(), "point": c["point"]}
     return out
-
-
-def contingency_table(rejected: np.ndarray, amenable: np.ndarray) -> list[list[int]]:
-    """[[subj. low & pred. low, subj. low & pred. high], [subj. high & pred. low, subj. high & pred. high]]."""
-    known = amenable >= 0
-    low, pred_low = amenable[known] == 0, rejected[known]
-    return [
-        [int(np.sum(low & pred_low)), int(np.sum(low & ~pred_low))],
-        [int(np.sum(~low & pred_low)), int(np.sum(~low & ~pred_low))],
-    ]
-
-
-def cohens_kappa(rejected: np.ndarray, amenable: np.ndarray) -> float:
-    """Cohen's kappa of "rejected" vs "subjectively low", over the frames of `contingency_table`.
-
-    NaN when no frame has a known label; 0 when both raters give every frame one and the same answer (the
-    expected agreement is 1 and kappa is undefined).
-    """
-    known = amenable >= 0
-    if not known.any():
-        return float("nan")
-    predicted_low, low = rejected[known], amenable[known] == 0
-    if np.unique(np.concatenate([predicted_low, low])).size == 1:
-        return 0.0
-    return float(cohen_kappa_score(predicted_low, low, labels=[False, True]))
 
 
 def paired_ttest(s: HoldoutScores, ratio: float) -> dict[str, float] | None:

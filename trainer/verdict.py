@@ -12,7 +12,8 @@ unless forced. verdict.json:
 - `baseline_predictor`: the non-selective baseline's metric on the same frames (null without one);
 - `controller`: {"score_spread" (95th - 5th percentile of the validation scores), "score_std", "kappa" (Cohen's
   kappa of "rejected at the operating point" vs "labelled non-amenable"; null without labels),
-  "labelled_frames", "operating_point"};
+  "kappa_at_prevalence" (the same with as many frames rejected as are labelled non-amenable: kappa at a fixed
+  5 % cannot reach 1 when more than 5 % are), "labelled_frames", "operating_point"};
 - `passed`, and `reasons`: [{"code", "message"}] for each failed rule (empty when passed).
 
 Refusal rules: the predictor does not beat the trivial predictor by `MIN_MARGIN`; the controller's score spread
@@ -29,11 +30,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import cohen_kappa_score
 from torch import nn
 
 from contracts.training import OPERATING_POINT, TrainConfig
 from service.inference.evaluation import METRIC_NAME, rejected_mask
+from trainer.agreement import cohens_kappa
 from trainer.data import SplitTensors
 from trainer.engine.amenability import frame_metric, infer
 
@@ -100,11 +101,20 @@ class Verdict:
             f"{p['trivial']:.3f} ({p['trivial_rule']})"
             + ("" if base is None else f"; non-selective baseline {base['metric']:.3f}"),
             f"  controller: score spread {c['score_spread']:.3f}, kappa "
-            + (f"n/a (< {MIN_LABELLED} labelled)" if c["kappa"] is None else f"{c['kappa']:.3f}")
+            + (
+                f"n/a (< {MIN_LABELLED} labelled)"
+                if c["kappa"] is None
+                else f"{c['kappa']:.3f} at {c['operating_point']:.0%}" + _at_prevalence(c)
+            )
             + f" on {c['labelled_frames']} labelled frames",
             "  passed" if self.passed else "  FAILED: " + "; ".join(r.message for r in self.reasons),
         ]
         return "\n".join(lines)
+
+
+def _at_prevalence(controller: dict[str, Any]) -> str:
+    value = controller.get("kappa_at_prevalence")  # absent from verdicts written before it was recorded
+    return "" if value is None else f", {value:.3f} at prevalence"
 
 
 def trivial_predictions(task: str, train: SplitTensors, val: SplitTensors) -> list[tuple[torch.Tensor, str]]:
@@ -127,15 +137,6 @@ def trivial_metric(task: str, train: SplitTensors, val: SplitTensors) -> tuple[f
         for logits, rule in trivial_predictions(task, train, val)
     ]
     return max(scored, key=lambda x: x[0])
-
-
-def cohens_kappa(rejected: np.ndarray, amenable: np.ndarray) -> float:
-    """Kappa of "rejected" vs "labelled non-amenable" over labelled frames; 0 when both raters are constant."""
-    known = amenable >= 0
-    predicted_low, low = rejected[known], amenable[known] == 0
-    if np.unique(np.concatenate([predicted_low, low])).size == 1:
-        return 0.0
-    return float(cohen_kappa_score(predicted_low, low, labels=[False, True]))
 
 
 def judge(
@@ -168,8 +169,14 @@ def judge(
     labelled = int(np.sum(amenable >= 0))
     rejection = OPERATING_POINT[task]
     kappa: float | None = None
+    at_prevalence: float | None = None
     if labelled >= MIN_LABELLED:
         kappa = cohens_kappa(rejected_mask(scores, rejection), amenable)
+        # At a fixed 5 % kappa is capped when more frames than that are non-amenable; rejecting as many
+        # frames as are non-amenable gives the uncapped view (1.0 for a perfect ranking).
+        at_prevalence = cohens_kappa(
+            rejected_mask(scores, float(np.mean(amenable[amenable >= 0] == 0))), amenable
+        )
         if kappa <= 0:
             reasons.append(
                 Reason(
@@ -193,6 +200,7 @@ def judge(
             "score_spread": spread,
             "score_std": float(np.std(scores)) if len(scores) else 0.0,
             "kappa": kappa,
+            "kappa_at_prevalence": at_prevalence,
             "labelled_frames": labelled,
             "operating_point": rejection,
         },

@@ -31,6 +31,14 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def max_kappa(rejected: float, prevalence: float) -> float:
+    """Cohen's kappa of a perfect ranking that rejects the fraction `rejected` of frames, `prevalence` of
+    which are non-amenable: every rejected frame non-amenable (or every non-amenable frame rejected)."""
+    agreement = 1 - abs(rejected - prevalence)
+    expected = rejected * prevalence + (1 - rejected) * (1 - prevalence)
+    return 1.0 if expected >= 1 else (agreement - expected) / (1 - expected)
+
+
 def _title(card: ModelCard) -> str:
     return f"Model card: {card.name}" + (f" version {card.version}" if card.version else "")
 
@@ -46,6 +54,26 @@ def _evaluation(card: ModelCard) -> list[Section]:
             )
         agreement.header = ("rejection by", "kappa")
         agreement.rows = [(method, _num(kappa)) for method, kappa in card.kappa.items()]
+        evaluation = card.evaluation
+        prevalence = evaluation.non_amenable_fraction if evaluation else None
+        if evaluation is not None and evaluation.kappa_at_prevalence and prevalence is not None:
+            # Rejecting a fixed 5 % caps kappa well below 1 when more frames than that are non-amenable;
+            # rejecting as many as are gives the view in which a perfect ranking scores 1.
+            cap = "" if not point else f" (here at most {max_kappa(point, prevalence):.3f} at {point:.0%})"
+            agreement.paragraphs.append(
+                f"At prevalence: as many frames rejected as are labelled non-amenable ({prevalence:.1%} of "
+                "the holdout), where a perfect ranking has kappa 1; at a fixed operating point away from the "
+                f"prevalence even a perfect ranking scores less{cap}."
+            )
+            at_prevalence = evaluation.kappa_at_prevalence
+            agreement.header = (
+                "rejection by",
+                f"kappa at {point:.0%}" if point else "kappa",
+                "at prevalence",
+            )
+            agreement.rows = [
+                (method, _num(kappa), _num(at_prevalence.get(method))) for method, kappa in card.kappa.items()
+            ]
     else:
         agreement.paragraphs.append("Not recorded for this version.")
     sections.append(agreement)

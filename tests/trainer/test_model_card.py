@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from sklearn.metrics import cohen_kappa_score
 
 from contracts.training import preset
 from service.registry import ModelRegistry
 from service.registry.card import CARD_JSON, CARD_MARKDOWN, NO_REPORT_NOTE, ModelCard, read_card
+from service.registry.card_render import max_kappa
 from service.simulator.dataset import SETTINGS_FILE
 from trainer.evaluate import REPORT_FILE, evaluate
 from trainer.export import ExportOptions, export_run
@@ -64,3 +67,15 @@ def test_a_run_without_an_evaluation_report_says_so(
     version = export_run(run, registry, ExportOptions(name="m", force=True), data_dir=tiny_data)
     card = read_card(registry, "m", version.version)
     assert (card.source, card.note, card.evaluation) == ("export", NO_REPORT_NOTE, None)
+
+
+@pytest.mark.parametrize(("rejected", "prevalence"), [(0.05, 0.306), (0.15, 0.205), (0.3, 0.1), (0.2, 0.2)])
+def test_the_kappa_cap_the_card_states_is_a_perfect_rankings_kappa(
+    rejected: float, prevalence: float
+) -> None:
+    frames = 1000
+    low = np.arange(frames) < round(prevalence * frames)
+    perfect = np.arange(frames) < round(
+        rejected * frames
+    )  # the lowest-scored frames are the non-amenable ones
+    assert max_kappa(rejected, prevalence) == pytest.approx(cohen_kappa_score(perfect, low), abs=1e-9)
