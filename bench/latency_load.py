@@ -1,4 +1,5 @@
-"""The load of `bench.service_latency`: the scenarios, raw onnxruntime in-process, and HTTP and WebSocket streams.
+"""The load of `bench.service_latency`: the scenarios, raw onnxruntime and the service's per-frame work
+in-process, and HTTP and WebSocket streams.
 
 A paced stream sends one frame every 1/fps s: over HTTP a frame that falls due while the stream's previous
 request is still out is skipped (dropped, as a scanner would), over the WebSocket frames are sent on schedule
@@ -12,7 +13,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,7 +22,9 @@ import httpx
 import numpy as np
 import psutil
 
+from service.inference.geometry import stack_pixels
 from service.inference.model import LoadedModel
+from service.inference.scoring import ScoringOptions, decode_and_prepare, score_outputs
 
 STREAM_COUNTS = (1, 4, 16)
 FPS = 30.0
@@ -30,7 +33,7 @@ CINE_FRAMES = 64
 
 @dataclass
 class Result:
-    target: str  # raw | assess | ws | naive
+    target: str  # raw | raw-batchN | inprocess | assess | ws | naive
     streams: int
     fps: float | None  # None: saturated
     duration_s: float
@@ -69,11 +72,11 @@ def encode(frames: Sequence[np.ndarray]) -> list[bytes]:
     return [bytes(cv2.imencode(".png", f)[1].tobytes()) for f in frames]
 
 
-def run_raw(
-    model: LoadedModel, prepared: np.ndarray, streams: int, fps: float | None, duration: float
+def _paced_streams(
+    target: str, streams: int, fps: float | None, duration: float, work: Callable[[int], object]
 ) -> Result:
-    """Each stream a thread calling the graphs directly on prepared frames (batch 1)."""
-    result = Result("raw", streams, fps, duration)
+    """Each stream a thread calling `work(frame index)` in this process, paced like a scanner (or saturated)."""
+    result = Result(target, streams, fps, duration)
     lock = threading.Lock()
     process = psutil.Process()
     stop_at = time.perf_counter() + duration
@@ -90,7 +93,7 @@ def run_raw(
                 time.sleep(next_due - now)
                 continue
             started = time.perf_counter()
-            model.run(prepared[i % len(prepared)][None])
+            work(i)
             elapsed = (time.perf_counter() - started) * 1000
             skipped = 0
             if period:
@@ -114,6 +117,32 @@ def run_raw(
     result.cpu_cores = round((sum(process.cpu_times()[:2]) - cpu0) / duration, 2)
     result.rss_mb = round(process.memory_info().rss / 2**20, 1)
     return result
+
+
+def run_raw(
+    model: LoadedModel, prepared: np.ndarray, streams: int, fps: float | None, duration: float
+) -> Result:
+    """The graphs alone on prepared frames (batch 1): the limit of the inference itself."""
+    return _paced_streams(
+        "raw", streams, fps, duration, lambda i: model.run(prepared[i % len(prepared)][None])
+    )
+
+
+def run_inprocess(
+    model: LoadedModel, payloads: Sequence[bytes], streams: int, fps: float | None, duration: float
+) -> Result:
+    """The service's own per-frame work on the same PNG bytes, called in-process (batch 1): decode, signal
+    check and preparation, both graphs, the verdict; the limit of what the service does without its I/O."""
+    options = ScoringOptions()
+
+    def work(i: int) -> None:
+        decoded = decode_and_prepare(
+            payloads[i % len(payloads)], None, model, width=None, height=None, max_pixels=2**24, max_frames=1
+        )
+        outputs = model.run(stack_pixels(decoded.frames))
+        score_outputs(model, outputs, decoded.frames, options)
+
+    return _paced_streams("inprocess", streams, fps, duration, work)
 
 
 def run_raw_batched(

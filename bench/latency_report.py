@@ -41,6 +41,12 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"saturated service / best raw onnxruntime: {share:.0%} (target >= {TARGET_RAW_FRACTION:.0%}): {'met' if share >= TARGET_RAW_FRACTION else 'MISSED'}"
         )
+    inprocess = find("inprocess", top, None)
+    if service is not None and inprocess and inprocess["throughput_fps"]:
+        lines.append(
+            f"saturated service / the same per-frame work in-process (decode, prepare, both graphs, verdict; "
+            f"{top} threads): {service / inprocess['throughput_fps']:.0%}"
+        )
     service_eff = max(
         (r["frames_per_cpu_s"] or 0 for r in rows if r["target"] in ("assess", "ws") and r["fps"] is None),
         default=0,
@@ -82,7 +88,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for target in ("raw", "assess", "ws", "naive"):
+    for target in ("raw", "inprocess", "assess", "ws", "naive"):
         paced = [r for r in rows if r["target"] == target and r["fps"] is not None]
         if paced:
             left.plot([r["streams"] for r in paced], [r["p99_ms"] for r in paced], marker="o", label=target)

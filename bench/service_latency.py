@@ -1,5 +1,6 @@
-"""Service latency and throughput: raw onnxruntime in-process (the limit), the service over /assess and
-/ws/scan, and the naive PyTorch peer, at 1, 4 and 16 streams of 30 fps and saturated, in one run.
+"""Service latency and throughput: raw onnxruntime and the service's per-frame work in-process (the limits),
+the service over /assess and /ws/scan, and the naive PyTorch peer, at 1, 4 and 16 streams of 30 fps and
+saturated, in one run.
 
     nice python -m bench.service_latency --registry models --name usqa-prostate --out runs/bench/service
 
@@ -8,7 +9,8 @@ by `usqa.local_stack` like every other part of usqa, with its output in OUT/logs
 load with asyncio clients (`bench.latency_load`) and reads the server's CPU time and RSS from /proc. Frames
 are a simulated 128 px cine, PNG-encoded once up front. Targets (issue #service), checked in
 `bench.latency_report`: WebSocket p99 <= 15 ms at 4 x 30 fps; saturated service throughput >= 75 % of raw
-onnxruntime; >= 3x the peer.
+onnxruntime; >= 3x the peer; and its ratio to the same per-frame work in-process (decode, prepare, both
+graphs, verdict).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bench.latency_load import (
     cine,
     encode,
     http_streams,
+    run_inprocess,
     run_raw,
     run_raw_batched,
     scenarios,
@@ -77,6 +80,9 @@ def run(args: argparse.Namespace) -> list[Result]:
         for streams, fps in scenarios():
             note(run_raw(model, prepared, streams, fps, duration))
         note(run_raw_batched(model, prepared, threads.workers, settings.max_batch_frames, duration))
+    if "inprocess" in args.targets:
+        for streams, fps in scenarios():
+            note(run_inprocess(model, payloads, streams, fps, duration))
     # Resolved: local_stack starts servers in the repository root, wherever this command runs.
     env = {**os.environ, "USQA_REGISTRY": str(args.registry.resolve()), "USQA_MODEL_NAME": args.name}
     env.pop("USQA_API_TOKEN", None)
@@ -156,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "torch's OpenMP pool stalls)",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
-    parser.add_argument("--targets", default="raw,assess,ws,naive")
+    parser.add_argument("--targets", default="raw,inprocess,assess,ws,naive")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/service"))
     parser.add_argument(
         "--docs",
