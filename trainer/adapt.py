@@ -70,6 +70,9 @@ class AdaptOptions:
     episodes: int | None = None
     # The task the caller expects; None accepts the version's.
     task: str | None = None
+    # Where the adaptation trains: "cpu", "cuda[:N]" or "auto" (trainer.engine.device; an absent CUDA is an
+    # error, never a silent fall-back). The networks come back on the CPU either way.
+    device: str = "cpu"
 
 
 @dataclass
@@ -166,7 +169,12 @@ def new_head(predictor: nn.Module, num_classes: int, seed: int) -> nn.Module:
 
 
 def fit_predictor(
-    predictor: nn.Module, train: SplitTensors, config: TrainConfig, options: AdaptOptions, probe: bool
+    predictor: nn.Module,
+    train: SplitTensors,
+    config: TrainConfig,
+    options: AdaptOptions,
+    probe: bool,
+    device: torch.device,
 ) -> None:
     """Supervised steps on the labelled frames: the head only (frozen features) or the whole predictor."""
     parameters: list[nn.Parameter]
@@ -179,6 +187,8 @@ def fit_predictor(
             p.requires_grad_(True)
     else:
         parameters = list(predictor.parameters())
+    predictor.to(device)
+    frames, targets = train.frames.to(device), train.targets.to(device)  # N frames: a few MB at most
     lr = options.learning_rate or (1e-2 if probe else 1e-3)
     optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, options.steps))
@@ -187,7 +197,7 @@ def fit_predictor(
     predictor.eval() if probe else predictor.train()
     for _ in range(options.steps):
         batch = sampler.next()
-        loss = predictor_loss(predictor(train.frames[batch]), train.targets[batch], config.predictor_loss)
+        loss = predictor_loss(predictor(frames[batch]), targets[batch], config.predictor_loss)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -205,7 +215,8 @@ def adapt_networks(
     labelled: np.ndarray | None = None,
 ) -> AdaptResult:
     """The adaptation itself on loaded data (the study calls this with its own starting points)."""
-    config = replace(start.config, seed=options.seed)
+    config = replace(start.config, seed=options.seed, device=options.device)
+    device = resolve_device(options.device)
     if options.episodes is not None:
         config = replace(config, episodes=options.episodes)
     if labelled is None:
@@ -213,7 +224,7 @@ def adapt_networks(
     train = subset(data.train, labelled)
     predictor, controller = copy.deepcopy(start.predictor), copy.deepcopy(start.controller)
     started = time.perf_counter()
-    fit_predictor(predictor, train, config, options, probe=options.mode == "probe")
+    fit_predictor(predictor, train, config, options, probe=options.mode == "probe", device=device)
     if options.mode == "controller":
         few = TaskData(train, data.val, data.holdout, data.num_classes)
         optimiser = torch.optim.AdamW(
@@ -227,9 +238,10 @@ def adapt_networks(
             reward_indices(data.val, config),
             build_learner(config, controller),
             callbacks,
-            resolve_device(config.device),
+            device,
         )
         engine.run()
+    predictor.cpu(), controller.cpu()
     seconds = time.perf_counter() - started
     predictor.eval(), controller.eval()
     metrics = holdout_metrics(config.task, predictor, controller, data.holdout)

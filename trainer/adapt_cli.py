@@ -11,6 +11,7 @@ from contracts.training import TASKS
 from service.registry import open_registry
 from service.settings import get_settings
 from trainer.adapt import ADAPT_FILE, AdaptError, AdaptOptions, adapt
+from trainer.engine.device import DeviceError, resolve_device
 from trainer.run import MODEL_FILE
 
 MSG_NO_DATA = "data folder {path} does not exist"
@@ -34,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--episodes", type=int, help="Algorithm 1 episodes (controller; default: the version's)"
     )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto (an absent CUDA is an error)")
     parser.add_argument("--registry", type=Path, help="registry folder (default: USQA_REGISTRY or models/)")
     parser.set_defaults(handler=run)
 
@@ -43,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(MSG_NO_DATA.format(path=args.data))
     if (args.out / MODEL_FILE).exists():
         raise UsageError(MSG_NOT_EMPTY.format(path=args.out))
+    try:
+        device = resolve_device(args.device)
+    except DeviceError as exc:
+        raise UsageError(str(exc)) from exc
     settings = get_settings()
     if args.registry is not None:
         settings = settings.model_copy(update={"registry": args.registry})
@@ -53,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         episodes=args.episodes,
         task=args.task,
+        device=args.device,
     )
     try:
         result = adapt(args.source, open_registry(settings), args.data, args.out, options)
@@ -60,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     m = result.metrics
     print(
-        f"adapted {args.source} ({args.mode}, {args.labels} labels) in {result.seconds:.1f} s -> {args.out}"
+        f"adapted {args.source} ({args.mode}, {args.labels} labels) on {device} in "
+        f"{result.seconds:.1f} s -> {args.out}"
     )
     print(f"  holdout {m['metric']} {m['mean']:.4f}, controller kappa {m['kappa']:.3f}")
     print(f"  report: {args.out / ADAPT_FILE}; publish with: usqa export --run {args.out}")

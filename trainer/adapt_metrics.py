@@ -1,5 +1,6 @@
-"""Holdout figures of an adapted pair: the predictor's metric, balanced accuracy, the controller's kappa and
-its metric after rejecting 5 % / 15 % of frames (the paper's operating points)."""
+"""Holdout figures of an adapted pair: the predictor's metric, balanced accuracy, the controller's kappa (at
+the operating point and at prevalence), score spread and its metric after rejecting 5 % / 15 % of frames
+(the paper's operating points)."""
 
 from __future__ import annotations
 
@@ -34,12 +35,18 @@ def holdout_metrics(
     metric = frame_metric(task, logits, holdout.targets).numpy()
     scores = infer(controller, holdout.frames, device).numpy()
     op = OPERATING_POINT[task]
+    amenable = holdout.amenable.astype(np.int64)
+    prevalence = float(np.mean(amenable[amenable >= 0] == 0)) if (amenable >= 0).any() else 0.0
     out: dict[str, Any] = {
         "task": task,
         "frames": len(holdout),
         "metric": "accuracy" if task == "classify" else "dice",
         "mean": float(metric.mean()),
-        "kappa": cohens_kappa(rejected_mask(scores, op), holdout.amenable.astype(np.int64)),
+        "kappa": cohens_kappa(rejected_mask(scores, op), amenable),
+        # Kappa at a fixed 5 % is capped when more frames are non-amenable; at prevalence it is not.
+        "kappa_at_prevalence": cohens_kappa(rejected_mask(scores, prevalence), amenable),
+        "non_amenable_fraction": prevalence,
+        "score_spread": float(np.quantile(scores, 0.95) - np.quantile(scores, 0.05)),
         "operating_point": op,
         "rejection": {f"{r:.2f}": rejection_curve(metric, scores, (r,))[0] for r in REJECTIONS},
     }

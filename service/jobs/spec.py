@@ -139,8 +139,9 @@ def _apply(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
     return replace(obj, **changes)
 
 
-# An adaptation trains the version's own networks with its own config: only its budget and seed can change.
-ADAPT_OVERRIDES = frozenset({"seed", "episodes", "steps"})
+# An adaptation trains the version's own networks with its own config: only its budget, its seed and where
+# it trains (the worker sets `device` from USQA_TRAIN_DEVICE) can change.
+ADAPT_OVERRIDES = frozenset({"seed", "episodes", "steps", "device"})
 MSG_ADAPT_OVERRIDE = "override {key!r} does not apply to an adaptation (allowed: {allowed})"
 MSG_ADAPT_FIELDS = "labels and adapt_mode belong to an adaptation: set adapt_from too"
 MSG_ADAPT_LABELS = "an adaptation needs labels (N, the labelled train frames to use)"
@@ -162,6 +163,10 @@ def check_adaptation(spec: JobSpec) -> None:
     for key, value in spec.overrides.items():
         if key not in ADAPT_OVERRIDES:
             raise SpecError(MSG_ADAPT_OVERRIDE.format(key=key, allowed=", ".join(sorted(ADAPT_OVERRIDES))))
+        if key == "device":
+            if not isinstance(value, str):
+                raise SpecError(MSG_TYPE.format(key=key, expected="a device name", value=value))
+            continue
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "seed" else 1):
             raise SpecError(MSG_TYPE.format(key=key, expected="a non-negative integer", value=value))
 

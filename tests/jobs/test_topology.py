@@ -1,8 +1,8 @@
 """The deployment without Docker: real redis-server, two API processes, one worker; retraining through the API.
 
 The tests run in order on one topology (module fixture): upload, a first job (no champion: promoted), a worse
-challenger (refused by the gate), an equal one (promoted), a worker SIGKILLed mid-job, a cancellation, and
-Redis going away while scoring continues.
+challenger (refused by the gate), an equal one (promoted), an adaptation of the champion with 64 labels (gated),
+a worker SIGKILLed mid-job, a cancellation, and Redis going away while scoring continues.
 """
 
 from __future__ import annotations
@@ -141,6 +141,33 @@ def test_challenger_as_good_as_the_champion_is_promoted(topology: Topology) -> N
     assert job["state"] == "SUCCESS" and report["version"] == 3 and report["promoted"] is True, job
     assert all(s["passed"] for s in report["gate"]["sets"] if s["passed"] is not None)
     topology.wait_served(3)
+
+
+def test_an_adaptation_with_64_labels_through_the_api_reaches_a_gate_decision(topology: Topology) -> None:
+    registry = ModelRegistry(topology.registry)
+    champion = registry.resolve(topology.model_name, CHAMPION)
+    spec = {
+        "dataset": DATASETS["good"],
+        "task": "classify",
+        "config": "debug",
+        "adapt_from": f"{topology.model_name}@{CHAMPION}",
+        "labels": 64,
+        "adapt_mode": "finetune",
+        "overrides": {"steps": 5, "seed": 1},
+        "force": True,  # a 5-step adaptation need not beat the trivial predictor; the gate runs all the same
+    }
+    job = topology.wait_job(topology.retrain(spec).json()["id"])
+    report = job["report"]
+    assert job["state"] == "SUCCESS", (
+        job.get("error"),
+        job.get("report"),
+        topology.workers[-1].log()[-3000:],
+    )
+    assert report["adaptation"]["source"] == f"{topology.model_name}:{champion}"
+    assert report["adaptation"]["options"]["labels"] == 64
+    gate = report["gate"]
+    assert gate["champion_version"] == champion and gate["challenger_version"] == report["version"]
+    assert report["promoted"] == gate["passed"] and isinstance(gate["passed"], bool)
 
 
 def _all_versions_complete(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from contracts.adaptation import ModelRef, parse_model_ref
 from contracts.training import preset
@@ -133,6 +134,9 @@ def test_bad_inputs_are_refused_with_a_message(
     err = _refusal(capsys, [*base, "--from", NAME, "--labels", "8", "--task", "segment"])
     assert "is a classify model; it cannot be adapted to task 'segment'" in err
     assert "not a model reference" in _refusal(capsys, [*base, "--from", "a:b:c", "--labels", "8"])
+    if not torch.cuda.is_available():  # a GPU asked for and absent: said, never a silent CPU run
+        err = _refusal(capsys, [*base, "--from", NAME, "--labels", "8", "--device", "cuda"])
+        assert "sees no CUDA device" in err
     # a version without weights (as the shipped v1): refused with the way out
     registry = ModelRegistry(registry_root)
     version = registry.load(NAME, CHAMPION)

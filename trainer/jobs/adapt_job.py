@@ -33,6 +33,7 @@ def adapt_options(spec: JobSpec) -> AdaptOptions:
         steps=int(overrides.get("steps", DEFAULT_STEPS)),
         episodes=overrides.get("episodes"),
         task=spec.task,
+        device=str(overrides.get("device", "cpu")),
     )
 
 

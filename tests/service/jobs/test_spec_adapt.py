@@ -25,6 +25,11 @@ def test_an_adaptation_spec_resolves_without_torch() -> None:
     )
     assert resolve_config(spec).task == "classify"
     assert JobSpec(dataset=DATASET, task="segment", adapt_from="usqa:3", labels=8).adapt_mode is None
+    # The worker names its training device (USQA_TRAIN_DEVICE) in every job's overrides, adaptations too.
+    on_device = JobSpec(
+        dataset=DATASET, task="classify", adapt_from="usqa", labels=8, overrides={"device": "cpu"}
+    )
+    assert resolve_config(on_device).task == "classify"
 
 
 @pytest.mark.parametrize(
@@ -36,6 +41,7 @@ def test_an_adaptation_spec_resolves_without_torch() -> None:
         ({"adapt_from": "usqa", "labels": 8, "backbone": "b.pt"}, "cannot be combined"),
         ({"adapt_from": "usqa", "labels": 8, "overrides": {"reward": {"kind": "avg"}}}, "does not apply"),
         ({"adapt_from": "usqa", "labels": 8, "overrides": {"steps": 0}}, "non-negative integer"),
+        ({"adapt_from": "usqa", "labels": 8, "overrides": {"device": 0}}, "a device name"),
     ],
 )
 def test_inconsistent_adaptation_fields_are_refused(fields: dict[str, Any], words: str) -> None:
