@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from docs_gen.blocks import check_block, replace_block
+from service.registry.card_render import max_kappa
 
 PAGE = "transfer.md"
 BLOCK = "transfer"
@@ -34,21 +35,21 @@ def _grouped(rows: list[dict[str, Any]], key: str) -> dict[tuple[str, str, int],
 
 
 def plot_mode(rows: list[dict[str, Any]], mode: str, path: Path) -> None:
-    """Holdout balanced accuracy against N (log axis), each seed a dot, the mean a line, per starting point."""
+    """Against N (log axis), each seed a dot, the mean a line, per starting point: the holdout balanced
+    accuracy of the predictor, or for the controller its kappa at prevalence (what it adds on top)."""
+    key = "kappa_at_prevalence" if mode == "controller" else "balanced_accuracy"
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     for start, colour in COLOURS.items():
-        mine = [r for r in rows if r["start"] == start and r["mode"] == mode]
+        mine = [r for r in rows if r["start"] == start and r["mode"] == mode and r.get(key) is not None]
         if not mine:
             continue
         ns = sorted({r["labels"] for r in mine})
-        ax.scatter(
-            [r["labels"] for r in mine], [r["balanced_accuracy"] for r in mine], s=10, color=colour, alpha=0.5
-        )
-        means = [mean(r["balanced_accuracy"] for r in mine if r["labels"] == n) for n in ns]
+        ax.scatter([r["labels"] for r in mine], [r[key] for r in mine], s=10, color=colour, alpha=0.5)
+        means = [mean(r[key] for r in mine if r["labels"] == n) for n in ns]
         ax.plot(ns, means, color=colour, label=start if mode != "controller" else f"{start} ({_who(start)})")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("labelled target frames N")
-    ax.set_ylabel("holdout balanced accuracy")
+    ax.set_ylabel("holdout kappa at prevalence" if mode == "controller" else "holdout balanced accuracy")
     ax.set_title(f"transfer to an unseen probe: {mode}")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -93,17 +94,27 @@ def write_report(summary: dict[str, Any], docs: Path) -> None:
     body += [
         f"Source: {summary['source']}. Target: {summary['target']}; {summary['holdout_frames']} holdout "
         f"frames. Budget `{budget['name']}`: N in {list(budget['labels'])}, seeds {list(budget['seeds'])}, "
-        f"{budget['steps']} adaptation steps, {budget['episodes']} Algorithm 1 episodes. Study wall time "
+        f"{budget['steps']} adaptation steps, {budget['episodes']} Algorithm 1 episodes (controllers: "
+        f"`algo = {summary.get('algo', 'reinforce')}`). Study wall time "
         f"{summary['wall_s']} s.",
         "",
     ]
+    prevalence = summary.get("holdout_non_amenable")
+    if prevalence is not None:
+        body += [
+            f"The target holdout is {prevalence:.1%} non-amenable: rejecting 5 % of it, even a perfect ranking "
+            f"has kappa {max_kappa(0.05, prevalence):.3f}; at prevalence (as many rejected as are "
+            "non-amenable) a perfect ranking has 1.",
+            "",
+        ]
     for mode in ("probe", "finetune", "controller"):
         image = f"img/transfer{suffix}-{mode}.png"
         plot_mode(rows, mode, docs / image)
         keys: tuple[str, ...] = ("mean", "balanced_accuracy")
         what = "accuracy / balanced accuracy"
         if mode == "controller":
-            keys, what = ("kappa", "0.05", "0.15"), "kappa / accuracy at 5 % / at 15 % rejection"
+            keys = ("kappa", "kappa_at_prevalence", "score_spread", "0.05", "0.15")
+            what = "kappa at 5 % / kappa at prevalence / score p5-p95 / accuracy at 5 % / at 15 % rejection"
         body += [
             f"#### {mode}: {what} (mean ± std over seeds)",
             "",
