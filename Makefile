@@ -81,8 +81,10 @@ DEFAULT_MODEL_CONFIG ?= default
 # The shipped model: the development distribution (prostate, evidence-loss degradations, half the frames
 # degraded; docs/simulator.md) at another seed, the default budget (128 px) and the per-frame-credit
 # controller (docs/controller.md). `usqa export` refuses it if the controller learned nothing (kappa <= 0).
+# 4,800 frames (the default budget's ~5,000): the controller learns from the validation split's frames, and
+# 2,400 gave it too few to generalise from (docs/recipe.md, "The shipped model").
 default-model: install
-	$(BIN)/usqa simulate --out $(DEFAULT_MODEL_RUN)/data --frames 2400 --subjects 80 --seed 7 --size 128 \
+	$(BIN)/usqa simulate --out $(DEFAULT_MODEL_RUN)/data --frames 4800 --subjects 160 --seed 7 --size 128 \
 		--preset transrectal_prostate --mix evidence_loss --degraded-fraction 0.5 --force
 	$(BIN)/usqa train --data $(DEFAULT_MODEL_RUN)/data --task classify --reward weighted --algo credit \
 		--config $(DEFAULT_MODEL_CONFIG) --out $(DEFAULT_MODEL_RUN)/run --quiet

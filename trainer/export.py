@@ -299,7 +299,16 @@ def _run_metrics(run_dir: Path, checks: ExportChecks) -> dict[str, Any]:
     for candidate in sorted(run_dir.glob("**/report.json")):
         report = json.loads(candidate.read_text())
         metrics["evaluation"] = {
-            k: report[k] for k in ("task", "metric", "operating_point", "kappa") if k in report
+            k: report[k]
+            for k in (
+                "task",
+                "metric",
+                "operating_point",
+                "kappa",
+                "non_amenable_fraction",
+                "kappa_at_prevalence",
+            )
+            if k in report
         }
         break
     return metrics

@@ -27,6 +27,10 @@ def test_shipped_champion_verifies_and_scores_simulated_frames() -> None:
     # agrees with the ground-truth amenability better than chance on its holdout.
     assert manifest.calibration is not None and manifest.ood is not None
     assert manifest.metrics["verdict"]["passed"] and not manifest.metrics["verdict"]["forced"]
+    # Its holdout kappa against the amenability labels, rejecting as many frames as are non-amenable (at a
+    # fixed 5 % kappa is capped far below 1 when about a third of the frames are non-amenable).
+    evaluation = manifest.metrics["evaluation"]
+    assert evaluation["kappa_at_prevalence"]["controller"] >= 0.5 and evaluation["kappa"]["controller"] > 0
     assert sum(p.stat().st_size for p in loaded.path.iterdir()) < 10 * 1024 * 1024  # "a few MB"
     thresholds = [manifest.thresholds[k] for k in sorted(manifest.thresholds)]
     assert set(manifest.thresholds) >= {"0.05", "0.10", "0.15", "0.20"} and thresholds == sorted(thresholds)
