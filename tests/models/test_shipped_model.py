@@ -8,9 +8,13 @@ import numpy as np
 import onnxruntime as ort
 
 from service.frames import FrameSpec, prepare_frames
+from service.inference.model import load_model
+from service.inference.providers import plan_providers
+from service.live.drift import DriftMonitor, score_reference
 from service.registry import CHAMPION, ModelRegistry
 from service.settings import Settings
 from service.simulator import simulate_cine
+from tests.support.scope import cardiac_echo, judge, synthetic_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,3 +53,28 @@ def test_shipped_champion_verifies_and_scores_simulated_frames() -> None:
     probabilities = predictor.run(["probabilities"], {"frame": frames})[0]
     assert scores.shape == (6,) and ((scores >= 0) & (scores <= 1)).all()
     assert probabilities.shape == (6, 2) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+
+def test_the_shipped_model_keeps_its_task_in_scope_and_calls_the_rest_out() -> None:
+    """Issue #14's checks on the shipped champion itself: blank, saturated, noise and checkerboard frames and
+    the cardiac echo are never amenable; the echo moves the score's drift; a simulated sweep is mostly good."""
+    registry = ModelRegistry(REPO_ROOT / "models")
+    version = registry.load(Settings().model_name, CHAMPION)
+    model = load_model(
+        version,
+        target_rejection=0.05,
+        providers=plan_providers(("CPUExecutionProvider",)),
+        intra_op_threads=1,
+        warmup_runs=0,
+    )
+    echo = cardiac_echo()
+    foreign = judge(model, synthetic_frames() + echo)
+    assert [f.verdict.verdict for f in foreign[:2]] == ["no_signal", "no_signal"]  # black, white
+    assert all(f.verdict.verdict in ("no_signal", "out_of_scope") and not f.amenable for f in foreign)
+    drift = DriftMonitor(score_reference(version.manifest), 100)
+    for frame in judge(model, echo + echo):
+        drift.add(frame.score)
+    assert (drift.psi() or 0) > 0.25
+    sweep = judge(model, [f.image for f in simulate_cine("transrectal_prostate", 100, seed=0)])
+    verdicts = [f.verdict.verdict for f in sweep]
+    assert verdicts.count("good") >= 0.6 * len(verdicts) and verdicts.count("out_of_scope") <= 0.2 * len(verdicts)

@@ -148,15 +148,10 @@ def test_export_calibrates_the_display_scale_and_the_scope_check(
     classify_run: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
     """Issue #14 end to end on a real (debug) export: what the service judges out of scope, and drift."""
-    import cv2
-    import pydicom.examples
-
-    from service.frames import decode_bytes
-    from service.inference.geometry import prepare_with_geometry, stack_pixels
     from service.inference.model import load_model
     from service.inference.providers import plan_providers
-    from service.inference.scoring import ScoringOptions, score_outputs
     from service.live.drift import DriftMonitor, ood_reference, score_reference
+    from tests.support.scope import cardiac_echo, judge, synthetic_frames
 
     registry = ModelRegistry(tmp_path / "reg")
     export_run(
@@ -182,25 +177,14 @@ def test_export_calibrates_the_display_scale_and_the_scope_check(
     )  # a debug controller may tie
 
     def judged(images: list[np.ndarray]) -> list[tuple[str, str, bool, float, float]]:
-        prepared = [prepare_with_geometry(image, model.spec) for image in images]
-        frames = score_outputs(model, model.run(stack_pixels(prepared)), prepared, ScoringOptions())
         return [
-            (f.verdict.verdict, f.verdict.reason, f.amenable, f.score, f.ood_distance or 0.0) for f in frames
+            (f.verdict.verdict, f.verdict.reason, f.amenable, f.score, f.ood_distance or 0.0)
+            for f in judge(model, images)
         ]
 
-    yy, xx = np.mgrid[0:240, 0:320]
-    synthetic = [
-        np.zeros((240, 320), np.uint8),
-        np.full((240, 320), 255, np.uint8),
-        np.random.default_rng(0).integers(0, 256, (240, 320), dtype=np.uint8),
-        (((yy // 16 + xx // 16) % 2) * 255).astype(np.uint8),
-    ]
-    pngs = [cv2.imencode(".png", image)[1].tobytes() for image in synthetic]
-    limits = {"width": None, "height": None, "max_pixels": 1 << 24, "max_frames": 64}
-    decoded = [decode_bytes(png, "image/png", **limits)[0] for png in pngs]
-    echo = decode_bytes(pydicom.examples.get_path("ybr_color").read_bytes(), None, **limits)
+    echo = cardiac_echo()
     assert len(echo) == 30
-    results = judged(decoded + echo)
+    results = judged(synthetic_frames() + echo)
     assert [r[0] for r in results[:2]] == ["no_signal", "no_signal"]
     assert all(r[0] in ("no_signal", "out_of_scope") and not r[2] for r in results), results
     drift = DriftMonitor(score_reference(manifest), 100)
