@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
@@ -13,7 +14,7 @@ from service.inference.providers import plan_providers
 from service.live.drift import DriftMonitor, score_reference
 from service.registry import CHAMPION, ModelRegistry
 from service.settings import Settings
-from service.simulator import simulate_cine
+from service.simulator import simulate_cine, write_dataset
 from tests.support.scope import cardiac_echo, judge, synthetic_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -78,3 +79,28 @@ def test_the_shipped_model_keeps_its_task_in_scope_and_calls_the_rest_out() -> N
     sweep = judge(model, [f.image for f in simulate_cine("transrectal_prostate", 100, seed=0)])
     verdicts = [f.verdict.verdict for f in sweep]
     assert verdicts.count("good") >= 0.6 * len(verdicts) and verdicts.count("out_of_scope") <= 0.2 * len(verdicts)
+
+
+def test_at_most_5_percent_of_clean_simulated_frames_are_out_of_scope(tmp_path: Path) -> None:
+    """Clean frames of the shipped model's own distribution (a fresh simulation, not its training frames)."""
+    version = ModelRegistry(REPO_ROOT / "models").load(Settings().model_name, CHAMPION)
+    write_dataset(
+        tmp_path / "clean",
+        frames=200,
+        subjects=8,
+        seed=101,
+        size=128,
+        preset="transrectal_prostate",
+        degraded_fraction=0.0,
+        workers=1,
+    )
+    images = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted((tmp_path / "clean" / "frames").glob("*.png"))]
+    model = load_model(
+        version,
+        target_rejection=0.05,
+        providers=plan_providers(("CPUExecutionProvider",)),
+        intra_op_threads=1,
+        warmup_runs=0,
+    )
+    verdicts = [f.verdict.verdict for f in judge(model, images)]
+    assert len(verdicts) == 200 and verdicts.count("out_of_scope") <= 0.05 * len(verdicts)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from service.api.scan_messages import (
 )
 from service.frames.errors import CORRUPT_IMAGE
 from service.inference.model import LoadedModel
+from service.live.client import stream_frames
 
 from ..conftest import (
     FIXTURE_MODEL_NAME,
@@ -221,3 +223,19 @@ def test_a_token_can_be_required_for_streams(registry_root: Path) -> None:
             assert receive(by_query)["type"] == "ready"
         with connect(live.ws, additional_headers={"Authorization": "Bearer s3cret"}) as by_header:
             assert receive(by_header)["type"] == "ready"
+
+
+def test_ten_seconds_of_the_simulated_cine_reach_good_on_the_shipped_model(shared_server: LiveServer) -> None:
+    """Issue #14: a sonographer streaming the model's own anatomy sees `good`, not a session of ADJUST."""
+    from service.simulator.cine import simulate_cine
+
+    frames = [f.image for f in simulate_cine("transrectal_prostate", 300, seed=5)]
+    verdicts: list[str] = []
+
+    def on_message(message: dict[str, Any], _: float | None) -> None:
+        if message["type"] == "result":
+            verdicts.append(message["verdict"])
+
+    report = asyncio.run(stream_frames(shared_server.ws, frames, fps=30, on_message=on_message))
+    assert report.summary is not None and len(verdicts) >= 100
+    assert verdicts.count("good") >= len(verdicts) // 2, {v: verdicts.count(v) for v in set(verdicts)}
