@@ -9,13 +9,12 @@ import numpy as np
 import onnxruntime as ort
 
 from service.frames import FrameSpec, prepare_frames
-from service.inference.model import load_model
-from service.inference.providers import plan_providers
 from service.live.drift import DriftMonitor, score_reference
 from service.registry import CHAMPION, ModelRegistry
 from service.settings import Settings
 from service.simulator import simulate_cine, write_dataset
 from tests.support.scope import cardiac_echo, judge, synthetic_frames
+from tests.support.served import cpu_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,13 +60,7 @@ def test_the_shipped_model_keeps_its_task_in_scope_and_calls_the_rest_out() -> N
     the cardiac echo are never amenable; the echo moves the score's drift; a simulated sweep is mostly good."""
     registry = ModelRegistry(REPO_ROOT / "models")
     version = registry.load(Settings().model_name, CHAMPION)
-    model = load_model(
-        version,
-        target_rejection=0.05,
-        providers=plan_providers(("CPUExecutionProvider",)),
-        intra_op_threads=1,
-        warmup_runs=0,
-    )
+    model = cpu_model(version)
     echo = cardiac_echo()
     foreign = judge(model, synthetic_frames() + echo)
     assert [f.verdict.verdict for f in foreign[:2]] == ["no_signal", "no_signal"]  # black, white
@@ -95,12 +88,6 @@ def test_at_most_5_percent_of_clean_simulated_frames_are_out_of_scope(tmp_path: 
         workers=1,
     )
     images = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted((tmp_path / "clean" / "frames").glob("*.png"))]
-    model = load_model(
-        version,
-        target_rejection=0.05,
-        providers=plan_providers(("CPUExecutionProvider",)),
-        intra_op_threads=1,
-        warmup_runs=0,
-    )
+    model = cpu_model(version)
     verdicts = [f.verdict.verdict for f in judge(model, images)]
     assert len(verdicts) == 200 and verdicts.count("out_of_scope") <= 0.05 * len(verdicts)

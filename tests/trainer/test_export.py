@@ -148,10 +148,9 @@ def test_export_calibrates_the_display_scale_and_the_scope_check(
     classify_run: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
     """Issue #14 end to end on a real (debug) export: what the service judges out of scope, and drift."""
-    from service.inference.model import load_model
-    from service.inference.providers import plan_providers
     from service.live.drift import DriftMonitor, ood_reference, score_reference
     from tests.support.scope import cardiac_echo, judge, synthetic_frames
+    from tests.support.served import cpu_model
 
     registry = ModelRegistry(tmp_path / "reg")
     export_run(
@@ -165,13 +164,7 @@ def test_export_calibrates_the_display_scale_and_the_scope_check(
         manifest.ood.false_alarm_rate == 0.01
         and manifest.metrics["parity_max_abs_diff"]["ood_distance"] < 1e-4
     )
-    model = load_model(
-        version,
-        target_rejection=0.05,
-        providers=plan_providers(("CPUExecutionProvider",)),
-        intra_op_threads=1,
-        warmup_runs=0,
-    )
+    model = cpu_model(version)
     assert (
         not model.scale.fallback and 0.0 <= model.scale.display_threshold <= 1.0
     )  # a debug controller may tie

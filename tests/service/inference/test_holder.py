@@ -4,22 +4,16 @@ import asyncio
 from pathlib import Path
 
 from service.inference.holder import ModelHolder, SwapOutcome
-from service.inference.model import LoadedModel, load_model
-from service.inference.providers import plan_providers
+from service.inference.model import LoadedModel
 from service.registry import CHAMPION, ModelRegistry, ModelVersion
 from service.registry.store import MSG_TAMPERED
+from tests.support.served import cpu_model
 
 from ..conftest import FIXTURE_MODEL_NAME, republish, tamper
 
 
 def loader(version: ModelVersion) -> LoadedModel:
-    return load_model(
-        version,
-        target_rejection=0.05,
-        providers=plan_providers(("CPUExecutionProvider",)),
-        intra_op_threads=1,
-        warmup_runs=0,
-    )
+    return cpu_model(version)
 
 
 def make_holder(root: Path) -> tuple[ModelHolder, list[SwapOutcome]]:
