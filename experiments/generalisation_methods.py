@@ -34,11 +34,6 @@ METHODS: tuple[Method, ...] = (
         "R_w, per-frame credit + PPO (`algo = credit`)",
         {"reward": {"kind": "weighted"}, "algo": "credit"},
     ),
-    Method(
-        "rw-reinforce-frame-credit",
-        "R_w, REINFORCE with per-frame credit (`reinforce.credit = frame`)",
-        {"reward": {"kind": "weighted"}, "reinforce": {"credit": "frame"}},
-    ),
 )
 REFERENCE = METHODS[0].name
 # The benchmark's own budget, "benchmark": the `demo` preset, except that segmentation gets 400 predictor steps
