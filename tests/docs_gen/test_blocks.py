@@ -101,6 +101,7 @@ def test_block_names_of_a_similar_prefix_are_distinct() -> None:
 GENERATED = [
     ("performance.md", "simulator", "bench.simulator_speed"),
     ("performance.md", "service", "bench.service_latency"),
+    ("performance.md", "scope-cost", "bench.scope_cost"),
     ("deploy.md", "footprint", "bench.deploy_footprint"),
     ("results.md", "results", "experiments.results"),
     ("heating.md", "heating", "experiments.heating_analysis"),
