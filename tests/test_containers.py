@@ -37,7 +37,7 @@ COMPOSE_TEST_PACKAGE = REPO_ROOT / "scripts" / "compose_test"
 HARDENED_SERVICES = ("proxy", *("api", "worker", "api-gpu", "worker-gpu"))
 GRAFANA_PROVISIONING = DOCKER_DIR / "grafana" / "provisioning"
 
-DEFAULT_SERVICES = {"redis", "proxy", "api", "worker"}
+DEFAULT_SERVICES = {"redis", "models-seed", "proxy", "api", "worker"}
 APP_SERVICES = ("api", "worker", "api-gpu", "worker-gpu")
 WORKER_SERVICES = ("worker", "worker-gpu")
 GPU_SERVICES = {"api-gpu", "worker-gpu"}
@@ -337,6 +337,9 @@ def test_redis_is_healthchecked_and_keeps_the_queue_across_restarts() -> None:
 def test_app_services_wait_for_a_healthy_redis(name: str) -> None:
     service = services()[name]
     assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+    # The models volume is seeded by one container before any app container mounts it (a race otherwise).
+    assert service["depends_on"]["models-seed"]["condition"] == "service_completed_successfully"
+    assert mounts(services()["models-seed"]) == {"/srv/usqa/models": "models"}
     assert service["environment"]["USQA_REDIS_URL"] == "redis://redis:6379/0"
 
 
