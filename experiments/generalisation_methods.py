@@ -34,6 +34,11 @@ METHODS: tuple[Method, ...] = (
         "R_w, per-frame credit + PPO (`algo = credit`)",
         {"reward": {"kind": "weighted"}, "algo": "credit"},
     ),
+    Method(
+        "rw-credit-resample",
+        "R_w, per-frame credit, reward frames drawn afresh each step (`reward.resample`)",
+        {"reward": {"kind": "weighted", "resample": True}, "algo": "credit"},
+    ),
 )
 REFERENCE = METHODS[0].name
 # The benchmark's own budget, "benchmark": the `demo` preset, except that segmentation gets 400 predictor steps
