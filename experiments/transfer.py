@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from contracts.adaptation import parse_model_ref
@@ -40,6 +39,7 @@ from trainer.adapt import (
     subset,
 )
 from trainer.adapt_metrics import holdout_metrics
+from trainer.agreement import non_amenable_fraction
 from trainer.data import TaskData, load_task_data
 from trainer.export import ExportOptions, export_run
 from trainer.heating.backbone_io import BACKBONE_FILE
@@ -195,7 +195,7 @@ def run_study(budget: StudyBudget, out: Path, algo: Algo = "credit") -> dict[str
         "target": "curvilinear_abdomen, mix evidence_loss, seed 13",
         "algo": algo,
         "holdout_frames": len(data.holdout),
-        "holdout_non_amenable": float(np.mean(data.holdout.amenable == 0)),
+        "holdout_non_amenable": non_amenable_fraction(data.holdout.amenable),
         "wall_s": round(time.perf_counter() - started, 1),
         "rows": rows,
     }

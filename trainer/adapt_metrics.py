@@ -12,7 +12,7 @@ from torch import nn
 
 from contracts.training import OPERATING_POINT
 from service.inference.evaluation import rejected_mask
-from trainer.agreement import cohens_kappa
+from trainer.agreement import cohens_kappa, non_amenable_fraction
 from trainer.data import SplitTensors
 from trainer.engine.amenability import frame_metric, infer
 from trainer.evaluate import rejection_curve
@@ -36,7 +36,7 @@ def holdout_metrics(
     scores = infer(controller, holdout.frames, device).numpy()
     op = OPERATING_POINT[task]
     amenable = holdout.amenable.astype(np.int64)
-    prevalence = float(np.mean(amenable[amenable >= 0] == 0)) if (amenable >= 0).any() else 0.0
+    prevalence = non_amenable_fraction(amenable)
     out: dict[str, Any] = {
         "task": task,
         "frames": len(holdout),

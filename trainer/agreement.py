@@ -33,3 +33,10 @@ def cohens_kappa(rejected: np.ndarray, amenable: np.ndarray) -> float:
     if np.unique(np.concatenate([predicted_low, low])).size == 1:
         return 0.0
     return float(cohen_kappa_score(predicted_low, low, labels=[False, True]))
+
+
+def non_amenable_fraction(amenable: np.ndarray) -> float:
+    """The share of labelled frames that are non-amenable (0 when none is labelled): the rejection ratio at
+    which a perfect ranking's kappa is 1 ("kappa at prevalence")."""
+    known = amenable >= 0
+    return float(np.mean(amenable[known] == 0)) if known.any() else 0.0

@@ -33,7 +33,7 @@ from torch import nn
 
 from contracts.training import OPERATING_POINT
 from service.inference.evaluation import METRIC_NAME, rejected_mask
-from trainer.agreement import cohens_kappa, contingency_table
+from trainer.agreement import cohens_kappa, contingency_table, non_amenable_fraction
 from trainer.data import SplitTensors, load_task_data
 from trainer.engine.amenability import frame_metric, infer
 from trainer.engine.device import resolve_device
@@ -174,8 +174,7 @@ def build_report(
     task: str, s: HoldoutScores, resamples: int, seed: int, extra: dict[str, Any]
 ) -> dict[str, Any]:
     ratio = OPERATING_POINT[task]
-    known = s.amenable >= 0
-    prevalence = float(np.mean(s.amenable[known] == 0)) if known.any() else 0.0
+    prevalence = non_amenable_fraction(s.amenable)
     rankings = {"controller": s.controller, "confidence": s.confidence}
     if s.baseline_confidence is not None:
         rankings["baseline_confidence"] = s.baseline_confidence

@@ -34,7 +34,7 @@ from torch import nn
 
 from contracts.training import OPERATING_POINT, TrainConfig
 from service.inference.evaluation import METRIC_NAME, rejected_mask
-from trainer.agreement import cohens_kappa
+from trainer.agreement import cohens_kappa, non_amenable_fraction
 from trainer.data import SplitTensors
 from trainer.engine.amenability import frame_metric, infer
 
@@ -174,9 +174,7 @@ def judge(
         kappa = cohens_kappa(rejected_mask(scores, rejection), amenable)
         # At a fixed 5 % kappa is capped when more frames than that are non-amenable; rejecting as many
         # frames as are non-amenable gives the uncapped view (1.0 for a perfect ranking).
-        at_prevalence = cohens_kappa(
-            rejected_mask(scores, float(np.mean(amenable[amenable >= 0] == 0))), amenable
-        )
+        at_prevalence = cohens_kappa(rejected_mask(scores, non_amenable_fraction(amenable)), amenable)
         if kappa <= 0:
             reasons.append(
                 Reason(
