@@ -16,15 +16,12 @@ runs/generalisation/runs/DATA/TASK/METHOD/seedN/ (run folder, `train.json`, `eva
 `result.json`), runs/generalisation/meta.json (data sets, methods, machine) and results.json (everything
 the page shows). A run whose `result.json` holds the same config is not trained again (`--force` retrains).
 
-Time (budget `benchmark`), measured one run at a time with one torch thread on the 2-core machine while other
-work kept its load average at 8-10 (an idle machine is faster): building and describing a simulated set
-~2 min (the real set ~20 s); a development classification run 49 s of training (13 s non-selective
-predictor + 35 s controller/predictor) + ~15 s evaluation and probe; a development segmentation run 449 s
-(135 s + 304 s) + ~15 s. The reference method is 15 runs (3 seeds x 3 classify + 2 segment data sets):
-about 6 x 465 s + 9 x 65 s = 56 min of run time, so about 30 min of wall time with `--jobs 2` plus ~5 min of
-data, about 35 min in all. Each further method available in TrainConfig adds its controller stage (about
-6 x 320 s + 9 x 50 s = 40 min of run time, ~20 min of wall time): one new learner keeps the run inside the
-hour (~55 min); with two, expect ~75 min, or pass `--methods` / `--seeds` to trim.
+Time (budget `benchmark`), with `--jobs 2` and one torch thread per run on an otherwise idle 2-core machine:
+the 51 runs of the first four methods took 28 min of wall time including ~2 min to build the data sets, the
+9 runs of the classification-only method 1.4 min (docs/results.md, status of 3 Dec 2026). A segmentation
+run trains in 2-3 min (the reference's includes the non-selective U-Net), a classification run in about
+15 s, and each is evaluated in ~15 s. Under other load (an average of 8-10) the same work took 2-3x as long;
+pass `--methods` / `--seeds` / `--tasks` to trim.
 """
 
 from __future__ import annotations
@@ -152,7 +149,7 @@ def plan(args: argparse.Namespace, data_dirs: dict[str, Path]) -> list[dict[str,
         if data.name not in data_dirs:
             continue
         for task in (t for t in data.tasks if t in args.tasks):
-            for method in methods:
+            for method in (m for m in methods if task in m.tasks):
                 for seed in args.seeds:
                     folder = args.out / "runs" / data.name / task
                     config = method_config(
@@ -279,7 +276,15 @@ def _with_earlier_runs(meta: dict[str, Any], earlier_file: Path) -> dict[str, An
     runs = list(dict.fromkeys([*earlier.get("runs", []), *meta["runs"]]))
     names = {m["name"] for m in meta["methods"]}
     methods = meta["methods"] + [m for m in earlier.get("methods", []) if m["name"] not in names]
-    return {**meta, "runs": runs, "methods": methods}
+    # Data sets and tasks described earlier stay on the page (`--tasks classify` must not drop segmentation).
+    datasets = {d["name"]: d for d in earlier.get("datasets", [])}
+    for described in meta["datasets"]:
+        before = datasets.get(described["name"], {})
+        datasets[described["name"]] = {
+            **described,
+            "tasks": {**before.get("tasks", {}), **described["tasks"]},
+        }
+    return {**meta, "runs": runs, "methods": methods, "datasets": list(datasets.values())}
 
 
 def run(args: argparse.Namespace) -> None:

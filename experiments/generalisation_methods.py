@@ -22,6 +22,8 @@ class Method:
     name: str
     label: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    # The tasks it runs on: a variant of a per-task setting (the credit metric) has nothing to add elsewhere.
+    tasks: tuple[str, ...] = ("classify", "segment")
 
 
 # The first method is the paper's reference; its run also trains the non-selective predictor of each
@@ -38,6 +40,21 @@ METHODS: tuple[Method, ...] = (
         "rw-credit-resample",
         "R_w, per-frame credit, reward frames drawn afresh each step (`reward.resample`)",
         {"reward": {"kind": "weighted", "resample": True}, "algo": "credit"},
+    ),
+    # The credit metric m_j is chosen per task on the development set (contracts.training.preset): the soft
+    # probability of the true class for classification, the hard Dice for segmentation (soft until then). The
+    # other choice of each task stays as a row, so the decision is visible on every set.
+    Method(
+        "rw-credit-hard-accuracy",
+        "R_w, per-frame credit with the 0/1 accuracy as m_j (`credit.metric = hard`)",
+        {"reward": {"kind": "weighted"}, "algo": "credit", "credit": {"metric": "hard"}},
+        tasks=("classify",),
+    ),
+    Method(
+        "rw-credit-soft-dice",
+        "R_w, per-frame credit with the soft Dice as m_j (`credit.metric = soft`, the earlier default)",
+        {"reward": {"kind": "weighted"}, "algo": "credit", "credit": {"metric": "soft"}},
+        tasks=("segment",),
     ),
 )
 REFERENCE = METHODS[0].name

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from docs_gen.blocks import MarkerError, begin_marker, block_body, check_block
-from experiments.generalisation import _with_earlier_runs, guarded, main
+from experiments.generalisation import _with_earlier_runs, guarded, main, parse, plan
 from experiments.generalisation_data import trivial_baseline
 from experiments.generalisation_methods import (
     METHODS,
@@ -66,6 +66,33 @@ def test_the_benchmark_budget_is_the_demo_preset_with_more_segmentation_steps() 
         for b in ("demo", "benchmark")
     ]
     assert classify[0].to_dict() | {"name": ""} == classify[1].to_dict() | {"name": ""}
+
+
+def test_a_method_for_one_task_is_planned_on_that_task_only(tmp_path: Path) -> None:
+    segment_only = [m for m in METHODS if m.tasks == ("segment",)]
+    assert segment_only, "the soft-Dice credit row is segmentation's only"
+    args = parse(["--out", str(tmp_path), "--seeds", "0", "--methods", *(m.name for m in segment_only)])
+    jobs = plan(args, {"prostate_evidence_loss": tmp_path / "d", "real_frames": tmp_path / "r"})
+    planned = {(j["dataset"], j["task"], j["method"]) for j in jobs}
+    assert ("prostate_evidence_loss", "segment", segment_only[0].name) in planned
+    assert not any(task == "classify" and m == segment_only[0].name for _, task, m in planned)
+    assert ("real_frames", "classify", REFERENCE) in planned  # the reference still runs on every task
+
+
+def test_the_credit_metric_is_chosen_per_task_and_a_method_can_override_it() -> None:
+    credit = Method("c", "c", {"algo": "credit"})
+    metric = {
+        task: method_config(
+            credit, budget="benchmark", task=task, seed=0, frame_size=64, train_baseline=False
+        ).credit.metric
+        for task in ("classify", "segment")
+    }
+    assert metric == {"classify": "soft", "segment": "hard"}
+    soft = next(m for m in METHODS if m.name == "rw-credit-soft-dice")
+    config = method_config(
+        soft, budget="benchmark", task="segment", seed=0, frame_size=64, train_baseline=False
+    )
+    assert (config.algo, config.credit.metric) == ("credit", "soft")
 
 
 def test_trivial_baselines_on_a_tiny_set(tmp_path: Path) -> None:
@@ -277,12 +304,28 @@ def test_the_committed_results_page_carries_the_block_once() -> None:
 
 def test_a_method_added_later_joins_the_runs_of_the_same_grid(tmp_path: Path) -> None:
     grid = {"budget": "benchmark", "quick": False, "seeds": [0, 1, 2], "resamples": 200}
-    earlier = {**grid, "runs": ["a/classify/ref/seed0", "a/segment/ref/seed0"], "methods": [{"name": "ref"}]}
+    both = {"name": "a", "tasks": {"classify": {"n": 1}, "segment": {"n": 2}}}
+    earlier = {
+        **grid,
+        "runs": ["a/classify/ref/seed0", "a/segment/ref/seed0"],
+        "methods": [{"name": "ref"}],
+        "datasets": [both, {"name": "b", "tasks": {"classify": {"n": 3}}}],
+    }
     (tmp_path / "meta.json").write_text(json.dumps(earlier))
-    now = {**grid, "runs": ["a/classify/ref/seed0", "a/classify/new/seed0"], "methods": [{"name": "new"}]}
+    now = {
+        **grid,
+        "runs": ["a/classify/ref/seed0", "a/classify/new/seed0"],
+        "methods": [{"name": "new"}],
+        "datasets": [{"name": "a", "tasks": {"classify": {"n": 4}}}],
+    }
     merged = _with_earlier_runs(now, tmp_path / "meta.json")
     assert merged["runs"] == ["a/classify/ref/seed0", "a/segment/ref/seed0", "a/classify/new/seed0"]
     assert [m["name"] for m in merged["methods"]] == ["new", "ref"]
+    # A `--tasks classify` invocation keeps segmentation and the other data sets on the page.
+    assert merged["datasets"] == [
+        {"name": "a", "tasks": {"classify": {"n": 4}, "segment": {"n": 2}}},
+        {"name": "b", "tasks": {"classify": {"n": 3}}},
+    ]
     # Another budget is another page: nothing earlier joins it.
     other = {**now, "budget": "demo"}
     assert _with_earlier_runs(other, tmp_path / "meta.json") == other
