@@ -29,7 +29,6 @@ import os
 import platform
 import secrets
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -55,7 +54,7 @@ from bench.footprint_load import (
 from bench.footprint_report import BLOCK, markdown
 from bench.machine import cpu_model
 from bench.process_tree import MB, pid_of, tree_pss_mb, tree_rss_mb
-from docs_gen.blocks import check_block, replace_block
+from docs_gen.blocks import check_block, invocation, replace_block
 from service.registry import ModelRegistry
 from usqa.local_stack import REPO_ROOT, start_redis
 
@@ -187,9 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.docs:
         check_block(Path(args.docs), BLOCK)
-    command = "python -m bench.deploy_footprint" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
-    )
+    command = invocation("bench.deploy_footprint", argv)
     if args.render is not None:
         result = json.loads(args.render.read_text())
         command = result["meta"].get("command", command)

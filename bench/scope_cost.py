@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ import onnxruntime as ort
 
 from bench.latency_load import cine, encode
 from bench.machine import cpu_model
-from docs_gen.blocks import check_block, replace_block
+from docs_gen.blocks import check_block, invocation, replace_block
 from service.inference.geometry import stack_pixels
 from service.inference.model import INPUT_NAME, OUTPUT_BY_TASK, SCORE_OUTPUT, load_model
 from service.inference.providers import plan_providers
@@ -148,9 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--no-doc", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    command = "python -m bench.scope_cost" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
-    )
+    command = invocation("bench.scope_cost", argv)
     if not args.no_doc:
         check_block(args.doc, BLOCK)
     section = report(measure(args.registry, args.name, args.frames), command)

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from bench.machine import cpu_model
-from docs_gen.blocks import check_block, replace_block
+from docs_gen.blocks import check_block, invocation, replace_block
 from service.simulator.acoustics import build_echogenicity
 from service.simulator.cine import Stream, generator, render_frame, subject_sweep
 from service.simulator.dataset import frames_per_subject, write_dataset
@@ -244,9 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--doc", type=Path, default=DOC, help="performance page to update")
     parser.add_argument("--no-doc", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    command = "python -m bench.simulator_speed" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
-    )
+    command = invocation("bench.simulator_speed", argv)
     if not args.no_doc:
         check_block(args.doc, BLOCK)
     section = report(measure(args.frames, args.naive_frames), command)

@@ -13,6 +13,7 @@ from docs_gen.blocks import (
     block_body,
     check_block,
     end_marker,
+    invocation,
     replace_block,
     splice,
 )
@@ -121,3 +122,8 @@ def test_no_page_marks_a_block_another_way() -> None:
         for comment in re.findall(r"<!--.*?-->", page.read_text(encoding="utf-8")):
             if re.search(r"begin|end|start|generated|written", comment):
                 assert comment.startswith("<!-- generated:"), f"{page.name}: {comment}"
+
+
+def test_the_invocation_a_block_records_is_the_module_and_its_arguments() -> None:
+    assert invocation("bench.scope_cost", ["--frames", "64"]) == "python -m bench.scope_cost --frames 64"
+    assert invocation("bench.scope_cost", []) == "python -m bench.scope_cost"
