@@ -2,8 +2,8 @@
 
 The repository keeps the default model in `models/` (a registry folder that `make default-model` rewrites and
 the images copy). A wheel installed anywhere must carry it too, so `build_py` copies that registry's versions
-and aliases (nothing else: no locks, counters or temporary folders) into `service/registry/shipped/`, where
-`service.registry.locate` finds it. Editable installs read `models/` in place instead.
+and aliases (nothing else: no locks, counters or temporary folders) into `usqa/service/registry/shipped/`, where
+`usqa.service.registry.locate` finds it. Editable installs read `models/` in place instead.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 SHIPPED_SOURCE = Path("models")
-SHIPPED_TARGET = Path("service", "registry", "shipped")
+SHIPPED_TARGET = Path("usqa", "service", "registry", "shipped")
 
 
 def shipped_files(source: Path) -> list[Path]:

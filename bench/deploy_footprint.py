@@ -2,7 +2,7 @@
 
     python -m bench.deploy_footprint [--out runs/bench/deploy] [--docs docs/deploy.md]
 
-Starts a private redis-server, the API (`python -m service.api.cli serve`, the shipped `usqa-prostate` from a
+Starts a private redis-server, the API (`python -m usqa.service.api.cli serve`, the shipped `usqa-prostate` from a
 temporary copy of `models/`) and a worker (`python -m usqa worker`) exactly as `usqa.local_stack` starts them
 for the demo and the topology tests, all on 127.0.0.1, with the deployment's default settings. Measures, with
 psutil on each process tree:
@@ -10,7 +10,7 @@ psutil on each process tree:
 - cold start: launching the process to the API's /readyz 200 (model loaded and warmed up) or the worker's
   Celery "ready";
 - the API's RSS once ready, then CPU, RSS and frames served while 4 WebSocket streams play a simulated cine at
-  30 fps each through /ws/scan (the reference client, `service.live.client.stream_frames`);
+  30 fps each through /ws/scan (the reference client, `usqa.service.live.client.stream_frames`);
 - the worker's RSS idle, then wall time, CPU seconds and peak RSS (the worker and its pool child, sampled every
   0.2 s) of one retraining job per budget preset (`demo`, `debug`) on a simulated data set uploaded through
   POST /datasets; each job publishes into its own model name, so no champion exists and the gate compares
@@ -55,8 +55,8 @@ from bench.footprint_report import BLOCK, markdown
 from bench.machine import cpu_model
 from bench.process_tree import MB, pid_of, tree_pss_mb, tree_rss_mb
 from docs_gen.blocks import check_block, invocation, replace_block
-from service.registry import ModelRegistry
 from usqa.local_stack import REPO_ROOT, start_redis
+from usqa.service.registry import ModelRegistry
 
 SETTLE_S = 2.0
 DOCS_DEFAULT = Path("docs/deploy.md")
@@ -81,8 +81,8 @@ def scratch(keep: Path | None) -> Iterator[Path]:
 
 
 def measure(stream_seconds: float, keep: Path | None) -> dict[str, Any]:
-    from service.simulator import write_dataset
     from usqa.demo import zip_folder
+    from usqa.service.simulator import write_dataset
 
     began = time.perf_counter()
     meta: dict[str, Any] = {

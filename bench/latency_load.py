@@ -22,9 +22,9 @@ import httpx
 import numpy as np
 import psutil
 
-from service.inference.geometry import stack_pixels
-from service.inference.model import LoadedModel
-from service.inference.scoring import ScoringOptions, decode_and_prepare, score_outputs
+from usqa.service.inference.geometry import stack_pixels
+from usqa.service.inference.model import LoadedModel
+from usqa.service.inference.scoring import ScoringOptions, decode_and_prepare, score_outputs
 
 STREAM_COUNTS = (1, 4, 16)
 FPS = 30.0
@@ -63,7 +63,7 @@ class Result:
 
 
 def cine(size: int) -> list[np.ndarray]:
-    from service.simulator.cine import simulate_cine
+    from usqa.service.simulator.cine import simulate_cine
 
     return [f.image for f in simulate_cine("transrectal_prostate", CINE_FRAMES, seed=7, size=size)]
 

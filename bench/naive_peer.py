@@ -1,7 +1,7 @@
 """The naive peer for the service benchmark: a plain FastAPI endpoint running the same networks in PyTorch
 eager mode, one request at a time per thread, no batching, no ONNX.
 
-The networks are the trainer's (`trainer.networks`), built from the served version's manifest
+The networks are the trainer's (`usqa.trainer.networks`), built from the served version's manifest
 (`training_config` when the exporter recorded it, else the trainer's defaults for the manifest's task and
 frame size). Weights come from a training run folder when `--run` is given; without one they are the seeded
 initial weights, which cost the same time per frame. Run: `python -m bench.naive_peer --registry models
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from fastapi import Body, FastAPI, HTTPException
 
-from contracts.training import TrainConfig
-from service.frames import FrameSpec, prepare_frame
-from service.registry import ModelRegistry
-from trainer.run import build_networks, load_run
+from usqa.contracts.training import TrainConfig
+from usqa.service.frames import FrameSpec, prepare_frame
+from usqa.service.registry import ModelRegistry
+from usqa.trainer.run import build_networks, load_run
 
 log = logging.getLogger(__name__)
 

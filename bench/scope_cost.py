@@ -28,11 +28,11 @@ import onnxruntime as ort
 from bench.latency_load import cine, encode
 from bench.machine import cpu_model
 from docs_gen.blocks import check_block, invocation, replace_block
-from service.inference.geometry import stack_pixels
-from service.inference.model import INPUT_NAME, OUTPUT_BY_TASK, SCORE_OUTPUT, load_model
-from service.inference.providers import plan_providers
-from service.inference.scoring import ScoringOptions, decode_and_prepare, score_outputs
-from service.registry import ModelRegistry
+from usqa.service.inference.geometry import stack_pixels
+from usqa.service.inference.model import INPUT_NAME, OUTPUT_BY_TASK, SCORE_OUTPUT, load_model
+from usqa.service.inference.providers import plan_providers
+from usqa.service.inference.scoring import ScoringOptions, decode_and_prepare, score_outputs
+from usqa.service.registry import ModelRegistry
 
 DOC = Path("docs/performance.md")
 BLOCK = "scope-cost"

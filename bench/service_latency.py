@@ -4,7 +4,7 @@ saturated, in one run.
 
     nice python -m bench.service_latency --registry models --name usqa-prostate --out runs/bench/service
 
-Each server runs in its own process (`python -m service.api.cli serve`, `python -m bench.naive_peer`), started
+Each server runs in its own process (`python -m usqa.service.api.cli serve`, `python -m bench.naive_peer`), started
 by `usqa.local_stack` like every other part of usqa, with its output in OUT/logs/; this process generates the
 load with asyncio clients (`bench.latency_load`) and reads the server's CPU time and RSS from /proc. Frames
 are a simulated 128 px cine, PNG-encoded once up front. Targets (issue #service), checked in
@@ -40,12 +40,12 @@ from bench.latency_report import BLOCK, markdown, plot, record_in_docs, verdicts
 from bench.latency_servers import SERVER_START_TIMEOUT_S, Server, measured
 from bench.machine import cpu_model
 from docs_gen.blocks import check_block
-from service.frames import prepare_frame
-from service.inference.model import load_model
-from service.inference.providers import plan_providers, plan_threads
-from service.registry import ModelRegistry
-from service.settings import Settings
 from usqa.local_stack import free_port, start_api, start_server
+from usqa.service.frames import prepare_frame
+from usqa.service.inference.model import load_model
+from usqa.service.inference.providers import plan_providers, plan_threads
+from usqa.service.registry import ModelRegistry
+from usqa.service.settings import Settings
 
 
 def run(args: argparse.Namespace) -> list[Result]:

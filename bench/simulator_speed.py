@@ -32,10 +32,10 @@ import numpy as np
 
 from bench.machine import cpu_model
 from docs_gen.blocks import check_block, invocation, replace_block
-from service.simulator.acoustics import build_echogenicity
-from service.simulator.cine import Stream, generator, render_frame, subject_sweep
-from service.simulator.dataset import frames_per_subject, write_dataset
-from service.simulator.presets import PRESET_NAMES, preset_for_subject
+from usqa.service.simulator.acoustics import build_echogenicity
+from usqa.service.simulator.cine import Stream, generator, render_frame, subject_sweep
+from usqa.service.simulator.dataset import frames_per_subject, write_dataset
+from usqa.service.simulator.presets import PRESET_NAMES, preset_for_subject
 
 SIZE = 128
 SEED = 0

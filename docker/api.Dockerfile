@@ -1,5 +1,5 @@
-# The API image: the runtime only (contracts + service + the usqa command; the service extra: onnxruntime, never
-# torch, and no trainer/), non-root, with the shipped model.
+# The API image: the runtime only (usqa less usqa/trainer/: the floor, the service, the client and the command; the
+# service extra: onnxruntime, never torch), non-root, with the shipped model.
 # EXTRAS=service (default) serves on the CPU; EXTRAS=service,gpu (compose's api-gpu) swaps in onnxruntime-gpu.
 FROM python:3.11-slim
 
@@ -22,9 +22,12 @@ WORKDIR /srv/usqa
 # setup.py too: the image installs the package the way a wheel is built (its shipped-model step only warns
 # here, since models/ is copied after the install and served from USQA_REGISTRY).
 COPY pyproject.toml setup.py README.md ./
-COPY contracts ./contracts
-COPY service ./service
-COPY usqa ./usqa
+# usqa/ without its trainer: a COPY of the package, less usqa/trainer (.dockerignore cannot exclude it for one
+# image only), one folder at a time.
+COPY usqa/*.py usqa/py.typed ./usqa/
+COPY usqa/contracts ./usqa/contracts
+COPY usqa/service ./usqa/service
+COPY usqa/client ./usqa/client
 # onnxruntime and onnxruntime-gpu are two wheels of one `onnxruntime` package folder: with the gpu extra the
 # second is unpacked over the first, and uninstalling either afterwards deletes files the other needs. So the
 # gpu variant removes both and reinstalls onnxruntime-gpu alone (the version pip just resolved), with NVIDIA's
@@ -53,5 +56,5 @@ USER usqa
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8000/readyz || exit 1
-# `python -m service.api.cli` starts uvicorn without the trainer commands' torch import path.
-CMD ["python", "-m", "service.api.cli", "serve", "--host", "0.0.0.0", "--port", "8000"]
+# `python -m usqa.service.api.cli` starts uvicorn without the trainer commands' torch import path.
+CMD ["python", "-m", "usqa.service.api.cli", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -36,10 +36,7 @@ WORKDIR /srv/usqa
 # setup.py too: the image installs the package the way a wheel is built (its shipped-model step only warns
 # here, since models/ is copied after the install and served from USQA_REGISTRY).
 COPY pyproject.toml setup.py README.md ./
-COPY contracts ./contracts
 COPY usqa ./usqa
-COPY service ./service
-COPY trainer ./trainer
 RUN pip install ".[service,train]" \
     && python -c "import torch; assert torch.__version__ == '${TORCH_VERSION}+${TORCH_VARIANT}', torch.__version__"
 # The shipped model too: whichever of api and worker first mounts the empty models volume seeds it.
@@ -54,7 +51,7 @@ USER usqa
 
 # `usqa worker` names its Celery node usqa@<hostname>. The ping asks that node, through the broker, to answer
 # (its main process does, also while a job trains in the pool child): no reply in 10 s, or no broker, fails.
-# It names the broker instead of `-A trainer.jobs.app`: importing the app imports torch, onnx and scipy (16 s
+# It names the broker instead of `-A usqa.trainer.jobs.app`: importing the app imports torch, onnx and scipy (16 s
 # of CPU on a loaded 2-core machine, every interval), so that ping timed out while the worker was fine.
 # The start period covers a worker that needs minutes to import torch on such a machine.
 HEALTHCHECK --interval=15s --timeout=30s --start-period=180s --retries=3 \

@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 
 from docs_gen.blocks import write_atomically
-from service.datasets.contact_sheet import contact_sheet
-from service.simulator.cine import Episode, SimulatedFrame, render_frame, subject_sweep
-from service.simulator.degradations import DEGRADATION_KINDS, NO_DEGRADATION
-from service.simulator.presets import PRESET_NAMES
+from usqa.service.datasets.contact_sheet import contact_sheet
+from usqa.service.simulator.cine import Episode, SimulatedFrame, render_frame, subject_sweep
+from usqa.service.simulator.degradations import DEGRADATION_KINDS, NO_DEGRADATION
+from usqa.service.simulator.presets import PRESET_NAMES
 
 SEED = 0
 SIZE = 128

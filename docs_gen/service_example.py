@@ -25,9 +25,9 @@ import uvicorn
 from websockets.sync.client import connect
 
 from docs_gen.blocks import replace_block
-from service.api.app import create_app
-from service.settings import Settings
-from service.simulator import simulate_cine
+from usqa.service.api.app import create_app
+from usqa.service.settings import Settings
+from usqa.service.simulator import simulate_cine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODULE = "docs_gen.service_example"

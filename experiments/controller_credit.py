@@ -4,7 +4,7 @@
         --seeds 0 1 2 --variants reinforce credit
 
 Each variant trains with the `demo` preset (classification, reward R_w) per seed and is evaluated on the holdout
-(`trainer.evaluate`); the non-selective baseline is trained once per seed and shared. Prints a markdown table of
+(`usqa.trainer.evaluate`); the non-selective baseline is trained once per seed and shared. Prints a markdown table of
 mean ± std over seeds and writes `summary.json` into --out.
 """
 
@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from contracts.training import TrainConfig, preset
-from trainer.data import load_task_data
-from trainer.engine.amenability import infer
-from trainer.evaluate import evaluate
-from trainer.run import load_run, train
+from usqa.contracts.training import TrainConfig, preset
+from usqa.trainer.data import load_task_data
+from usqa.trainer.engine.amenability import infer
+from usqa.trainer.evaluate import evaluate
+from usqa.trainer.run import load_run, train
 
 Variant = Callable[[TrainConfig], TrainConfig]
 

@@ -22,8 +22,8 @@ import numpy as np
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from contracts.frames import FrameSpec
-from service.datasets import load_dataset
+from usqa.contracts.frames import FrameSpec
+from usqa.service.datasets import load_dataset
 
 # Small enough that three fits take seconds on two cores, large enough to see an organ's dark inside.
 FEATURE_SIZE = 32

@@ -3,7 +3,7 @@
 Every method of `experiments.generalisation_methods.METHODS` on three data sets (development simulator
 setting, held-out simulator setting, real ultrasound frames; `experiments.generalisation_data`), for
 classification on all three and segmentation where masks exist, with several training seeds each; every run
-is evaluated on its data set's holdout split by `trainer.evaluate` (controller, random, confidence and
+is evaluated on its data set's holdout split by `usqa.trainer.evaluate` (controller, random, confidence and
 ground-truth rejection; the non-selective predictor) and compared with the trivial baseline (majority class,
 empty mask). The generated block `generalisation` of docs/results.md is rendered from the JSON files only.
 
@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from contracts.training import TASKS, TrainConfig
 from experiments.generalisation_data import benchmark_data, build, describe
 from experiments.generalisation_methods import (
     BUDGETS,
@@ -54,9 +53,10 @@ from experiments.generalisation_methods import (
     method_names,
 )
 from experiments.generalisation_page import check_docs, collect, write_docs
-from trainer.data import load_task_data
-from trainer.evaluate import evaluate
-from trainer.run import load_run, train
+from usqa.contracts.training import TASKS, TrainConfig
+from usqa.trainer.data import load_task_data
+from usqa.trainer.evaluate import evaluate
+from usqa.trainer.run import load_run, train
 
 log = logging.getLogger("experiments.generalisation")
 

@@ -17,13 +17,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from contracts.training import TrainConfig
-from service.datasets import load_dataset
-from service.datasets.real_frames import build as build_real_frames
-from service.simulator import write_dataset
-from service.simulator.benchmarks import BREAST_HELD_OUT, PROSTATE_EVIDENCE_LOSS, BenchmarkSetting
-from trainer.data import amenability, load_task_data
-from trainer.rewards import frame_accuracy, frame_dice
+from usqa.contracts.training import TrainConfig
+from usqa.service.datasets import load_dataset
+from usqa.service.datasets.real_frames import build as build_real_frames
+from usqa.service.simulator import write_dataset
+from usqa.service.simulator.benchmarks import BREAST_HELD_OUT, PROSTATE_EVIDENCE_LOSS, BenchmarkSetting
+from usqa.trainer.data import amenability, load_task_data
+from usqa.trainer.rewards import frame_accuracy, frame_dice
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class BenchmarkData:
     def command(self) -> str:
         """The equivalent command line (for the page)."""
         if self.kind == "real_frames":
-            return f"python -m service.datasets.real_frames --out DIR --seed {self.settings['seed']}"
+            return f"python -m usqa.service.datasets.real_frames --out DIR --seed {self.settings['seed']}"
         s = self.settings
         return (
             f"usqa simulate --out DIR --preset {s['preset']} --mix {s['mix']} --degraded-fraction "
@@ -127,7 +127,7 @@ def prevalence(data_dir: Path, task: str) -> dict[str, float]:
 def trivial_baseline(data_dir: Path, task: str, frame_size: int) -> dict[str, Any]:
     """Classification: the training split's majority class, scored on holdout. Segmentation: the empty mask.
 
-    Both are scored with the evaluation's own per-frame metric (trainer/rewards.py: Dice 1 for empty-vs-empty), on the holdout frames the
+    Both are scored with the evaluation's own per-frame metric (usqa/trainer/rewards.py: Dice 1 for empty-vs-empty), on the holdout frames the
     evaluation uses (segmentation keeps frames that show the structure), so the bar compares like with like.
     """
     config = replace(TrainConfig(task=task), frame=replace(TrainConfig().frame, size=frame_size))  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from contracts.training import TrainConfig, preset
+from usqa.contracts.training import TrainConfig, preset
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ METHODS: tuple[Method, ...] = (
         "R_w, per-frame credit, reward frames drawn afresh each step (`reward.resample`)",
         {"reward": {"kind": "weighted", "resample": True}, "algo": "credit"},
     ),
-    # The credit metric m_j is chosen per task on the development set (contracts.training.preset): the soft
+    # The credit metric m_j is chosen per task on the development set (usqa.contracts.training.preset): the soft
     # probability of the true class for classification, the hard Dice for segmentation (soft until then). The
     # other choice of each task stays as a row, so the decision is visible on every set.
     Method(

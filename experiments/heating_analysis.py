@@ -34,8 +34,8 @@ from experiments.heating_runs import (
     simulate,
 )
 from experiments.heating_tables import BLOCK, write_docs
-from service.datasets import load_dataset
-from trainer.heating.data import load_class_data
+from usqa.service.datasets import load_dataset
+from usqa.trainer.heating.data import load_class_data
 
 log = logging.getLogger("experiments.heating_analysis")
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         cache.write_text(json.dumps({"key": key, "result": seeds[-1]}) + "\n")
     seed0 = args.out / f"seed{args.seeds[0]}"
-    from trainer.heating.heat import CHECKPOINT_FILE, build_heating_engine, load_heat_checkpoint
+    from usqa.trainer.heating.heat import CHECKPOINT_FILE, build_heating_engine, load_heat_checkpoint
 
     config = heat_config(round(args.steps * HEAT_SHARE), args.seeds[0])
     heated = build_heating_engine(config, data.num_classes, data.train, torch.device("cpu"))

@@ -10,10 +10,10 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from trainer.heating.config import HeatConfig
-from trainer.heating.data import ClassData
-from trainer.heating.heat import HeatingEngine, policy_masks
-from trainer.heating.masks import NoiseMaskSampler, apply_mask
+from usqa.trainer.heating.config import HeatConfig
+from usqa.trainer.heating.data import ClassData
+from usqa.trainer.heating.heat import HeatingEngine, policy_masks
+from usqa.trainer.heating.masks import NoiseMaskSampler, apply_mask
 
 
 def mask_figure(

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from contracts.frames import FrameSpec
-from service.simulator import write_dataset
-from trainer.engine.callbacks import History
-from trainer.heating.config import (
+from usqa.contracts.frames import FrameSpec
+from usqa.service.simulator import write_dataset
+from usqa.trainer.engine.callbacks import History
+from usqa.trainer.heating.config import (
     Augment,
     ClassSource,
     FinetuneConfig,
@@ -26,10 +26,10 @@ from trainer.heating.config import (
     heat_preset,
     scaled_blur,
 )
-from trainer.heating.data import ClassData
-from trainer.heating.evaluate import evaluate_classifier
-from trainer.heating.finetune import finetune
-from trainer.heating.heat import HeatingEngine, heat, masking_transform
+from usqa.trainer.heating.data import ClassData
+from usqa.trainer.heating.evaluate import evaluate_classifier
+from usqa.trainer.heating.finetune import finetune
+from usqa.trainer.heating.heat import HeatingEngine, heat, masking_transform
 
 log = logging.getLogger("experiments.heating_analysis")
 
@@ -167,10 +167,10 @@ def run_amenability(
     reuse: bool = False,
 ) -> dict[str, Any]:
     """Table (c): the RL trainer's pair with each initial backbone, same budget, evaluated at the operating point."""
-    from contracts.training import TrainConfig, preset
-    from trainer.data import load_task_data
-    from trainer.evaluate import evaluate
-    from trainer.run import train
+    from usqa.contracts.training import TrainConfig, preset
+    from usqa.trainer.data import load_task_data
+    from usqa.trainer.evaluate import evaluate
+    from usqa.trainer.run import train
 
     base = preset("default", "classify", reward, algo)  # type: ignore[arg-type]
     base = replace(
@@ -205,7 +205,7 @@ def run_amenability(
 
 def dataset_concentration(run: Path) -> np.ndarray:
     """exp(alpha_d) + exp(beta_d) per cell of a heating run's final dataset-level parameters."""
-    from trainer.heating.heat import CHECKPOINT_FILE, load_heat_checkpoint
+    from usqa.trainer.heating.heat import CHECKPOINT_FILE, load_heat_checkpoint
 
     policy = load_heat_checkpoint(run / CHECKPOINT_FILE)["engine"]["networks"]["policy"]
     return (policy["dataset_alpha"].exp() + policy["dataset_beta"].exp()).numpy()

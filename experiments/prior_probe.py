@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from contracts.training import RecipeConfig, preset
-from trainer.data import load_task_data
-from trainer.engine.amenability import frame_metric, predictor_loss
-from trainer.networks import build_predictor, seeded_init
+from usqa.contracts.training import RecipeConfig, preset
+from usqa.trainer.data import load_task_data
+from usqa.trainer.engine.amenability import frame_metric, predictor_loss
+from usqa.trainer.networks import build_predictor, seeded_init
 
 
 def probe(data_dir: Path, steps: int, prior: bool, seed: int = 0) -> list[tuple[int, float]]:

@@ -17,9 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from contracts.frames import FrameSpec
-from contracts.training import RecipeConfig, Task, TrainConfig, preset
-from trainer.run import train
+from usqa.contracts.frames import FrameSpec
+from usqa.contracts.training import RecipeConfig, Task, TrainConfig, preset
+from usqa.trainer.run import train
 
 PLAIN = RecipeConfig()
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 
-from contracts.training import ALGOS, REWARDS, TASKS, TrainConfig, preset
 from experiments.results_tables import check_docs, write_docs
-from service.simulator import write_dataset
-from trainer.evaluate import evaluate
-from trainer.run import train
+from usqa.contracts.training import ALGOS, REWARDS, TASKS, TrainConfig, preset
+from usqa.service.simulator import write_dataset
+from usqa.trainer.evaluate import evaluate
+from usqa.trainer.run import train
 
 log = logging.getLogger("experiments.results")
 

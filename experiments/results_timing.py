@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from contracts.training import PRESETS, TASKS, preset
-from service.simulator import write_dataset
-from trainer.run import train
+from usqa.contracts.training import PRESETS, TASKS, preset
+from usqa.service.simulator import write_dataset
+from usqa.trainer.run import train
 
 DATA: dict[str, dict[str, int]] = {
     "debug": {"frames": 96, "subjects": 8, "size": 64},

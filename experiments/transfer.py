@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
-from contracts.adaptation import parse_model_ref
-from contracts.training import ALGOS, Algo, TrainConfig, preset
-from service.registry import CHAMPION, ModelRegistry
-from service.simulator import write_dataset
-from trainer.adapt import (
+from usqa.contracts.adaptation import parse_model_ref
+from usqa.contracts.training import ALGOS, Algo, TrainConfig, preset
+from usqa.service.registry import CHAMPION, ModelRegistry
+from usqa.service.simulator import write_dataset
+from usqa.trainer.adapt import (
     AdaptOptions,
     Start,
     adapt_networks,
@@ -38,15 +38,15 @@ from trainer.adapt import (
     stratified_draw,
     subset,
 )
-from trainer.adapt_metrics import holdout_metrics
-from trainer.agreement import non_amenable_fraction
-from trainer.data import TaskData, load_task_data
-from trainer.export import ExportOptions, export_run
-from trainer.heating.backbone_io import BACKBONE_FILE
-from trainer.heating.config import heat_preset
-from trainer.heating.data import load_class_data
-from trainer.heating.heat import heat
-from trainer.run import build_networks, load_network, train
+from usqa.trainer.adapt_metrics import holdout_metrics
+from usqa.trainer.agreement import non_amenable_fraction
+from usqa.trainer.data import TaskData, load_task_data
+from usqa.trainer.export import ExportOptions, export_run
+from usqa.trainer.heating.backbone_io import BACKBONE_FILE
+from usqa.trainer.heating.config import heat_preset
+from usqa.trainer.heating.data import load_class_data
+from usqa.trainer.heating.heat import heat
+from usqa.trainer.run import build_networks, load_network, train
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from docs_gen.blocks import check_block, replace_block
-from service.registry.card_render import max_kappa
+from usqa.service.registry.card_render import max_kappa
 
 PAGE = "transfer.md"
 BLOCK = "transfer"

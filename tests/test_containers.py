@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from service.api.metrics import ServiceMetrics
-from service.settings import Settings
 from usqa.cli import build_parser
+from usqa.service.api.metrics import ServiceMetrics
+from usqa.service.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCKER_DIR = REPO_ROOT / "docker"
@@ -236,7 +236,9 @@ def test_every_usqa_variable_is_a_setting() -> None:
     fields = {name.upper() for name in Settings.model_fields}
     for path in CONTAINER_FILES:
         for name in re.findall(r"\bUSQA_([A-Z_]+)\b", path.read_text()):
-            assert name in fields, f"{path.name}: USQA_{name} is not a setting of service.settings.Settings"
+            assert name in fields, (
+                f"{path.name}: USQA_{name} is not a setting of usqa.service.settings.Settings"
+            )
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
@@ -263,8 +265,10 @@ def test_api_image_probes_readiness_and_never_installs_torch() -> None:
 
 def test_api_image_copies_the_runtime_layers_and_no_trainer() -> None:
     copied = {arg.split()[0].rstrip("/") for arg in arguments(API_DOCKERFILE, "COPY")}
-    assert {"contracts", "service", "usqa"} <= copied, copied
-    assert "trainer" not in copied, "the API image must not carry the trainer (issue: layers)"
+    assert {"usqa/contracts", "usqa/service", "usqa/client"} <= copied, copied
+    assert not any(c == "usqa" or c.startswith("usqa/trainer") for c in copied), (
+        f"the API image must not carry the trainer (issue: layers): {copied}"
+    )
 
 
 def test_worker_image_installs_the_train_extra_and_the_pinned_cpu_torch() -> None:
@@ -286,7 +290,7 @@ def test_worker_image_installs_the_train_extra_and_the_pinned_cpu_torch() -> Non
 def test_worker_image_runs_and_pings_the_celery_worker_without_importing_the_app() -> None:
     assert arguments(WORKER_DOCKERFILE, "CMD") == ['["python", "-m", "usqa", "worker"]']
     healthcheck = arguments(WORKER_DOCKERFILE, "HEALTHCHECK")[0]
-    # The broker the settings use (USQA_BROKER_URL, else USQA_REDIS_URL), not `-A trainer.jobs.app`: importing
+    # The broker the settings use (USQA_BROKER_URL, else USQA_REDIS_URL), not `-A usqa.trainer.jobs.app`: importing
     # the app imports torch, which made every check time out on a loaded machine.
     match = re.search(
         r'celery -b "\$\{USQA_BROKER_URL:-\$USQA_REDIS_URL\}" inspect ping -d "(\w+)@\$\{HOSTNAME\}"',
@@ -514,7 +518,7 @@ def test_compose_test_skips_without_a_docker_engine(tmp_path: Path) -> None:
 def test_prometheus_scrapes_every_api_replica_on_an_existing_port_and_route() -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     assert host_path(services()["prometheus"], "/etc/prometheus/prometheus.yml") == PROMETHEUS_CONFIG
-    ops_routes = (REPO_ROOT / "service" / "api" / "routes" / "ops.py").read_text()
+    ops_routes = (REPO_ROOT / "usqa" / "service" / "api" / "routes" / "ops.py").read_text()
     targets: list[tuple[str, int]] = []
     for job in config["scrape_configs"]:
         assert f'@router.get("{job.get("metrics_path", "/metrics")}"' in ops_routes

@@ -15,15 +15,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("contracts", "service", "trainer", "usqa")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
 def _copy_tree(dest: Path) -> Path:
-    for package in PACKAGES:
-        shutil.copytree(
-            REPO / package, dest / package, ignore=shutil.ignore_patterns("__pycache__", "static")
-        )
+    # The one shipped package, and an empty checkout-only folder for the contract that keeps it out of `usqa`.
+    shutil.copytree(
+        REPO / "usqa", dest / "usqa", ignore=shutil.ignore_patterns("__pycache__", "static", "shipped")
+    )
+    (dest / "bench").mkdir()
+    (dest / "bench" / "__init__.py").write_text("")
     shutil.copy(REPO / "pyproject.toml", dest / "pyproject.toml")
     return dest
 
@@ -56,12 +57,22 @@ def test_the_checkout_keeps_every_contract(pristine: Path) -> None:
 @pytest.mark.parametrize(
     ("module", "planted", "named"),
     [
-        ("service/frames/decode.py", "import trainer.networks", "service.frames.decode -> trainer.networks"),
-        ("service/api/app.py", "from usqa import cli", "service.api.app -> usqa"),
-        ("service/inference/model.py", "import torch", "service.inference.model -> torch"),
-        ("trainer/data.py", "import usqa.local_stack", "trainer.data -> usqa.local_stack"),
-        ("contracts/training.py", "import service.settings", "contracts.training -> service.settings"),
-        ("contracts/graphs.py", "import numpy", "contracts.graphs -> numpy"),
+        (
+            "usqa/service/frames/decode.py",
+            "import usqa.trainer.networks",
+            "usqa.service.frames.decode -> usqa.trainer.networks",
+        ),
+        ("usqa/service/api/app.py", "from usqa import cli", "usqa.service.api.app -> usqa.cli"),
+        ("usqa/trainer/networks.py", "import usqa.client", "usqa.trainer.networks -> usqa.client"),
+        ("usqa/service/settings.py", "import bench", "usqa.service.settings -> bench"),
+        ("usqa/service/inference/model.py", "import torch", "usqa.service.inference.model -> torch"),
+        ("usqa/trainer/data.py", "import usqa.local_stack", "usqa.trainer.data -> usqa.local_stack"),
+        (
+            "usqa/contracts/training.py",
+            "import usqa.service.settings",
+            "usqa.contracts.training -> usqa.service.settings",
+        ),
+        ("usqa/contracts/graphs.py", "import numpy", "usqa.contracts.graphs -> numpy"),
     ],
 )
 def test_a_planted_import_fails_and_is_named(
@@ -87,13 +98,13 @@ import importlib, pkgutil, sys
 class Blocker:
     # What the API image does not have: the trainer package and torch.
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"trainer", "torch"}:
+        if name.split(".")[0] == "torch" or name.startswith("usqa.trainer"):
             raise ImportError(f"{name} is not in the API image")
         return None
 
 sys.meta_path.insert(0, Blocker())
-import contracts, service
-for package in (contracts, service):
+import usqa.contracts, usqa.service
+for package in (usqa.contracts, usqa.service):
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
         importlib.import_module(info.name)
 from usqa.cli import build_parser
@@ -103,7 +114,7 @@ print("ok")
 
 
 def test_the_runtime_imports_without_trainer_or_torch() -> None:
-    """What the API image holds (contracts, service, the usqa command) imports with trainer and torch absent."""
+    """What the API image holds (usqa less usqa.trainer) imports with the trainer and torch absent."""
     result = subprocess.run(
         [sys.executable, "-c", BLOCKED_RUNTIME_IMPORT],
         cwd=REPO,

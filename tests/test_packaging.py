@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from contracts.version import __version__
+from usqa.contracts.version import __version__
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_NAME = "usqa-prostate"
@@ -38,7 +38,7 @@ NOT_COPIED = shutil.ignore_patterns(
 )
 COMMAND_TIMEOUT_S = 120
 SERVE_READY_TIMEOUT_S = 90
-SHIPPED_IN_WHEEL = "service/registry/shipped"
+SHIPPED_IN_WHEEL = "usqa/service/registry/shipped"
 # The supported Pythons: pyproject's requires-python and classifiers, the README and ruff/mypy's floor agree.
 SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
 
@@ -134,7 +134,7 @@ def _free_port() -> int:
 def test_the_wheel_holds_the_packages_and_the_shipped_model_only(installed: Installed) -> None:
     names = zipfile.ZipFile(installed.wheel).namelist()
     top = {n.split("/", 1)[0] for n in names}
-    assert top == {"contracts", "service", "trainer", "usqa", f"usqa-{__version__}.dist-info"}
+    assert top == {"usqa", f"usqa-{__version__}.dist-info"}
     leaked = [
         n
         for n in names
@@ -154,9 +154,25 @@ def test_the_wheel_holds_the_packages_and_the_shipped_model_only(installed: Inst
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["service", "trainer", "contracts"])
+def test_the_wheel_installs_no_generic_top_level_name(installed: Installed, name: str) -> None:
+    """One distribution, one top-level name: `import service` in a user's venv is theirs, not ours."""
+    result = subprocess.run(
+        [str(installed.bin / "python"), "-c", f"import {name}"],
+        cwd=installed.workdir,
+        env=installed.env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr, result.stderr
+
+
+@pytest.mark.slow
 def test_the_installed_wheel_scores_and_serves_from_another_folder(installed: Installed) -> None:
     where = subprocess.run(
-        [str(installed.bin / "python"), "-c", "import service; print(service.__file__)"],
+        [str(installed.bin / "python"), "-c", "import service; print(usqa.service.__file__)"],
         cwd=installed.workdir,
         env=installed.env,
         capture_output=True,

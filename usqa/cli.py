@@ -16,29 +16,29 @@ import select
 import sys
 from collections.abc import Sequence
 
-from contracts.cli import UsageError
-from contracts.version import __version__
+from usqa.contracts.cli import UsageError
+from usqa.contracts.version import __version__
 
 # Subcommand modules in the runtime (`service`, numpy/OpenCV/onnxruntime only).
 RUNTIME_COMMANDS: tuple[str, ...] = (
-    "service.simulator.cli",
-    "service.datasets.cli",
-    "service.registry.cli",
-    "service.api.cli",
-    "service.inference.cli",
-    "service.live.cli",
+    "usqa.service.simulator.cli",
+    "usqa.service.datasets.cli",
+    "usqa.service.registry.cli",
+    "usqa.service.api.cli",
+    "usqa.service.inference.cli",
+    "usqa.service.live.cli",
     "usqa.demo",
 )
 # Subcommands that need the `train` extra (torch), by command name: their module is imported only when that
 # command runs, so `usqa serve` never loads torch and the runtime image (no torch) still lists them.
 TRAINER_COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("trainer.cli", "train the controller/predictor pair (seed 004)"),
-    "evaluate": ("trainer.cli", "holdout rejection curves, kappa and t-test of a run"),
-    "export": ("trainer.export_cli", "export a run to ONNX, check it and publish it to the registry"),
-    "adapt": ("trainer.adapt_cli", "adapt a published version to a new site with N labelled frames"),
-    "heat": ("trainer.heating.cli", "pre-train a heated backbone with noise masks (seed 000)"),
-    "finetune": ("trainer.heating.cli", "fine-tune a heated backbone on a task without masks"),
-    "worker": ("trainer.jobs.cli", "run a retraining worker (Celery, queue 'retrain')"),
+    "train": ("usqa.trainer.cli", "train the controller/predictor pair (seed 004)"),
+    "evaluate": ("usqa.trainer.cli", "holdout rejection curves, kappa and t-test of a run"),
+    "export": ("usqa.trainer.export_cli", "export a run to ONNX, check it and publish it to the registry"),
+    "adapt": ("usqa.trainer.adapt_cli", "adapt a published version to a new site with N labelled frames"),
+    "heat": ("usqa.trainer.heating.cli", "pre-train a heated backbone with noise masks (seed 000)"),
+    "finetune": ("usqa.trainer.heating.cli", "fine-tune a heated backbone on a task without masks"),
+    "worker": ("usqa.trainer.jobs.cli", "run a retraining worker (Celery, queue 'retrain')"),
 }
 MSG_NO_TORCH = "`usqa {command}` needs the train extra (torch): pip install 'usqa[train]'"
 # What a coreutils program killed by SIGPIPE reports (128 + 13) when its reader is gone (`usqa ... | head`).

@@ -11,8 +11,8 @@
 exponential backoff on connection errors, 429 and 503 (honouring Retry-After); a stream is opened again
 when the server answers "try again later" (close 1013). Streams are paced by the server's answers: the next
 frame goes when the last is answered (`window=2` sends one ahead, and falls back to one as soon as the
-server reports a replaced frame in `dropped`; `service.live.pacing`). Verdicts
-are read through `service.live.verdicts`, the one place that knows the result message's fields.
+server reports a replaced frame in `dropped`; `usqa.service.live.pacing`). Verdicts
+are read through `usqa.service.live.verdicts`, the one place that knows the result message's fields.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as sync_connect
 
-from service.live.client import encode_frame
-from service.live.pacing import DEFAULT_WINDOW, ScanPacer
-from service.live.verdicts import display_score_of, verdict_of
+from usqa.service.live.client import encode_frame
+from usqa.service.live.pacing import DEFAULT_WINDOW, ScanPacer
+from usqa.service.live.verdicts import display_score_of, verdict_of
 
 Frame = np.ndarray | bytes | str | Path
 RETRY_STATUSES = frozenset({429, 503})

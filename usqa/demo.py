@@ -28,14 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from contracts.cli import UsageError
-from service.datasets import load_dataset
-from service.datasets.cli import format_counts, render_sheet, sample_for_sheet
-from service.datasets.contact_sheet import write_png
-from service.datasets.uploads import DatasetStore
-from service.settings import Settings, get_settings
-from service.simulator import simulate_cine, write_dataset
 from usqa import local_stack
+from usqa.contracts.cli import UsageError
+from usqa.service.datasets import load_dataset
+from usqa.service.datasets.cli import format_counts, render_sheet, sample_for_sheet
+from usqa.service.datasets.contact_sheet import write_png
+from usqa.service.datasets.uploads import DatasetStore
+from usqa.service.settings import Settings, get_settings
+from usqa.service.simulator import simulate_cine, write_dataset
 
 DEMO_FRAMES = 1200
 SECOND_FRAMES = 1600
@@ -118,7 +118,7 @@ class StreamView:
             self.errors += 1
 
     def run(self, url: str, frames: list[np.ndarray], token: str) -> None:
-        from service.live.client import stream_frames
+        from usqa.service.live.client import stream_frames
 
         try:
             asyncio.run(
@@ -153,14 +153,14 @@ def choose_broker(mode: str, settings: Settings, root: Path) -> tuple[local_stac
 
 def run(args: argparse.Namespace) -> int:
     # Torch is imported here, not at module import, so `usqa --help` and the runtime stay torch-free.
-    from contracts.training import preset
-    from service.registry import CHAMPION, ModelRegistry
-    from trainer.evaluate import evaluate
-    from trainer.export import ExportOptions, export_run
-    from trainer.heating.config import heat_preset
-    from trainer.heating.data import load_class_data
-    from trainer.heating.heat import heat
-    from trainer.run import train
+    from usqa.contracts.training import preset
+    from usqa.service.registry import CHAMPION, ModelRegistry
+    from usqa.trainer.evaluate import evaluate
+    from usqa.trainer.export import ExportOptions, export_run
+    from usqa.trainer.heating.config import heat_preset
+    from usqa.trainer.heating.data import load_class_data
+    from usqa.trainer.heating.heat import heat
+    from usqa.trainer.run import train
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo prints what each request did
     out: Path = args.out.resolve()
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         out / "run",
         registry,
         # force: the demo shows the whole loop on a seconds-long run whose holdout kappa is often <= 0; the
-        # kappa gate is for models meant to serve (trainer/calibration.py `check_kappa`).
+        # kappa gate is for models meant to serve (usqa/trainer/calibration.py `check_kappa`).
         ExportOptions(name=DEMO_MODEL, alias=CHAMPION, class_names=CLASS_NAMES, dataset=first.id, force=True),
         data_dir=data_dir,
     )

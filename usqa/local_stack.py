@@ -179,8 +179,17 @@ def start_api(
     ready_path: str = "/healthz",
     timeout: float = START_TIMEOUT_S,
 ) -> ManagedProcess:
-    """`python -m service.api.cli serve` on 127.0.0.1:`port`, returned once `ready_path` answers."""
-    cmd = [sys.executable, "-m", "service.api.cli", "serve", "--port", str(port), "--log-level", log_level]
+    """`python -m usqa.service.api.cli serve` on 127.0.0.1:`port`, returned once `ready_path` answers."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "usqa.service.api.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        log_level,
+    ]
     return start_server(name, cmd, env, log_path, port, ready_path, timeout)
 
 

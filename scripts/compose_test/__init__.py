@@ -3,7 +3,7 @@
     .venv/bin/python -m scripts.compose_test [--docs docs/deploy.md] [--build-network host] [--out DIR]
 
 Builds the API, worker and proxy images, measures them (size, user, healthcheck, build tools and caches left,
-torch and trainer/ in the API image, healthchecks failing when the service cannot answer), brings the stack up
+torch and usqa/trainer/ in the API image, healthchecks failing when the service cannot answer), brings the stack up
 scaled out (redis, the proxy, 2 API replicas, 2 workers; a generated token, production settings) and checks
 through the published port what a user would try: /readyz, POST /assess on a PNG and a DICOM, /ws/scan,
 /metrics, a data-set upload, two debug retrain jobs (one per worker) to SUCCESS, a promotion every replica

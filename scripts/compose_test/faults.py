@@ -43,7 +43,7 @@ def kill_worker_mid_job(stack: Stack, dataset: str) -> dict[str, Any]:
     published = sorted(set(versions(stack, SIDE_MODEL)) - set(before))
     if published != [status["report"]["version"]]:
         raise Failed(f"job {job_id} published {published}, expected exactly [{status['report']['version']}]")
-    # trainer.api logs "resumed <work root>/<job id>/... at episode N" when a delivery finds the checkpoint.
+    # usqa.trainer.api logs "resumed <work root>/<job id>/... at episode N" when a delivery finds the checkpoint.
     resumed_at = [
         int(line.rsplit(" ", 1)[-1])
         for line in container_logs(finisher).splitlines()

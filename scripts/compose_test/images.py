@@ -30,7 +30,7 @@ print(json.dumps({
     "build_tools": [t for t in ("gcc", "cc", "g++", "make", "clang") if shutil.which(t)],
     "cache_bytes": sum(size(p) for p in caches if os.path.isdir(p)),
     "torch": importlib.util.find_spec("torch") is not None,
-    "trainer": os.path.isdir("/srv/usqa/trainer"),
+    "trainer": os.path.isdir("/srv/usqa/usqa/trainer"),
 }))
 """
 

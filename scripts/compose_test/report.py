@@ -33,7 +33,7 @@ def render_docs(images: dict[str, dict[str, Any]], results: dict[str, Any], summ
     ready_by_image = {image: ready.get(service) for image, (_, service) in IMAGES.items()}
     rows = [
         "| image | size | user | start-up to ready | healthcheck | unhealthy when it cannot serve | build tools | "
-        "caches | torch | trainer/ |",
+        "caches | torch | usqa/trainer/ |",
         "| --- | ---: | --- | ---: | --- | --- | --- | ---: | --- | --- |",
     ]
     cannot = {"usqa-api": "no model to load", "usqa-worker": "no broker", "usqa-proxy": "no API replica"}

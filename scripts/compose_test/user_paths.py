@@ -19,7 +19,7 @@ from usqa.demo import zip_folder
 def png_frame(size: int = 128) -> bytes:
     import cv2
 
-    from service.simulator import simulate_cine
+    from usqa.service.simulator import simulate_cine
 
     ok, data = cv2.imencode(".png", next(iter(simulate_cine(PRESET, 1, seed=5, size=size))).image)
     assert ok
@@ -33,7 +33,7 @@ def dicom_frames(size: int = 128, frames: int = 3) -> bytes:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-    from service.simulator import simulate_cine
+    from usqa.service.simulator import simulate_cine
 
     pixels = np.stack([f.image for f in simulate_cine(PRESET, frames, seed=6, size=size)])
     meta = FileMetaDataset()
@@ -60,8 +60,8 @@ def expect(response: httpx.Response, status: int, what: str) -> dict[str, Any]:
 
 def check_user_paths(stack: Stack) -> dict[str, Any]:
     """/readyz, /assess (PNG, DICOM), /ws/scan, /metrics and the token, all through the proxy."""
-    from service.live.client import stream_frames
-    from service.simulator import simulate_cine
+    from usqa.service.live.client import stream_frames
+    from usqa.service.simulator import simulate_cine
 
     with stack.client() as c:
         ready = expect(c.get("/readyz"), 200, "GET /readyz")
@@ -101,7 +101,7 @@ def check_user_paths(stack: Stack) -> dict[str, Any]:
 
 
 def upload_dataset(stack: Stack, root: Path) -> str:
-    from service.simulator import write_dataset
+    from usqa.service.simulator import write_dataset
 
     write_dataset(root / "data", frames=240, subjects=12, seed=3, size=64, preset=PRESET, force=True)
     archive = zip_folder(root / "data", root / "data.zip")

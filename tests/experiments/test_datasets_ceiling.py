@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from experiments.datasets_ceiling import measure
-from service.simulator import write_dataset
+from usqa.service.simulator import write_dataset
 
 
 def test_ceiling_reports_every_rejection_ratio(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from experiments.generalisation_methods import (
     unsupported,
 )
 from experiments.generalisation_page import collect, learns, mean_std, render, write_docs
-from service.datasets import load_dataset
-from service.simulator import write_dataset
+from usqa.service.datasets import load_dataset
+from usqa.service.simulator import write_dataset
 
 RATIOS = [round(0.05 * i, 2) for i in range(9)]
 PAGE = "# Results\n\nprose kept\n\n<!-- generated:generalisation begin (python -m x) -->\nold\n<!-- generated:generalisation end -->\n\nmore prose\n"

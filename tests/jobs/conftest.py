@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from service.simulator import write_dataset
 from tests.support.topology import Topology, free_port, zip_folder
+from usqa.service.simulator import write_dataset
 
 FRAMES = 240
 SUBJECTS = 12

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
 from tests.jobs.conftest import OVERRIDES
 from tests.support.topology import Topology, wait_for
+from usqa.service.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
 
 pytestmark = pytest.mark.slow
 

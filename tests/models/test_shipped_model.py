@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from service.frames import FrameSpec, prepare_frames
-from service.live.drift import DriftMonitor, score_reference
-from service.registry import CHAMPION, ModelRegistry
-from service.settings import Settings
-from service.simulator import simulate_cine, write_dataset
+from usqa.service.frames import FrameSpec, prepare_frames
+from usqa.service.live.drift import DriftMonitor, score_reference
+from usqa.service.registry import CHAMPION, ModelRegistry
+from usqa.service.settings import Settings
+from usqa.service.simulator import simulate_cine, write_dataset
 from tests.support.scope import cardiac_echo, judge, synthetic_frames
 from tests.support.served import cpu_model
 

@@ -258,7 +258,7 @@ def unclear_reason(message: object) -> str | None:
 def error_body_problem(status: int, content_type: str | None, body: bytes) -> str | None:
     """Why an HTTP error response is not the project's error shape with a clear message, or None.
 
-    The shape is `ErrorResponse`: a JSON object `{"detail": str, "code": str}` (service/api/errors.py).
+    The shape is `ErrorResponse`: a JSON object `{"detail": str, "code": str}` (usqa/service/api/errors.py).
     """
     if not (content_type or "").split(";", 1)[0].strip().lower().endswith("json"):
         return f"{status} answered with content type {content_type!r}, not JSON"
@@ -340,7 +340,7 @@ def reliability_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @contextlib.contextmanager
 def service_under_test(registry: Path, root: Path, **overrides: Any) -> Iterator[ServiceUnderTest]:
     """The app with a token (control endpoints reachable), small limits and every folder under `root`."""
-    from service.api import create_app
+    from usqa.service.api import create_app
 
     models = root / "models"
     if not models.exists():

@@ -22,11 +22,11 @@ import httpx
 import psutil
 import pytest
 
-from service.registry import CHAMPION, IntegrityError, ModelRegistry, RegistryError
-from service.registry.store import ALIASES_FILE, Aliases
-from service.simulator import write_dataset
 from tests.support.topology import Topology, free_port, wait_for
 from usqa.demo import zip_folder
+from usqa.service.registry import CHAMPION, IntegrityError, ModelRegistry, RegistryError
+from usqa.service.registry.store import ALIASES_FILE, Aliases
+from usqa.service.simulator import write_dataset
 
 from ..service.conftest import MODEL_NAME, frame_of_level, png_bytes
 from .conftest import Figures, cases, service_under_test
@@ -282,7 +282,7 @@ def _small_disk(path: Path, size_kb: int) -> Iterator[str]:
 PUBLISH_SCRIPT = """
 import resource, signal, sys
 from pathlib import Path
-from service.registry import ModelRegistry
+from usqa.service.registry import ModelRegistry
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 limit = int(sys.argv[3])
 if limit:

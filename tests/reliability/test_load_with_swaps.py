@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from service.live.client import StreamReport, stream_frames
-from service.registry import CHAMPION, ModelRegistry
-from service.simulator import simulate_cine
+from usqa.service.live.client import StreamReport, stream_frames
+from usqa.service.registry import CHAMPION, ModelRegistry
+from usqa.service.simulator import simulate_cine
 
 from ..service.conftest import MODEL_NAME
 from .conftest import Figures, cases, service_under_test

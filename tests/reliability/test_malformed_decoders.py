@@ -51,7 +51,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from service.frames import (
+from usqa.service.frames import (
     FrameError,
     FrameSpec,
     FrameTooLargeError,
@@ -60,7 +60,7 @@ from service.frames import (
     prepare_frame,
     read_frames,
 )
-from service.frames.errors import (
+from usqa.service.frames.errors import (
     UNSUPPORTED_PHOTOMETRIC,
     CorruptFrameError,
     EmptyFrameError,
@@ -68,7 +68,7 @@ from service.frames.errors import (
     RawSizeMismatchError,
     UnsupportedFormatError,
 )
-from service.settings import Settings
+from usqa.service.settings import Settings
 
 from ..service.conftest import dicom_bytes, frame_of_level
 from ..service.frames.conftest import FrameBuilders

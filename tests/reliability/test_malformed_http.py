@@ -33,10 +33,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.api import routes
-from service.api.errors import METHOD_NOT_ALLOWED, NOT_FOUND
-from service.api.validation_messages import validation_message
-from service.settings import Settings
+from usqa.service.api import routes
+from usqa.service.api.errors import METHOD_NOT_ALLOWED, NOT_FOUND
+from usqa.service.api.validation_messages import validation_message
+from usqa.service.settings import Settings
 
 from .conftest import (
     API_TOKEN,

@@ -1,7 +1,7 @@
 """Malformed input, WebSocket /ws/scan: wrong hellos, text where frames belong, garbage JSON, wrong sizes,
 oversized messages, floods, protocol garbage and abrupt disconnects.
 
-Each case is one stream. The protocol (docs/service.md, service/api/scan_messages.py) says what the server
+Each case is one stream. The protocol (docs/service.md, usqa/service/api/scan_messages.py) says what the server
 answers: a text message gets `configured` or one `error` (seq null), a frame gets one `result` or one
 `error` (its seq), a message over the limit gets an `error`, the summary and close 1009, `end` gets the
 summary and close 1000. Every message must match its schema and every error message must be clear; the
@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.sync.client import ClientConnection, connect
 
-from service.api.scan_messages import (
+from usqa.service.api.scan_messages import (
     CLOSE_NORMAL,
     CLOSE_TOO_BIG,
     MSG_BAD_JSON,
@@ -38,7 +38,7 @@ from service.api.scan_messages import (
     ScanHello,
     ShownType,
 )
-from service.settings import Settings
+from usqa.service.settings import Settings
 
 from ..service.conftest import frame_of_level, png_bytes
 from .conftest import WS_MESSAGE_LIMIT, Figures, ServiceUnderTest, cases, fuzz, unclear_reason
@@ -56,7 +56,7 @@ CLOSE_SERVER_ERROR = 1011
 GOOD_FRAME = png_bytes(frame_of_level(90, shape=(48, 64), seed=11))
 # Log lines that come from outside usqa's code, with the cause: counted and stated in the report, not
 # failed on. Empty: uvicorn's ERROR-with-traceback for a non-UTF-8 text frame (it closes with 1007, as
-# RFC 6455 says) is now a WARNING without traceback (service/api/log_redaction.py).
+# RFC 6455 says) is now a WARNING without traceback (usqa/service/api/log_redaction.py).
 KNOWN_LOG_GAPS: dict[str, str] = {}
 
 

@@ -17,7 +17,7 @@ from .conftest import error_body_problem, unclear_reason
         ("ValueError", False),
         ("KeyError: 'type'", False),
         ("Traceback (most recent call last):\n  File ...", False),
-        ("<service.frames.errors.FrameError object at 0x7f00>", False),
+        ("<usqa.service.frames.errors.FrameError object at 0x7f00>", False),
         ("x" * 5000, False),
         ("bad \x00 byte", False),
         (None, False),

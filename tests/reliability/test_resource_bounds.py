@@ -26,9 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from service.api.errors import BODY_TOO_LARGE
-from service.api.routes.datasets import UPLOAD_TOO_LARGE
-from service.api.scan_messages import CLOSE_NORMAL, CLOSE_TRY_AGAIN, MSG_SESSIONS_REASON
+from usqa.service.api.errors import BODY_TOO_LARGE
+from usqa.service.api.routes.datasets import UPLOAD_TOO_LARGE
+from usqa.service.api.scan_messages import CLOSE_NORMAL, CLOSE_TRY_AGAIN, MSG_SESSIONS_REASON
 
 from ..service.conftest import frame_of_level, jpeg_bytes
 from .conftest import (

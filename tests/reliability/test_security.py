@@ -36,18 +36,18 @@ from starlette.routing import BaseRoute, Mount
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from service.api import create_app
-from service.api.app import TOKEN_FOR_SCORING_WITHOUT_TOKEN
-from service.api.deps import require_control_token, require_records_token, require_scoring_token
-from service.api.errors import (
+from usqa.service.api import create_app
+from usqa.service.api.app import TOKEN_FOR_SCORING_WITHOUT_TOKEN
+from usqa.service.api.deps import require_control_token, require_records_token, require_scoring_token
+from usqa.service.api.errors import (
     CONTROL_DISABLED,
     TOKEN_INVALID,
     TOKEN_MISSING,
     TOKEN_REQUIRED_IN_PRODUCTION,
     ConfigurationError,
 )
-from service.api.scan_messages import CLOSE_POLICY, MSG_TOKEN_REASON
-from service.datasets.uploads import MSG_ESCAPES, MSG_LINK
+from usqa.service.api.scan_messages import CLOSE_POLICY, MSG_TOKEN_REASON
+from usqa.service.datasets.uploads import MSG_ESCAPES, MSG_LINK
 
 from ..service.conftest import MODEL_NAME, frame_of_level, make_settings, png_bytes
 from .conftest import (
@@ -800,7 +800,7 @@ def test_production_refuses_to_start_without_a_token(
     )
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "usqa.service.api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO_ROOT,
         env=environment,
         stdout=subprocess.PIPE,

@@ -31,11 +31,11 @@ import uvicorn
 from fastapi import FastAPI
 from onnx import TensorProto, helper, numpy_helper
 
-from service.frames import prepare_frame
-from service.inference.model import LoadedModel, load_model
-from service.inference.providers import plan_providers
-from service.registry import CHAMPION, Manifest, ModelRegistry, ScoreHistogram
-from service.settings import Settings
+from usqa.service.frames import prepare_frame
+from usqa.service.inference.model import LoadedModel, load_model
+from usqa.service.inference.providers import plan_providers
+from usqa.service.registry import CHAMPION, Manifest, ModelRegistry, ScoreHistogram
+from usqa.service.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The one switch (see the module docstring).
@@ -292,7 +292,7 @@ def serve(app: FastAPI, *, ws_max_size: int = 16 * 1024 * 1024) -> Iterator[Live
 @pytest.fixture
 def server(settings: Settings) -> Iterator[LiveServer]:
     """The app on the default test settings, served for real."""
-    from service.api import create_app
+    from usqa.service.api import create_app
 
     with serve(create_app(settings)) as live:
         yield live
@@ -301,7 +301,7 @@ def server(settings: Settings) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def shared_server(source_registry: Path) -> Iterator[LiveServer]:
     """One server of the served model per test module, for tests that only read: the registry never changes."""
-    from service.api import create_app
+    from usqa.service.api import create_app
 
     with serve(create_app(make_settings(source_registry))) as live:
         yield live
@@ -310,7 +310,7 @@ def shared_server(source_registry: Path) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def fixture_server(source_registry: Path) -> Iterator[LiveServer]:
     """One server of the fixture classifier per test module, for tests that check known values."""
-    from service.api import create_app
+    from usqa.service.api import create_app
 
     with serve(create_app(make_settings(source_registry, model_name=FIXTURE_MODEL_NAME))) as live:
         yield live

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.engine.base import Callback, Engine, Logs
+from usqa.trainer.engine.base import Callback, Engine, Logs
 
 
 class ScriptedEngine(Engine):

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pydicom.examples
 
-from service.frames import decode_bytes
-from service.inference.geometry import prepare_with_geometry, stack_pixels
-from service.inference.model import LoadedModel
-from service.inference.scoring import ScoredFrame, ScoringOptions, score_outputs
+from usqa.service.frames import decode_bytes
+from usqa.service.inference.geometry import prepare_with_geometry, stack_pixels
+from usqa.service.inference.model import LoadedModel
+from usqa.service.inference.scoring import ScoredFrame, ScoringOptions, score_outputs
 
 LIMITS = {"width": None, "height": None, "max_pixels": 1 << 24, "max_frames": 64}
 

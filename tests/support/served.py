@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from service.inference.model import LoadedModel, load_model
-from service.inference.providers import plan_providers
-from service.registry import ModelVersion
+from usqa.service.inference.model import LoadedModel, load_model
+from usqa.service.inference.providers import plan_providers
+from usqa.service.registry import ModelVersion
 
 
 def cpu_model(version: ModelVersion) -> LoadedModel:

@@ -1,6 +1,6 @@
 """The deployment's topology without Docker: a private redis-server, API processes, retraining workers.
 
-Every part is a real process started as an operator would (`usqa.local_stack`: `python -m service.api.cli
+Every part is a real process started as an operator would (`usqa.local_stack`: `python -m usqa.service.api.cli
 serve`, `python -m usqa worker`), configured only through `USQA_*` variables, talking over 127.0.0.1.
 """
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from service.simulator import write_dataset
+from usqa.service.simulator import write_dataset
 
 # Debug-sized networks gain nothing from a second thread, and on shared cores two threads can be 10x slower.
 torch.set_num_threads(1)

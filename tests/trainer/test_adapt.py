@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from contracts.adaptation import ModelRef, parse_model_ref
-from contracts.training import preset
-from service.registry import CHAMPION, ModelRegistry
-from service.simulator import write_dataset
-from trainer.adapt import (
+from usqa.cli import main
+from usqa.contracts.adaptation import ModelRef, parse_model_ref
+from usqa.contracts.training import preset
+from usqa.service.registry import CHAMPION, ModelRegistry
+from usqa.service.simulator import write_dataset
+from usqa.trainer.adapt import (
     ADAPT_FILE,
     AdaptError,
     AdaptOptions,
@@ -23,10 +24,9 @@ from trainer.adapt import (
     load_version_start,
     stratified_draw,
 )
-from trainer.export import ExportOptions, export_run
-from trainer.run import MODEL_FILE, build_networks, load_run, train
-from trainer.weights_file import WEIGHTS_FILE, read_weights
-from usqa.cli import main
+from usqa.trainer.export import ExportOptions, export_run
+from usqa.trainer.run import MODEL_FILE, build_networks, load_run, train
+from usqa.trainer.weights_file import WEIGHTS_FILE, read_weights
 
 NAME = "site"
 STEPS = 3

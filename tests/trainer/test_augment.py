@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from trainer.augment import UltrasoundAugment
+from usqa.trainer.augment import UltrasoundAugment
 
 
 def frames(n: int = 6, size: int = 32) -> torch.Tensor:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from contracts.training import ALGOS, REWARDS, BackboneConfig
-from trainer.cli import MSG_NO_DATA
-from trainer.data import MSG_NO_MASKS
-from trainer.networks import ResNetBackbone, seeded_init
 from usqa.cli import main
+from usqa.contracts.training import ALGOS, REWARDS, BackboneConfig
+from usqa.trainer.cli import MSG_NO_DATA
+from usqa.trainer.data import MSG_NO_MASKS
+from usqa.trainer.networks import ResNetBackbone, seeded_init
 
 RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "model.pt", "baseline.pt")
 

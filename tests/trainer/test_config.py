@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from contracts.training import PRESETS, TrainConfig, preset, read_config, write_config
+from usqa.contracts.training import PRESETS, TrainConfig, preset, read_config, write_config
 
 
 @pytest.mark.parametrize("name", PRESETS)

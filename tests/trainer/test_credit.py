@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, CreditConfig, preset
-from trainer.credit import (
+from usqa.contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, CreditConfig, preset
+from usqa.trainer.credit import (
     CreditLearner,
     clipped_policy_objective,
     frame_advantages,
     soft_frame_metric,
 )
-from trainer.evaluate import evaluate
-from trainer.networks import Controller, seeded_init
-from trainer.rewards import reward_weighted
-from trainer.run import CHECKPOINT_FILE, train
+from usqa.trainer.evaluate import evaluate
+from usqa.trainer.networks import Controller, seeded_init
+from usqa.trainer.rewards import reward_weighted
+from usqa.trainer.run import CHECKPOINT_FILE, train
 
 from .test_run import StopAfter
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from contracts.training import RecipeConfig, preset
-from trainer.data import BalancedSampler, BatchSampler, SplitTensors, train_sampler
+from usqa.contracts.training import RecipeConfig, preset
+from usqa.trainer.data import BalancedSampler, BatchSampler, SplitTensors, train_sampler
 
 
 def test_balanced_sampler_draws_classes_equally_often() -> None:

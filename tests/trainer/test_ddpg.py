@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, DDPGConfig
-from trainer.ddpg import DDPG, OrnsteinUhlenbeckNoise, ReplayBuffer, soft_update
-from trainer.networks import Controller
+from usqa.contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, DDPGConfig
+from usqa.trainer.ddpg import DDPG, OrnsteinUhlenbeckNoise, ReplayBuffer, soft_update
+from usqa.trainer.networks import Controller
 
 
 def test_ou_noise_follows_its_definition() -> None:

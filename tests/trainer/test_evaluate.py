@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from trainer.evaluate import (
+from usqa.trainer.evaluate import (
     HoldoutScores,
     bootstrap_curves,
     build_report,

@@ -7,10 +7,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from contracts.training import TrainConfig, preset
-from service.registry import CHAMPION, ModelRegistry
-from trainer.data import load_task_data
-from trainer.export import (
+from usqa.cli import main
+from usqa.contracts.training import TrainConfig, preset
+from usqa.service.registry import CHAMPION, ModelRegistry
+from usqa.trainer.data import load_task_data
+from usqa.trainer.export import (
     ExportError,
     ExportOptions,
     calibrate_thresholds,
@@ -18,8 +19,8 @@ from trainer.export import (
     onnx_outputs,
     score_histogram,
 )
-from trainer.run import DATA_RECORD_FILE, MODEL_FILE, load_run, record_data_dir, train
-from trainer.verdict import (
+from usqa.trainer.run import DATA_RECORD_FILE, MODEL_FILE, load_run, record_data_dir, train
+from usqa.trainer.verdict import (
     MSG_TRIVIAL_PREDICTOR,
     VERDICT_FILE,
     compute_verdict,
@@ -27,7 +28,6 @@ from trainer.verdict import (
     refusal,
     write_verdict,
 )
-from usqa.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +148,9 @@ def test_export_calibrates_the_display_scale_and_the_scope_check(
     classify_run: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
     """Issue #14 end to end on a real (debug) export: what the service judges out of scope, and drift."""
-    from service.live.drift import DriftMonitor, ood_reference, score_reference
     from tests.support.scope import cardiac_echo, judge, synthetic_frames
     from tests.support.served import cpu_model
+    from usqa.service.live.drift import DriftMonitor, ood_reference, score_reference
 
     registry = ModelRegistry(tmp_path / "reg")
     export_run(
@@ -196,7 +196,7 @@ def test_export_refuses_a_run_whose_controller_does_not_beat_chance(
     import json
     import shutil
 
-    from trainer.calibration import MSG_KAPPA
+    from usqa.trainer.calibration import MSG_KAPPA
 
     run = tmp_path / "run"
     shutil.copytree(classify_run, run)

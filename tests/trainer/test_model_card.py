@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from contracts.training import preset
-from service.registry import ModelRegistry
-from service.registry.card import CARD_JSON, CARD_MARKDOWN, NO_REPORT_NOTE, ModelCard, read_card
-from service.registry.card_render import max_kappa
-from service.simulator.dataset import SETTINGS_FILE
-from trainer.evaluate import REPORT_FILE, evaluate
-from trainer.export import ExportOptions, export_run
-from trainer.model_card import shown
-from trainer.run import train
+from usqa.contracts.training import preset
+from usqa.service.registry import ModelRegistry
+from usqa.service.registry.card import CARD_JSON, CARD_MARKDOWN, NO_REPORT_NOTE, ModelCard, read_card
+from usqa.service.registry.card_render import max_kappa
+from usqa.service.simulator.dataset import SETTINGS_FILE
+from usqa.trainer.evaluate import REPORT_FILE, evaluate
+from usqa.trainer.export import ExportOptions, export_run
+from usqa.trainer.model_card import shown
+from usqa.trainer.run import train
 
 
 @pytest.fixture(scope="module")

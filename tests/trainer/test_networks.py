@@ -7,8 +7,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from contracts.training import BackboneConfig, ControllerConfig, UNetConfig, preset
-from trainer.networks import Controller, FrameClassifier, UNet, build_predictor, load_backbone, seeded_init
+from usqa.contracts.training import BackboneConfig, ControllerConfig, UNetConfig, preset
+from usqa.trainer.networks import (
+    Controller,
+    FrameClassifier,
+    UNet,
+    build_predictor,
+    load_backbone,
+    seeded_init,
+)
 
 SMALL = BackboneConfig(widths=(4, 8))
 

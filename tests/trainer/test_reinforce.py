@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, ReinforceConfig
-from trainer.networks import Controller
-from trainer.reinforce import Reinforce, bernoulli_log_likelihood, returns_to_go
+from usqa.contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, ReinforceConfig
+from usqa.trainer.networks import Controller
+from usqa.trainer.reinforce import Reinforce, bernoulli_log_likelihood, returns_to_go
 
 
 def test_log_likelihood_matches_torch_bernoulli() -> None:

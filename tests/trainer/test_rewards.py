@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.rewards import (
+from usqa.trainer.rewards import (
     RewardBaseline,
     compute_reward,
     constraint_penalty,

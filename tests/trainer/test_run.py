@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from contracts.frames import FrameSpec
-from contracts.training import ALGOS, BackboneConfig, preset
-from trainer.data import load_task_data, reward_indices
-from trainer.engine.amenability import frame_metric, infer
-from trainer.engine.base import Callback, Engine, Logs
-from trainer.heating.backbone_io import load_backbone, read_backbone_meta, save_backbone
-from trainer.networks import FrameClassifier, seeded_init
-from trainer.run import (
+from usqa.contracts.frames import FrameSpec
+from usqa.contracts.training import ALGOS, BackboneConfig, preset
+from usqa.trainer.data import load_task_data, reward_indices
+from usqa.trainer.engine.amenability import frame_metric, infer
+from usqa.trainer.engine.base import Callback, Engine, Logs
+from usqa.trainer.heating.backbone_io import load_backbone, read_backbone_meta, save_backbone
+from usqa.trainer.networks import FrameClassifier, seeded_init
+from usqa.trainer.run import (
     CHECKPOINT_FILE,
     METRICS_FILE,
     RunError,

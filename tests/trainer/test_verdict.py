@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from contracts.training import preset
-from trainer.data import SplitTensors
-from trainer.engine.amenability import frame_metric
-from trainer.run import train
-from trainer.verdict import (
+from usqa.contracts.training import preset
+from usqa.trainer.data import SplitTensors
+from usqa.trainer.engine.amenability import frame_metric
+from usqa.trainer.run import train
+from usqa.trainer.verdict import (
     CONTROLLER_KAPPA,
     CONTROLLER_NO_SPREAD,
     MIN_MARGIN,

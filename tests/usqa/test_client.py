@@ -11,9 +11,9 @@ import httpx
 import numpy as np
 import pytest
 
-from service.api import create_app
-from service.live.pacing import ScanPacer
 from usqa.client import AsyncClient, Client, UsqaError
+from usqa.service.api import create_app
+from usqa.service.live.pacing import ScanPacer
 
 from ..service.conftest import LiveServer, frame_of_level, make_settings, png_bytes, serve
 

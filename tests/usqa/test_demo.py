@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from service.registry import CHAMPION, ModelRegistry
 from usqa.cli import main
 from usqa.local_stack import free_port
+from usqa.service.registry import CHAMPION, ModelRegistry
 
 pytestmark = pytest.mark.slow
 

@@ -9,14 +9,14 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from service.api import create_app
-from service.api.app import TOKEN_FOR_SCORING_WITHOUT_TOKEN, build_state
-from service.api.errors import NO_MODEL, TOKEN_MISSING, TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError
-from service.api.scan_messages import CLOSE_TRY_AGAIN, MSG_NO_MODEL_REASON
-from service.inference.batcher import MSG_QUEUE_FULL
-from service.inference.providers import ProviderError
-from service.registry.store import MSG_NO_MODEL
-from service.settings import Settings
+from usqa.service.api import create_app
+from usqa.service.api.app import TOKEN_FOR_SCORING_WITHOUT_TOKEN, build_state
+from usqa.service.api.errors import NO_MODEL, TOKEN_MISSING, TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError
+from usqa.service.api.scan_messages import CLOSE_TRY_AGAIN, MSG_NO_MODEL_REASON
+from usqa.service.inference.batcher import MSG_QUEUE_FULL
+from usqa.service.inference.providers import ProviderError
+from usqa.service.registry.store import MSG_NO_MODEL
+from usqa.service.settings import Settings
 
 from ..conftest import MODEL_NAME, build_fixture_registry, frame_of_level, make_settings, png_bytes, serve
 

@@ -9,11 +9,11 @@ import httpx
 import numpy as np
 import pytest
 
-from service.api import create_app
-from service.api.errors import BODY_TOO_LARGE, NO_FILE_PART
-from service.api.schemas import AssessResponse
-from service.frames import FrameSpec, prepare_frame
-from service.frames.errors import (
+from usqa.service.api import create_app
+from usqa.service.api.errors import BODY_TOO_LARGE, NO_FILE_PART
+from usqa.service.api.schemas import AssessResponse
+from usqa.service.frames import FrameSpec, prepare_frame
+from usqa.service.frames.errors import (
     CONTENT_MISMATCH,
     EMPTY_INPUT,
     FRAME_TOO_LARGE,
@@ -21,8 +21,8 @@ from service.frames.errors import (
     TOO_MANY_FRAMES,
     UNRECOGNISED_BYTES,
 )
-from service.inference.model import threshold_for
-from service.registry import ModelRegistry
+from usqa.service.inference.model import threshold_for
+from usqa.service.registry import ModelRegistry
 
 from ..conftest import (
     MODEL_NAME,

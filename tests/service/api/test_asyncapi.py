@@ -5,9 +5,9 @@ from typing import Any
 
 import httpx
 
-from service.api.asyncapi import ASYNCAPI_VERSION, CLIENT_MESSAGES, FRAME_MESSAGE
-from service.api.scan_messages import SERVER_MESSAGES
-from service.live.client import stream_frames
+from usqa.service.api.asyncapi import ASYNCAPI_VERSION, CLIENT_MESSAGES, FRAME_MESSAGE
+from usqa.service.api.scan_messages import SERVER_MESSAGES
+from usqa.service.live.client import stream_frames
 
 from ..conftest import LiveServer, frame_of_level
 

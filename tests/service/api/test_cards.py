@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.api import create_app
-from service.api.errors import TOKEN_MISSING
-from service.api.routes.cards import card_format
-from service.registry import ModelRegistry
-from service.registry.card import CARD_JSON, FROM_MANIFEST_NOTE, INTENDED_USE
-from service.registry.store import MSG_NO_MODEL, MSG_NO_VERSION, MSG_TAMPERED
+from usqa.service.api import create_app
+from usqa.service.api.errors import TOKEN_MISSING
+from usqa.service.api.routes.cards import card_format
+from usqa.service.registry import ModelRegistry
+from usqa.service.registry.card import CARD_JSON, FROM_MANIFEST_NOTE, INTENDED_USE
+from usqa.service.registry.store import MSG_NO_MODEL, MSG_NO_VERSION, MSG_TAMPERED
 
 from ..conftest import FIXTURE_MODEL_NAME, MODEL_NAME, make_settings, serve
 from ..registry.test_card import publish_with_card, report

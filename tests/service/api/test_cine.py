@@ -7,7 +7,7 @@ import cv2
 import httpx
 import numpy as np
 
-from service.api.schemas import CineFrames
+from usqa.service.api.schemas import CineFrames
 
 from ..conftest import LiveServer, dicom_bytes, frame_of_level, png_bytes
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.api.cli import register
 from usqa.cli import RUNTIME_COMMANDS
+from usqa.service.api.cli import register
 
 from ..conftest import MODEL_NAME, REPO_ROOT
 
@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 
 def test_serve_is_a_usqa_command() -> None:
-    assert "service.api.cli" in RUNTIME_COMMANDS
+    assert "usqa.service.api.cli" in RUNTIME_COMMANDS
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     args = parser.parse_args(["serve", "--host", "0.0.0.0", "--port", "9001", "--registry", "models"])

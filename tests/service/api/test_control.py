@@ -6,10 +6,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.api import create_app
-from service.api.errors import CONTROL_DISABLED, TOKEN_INVALID, TOKEN_MISSING
-from service.registry import CHAMPION, ModelRegistry
-from service.registry.store import MSG_NO_VERSION, MSG_TAMPERED
+from usqa.service.api import create_app
+from usqa.service.api.errors import CONTROL_DISABLED, TOKEN_INVALID, TOKEN_MISSING
+from usqa.service.registry import CHAMPION, ModelRegistry
+from usqa.service.registry.store import MSG_NO_VERSION, MSG_TAMPERED
 
 from ..conftest import MODEL_NAME, make_settings, republish, serve, served_version, tamper
 

@@ -1,4 +1,4 @@
-"""The modules of `service.api` import each other at the top of the file only, and never in a circle.
+"""The modules of `usqa.service.api` import each other at the top of the file only, and never in a circle.
 
 A function-local import is how a circle hides: the cycle is still there, only moved from import time to
 call time. Read from the source with `ast`, so a cycle fails here before it fails an import.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ..conftest import REPO_ROOT
 
-PACKAGE = "service.api"
-PACKAGE_DIR = REPO_ROOT / "service" / "api"
+PACKAGE = "usqa.service.api"
+PACKAGE_DIR = REPO_ROOT / "usqa" / "service" / "api"
 
 
 def module_name(path: Path) -> str:
@@ -24,7 +24,7 @@ MODULES = {module_name(path): path for path in sorted(PACKAGE_DIR.rglob("*.py"))
 
 
 def imported_modules(node: ast.Import | ast.ImportFrom, importer: str) -> list[str]:
-    """The `service.api` modules an import statement names (a `from package import module` names the module)."""
+    """The `usqa.service.api` modules an import statement names (a `from package import module` names the module)."""
     if isinstance(node, ast.Import):
         names = [alias.name for alias in node.names]
     else:
@@ -93,7 +93,7 @@ def test_no_module_imports_another_inside_a_function() -> None:
 
 def test_no_import_cycle() -> None:
     # Nested imports count: they move a circle from import time to call time, they do not remove it.
-    # Importing `service.api.x` runs the package's `__init__` first; that implicit edge is left out, as
+    # Importing `usqa.service.api.x` runs the package's `__init__` first; that implicit edge is left out, as
     # import-linter does, or every module would sit in one circle with the app the package exports.
     graph = {module: imports_of(module)[0] - {module} for module in MODULES}
     cycle = find_cycle(graph)
@@ -101,7 +101,7 @@ def test_no_import_cycle() -> None:
 
 
 def test_the_checks_see_a_function_local_import_and_a_cycle() -> None:
-    function = ast.parse("def f():\n    from service.api.deps import ServiceDep\n").body[0]
+    function = ast.parse("def f():\n    from usqa.service.api.deps import ServiceDep\n").body[0]
     assert isinstance(function, ast.FunctionDef) and isinstance(function.body[0], ast.ImportFrom)
     assert imported_modules(function.body[0], f"{PACKAGE}.errors") == [f"{PACKAGE}.deps"]
     assert imported_modules(ast.ImportFrom("routes", [ast.alias("scan")], 1), f"{PACKAGE}.app") == [

@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 from playwright.sync_api import Page
 
-from service.api import create_app
-from service.simulator.cine import simulate_cine
+from usqa.service.api import create_app
+from usqa.service.simulator.cine import simulate_cine
 
 from ..conftest import make_settings, serve
 from .live_browser import WAIT_MS, chromium, finished, open_page, scored_at_least

@@ -7,8 +7,8 @@ from typing import Any
 
 from playwright.sync_api import Browser
 
-from service.api import create_app
-from service.registry import ModelRegistry
+from usqa.service.api import create_app
+from usqa.service.registry import ModelRegistry
 
 from ..conftest import (
     MODEL_NAME,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from playwright.sync_api import Browser
 
-from service.registry import ModelRegistry
-from service.registry.card import CARD_JSON, FROM_MANIFEST_NOTE
+from usqa.service.registry import ModelRegistry
+from usqa.service.registry.card import CARD_JSON, FROM_MANIFEST_NOTE
 
 from ..conftest import MODEL_NAME, LiveServer, served_version
 from .live_browser import WAIT_MS

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from service.api import log_redaction
-from service.api.log_redaction import MASK, SecretRedactor, secrets_of
+from usqa.service.api import log_redaction
+from usqa.service.api.log_redaction import MASK, SecretRedactor, secrets_of
 
 
 def test_query_tokens_headers_and_secrets_are_masked() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 from websockets.sync.client import connect
 
-from service.api import create_app
-from service.api.schemas import ReadinessResponse
-from service.inference.calibration import MSG_UNCALIBRATED
-from service.inference.model import LoadedModel
+from usqa.service.api import create_app
+from usqa.service.api.schemas import ReadinessResponse
+from usqa.service.inference.calibration import MSG_UNCALIBRATED
+from usqa.service.inference.model import LoadedModel
 
 from ..conftest import (
     FIXTURE_MODEL_NAME,

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from fastapi import Request
 
-from service.api.errors import BODY_TOO_LARGE, MALFORMED_MULTIPART, NO_FILE_PART, ApiError
-from service.api.request_body import file_part, media_type_of, read_body
+from usqa.service.api.errors import BODY_TOO_LARGE, MALFORMED_MULTIPART, NO_FILE_PART, ApiError
+from usqa.service.api.request_body import file_part, media_type_of, read_body
 
 BOUNDARY = "usqa-boundary"
 MULTIPART_TYPE = f"multipart/form-data; boundary={BOUNDARY}"

@@ -10,8 +10,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from service.api import create_app
-from service.api.scan_messages import (
+from usqa.service.api import create_app
+from usqa.service.api.scan_messages import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
@@ -25,9 +25,9 @@ from service.api.scan_messages import (
     MSG_UNKNOWN_TYPE,
     SERVER_MESSAGES,
 )
-from service.frames.errors import CORRUPT_IMAGE
-from service.inference.model import LoadedModel
-from service.live.client import stream_frames
+from usqa.service.frames.errors import CORRUPT_IMAGE
+from usqa.service.inference.model import LoadedModel
+from usqa.service.live.client import stream_frames
 
 from ..conftest import (
     FIXTURE_MODEL_NAME,
@@ -227,7 +227,7 @@ def test_a_token_can_be_required_for_streams(registry_root: Path) -> None:
 
 def test_ten_seconds_of_the_simulated_cine_reach_good_on_the_shipped_model(shared_server: LiveServer) -> None:
     """Issue #14: a sonographer streaming the model's own anatomy sees `good`, not a session of ADJUST."""
-    from service.simulator.cine import simulate_cine
+    from usqa.service.simulator.cine import simulate_cine
 
     frames = [f.image for f in simulate_cine("transrectal_prostate", 300, seed=5)]
     verdicts: list[str] = []

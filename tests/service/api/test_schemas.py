@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
-from service.api.schemas import AssessResponse, PredictionOut, prediction_dict, prediction_out
-from service.inference.batcher import BatchTiming
-from service.inference.geometry import FrameGeometry
-from service.inference.model import LoadedModel
-from service.inference.predictions import Prediction, classify, segment
-from service.inference.scoring import ScoredBatch, ScoredFrame
-from service.inference.verdict import FrameSignal, FrameVerdict
+from usqa.service.api.schemas import AssessResponse, PredictionOut, prediction_dict, prediction_out
+from usqa.service.inference.batcher import BatchTiming
+from usqa.service.inference.geometry import FrameGeometry
+from usqa.service.inference.model import LoadedModel
+from usqa.service.inference.predictions import Prediction, classify, segment
+from usqa.service.inference.scoring import ScoredBatch, ScoredFrame
+from usqa.service.inference.verdict import FrameSignal, FrameVerdict
 
 GEOMETRY = FrameGeometry(source_width=64, source_height=64, crop=(0, 64, 0, 64), input_size=64)
 MASK = np.zeros((64, 64), dtype=np.float32)

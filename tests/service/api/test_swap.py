@@ -14,10 +14,10 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from service.api import create_app
-from service.registry import CHAMPION, ModelRegistry, RedisAnnouncer
-from service.registry.store import MSG_TAMPERED
-from service.settings import Settings
+from usqa.service.api import create_app
+from usqa.service.registry import CHAMPION, ModelRegistry, RedisAnnouncer
+from usqa.service.registry.store import MSG_TAMPERED
+from usqa.service.settings import Settings
 
 from ..conftest import (
     MODEL_NAME,

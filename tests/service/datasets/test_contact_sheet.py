@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from service.datasets.contact_sheet import CAPTION_HEIGHT, contact_sheet, write_png
+from usqa.service.datasets.contact_sheet import CAPTION_HEIGHT, contact_sheet, write_png
 
 
 def test_grid_shape_and_letterbox() -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import pydicom.examples
 import pytest
 
-from service.datasets import DatasetError, load_dataset
-from service.datasets import labels as L
-from service.frames import FrameSpec
+from usqa.service.datasets import DatasetError, load_dataset
+from usqa.service.datasets import labels as L
+from usqa.service.frames import FrameSpec
 
 from .conftest import WriteFolder
 
@@ -129,7 +129,7 @@ def test_arrays_go_through_the_shared_pipeline(write_folder: WriteFolder) -> Non
     assert arrays.masks is not None and arrays.masks.shape == (n, 32, 32) and arrays.masks.dtype == bool
     assert arrays.labels.dtype == np.int64 and arrays.amenable.dtype == np.int8
     record = dataset.split("train")[0]
-    from service.frames import prepare_frame
+    from usqa.service.frames import prepare_frame
 
     assert np.array_equal(arrays.images[0], prepare_frame(dataset.read_frame(record), spec))
     assert len(arrays.subjects) == len(arrays.frames) == n

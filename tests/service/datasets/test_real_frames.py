@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from contracts.frames import FrameSpec
-from service.datasets import load_dataset
-from service.datasets.real_frames import SOURCES, build, corrupt, pydicom_test_files, source_path
+from usqa.contracts.frames import FrameSpec
+from usqa.service.datasets import load_dataset
+from usqa.service.datasets.real_frames import SOURCES, build, corrupt, pydicom_test_files, source_path
 
 
 @pytest.fixture(scope="module")

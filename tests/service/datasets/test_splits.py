@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from service.datasets.splits import assign_splits
+from usqa.service.datasets.splits import assign_splits
 
 
 def test_every_subject_gets_one_split_and_all_splits_are_used() -> None:

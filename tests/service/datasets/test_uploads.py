@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from service.datasets import DatasetError
-from service.datasets.uploads import DatasetStore, UnknownDataset, UploadError
-from service.simulator import write_dataset
+from usqa.service.datasets import DatasetError
+from usqa.service.datasets.uploads import DatasetStore, UnknownDataset, UploadError
+from usqa.service.simulator import write_dataset
 
 LIMIT = 50 * 1024 * 1024
 

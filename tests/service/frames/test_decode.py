@@ -12,14 +12,14 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG2MPML
 
-from service.frames.decode import (
+from usqa.service.frames.decode import (
     decode_bytes,
     decode_image_bytes,
     decode_raw,
     iter_source_frames,
     read_frames,
 )
-from service.frames.errors import (
+from usqa.service.frames.errors import (
     CONTENT_MISMATCH,
     CORRUPT_DICOM,
     CORRUPT_HEADER,

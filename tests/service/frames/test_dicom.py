@@ -13,8 +13,13 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit
 
-from service.frames.dicom import decode_dicom, iter_dicom_frames
-from service.frames.errors import DICOM_UNDECODABLE, TOO_MANY_FRAMES, CorruptFrameError, TooManyFramesError
+from usqa.service.frames.dicom import decode_dicom, iter_dicom_frames
+from usqa.service.frames.errors import (
+    DICOM_UNDECODABLE,
+    TOO_MANY_FRAMES,
+    CorruptFrameError,
+    TooManyFramesError,
+)
 
 Build = Any  # the conftest `build` fixture (FrameBuilders)
 LIMITS: dict[str, int] = {"max_pixels": 4096 * 4096, "max_frames": 1000}

@@ -6,8 +6,8 @@ from typing import Any
 import cv2
 import pytest
 
-from service.frames.errors import CORRUPT_HEADER, CorruptFrameError
-from service.frames.headers import DeclaredSize, declared_size, jpeg_is_complete, sniff_format
+from usqa.service.frames.errors import CORRUPT_HEADER, CorruptFrameError
+from usqa.service.frames.headers import DeclaredSize, declared_size, jpeg_is_complete, sniff_format
 
 Build = Any  # the conftest `build` fixture (FrameBuilders); conftest cannot be imported for its type
 MakeBytes = Callable[[Build], bytes]

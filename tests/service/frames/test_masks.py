@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from service.frames import FrameSpec, prepare_frame, prepare_mask
+from usqa.service.frames import FrameSpec, prepare_frame, prepare_mask
 
 
 def test_mask_follows_the_frames_crop_and_letterbox() -> None:

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from contracts.frames import FrameSpec
-from service.frames.errors import EMPTY_IMAGE, UNSUPPORTED_ARRAY, EmptyFrameError, UnsupportedFormatError
-from service.frames.preprocess import (
+from usqa.contracts.frames import FrameSpec
+from usqa.service.frames.errors import EMPTY_IMAGE, UNSUPPORTED_ARRAY, EmptyFrameError, UnsupportedFormatError
+from usqa.service.frames.preprocess import (
     find_scan_region,
     letterbox,
     prepare_frame,

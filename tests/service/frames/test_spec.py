@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from contracts.frames import (
+from usqa.contracts.frames import (
     BAD_CROP,
     BAD_INTERPOLATION,
     BAD_SIZE,

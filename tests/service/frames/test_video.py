@@ -6,12 +6,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.frames.errors import (
+from usqa.service.frames.errors import (
     TOO_MANY_FRAMES,
     FrameTooLargeError,
     TooManyFramesError,
 )
-from service.frames.video import iter_video_frames, looks_like_video
+from usqa.service.frames.video import iter_video_frames, looks_like_video
 
 Build = Any  # the conftest `build` fixture (FrameBuilders)
 LEVELS = (20, 80, 140, 200, 250)

@@ -7,7 +7,7 @@ from typing import cast
 import numpy as np
 import pytest
 
-from service.inference.batcher import (
+from usqa.service.inference.batcher import (
     MSG_QUEUE_FULL,
     ArrayJob,
     InferenceJob,
@@ -15,7 +15,7 @@ from service.inference.batcher import (
     QueueFullError,
     QueueStoppedError,
 )
-from service.inference.model import LoadedModel, ModelOutputs
+from usqa.service.inference.model import LoadedModel, ModelOutputs
 
 WAIT_S = 5.0
 

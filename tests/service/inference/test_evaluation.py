@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.inference.evaluation import (
+from usqa.service.inference.evaluation import (
     EVAL_BATCH,
     evaluate,
     frame_accuracy,
@@ -18,7 +18,7 @@ from service.inference.evaluation import (
     rejected_mask,
     selective_metric,
 )
-from service.registry import CHAMPION, ModelRegistry
+from usqa.service.registry import CHAMPION, ModelRegistry
 
 from ..conftest import FIXTURE_MODEL_NAME, FRAME_SIZE, SEGMENT_MODEL_NAME, frame_of_level, reference_model
 
@@ -130,8 +130,8 @@ def test_evaluation_needs_frames_and_their_truth(source_registry: Path) -> None:
 
 def test_the_evaluation_needs_no_torch_trainer_or_scikit_learn() -> None:
     code = (
-        "import sys, service.inference.evaluation; "
-        "print(sorted({'torch', 'trainer', 'usqa', 'sklearn'} & set(sys.modules)))"
+        "import sys, usqa.service.inference.evaluation; "
+        "print(sorted({'torch', 'usqa.trainer', 'usqa.cli', 'sklearn'} & set(sys.modules)))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT, timeout=120

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.frames import FrameSpec, prepare_frame
-from service.inference.geometry import FrameGeometry, prepare_with_geometry, stack_pixels
+from usqa.service.frames import FrameSpec, prepare_frame
+from usqa.service.inference.geometry import FrameGeometry, prepare_with_geometry, stack_pixels
 
 
 def _capture() -> np.ndarray:

@@ -3,11 +3,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from service.inference.holder import ModelHolder, SwapOutcome
-from service.inference.model import LoadedModel
-from service.registry import CHAMPION, ModelRegistry, ModelVersion
-from service.registry.store import MSG_TAMPERED
 from tests.support.served import cpu_model
+from usqa.service.inference.holder import ModelHolder, SwapOutcome
+from usqa.service.inference.model import LoadedModel
+from usqa.service.registry import CHAMPION, ModelRegistry, ModelVersion
+from usqa.service.registry.store import MSG_TAMPERED
 
 from ..conftest import FIXTURE_MODEL_NAME, republish, tamper
 

@@ -7,15 +7,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from service.inference.model import (
+from usqa.service.inference.model import (
     MSG_NO_THRESHOLD,
     LoadedModel,
     ModelLoadError,
     load_model,
     threshold_for,
 )
-from service.inference.providers import plan_providers
-from service.registry import CHAMPION, ModelRegistry
+from usqa.service.inference.providers import plan_providers
+from usqa.service.registry import CHAMPION, ModelRegistry
 
 from ..conftest import (
     FIXTURE_MODEL_NAME,

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from service.inference.offline import CSV_COLUMNS, PLOT_NAME, PLOT_SIZE, score_source
 from usqa.cli import main
+from usqa.service.inference.offline import CSV_COLUMNS, PLOT_NAME, PLOT_SIZE, score_source
 
 from ..conftest import FIXTURE_MODEL_NAME, SEGMENT_MODEL_NAME, dicom_bytes, frame_of_level, make_settings
 

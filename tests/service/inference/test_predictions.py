@@ -5,8 +5,8 @@ import base64
 import cv2
 import numpy as np
 
-from service.inference.geometry import FrameGeometry
-from service.inference.predictions import classify, segment
+from usqa.service.inference.geometry import FrameGeometry
+from usqa.service.inference.predictions import classify, segment
 
 
 def test_classify_picks_the_most_probable_class() -> None:

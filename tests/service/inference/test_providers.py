@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from service.inference import providers as P
-from service.registry import ModelRegistry
+from usqa.service.inference import providers as P
+from usqa.service.registry import ModelRegistry
 
 from ..conftest import MODEL_NAME
 

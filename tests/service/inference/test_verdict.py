@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.frames import FrameSpec
-from service.inference.calibration import percentile_of, score_scale
-from service.inference.geometry import prepare_with_geometry
-from service.inference.verdict import (
+from usqa.service.frames import FrameSpec
+from usqa.service.inference.calibration import percentile_of, score_scale
+from usqa.service.inference.geometry import prepare_with_geometry
+from usqa.service.inference.verdict import (
     REASON_TEXT,
     REASONS,
     FrozenCounter,
@@ -17,7 +17,7 @@ from service.inference.verdict import (
     judge,
     measure_signal,
 )
-from service.registry import Calibration, Manifest
+from usqa.service.registry import Calibration, Manifest
 
 LIMITS = SignalLimits()
 

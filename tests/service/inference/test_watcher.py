@@ -6,9 +6,9 @@ from pathlib import Path
 
 import redis
 
-from service.inference.holder import ModelHolder
-from service.inference.watcher import RegistryWatcher
-from service.registry import CHAMPION, ModelRegistry, RedisAnnouncer
+from usqa.service.inference.holder import ModelHolder
+from usqa.service.inference.watcher import RegistryWatcher
+from usqa.service.registry import CHAMPION, ModelRegistry, RedisAnnouncer
 
 from ..conftest import FIXTURE_MODEL_NAME, republish
 from .test_holder import loader

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from contracts.training import ALGOS, REWARDS
-from service.jobs import JobRecords, JobSpec, SpecError, UnknownJob, resolve_config
-from service.jobs.queue import redact
-from service.jobs.records import new_job_id
+from usqa.contracts.training import ALGOS, REWARDS
+from usqa.service.jobs import JobRecords, JobSpec, SpecError, UnknownJob, resolve_config
+from usqa.service.jobs.queue import redact
+from usqa.service.jobs.records import new_job_id
 
 DATASET = "ds-0123456789abcdef"
 

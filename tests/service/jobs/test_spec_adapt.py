@@ -10,8 +10,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from service.api.app import create_app
-from service.jobs import JobSpec, SpecError, resolve_config
+from usqa.service.api.app import create_app
+from usqa.service.jobs import JobSpec, SpecError, resolve_config
 
 from ..conftest import make_settings, serve
 

@@ -5,9 +5,9 @@ import itertools
 import cv2
 import numpy as np
 
-from service.live.captures import Capture, CaptureKeeper, FrameBytes, frame_png
-from service.live.session_store import SessionRecord
-from service.live.sessions import ScanSessionStats
+from usqa.service.live.captures import Capture, CaptureKeeper, FrameBytes, frame_png
+from usqa.service.live.session_store import SessionRecord
+from usqa.service.live.sessions import ScanSessionStats
 
 from ..conftest import frame_of_level, png_bytes
 

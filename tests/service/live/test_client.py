@@ -7,9 +7,9 @@ from typing import Any
 import cv2
 import pytest
 
-from service.inference.model import LoadedModel
-from service.live.client import format_result, stream_frames
 from usqa.cli import main
+from usqa.service.inference.model import LoadedModel
+from usqa.service.live.client import format_result, stream_frames
 
 from ..conftest import MODEL_NAME, LiveServer, dicom_bytes, frame_of_level
 

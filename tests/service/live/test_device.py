@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from service.live.device import LatestFrameReader, crop_to_scan, open_device
-from service.simulator.cine import simulate_cine
 from usqa.cli import main
+from usqa.service.live.device import LatestFrameReader, crop_to_scan, open_device
+from usqa.service.simulator.cine import simulate_cine
 
 from ..conftest import LiveServer
 

@@ -5,13 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from service.live.drift import (
+from usqa.service.live.drift import (
     MIN_DRIFT_SAMPLES,
     DriftMonitor,
     ScoreHistogramCounter,
     population_stability_index,
 )
-from service.registry import ScoreHistogram
+from usqa.service.registry import ScoreHistogram
 
 REFERENCE = ScoreHistogram(edges=[0.0, 0.25, 0.5, 0.75, 1.0], counts=[10, 20, 30, 40])
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.inference.verdict import FrameVerdict
-from service.live.guidance import ADJUST, GOOD, NO_SIGNAL, OUT_OF_SCOPE, GuidanceConfig, GuidanceTracker
+from usqa.service.inference.verdict import FrameVerdict
+from usqa.service.live.guidance import ADJUST, GOOD, NO_SIGNAL, OUT_OF_SCOPE, GuidanceConfig, GuidanceTracker
 
 THRESHOLD = 0.5
 SIGNAL = FrameVerdict("adjust", "low_score")  # an in-scope frame: its display score decides

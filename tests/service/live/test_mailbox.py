@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from service.live.mailbox import LatestFrameSlot
+from usqa.service.live.mailbox import LatestFrameSlot
 
 
 def test_the_newest_frame_wins_and_the_displaced_one_is_reported() -> None:

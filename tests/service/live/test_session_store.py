@@ -3,10 +3,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.live.captures import FrameBytes
-from service.live.session_store import MAX_VERDICT_GAP_S, SessionRecord, SessionStore, summary_text
-from service.live.sessions import ScanSessionStats
-from service.live.verdicts import display_score_of, verdict_of
+from usqa.service.live.captures import FrameBytes
+from usqa.service.live.session_store import MAX_VERDICT_GAP_S, SessionRecord, SessionStore, summary_text
+from usqa.service.live.sessions import ScanSessionStats
+from usqa.service.live.verdicts import display_score_of, verdict_of
 
 from ..conftest import frame_of_level, png_bytes
 

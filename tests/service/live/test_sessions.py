@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from service.live.sessions import SUMMARY_EDGES, ScanSessionStats, SessionLimiter, percentiles_ms
-from service.registry import ScoreHistogram
+from usqa.service.live.sessions import SUMMARY_EDGES, ScanSessionStats, SessionLimiter, percentiles_ms
+from usqa.service.registry import ScoreHistogram
 
 REFERENCE = ScoreHistogram(edges=[0.0, 0.5, 1.0], counts=[50, 50])
 

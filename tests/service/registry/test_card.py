@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from service.registry import CHAMPION, IntegrityError, ModelRegistry, OodCalibration
-from service.registry.card import (
+from usqa.service.registry import CHAMPION, IntegrityError, ModelRegistry, OodCalibration
+from usqa.service.registry.card import (
     CARD_JSON,
     CARD_MARKDOWN,
     FROM_MANIFEST_NOTE,
@@ -18,8 +18,8 @@ from service.registry.card import (
     out_of_scope_of,
     read_card,
 )
-from service.registry.card_render import NO_EVALUATION, NO_OOD_CHECK, card_html, card_markdown
-from service.registry.store import MSG_TAMPERED
+from usqa.service.registry.card_render import NO_EVALUATION, NO_OOD_CHECK, card_html, card_markdown
+from usqa.service.registry.store import MSG_TAMPERED
 
 from ..conftest import FIXTURE_MODEL_NAME, fixture_manifest
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from service.registry import CHAMPION, ModelRegistry
 from usqa.cli import main
+from usqa.service.registry import CHAMPION, ModelRegistry
 
 from .test_store import make_manifest
 

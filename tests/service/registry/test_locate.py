@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.registry import CHAMPION, locate
-from service.settings import Settings
+from usqa.service.registry import CHAMPION, locate
+from usqa.service.settings import Settings
 
 REPO_MODELS = Path(__file__).resolve().parents[3] / "models"
 

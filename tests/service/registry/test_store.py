@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from service.registry import (
+from usqa.service.registry import (
     CHAMPION,
     REGISTRY_CHANNEL,
     Announcement,
@@ -20,7 +20,7 @@ from service.registry import (
     RedisAnnouncer,
     RegistryError,
 )
-from service.registry import store as S
+from usqa.service.registry import store as S
 
 
 def make_manifest(name: str = "prostate") -> Manifest:
@@ -86,7 +86,7 @@ def test_publish_killed_half_way_leaves_no_visible_version(tmp_path: Path, sourc
         f"""
         import os, shutil, signal
         from pathlib import Path
-        from service.registry import ModelRegistry
+        from usqa.service.registry import ModelRegistry
         from tests.service.registry.test_store import make_manifest
         real_copy = shutil.copyfile
         def copy_then_die(src, dst):

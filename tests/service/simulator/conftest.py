@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.simulator import SimulatedFrame, simulate_cine, write_dataset
-from service.simulator.presets import PRESET_NAMES, PRESETS
+from usqa.service.simulator import SimulatedFrame, simulate_cine, write_dataset
+from usqa.service.simulator.presets import PRESET_NAMES, PRESETS
 
 # Small but varied: every preset, every degradation kind several times, organ present and absent.
 SAMPLE_FRAMES_PER_PRESET = 100

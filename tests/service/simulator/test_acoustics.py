@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from service.simulator import SimulatedFrame
-from service.simulator.acoustics import (
+from usqa.service.simulator import SimulatedFrame
+from usqa.service.simulator.acoustics import (
     acquire,
     build_echogenicity,
     channel_visibility,
@@ -13,9 +13,9 @@ from service.simulator.acoustics import (
     organ_contrast_map,
     organ_screen_mask,
 )
-from service.simulator.cine import subject_sweep
-from service.simulator.ground_truth import VISIBLE
-from service.simulator.presets import PRESET_NAMES
+from usqa.service.simulator.cine import subject_sweep
+from usqa.service.simulator.ground_truth import VISIBLE
+from usqa.service.simulator.presets import PRESET_NAMES
 
 
 def test_complex_gaussian_gives_rayleigh_speckle() -> None:

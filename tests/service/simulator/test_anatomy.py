@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.simulator.anatomy import MIN_SECTION_SCALE, OrganSection, SubjectProfile, draw_subject
-from service.simulator.presets import PRESET_NAMES, PRESETS
-from service.simulator.scan import ScanConverter, scan_converter
+from usqa.service.simulator.anatomy import MIN_SECTION_SCALE, OrganSection, SubjectProfile, draw_subject
+from usqa.service.simulator.presets import PRESET_NAMES, PRESETS
+from usqa.service.simulator.scan import ScanConverter, scan_converter
 
 
 def _subject(preset: str, seed: int) -> tuple[SubjectProfile, ScanConverter]:

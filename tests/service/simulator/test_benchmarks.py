@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from service.simulator import simulate_cine
-from service.simulator.benchmarks import SETTINGS, get_setting
-from service.simulator.mixes import MIXES, STANDARD, get_mix
-from service.simulator.presets import HELD_OUT_PRESET_NAMES, PRESET_NAMES
+from usqa.service.simulator import simulate_cine
+from usqa.service.simulator.benchmarks import SETTINGS, get_setting
+from usqa.service.simulator.mixes import MIXES, STANDARD, get_mix
+from usqa.service.simulator.presets import HELD_OUT_PRESET_NAMES, PRESET_NAMES
 
 
 def _non_amenable_share(name: str, subjects: int = 8, frames: int = 30) -> float:

@@ -6,12 +6,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from service.simulator import DEGRADATION_KINDS, NO_DEGRADATION, SimulatedFrame, simulate_cine
-from service.simulator.anatomy import draw_subject
-from service.simulator.cine import plan_episodes, render_frame, subject_sweep
-from service.simulator.degradations import SEVERITY_RANGE
-from service.simulator.presets import PRESETS
-from service.simulator.scan import scan_converter
+from usqa.service.simulator import DEGRADATION_KINDS, NO_DEGRADATION, SimulatedFrame, simulate_cine
+from usqa.service.simulator.anatomy import draw_subject
+from usqa.service.simulator.cine import plan_episodes, render_frame, subject_sweep
+from usqa.service.simulator.degradations import SEVERITY_RANGE
+from usqa.service.simulator.presets import PRESETS
+from usqa.service.simulator.scan import scan_converter
 
 
 def test_frames_are_square_uint8_with_a_boolean_mask(sample_frames: list[SimulatedFrame]) -> None:

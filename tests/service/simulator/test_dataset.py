@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-import service.simulator.dataset as dataset_module
-from service.datasets import load_dataset
-from service.datasets.splits import assign_splits
-from service.simulator import NO_DEGRADATION, SimulationError, write_dataset
-from service.simulator.dataset import COLUMNS, LABELS_FILE, frames_per_subject
+import usqa.service.simulator.dataset as dataset_module
+from usqa.service.datasets import load_dataset
+from usqa.service.datasets.splits import assign_splits
+from usqa.service.simulator import NO_DEGRADATION, SimulationError, write_dataset
+from usqa.service.simulator.dataset import COLUMNS, LABELS_FILE, frames_per_subject
 
 
 def _rows(root: Path) -> list[dict[str, str]]:

@@ -3,12 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.simulator.acoustics import (
+from usqa.service.simulator.acoustics import (
     build_echogenicity,
     channel_visibility,
     organ_contrast_map,
 )
-from service.simulator.cine import (
+from usqa.service.simulator.cine import (
     Episode,
     SimulatedFrame,
     SubjectSweep,
@@ -16,14 +16,14 @@ from service.simulator.cine import (
     render_frame,
     subject_sweep,
 )
-from service.simulator.degradations import (
+from usqa.service.simulator.degradations import (
     DEGRADATION_KINDS,
     DEGRADATIONS,
     acoustic_shadow,
     cast_shadow,
     motion_kernel,
 )
-from service.simulator.ground_truth import VISIBLE, Amenability, judge_amenability
+from usqa.service.simulator.ground_truth import VISIBLE, Amenability, judge_amenability
 
 
 def _sweep(preset: str = "transrectal_prostate", seed: int = 2) -> SubjectSweep:

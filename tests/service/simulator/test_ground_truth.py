@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.simulator.ground_truth import (
+from usqa.service.simulator.ground_truth import (
     MIN_ORGAN_CONTRAST_DB,
     SEGMENT_MAX_BLUR_TO_RADIUS,
     OrganOutline,

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.simulator.cine import Episode, render_frame, subject_sweep
-from service.simulator.overlays import RESULTS_BOX_FROM, burn_in_overlays
-from service.simulator.state import FrameState
+from usqa.service.simulator.cine import Episode, render_frame, subject_sweep
+from usqa.service.simulator.overlays import RESULTS_BOX_FROM, burn_in_overlays
+from usqa.service.simulator.state import FrameState
 
 
 def _state(preset: str = "linear_thyroid") -> tuple[FrameState, np.ndarray]:

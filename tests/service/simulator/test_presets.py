@@ -6,15 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from service.simulator import SimulatedFrame
-from service.simulator.presets import (
+from usqa.service.simulator import SimulatedFrame
+from usqa.service.simulator.presets import (
     ALL_PRESETS,
     PRESET_NAMES,
     PRESETS,
     get_preset,
     preset_for_subject,
 )
-from service.simulator.scan import scan_converter
+from usqa.service.simulator.scan import scan_converter
 
 
 def test_presets_cover_the_three_clinical_settings() -> None:

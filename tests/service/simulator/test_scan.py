@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.simulator import SimulatedFrame
-from service.simulator.presets import PRESETS, ProbeGeometry
-from service.simulator.scan import scan_converter
+from usqa.service.simulator import SimulatedFrame
+from usqa.service.simulator.presets import PRESETS, ProbeGeometry
+from usqa.service.simulator.scan import scan_converter
 
 
 def test_scan_converter_is_built_once_per_probe_and_size() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from service.simulator.stats import ALL_FRAMES, count_by_kind, main, markdown_table
+from usqa.service.simulator.stats import ALL_FRAMES, count_by_kind, main, markdown_table
 
 
 def test_counts_follow_the_labels(small_dataset: Path) -> None:

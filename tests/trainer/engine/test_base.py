@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.support.engines import ScriptedEngine
-from trainer.engine.base import Callback, Engine, Logs
+from usqa.trainer.engine.base import Callback, Engine, Logs
 
 
 class Recorder(Callback):

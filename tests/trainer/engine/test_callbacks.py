@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from tests.support.engines import ScriptedEngine
-from trainer.engine.base import Engine
-from trainer.engine.callbacks import (
+from usqa.trainer.engine.base import Engine
+from usqa.trainer.engine.callbacks import (
     BestModel,
     Checkpointer,
     History,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.engine.device import DeviceError, resolve_device
+from usqa.trainer.engine.device import DeviceError, resolve_device
 
 
 def test_cpu_and_auto() -> None:

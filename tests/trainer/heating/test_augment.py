@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from trainer.heating.augment import CutMix, RandAugment, _equalize
+from usqa.trainer.heating.augment import CutMix, RandAugment, _equalize
 
 
 def _batch(n: int = 6, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,17 +6,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from contracts.training import BackboneConfig
-from contracts.training import preset as rl_preset
-from trainer.heating.backbone_io import (
+from usqa.contracts.training import BackboneConfig
+from usqa.contracts.training import preset as rl_preset
+from usqa.trainer.heating.backbone_io import (
     BackboneFileError,
     load_backbone,
     load_head,
     read_backbone_meta,
     save_backbone,
 )
-from trainer.networks import Controller, FrameClassifier, seeded_init
-from trainer.networks import load_backbone as init_backbone
+from usqa.trainer.networks import Controller, FrameClassifier, seeded_init
+from usqa.trainer.networks import load_backbone as init_backbone
 
 SMALL = BackboneConfig(widths=(4, 8))
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from contracts.training import preset as rl_preset
-from contracts.training import read_config_dict, write_config
-from trainer.heating.config import (
+from usqa.contracts.training import preset as rl_preset
+from usqa.contracts.training import read_config_dict, write_config
+from usqa.trainer.heating.config import (
     PRESETS,
     FinetuneConfig,
     HeatConfig,

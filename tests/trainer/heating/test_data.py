@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.heating.config import heat_preset
-from trainer.heating.data import ClassData, HeatDataError, evaluation_subset, load_class_data
+from usqa.trainer.heating.config import heat_preset
+from usqa.trainer.heating.data import ClassData, HeatDataError, evaluation_subset, load_class_data
 
 DEBUG = heat_preset("debug")
 

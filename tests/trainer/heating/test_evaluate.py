@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.heating.evaluate import METRICS, classification_metrics, predict_proba
+from usqa.trainer.heating.evaluate import METRICS, classification_metrics, predict_proba
 
 
 def test_perfect_and_uniform_predictions() -> None:

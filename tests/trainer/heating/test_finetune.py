@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from contracts.frames import FrameSpec
-from trainer.heating.config import finetune_preset, heat_preset
-from trainer.heating.data import ClassData, load_class_data
-from trainer.heating.finetune import build_finetune_engine, finetune
-from trainer.heating.heat import heat
+from usqa.contracts.frames import FrameSpec
+from usqa.trainer.heating.config import finetune_preset, heat_preset
+from usqa.trainer.heating.data import ClassData, load_class_data
+from usqa.trainer.heating.finetune import build_finetune_engine, finetune
+from usqa.trainer.heating.heat import heat
 
 DEBUG = heat_preset("debug")
 

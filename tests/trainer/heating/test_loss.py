@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from trainer.heating.loss import MovingAverageBaseline, heating_loss, mask_log_likelihood
+from usqa.trainer.heating.loss import MovingAverageBaseline, heating_loss, mask_log_likelihood
 
 
 def test_eq8_on_a_small_case() -> None:

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from trainer.heating.config import MaskConfig, scaled_blur
-from trainer.heating.masks import (
+from usqa.trainer.heating.config import MaskConfig, scaled_blur
+from usqa.trainer.heating.masks import (
     NOISE_EPS,
     NoiseMaskSampler,
     apply_mask,
@@ -17,7 +17,7 @@ from trainer.heating.masks import (
     gaussian_kernel1d,
     upsample_noise,
 )
-from trainer.networks import PixelScaling
+from usqa.trainer.networks import PixelScaling
 
 
 def _params(n: int, cells: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import torch
 
-from contracts.training import BackboneConfig
-from trainer.heating.config import PolicyConfig
-from trainer.heating.policy import NoisePolicy
-from trainer.networks import seeded_init
+from usqa.contracts.training import BackboneConfig
+from usqa.trainer.heating.config import PolicyConfig
+from usqa.trainer.heating.policy import NoisePolicy
+from usqa.trainer.networks import seeded_init
 
 CONFIG = PolicyConfig(
     backbone=BackboneConfig(widths=(4, 4, 8, 8)), hidden_layers=1, tau_image=0.9, tau_dataset=0.99

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from contracts.training import preset
-from service.datasets.uploads import DatasetStore
-from service.jobs.records import new_job_id
-from service.jobs.spec import JobSpec
-from service.registry import CHAMPION, ModelRegistry
-from service.simulator import write_dataset
-from trainer.export import ExportOptions, export_run
-from trainer.jobs.retrain import JobRefused, run_job
-from trainer.run import train
+from usqa.contracts.training import preset
+from usqa.service.datasets.uploads import DatasetStore
+from usqa.service.jobs.records import new_job_id
+from usqa.service.jobs.spec import JobSpec
+from usqa.service.registry import CHAMPION, ModelRegistry
+from usqa.service.simulator import write_dataset
+from usqa.trainer.export import ExportOptions, export_run
+from usqa.trainer.jobs.retrain import JobRefused, run_job
+from usqa.trainer.run import train
 
 from ...service.conftest import make_settings
 

@@ -18,11 +18,11 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from service.datasets.uploads import DatasetStore
-from service.registry import CHAMPION, ModelRegistry
-from service.settings import Settings
-from trainer.jobs.promotion import decide
-from trainer.verdict import MSG_REFUSED, TRIVIAL_PREDICTOR
+from usqa.service.datasets.uploads import DatasetStore
+from usqa.service.registry import CHAMPION, ModelRegistry
+from usqa.service.settings import Settings
+from usqa.trainer.jobs.promotion import decide
+from usqa.trainer.verdict import MSG_REFUSED, TRIVIAL_PREDICTOR
 
 from ...service.conftest import (
     FRAME_SIZE,

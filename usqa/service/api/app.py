@@ -1,0 +1,189 @@
+"""The app factory: `create_app(settings)`; the lifespan loads and warms the champion before /readyz is ready."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from usqa.contracts.version import __version__
+from usqa.service.api import log_redaction
+from usqa.service.api.error_handlers import install_handlers
+from usqa.service.api.errors import TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError
+from usqa.service.api.metrics import ServiceMetrics
+from usqa.service.api.openapi_errors import document_error_shape
+from usqa.service.api.routes import (
+    assess,
+    cards,
+    control,
+    datasets,
+    docs,
+    jobs,
+    live,
+    ops,
+    protocol,
+    scan,
+    sessions,
+)
+from usqa.service.api.routes.live import STATIC_DIR
+from usqa.service.api.state import ServiceState
+from usqa.service.inference.batcher import InferenceQueue
+from usqa.service.inference.holder import ModelHolder
+from usqa.service.inference.model import LoadedModel, load_model
+from usqa.service.inference.providers import ProviderPlan, ThreadPlan, plan_providers, plan_threads
+from usqa.service.inference.scoring import FrameScorer
+from usqa.service.inference.verdict import signal_limits
+from usqa.service.inference.watcher import RegistryWatcher
+from usqa.service.jobs import JobClient
+from usqa.service.live.session_store import SessionStore
+from usqa.service.live.sessions import SessionLimiter
+from usqa.service.registry import ModelVersion, open_registry
+from usqa.service.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# Start-up waits this long for the Redis subscription, so an announcement right after /readyz is heard.
+ANNOUNCEMENT_WAIT_S = 3.0
+TOKEN_FOR_SCORING_WITHOUT_TOKEN = "USQA_REQUIRE_TOKEN_FOR_SCORING is set but USQA_API_TOKEN is empty"
+
+
+def check_settings(settings: Settings) -> None:
+    """Unsafe combinations fail at start-up, loudly."""
+    if settings.environment == "production" and not settings.api_token:
+        raise ConfigurationError(TOKEN_REQUIRED_IN_PRODUCTION)
+    if settings.require_token_for_scoring and not settings.api_token:
+        raise ConfigurationError(TOKEN_FOR_SCORING_WITHOUT_TOKEN)
+
+
+def _load(
+    version: ModelVersion, *, settings: Settings, providers: ProviderPlan, threads: ThreadPlan
+) -> LoadedModel:
+    return load_model(
+        version,
+        target_rejection=settings.target_rejection,
+        providers=providers,
+        intra_op_threads=threads.intra_op_threads,
+        warmup_runs=settings.warmup_runs,
+        warmup_batch=settings.max_batch_frames,
+    )
+
+
+def build_state(settings: Settings) -> ServiceState:
+    providers = plan_providers(settings.providers, settings.require_provider)
+    threads = plan_threads(settings.inference_workers, settings.intra_op_threads)
+    log.info(
+        "execution providers in order %s (offered: %s); %d inference workers x %d intra-op threads",
+        list(providers.order),
+        list(providers.available),
+        threads.workers,
+        threads.intra_op_threads,
+    )
+    metrics = ServiceMetrics()
+    registry = open_registry(settings)
+    holder = ModelHolder(
+        registry,
+        settings.model_name,
+        settings.model_alias,
+        partial(_load, settings=settings, providers=providers, threads=threads),
+    )
+    queue = InferenceQueue(
+        workers=threads.workers,
+        max_batch_frames=settings.max_batch_frames,
+        max_pending=settings.max_pending_requests,
+        retry_after_s=settings.retry_after_s,
+        on_batch=partial(_observe_batch, metrics),
+    )
+    state = ServiceState(
+        settings=settings,
+        metrics=metrics,
+        providers=providers,
+        threads=threads,
+        holder=holder,
+        queue=queue,
+        scorer=FrameScorer(
+            queue,
+            max_pixels=settings.max_frame_pixels,
+            max_frames=settings.max_frames_per_input,
+            limits=signal_limits(settings),
+        ),
+        sessions=SessionLimiter(settings.max_scan_sessions),
+        records=SessionStore(
+            settings.max_stored_sessions, settings.session_store_bytes, settings.sessions_dir
+        ),
+        jobs=JobClient(settings) if settings.broker else None,
+    )
+    metrics.track_pending(lambda: queue.pending)
+    metrics.track_drift(state.drift_now, state.ood_drift_now)
+    holder.subscribe(state.on_model_event)
+    return state
+
+
+def _observe_batch(metrics: ServiceMetrics, model: LoadedModel, frames: int, seconds: float) -> None:
+    labels = (model.name, str(model.number))  # once per batch, from a worker thread
+    metrics.exec_count.labels(*labels).inc()
+    metrics.inference_count.labels(*labels).inc(frames)
+    metrics.compute_duration.labels(*labels).observe(seconds)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    state = build_state(settings)
+    app.state.service = state
+    state.queue.start()
+    try:
+        outcome = await state.holder.refresh("startup")
+        if outcome.status == "failed":
+            log.error("starting without a model (%s); the registry is polled until one loads", outcome.reason)
+        state.watcher = RegistryWatcher(
+            state.holder,
+            redis_url=settings.redis_url,
+            poll_s=settings.registry_poll_s,
+            channel=settings.registry_channel,
+        )
+        state.watcher.start()
+        if settings.redis_url and not await state.watcher.wait_subscribed(ANNOUNCEMENT_WAIT_S):
+            log.warning(
+                "registry announcements unavailable for now; polling every %.0f s", settings.registry_poll_s
+            )
+        state.ready = True
+        yield
+    finally:
+        state.ready = False
+        if state.watcher is not None:
+            await state.watcher.stop()
+        state.queue.stop()
+        if state.jobs is not None:
+            state.jobs.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The usqa API; `settings` defaults to the environment's (`USQA_*`)."""
+    settings = settings or get_settings()
+    check_settings(settings)
+    log_redaction.install(
+        log_redaction.secrets_of(
+            settings.api_token, (settings.redis_url, settings.broker_url, settings.result_backend)
+        )
+    )
+    app = FastAPI(
+        title="usqa",
+        version=__version__,
+        summary="Real-time ultrasound frame quality: task-amenability scores per frame",
+        lifespan=lifespan,
+        # Served by routes.docs from installed assets instead of FastAPI's CDN-loading pages.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_handlers(app)
+    document_error_shape(app)
+    for module in (assess, scan, ops, control, cards, datasets, jobs, live, sessions, protocol, docs):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(docs.ASSETS_PATH, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")
+    return app

@@ -1,0 +1,107 @@
+"""Control endpoints (bearer token): promote and roll back the served model's aliases, then swap here.
+
+The registry announces the change on Redis for every other instance; this instance swaps at once and says
+how the swap went in the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter
+
+from usqa.service.api.deps import ControlAuth, ServiceDep
+from usqa.service.api.errors import ApiError
+from usqa.service.api.schemas import (
+    ControlResponse,
+    ErrorResponse,
+    ModelVersions,
+    PromoteRequest,
+    RollbackRequest,
+)
+from usqa.service.api.state import ServiceState, swap_report
+from usqa.service.registry import IntegrityError, ModelRegistry, RedisAnnouncer, RegistryError, open_registry
+
+router = APIRouter(prefix="/models", tags=["control"], dependencies=[ControlAuth])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Bearer token missing or wrong"},
+    403: {"model": ErrorResponse, "description": "No API token configured: control endpoints are disabled"},
+    404: {"model": ErrorResponse, "description": "No such model, version or alias"},
+    409: {
+        "model": ErrorResponse,
+        "description": "Refused: tampered or corrupt files, or nothing to roll back to",
+    },
+}
+
+
+def _registry(service: ServiceState) -> ModelRegistry:
+    settings = service.settings
+    announcer = (
+        RedisAnnouncer(settings.redis_url, channel=settings.registry_channel) if settings.redis_url else None
+    )
+    return open_registry(settings, announcer)
+
+
+async def _after_alias_move(service: ServiceState, name: str, alias: str, version: int) -> ControlResponse:
+    swap = None
+    if name == service.holder.name and alias == service.holder.alias:
+        swap = swap_report(await service.holder.refresh("control"))
+    current = service.holder.current
+    return ControlResponse(
+        name=name,
+        alias=alias,
+        version=version,
+        served_version=None if current is None else current.number,
+        swap=swap,
+    )
+
+
+def _refused(exc: RegistryError, *, missing_status: int = 404) -> ApiError:
+    if isinstance(exc, IntegrityError):
+        return ApiError(409, "integrity_error", str(exc))
+    return ApiError(missing_status, "not_found" if missing_status == 404 else "conflict", str(exc))
+
+
+async def _move_alias(
+    service: ServiceState, move: Callable[[ModelRegistry], int], missing_status: int
+) -> int:
+    registry = _registry(service)
+    try:
+        return await asyncio.to_thread(move, registry)
+    except RegistryError as exc:
+        raise _refused(exc, missing_status=missing_status) from exc
+    finally:
+        if isinstance(registry.announcer, RedisAnnouncer):
+            registry.announcer.close()
+
+
+@router.post("/{name}/promote", response_model=ControlResponse, responses=ERRORS)
+async def promote(name: str, body: PromoteRequest, service: ServiceDep) -> ControlResponse:
+    version = await _move_alias(service, lambda r: r.promote(name, body.ref, body.alias), 404)
+    return await _after_alias_move(service, name, body.alias, version)
+
+
+@router.post("/{name}/rollback", response_model=ControlResponse, responses=ERRORS)
+async def rollback(name: str, body: RollbackRequest, service: ServiceDep) -> ControlResponse:
+    version = await _move_alias(service, lambda r: r.rollback(name, body.alias), 409)
+    return await _after_alias_move(service, name, body.alias, version)
+
+
+@router.get("/{name}", response_model=ModelVersions, responses=ERRORS)
+async def versions(name: str, service: ServiceDep) -> ModelVersions:
+    registry = open_registry(service.settings)
+    try:
+        numbers = await asyncio.to_thread(registry.versions, name)
+        aliases = await asyncio.to_thread(registry.aliases, name)
+    except RegistryError as exc:
+        raise _refused(exc) from exc
+    current = service.holder.current
+    return ModelVersions(
+        name=name,
+        versions=numbers,
+        aliases=aliases.current,
+        served_version=current.number if current is not None and current.name == name else None,
+    )

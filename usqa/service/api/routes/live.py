@@ -1,0 +1,70 @@
+"""The live page at / and the cines it plays (the built-in demo, or an uploaded DICOM or video)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+
+from usqa.service.api.cine import demo_cine, unpack_cine
+from usqa.service.api.deps import ScoringAuth, ServiceDep
+from usqa.service.api.errors import from_frame_error
+from usqa.service.api.request_body import MULTIPART, file_part, media_type_of, read_body
+from usqa.service.api.routes.assess import ERRORS
+from usqa.service.api.schemas import CineFrames
+from usqa.service.frames import FrameError
+
+router = APIRouter(tags=["live page"])
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+# Demo cines are a pure function of (preset, frames): the last few are kept (each is up to a few MB, and
+# the length is the client's choice, so the cache must not grow with every length asked for).
+DEMO_CACHE: OrderedDict[tuple[str, int], CineFrames] = OrderedDict()
+DEMO_CACHE_ENTRIES = 4
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@router.get("/cine/demo", response_model=CineFrames, dependencies=[ScoringAuth])
+async def demo(service: ServiceDep, frames: Annotated[int | None, Query(gt=0, le=2000)] = None) -> CineFrames:
+    """The built-in simulated cine (rendered once per length, then cached)."""
+    key = (service.settings.demo_preset, frames or service.settings.demo_frames)
+    if key in DEMO_CACHE:
+        DEMO_CACHE.move_to_end(key)
+        return DEMO_CACHE[key]
+    cine = await asyncio.to_thread(demo_cine, *key)
+    DEMO_CACHE[key] = cine
+    while len(DEMO_CACHE) > DEMO_CACHE_ENTRIES:
+        DEMO_CACHE.popitem(last=False)
+    return cine
+
+
+@router.post(
+    "/cine/frames",
+    response_model=CineFrames,
+    dependencies=[ScoringAuth],
+    responses={k: v for k, v in ERRORS.items() if k not in (429, 503)},
+)
+async def unpack(request: Request, service: ServiceDep, name: str = "upload") -> CineFrames:
+    """A DICOM cine, video or image (raw body or multipart `file`) as PNG frames for the page to play."""
+    settings = service.settings
+    body = await read_body(request, settings.max_body_bytes)
+    if media_type_of(request.headers.get("content-type")) == MULTIPART:
+        body, _ = await file_part(request, body)
+    try:
+        return await asyncio.to_thread(
+            unpack_cine,
+            body,
+            name,
+            max_pixels=settings.max_frame_pixels,
+            max_frames=settings.max_frames_per_input,
+        )
+    except FrameError as exc:
+        raise from_frame_error(exc) from exc

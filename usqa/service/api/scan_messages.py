@@ -1,0 +1,302 @@
+"""The /ws/scan protocol: every JSON message, as a schema and its builder (docs/service.md shows them in order).
+
+Client -> server: binary messages are frames; text messages are `ScanHello` (declare the frame format) or
+`ScanEnd` (finish: the server scores the pending frame, sends the summary and closes with 1000).
+Server -> client: `ScanReady` once, `ScanConfigured` after each hello, `ScanResult` per scored frame,
+`ScanError` for a frame or message it could not use, `ModelSwap` when a new version takes over, and
+`ScanSummary` last.
+
+Messages sent per frame (`result_message`, `error_message`) are built as plain dicts, without pydantic: a
+stream sends one per frame within its frame budget. The tests check each builder against its schema. The
+summary is `ScanSessionStats.summary()` (usqa/service/live/sessions.py), the session's own statistics.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from usqa.service.api.schemas import ModelRef, PredictionOut, milliseconds, prediction_dict, rounded
+from usqa.service.frames.dicom_uids import UID_MAX_LENGTH, UID_PATTERN
+from usqa.service.inference.batcher import BatchTiming
+from usqa.service.inference.model import LoadedModel
+from usqa.service.inference.scoring import MSG_ONE_FRAME_PER_MESSAGE, ScoredFrame
+from usqa.service.inference.verdict import Reason
+from usqa.service.live.guidance import GuidanceConfig, GuidanceState, GuidanceUpdate
+
+PROTOCOL_VERSION = 1
+
+# Close codes (RFC 6455 and the IANA registry).
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008  # bearer token missing or wrong
+CLOSE_TOO_BIG = 1009  # a message over USQA_MAX_WS_MESSAGE_BYTES
+CLOSE_SERVER_ERROR = 1011
+CLOSE_TRY_AGAIN = 1013  # session limit reached, or no model loaded yet
+
+# Messages clients see (close reasons must fit in 123 bytes).
+MSG_BAD_JSON = "text messages must be JSON objects with a 'type' ('hello' or 'end')"
+MSG_UNKNOWN_TYPE = "unknown message type {type!r}; expected 'hello' or 'end'"
+MSG_BAD_HELLO = "invalid hello: {reason}"
+MSG_MULTI_FRAME = MSG_ONE_FRAME_PER_MESSAGE
+MSG_TOO_BIG = "message of {size} bytes exceeds the limit of {limit} bytes"
+MSG_TOO_BIG_REASON = "message too big"
+MSG_NO_MODEL_REASON = "no model loaded yet; try again later"
+MSG_TOKEN_REASON = "missing or invalid bearer token"
+MSG_SESSIONS_REASON = "too many scan sessions; try again later"
+MSG_FRAME_INTERNAL_ERROR = "internal error while scoring this frame"
+# A client's unknown `type` is echoed in the error, cut short: it may be a megabyte string or nested lists.
+SHOWN_TYPE_CHARS = 40
+_TYPE_REPR = reprlib.Repr()
+_TYPE_REPR.maxlevel, _TYPE_REPR.maxstring, _TYPE_REPR.maxother = 2, SHOWN_TYPE_CHARS, SHOWN_TYPE_CHARS
+_TYPE_REPR.maxlist = _TYPE_REPR.maxdict = 3
+
+FrameFormat = Literal["encoded", "raw"]
+# DICOM instances one hello may name (a folder of files streams several; the session keeps the first 64).
+MAX_HELLO_DICOM = 64
+DicomUid = Annotated[str, Field(max_length=UID_MAX_LENGTH, pattern=UID_PATTERN.pattern)]
+
+
+class DicomInstance(BaseModel):
+    """A DICOM instance the stream's frames come from: the session report names it."""
+
+    study_instance_uid: DicomUid
+    series_instance_uid: DicomUid
+    sop_instance_uid: DicomUid
+
+
+class ScanHello(BaseModel):
+    """Client hello: `encoded` frames (PNG, JPEG, BMP, TIFF or DICOM, sniffed) or `raw` 8-bit grayscale;
+    `dicom` names the DICOM instances the frames were decoded from, when the client read them from DICOM."""
+
+    type: Literal["hello"] = "hello"
+    format: FrameFormat = "encoded"
+    width: int | None = Field(default=None, gt=0)
+    height: int | None = Field(default=None, gt=0)
+    dicom: list[DicomInstance] = Field(default_factory=list, max_length=MAX_HELLO_DICOM)
+
+    @model_validator(mode="after")
+    def _raw_needs_size(self) -> ScanHello:
+        if self.format == "raw" and (self.width is None or self.height is None):
+            raise ValueError("raw frames need width and height")
+        return self
+
+
+class ScanEnd(BaseModel):
+    type: Literal["end"] = "end"
+
+
+class GuidanceParameters(BaseModel):
+    smoothing: float
+    margin: float
+    dwell_frames: int
+
+
+class ScanReady(BaseModel):
+    type: Literal["ready"] = "ready"
+    protocol: int = PROTOCOL_VERSION
+    session: str
+    model: ModelRef
+    threshold: float
+    target_rejection: float
+    display_scale: str = Field(description="percentile (calibrated manifest) or raw (v1 fallback)")
+    display_threshold: float = Field(description="The threshold on the display scale; the gauge's tick")
+    out_of_scope_check: bool
+    guidance: GuidanceParameters
+    max_message_bytes: int
+
+
+class ScanConfigured(BaseModel):
+    type: Literal["configured"] = "configured"
+    format: FrameFormat
+    width: int | None
+    height: int | None
+
+
+class LatencyMs(BaseModel):
+    decode: float
+    queue: float
+    inference: float
+    total: float = Field(description="From the frame's arrival to its result being sent")
+
+
+class ModelVersionRef(BaseModel):
+    name: str
+    version: int
+
+
+class ScanResult(BaseModel):
+    type: Literal["result"] = "result"
+    seq: int = Field(description="Index of the frame among the binary messages of this stream, from 0")
+    verdict: GuidanceState = Field(description="The stream's verdict after smoothing and dwell (= guidance)")
+    reason: Reason = Field(description="Why the stream is in that verdict")
+    score: float = Field(description="Raw controller score of this frame")
+    display_score: float = Field(description="This frame's score on the display scale")
+    display_threshold: float
+    smoothed_score: float | None = Field(description="Moving average of in-scope display scores")
+    p_amenable: float | None
+    ood_distance: float | None
+    amenable: bool = Field(description="This frame alone is good: in scope, with signal, above the threshold")
+    threshold: float
+    guidance: GuidanceState
+    guidance_changed: bool
+    prediction: PredictionOut
+    latency_ms: LatencyMs
+    dropped: int = Field(description="Frames of this stream replaced by newer ones so far")
+    model: ModelVersionRef
+    captured: list[int] | None = Field(
+        description="When this frame entered the session's auto-captures: the seqs of every kept frame, "
+        "best first (GET /sessions/{session}/captures/{rank}.png); null when the captures did not change"
+    )
+
+
+class ScanError(BaseModel):
+    type: Literal["error"] = "error"
+    seq: int | None
+    code: str
+    message: str
+
+
+class ModelSwap(BaseModel):
+    type: Literal["model_swap"] = "model_swap"
+    from_version: int | None
+    to_version: int
+    model: ModelRef
+    threshold: float
+
+
+class FrameCounts(BaseModel):
+    received: int
+    scored: int
+    dropped: int
+    failed: int
+
+
+class HistogramOut(BaseModel):
+    edges: list[float]
+    counts: list[int]
+
+
+class LatencyPercentiles(BaseModel):
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+class DriftOut(BaseModel):
+    psi: float | None = Field(description="Population stability index against the validation histogram")
+    frames: int
+
+
+class ScanSummary(BaseModel):
+    type: Literal["summary"] = "summary"
+    session: str
+    duration_s: float
+    frames: FrameCounts
+    drop_rate: float
+    amenable_fraction: float | None
+    mean_score: float | None
+    score_histogram: HistogramOut
+    guidance_frames: dict[str, int]
+    latency_ms: LatencyPercentiles
+    drift: DriftOut
+    model_versions: list[int]
+
+
+SERVER_MESSAGES: dict[str, type[BaseModel]] = {
+    "ready": ScanReady,
+    "configured": ScanConfigured,
+    "result": ScanResult,
+    "error": ScanError,
+    "model_swap": ModelSwap,
+    "summary": ScanSummary,
+}
+
+
+class ShownType:
+    """A client's `type` value as `{type!r}` shows it: short strings as sent, anything else abbreviated."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        if isinstance(self.value, str) and len(self.value) <= SHOWN_TYPE_CHARS:
+            return repr(self.value)
+        return _TYPE_REPR.repr(self.value)
+
+
+def ready_message(
+    session: str, model: LoadedModel, guidance: GuidanceConfig, max_message_bytes: int
+) -> dict[str, Any]:
+    return ScanReady(
+        session=session,
+        model=ModelRef.of(model),
+        threshold=model.threshold,
+        target_rejection=model.target_rejection,
+        display_scale=model.scale.scale,
+        display_threshold=model.scale.display_threshold,
+        out_of_scope_check=model.scale.ood_threshold is not None,
+        guidance=GuidanceParameters(
+            smoothing=guidance.smoothing, margin=guidance.margin, dwell_frames=guidance.dwell_frames
+        ),
+        max_message_bytes=max_message_bytes,
+    ).model_dump(mode="json")
+
+
+def configured_message(hello: ScanHello) -> dict[str, Any]:
+    return {"type": "configured", "format": hello.format, "width": hello.width, "height": hello.height}
+
+
+def result_message(
+    seq: int,
+    scored: ScoredFrame,
+    amenable: bool,
+    update: GuidanceUpdate,
+    timing: BatchTiming,
+    total_s: float,
+    *,
+    dropped: int,
+    model: LoadedModel,
+    captured: list[int] | None = None,
+) -> dict[str, Any]:
+    return {
+        "type": "result",
+        "seq": seq,
+        "verdict": update.state,
+        "reason": update.reason,
+        "score": round(scored.score, 6),
+        "display_score": round(scored.display_score, 6),
+        "display_threshold": round(scored.display_threshold, 6),
+        "smoothed_score": rounded(update.smoothed_score),
+        "p_amenable": rounded(scored.p_amenable),
+        "ood_distance": rounded(scored.ood_distance),
+        "amenable": amenable,
+        "threshold": scored.threshold,
+        "guidance": update.state,
+        "guidance_changed": update.changed,
+        "prediction": prediction_dict(scored.prediction),
+        "latency_ms": {
+            "decode": milliseconds(timing.prepare_s),
+            "queue": milliseconds(timing.queue_s),
+            "inference": milliseconds(timing.inference_s),
+            "total": milliseconds(total_s),
+        },
+        "dropped": dropped,
+        "model": {"name": model.name, "version": model.number},
+        "captured": captured,
+    }
+
+
+def error_message(seq: int | None, code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "seq": seq, "code": code, "message": message}
+
+
+def model_swap_message(previous: LoadedModel | None, model: LoadedModel) -> dict[str, Any]:
+    return {
+        "type": "model_swap",
+        "from_version": None if previous is None else previous.number,
+        "to_version": model.number,
+        "model": ModelRef.of(model).model_dump(mode="json"),
+        "threshold": model.threshold,
+    }

@@ -1,0 +1,308 @@
+"""One /ws/scan stream: receive frames, keep only the newest pending, score, guide, summarise.
+
+Two tasks per stream. The receiver reads every message as it arrives and puts frames into a one-slot
+mailbox (a newer frame replaces an older unscored one, which is counted as dropped). The scorer takes the
+newest frame, has the shared inference queue decode and score it (off the event loop), updates the
+guidance and sends the result. So a slow moment costs dropped frames, never a growing backlog, and feedback stays current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from usqa.service.api.metrics import ENDPOINT_SCAN, REASON_ERROR, REASON_REJECTED
+from usqa.service.api.scan_messages import (
+    CLOSE_NORMAL,
+    CLOSE_TOO_BIG,
+    MSG_BAD_HELLO,
+    MSG_BAD_JSON,
+    MSG_FRAME_INTERNAL_ERROR,
+    MSG_TOO_BIG,
+    MSG_TOO_BIG_REASON,
+    MSG_UNKNOWN_TYPE,
+    ScanHello,
+    ShownType,
+    configured_message,
+    error_message,
+    model_swap_message,
+    ready_message,
+    result_message,
+)
+from usqa.service.api.state import ServiceState
+from usqa.service.frames import RAW_MEDIA_TYPE, FrameError
+from usqa.service.frames.dicom_uids import InstanceUids
+from usqa.service.inference.batcher import QueueStoppedError
+from usqa.service.inference.holder import SwapOutcome
+from usqa.service.inference.model import LoadedModel
+from usqa.service.inference.scoring import ScoringOptions
+from usqa.service.inference.verdict import FrozenCounter, frozen_verdict
+from usqa.service.live.captures import FrameBytes
+from usqa.service.live.drift import score_reference
+from usqa.service.live.guidance import GuidanceTracker, guidance_config
+from usqa.service.live.mailbox import LatestFrameSlot
+from usqa.service.live.session_store import SessionRecord
+from usqa.service.live.sessions import ScanSessionStats
+from usqa.service.live.verdicts import in_scope
+
+log = logging.getLogger(__name__)
+
+# After `end`, the pending frame gets this long to finish before the summary goes out regardless.
+DRAIN_TIMEOUT_S = 5.0
+STREAM_OPTIONS = ScoringOptions(outline=True)
+
+
+@dataclass(frozen=True)
+class IncomingFrame:
+    seq: int
+    data: bytes
+    hello: ScanHello
+    received: float
+
+
+class ScanSession:
+    """The protocol of one accepted stream; `run` returns when the stream is over."""
+
+    def __init__(self, websocket: WebSocket, service: ServiceState, model: LoadedModel) -> None:
+        self.ws = websocket
+        self.service = service
+        self.metrics = service.metrics
+        self.model = model
+        self.guidance = GuidanceTracker(guidance_config(service.settings))
+        self.frozen = FrozenCounter(service.settings.no_signal_frozen_frames)
+        self.stats = ScanSessionStats(reference=score_reference(model.manifest))
+        settings = service.settings
+        self.record = SessionRecord(
+            self.stats,
+            captures=settings.captures_per_session,
+            spacing_s=settings.capture_spacing_s,
+            max_pixels=settings.max_frame_pixels,
+        )
+        self.slot: LatestFrameSlot[IncomingFrame] = LatestFrameSlot()
+        self.hello = ScanHello()
+        self._send_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+        self._client_gone = False
+        self._close_code = CLOSE_NORMAL
+        self._close_reason = ""
+
+    async def run(self) -> None:
+        self.service.records.open(self.record)
+        unsubscribe = self.service.holder.subscribe(self._on_model_event)
+        latest = self.service.holder.current  # a swap between the route's look and the subscription
+        if latest is not None and latest is not self.model:
+            self.model = latest
+            self.stats.rebase(score_reference(latest.manifest))
+        scorer = asyncio.create_task(self._score_loop(), name=f"usqa-scan-{self.stats.session_id}")
+        try:
+            settings = self.service.settings
+            ready = ready_message(
+                self.stats.session_id, self.model, self.guidance.config, settings.max_ws_message_bytes
+            )
+            await self._send(ready)
+            await self._receive_loop()
+            self.slot.close()
+            if self._client_gone:
+                scorer.cancel()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(scorer), DRAIN_TIMEOUT_S)
+                await self._send(self.stats.summary())
+                await self._close(self._close_code, self._close_reason)
+        finally:
+            unsubscribe()
+            scorer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await scorer
+            for task in list(self._background):
+                task.cancel()
+            self._finish()
+
+    # -- receiving ---------------------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        limit = self.service.settings.max_ws_message_bytes
+        seq = 0
+        while True:
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                self._client_gone = True
+                return
+            if message["type"] == "websocket.disconnect":
+                self._client_gone = True
+                return
+            data: bytes | None = message.get("bytes")
+            text: str | None = message.get("text")
+            size = len(data) if data is not None else len((text or "").encode())
+            if size > limit:
+                await self._send_error(None, "message_too_big", MSG_TOO_BIG.format(size=size, limit=limit))
+                self._close_code, self._close_reason = CLOSE_TOO_BIG, MSG_TOO_BIG_REASON
+                return
+            if data is not None:
+                self.stats.received += 1
+                self.metrics.frames_received.inc()
+                displaced = self.slot.put(IncomingFrame(seq, data, self.hello, time.perf_counter()))
+                seq += 1
+                if displaced is not None:
+                    self.stats.dropped += 1
+                    self.metrics.frames_dropped.inc()
+            elif text is not None and await self._on_text(text):
+                return
+
+    async def _on_text(self, text: str) -> bool:
+        """Handle a control message; True when the client asked to end the stream."""
+        try:
+            raw = json.loads(text)
+        except (ValueError, RecursionError):  # bad JSON, a number past Python's digit limit, deep nesting
+            raw = None
+        if not isinstance(raw, dict) or "type" not in raw:
+            await self._send_error(None, "bad_message", MSG_BAD_JSON)
+            return False
+        kind = raw["type"]
+        if kind == "end":
+            return True
+        if kind != "hello":
+            await self._send_error(None, "bad_message", MSG_UNKNOWN_TYPE.format(type=ShownType(kind)))
+            return False
+        try:
+            self.hello = ScanHello.model_validate(raw)
+        except ValidationError as exc:
+            reason = "; ".join(e["msg"] for e in exc.errors())
+            await self._send_error(None, "bad_hello", MSG_BAD_HELLO.format(reason=reason))
+            return False
+        for instance in self.hello.dicom:
+            self.record.add_dicom(InstanceUids(**instance.model_dump()))
+        await self._send(configured_message(self.hello))
+        return False
+
+    # -- scoring -----------------------------------------------------------------------------------------
+
+    async def _score_loop(self) -> None:
+        while (frame := await self.slot.get()) is not None:
+            try:
+                await self._score(frame)
+            except QueueStoppedError:
+                return
+
+    async def _score(self, frame: IncomingFrame) -> None:
+        model = self.service.holder.current or self.model
+        scoring = self.metrics.scoring(model.name, model.number, ENDPOINT_SCAN)
+        raw = frame.hello.format == "raw"
+        try:
+            batch = await self.service.scorer.score(
+                model,
+                frame.data,
+                RAW_MEDIA_TYPE if raw else None,
+                STREAM_OPTIONS,
+                width=frame.hello.width if raw else None,
+                height=frame.hello.height if raw else None,
+                single_frame=True,
+                admit_when_full=True,
+            )
+        except FrameError as exc:
+            self.stats.failed += 1
+            scoring.failure(REASON_REJECTED).inc()
+            await self._send_error(frame.seq, exc.code, str(exc))
+            return
+        except QueueStoppedError:
+            raise
+        except Exception:  # a fault of ours: this frame fails, the stream goes on
+            log.exception("scoring a stream frame failed")
+            self.stats.failed += 1
+            scoring.failure(REASON_ERROR).inc()
+            await self._send_error(frame.seq, "internal_error", MSG_FRAME_INTERNAL_ERROR)
+            return
+        scored = batch.frames[0]
+        verdict = scored.verdict
+        if self.frozen.add(scored.signal.digest):
+            verdict = frozen_verdict(verdict)
+        update = self.guidance.update(verdict, scored.display_score, scored.display_threshold)
+        total_s = time.perf_counter() - frame.received
+        result = result_message(
+            frame.seq,
+            scored,
+            verdict.amenable,
+            update,
+            batch.timing,
+            total_s,
+            dropped=self.stats.dropped,
+            model=model,
+        )
+        sent = (
+            FrameBytes(frame.data, frame.hello.width, frame.hello.height) if raw else FrameBytes(frame.data)
+        )
+        # The verdict lags a frame by the guidance dwell, so a dark frame inside a good run still says
+        # `good`: capture also asks the frame itself for a signal. Decided before the result goes out, so
+        # the result can tell the client its strip changed.
+        if self.record.on_result(
+            result,
+            self.record.seconds_since_start(frame.received),
+            sent,
+            frame_in_scope=in_scope(result) and update.has_signal,
+        ):
+            result["captured"] = [c.frame for c in self.record.keeper.captures]
+        await self._send(result)
+        self.stats.record_scored(scored.score, verdict.amenable, update.state, total_s * 1000, model.number)
+        self.service.record_scored(scoring, batch, total_s)
+
+    # -- model swaps -------------------------------------------------------------------------------------
+
+    def _on_model_event(self, outcome: SwapOutcome, model: LoadedModel | None) -> None:
+        if outcome.status != "swapped" or model is None:
+            return
+        previous = self.model
+        self.model = model
+        self.stats.rebase(score_reference(model.manifest))
+        task = asyncio.get_running_loop().create_task(self._send(model_swap_message(previous, model)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- sending and closing -----------------------------------------------------------------------------
+
+    async def _send_error(self, seq: int | None, code: str, message: str) -> None:
+        await self._send(error_message(seq, code, message))
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if self._client_gone:
+            return
+        async with self._send_lock:
+            try:
+                await self.ws.send_text(json.dumps(message))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self._client_gone = True
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._client_gone or self.ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        with contextlib.suppress(RuntimeError, OSError):
+            await self.ws.close(code=code, reason=reason)
+
+    def _finish(self) -> None:
+        records = self.service.records
+        records.finish(self.record)
+        if records.folder is not None:
+            # A thread of its own: PNG encoding and fsync must not hold up the other streams' frames.
+            asyncio.get_running_loop().run_in_executor(None, records.archive, self.record)
+        summary = self.stats.summary()
+        psi = summary["drift"]["psi"]
+        if psi is not None:
+            self.metrics.session_drift_psi.observe(psi)
+        log.info(
+            "scan session %s closed: %d received, %d scored, %d dropped, %d failed, amenable %s, psi %s",
+            self.stats.session_id,
+            self.stats.received,
+            self.stats.scored,
+            self.stats.dropped,
+            self.stats.failed,
+            summary["amenable_fraction"],
+            psi,
+        )

@@ -1,0 +1,230 @@
+"""From bytes to scored frames: one job per upload, decoded, prepared, run and judged in an inference worker.
+
+`FrameScorer` is what /assess and /ws/scan call; `score_outputs` is the pure last step, shared with the
+offline scorer, so a frame gets the same verdict wherever it is scored.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from usqa.service.frames import FrameError, decode_bytes
+from usqa.service.inference.batcher import BatchTiming, InferenceJob, InferenceQueue
+from usqa.service.inference.geometry import PreparedFrame, prepare_with_geometry, stack_pixels
+from usqa.service.inference.model import LoadedModel, ModelOutputs
+from usqa.service.inference.predictions import Prediction, classify, segment
+from usqa.service.inference.verdict import DEFAULT_LIMITS, FrameSignal, FrameVerdict, SignalLimits, judge
+
+MSG_ONE_FRAME_PER_MESSAGE = "one frame per message: this message holds {count} frames"
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    mask_png: bool = False  # segmentation: the mask itself, as a PNG the size of the source frame
+    outline: bool = False  # segmentation: mask outlines as polygons in source pixels
+
+
+@dataclass(frozen=True)
+class ScoredFrame:
+    index: int
+    score: float  # the raw controller output
+    threshold: float  # raw, at the served target rejection
+    prediction: Prediction
+    signal: FrameSignal
+    display_score: float  # on the version's display scale (usqa/service/inference/calibration.py)
+    display_threshold: float
+    verdict: FrameVerdict
+    p_amenable: float | None = None
+    ood_distance: float | None = None
+
+    @property
+    def amenable(self) -> bool:
+        """Good to use: in scope, with signal, at or above the threshold (the verdict is `good`)."""
+        return self.verdict.amenable
+
+    @property
+    def mean_level(self) -> float:
+        return self.signal.mean_level
+
+    @property
+    def std_level(self) -> float:
+        return self.signal.std_level
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    model: LoadedModel
+    frames: list[ScoredFrame]
+    timing: BatchTiming  # prepare_s is the decoding and preparation of this upload
+
+
+@dataclass(frozen=True)
+class DecodedInput:
+    frames: list[PreparedFrame]
+    decode_s: float
+
+
+class SingleFrameError(FrameError):
+    """A stream message that holds several frames (a multi-frame DICOM): streams send one frame per message."""
+
+    code: ClassVar[str] = "multi_frame_message"
+
+
+def score_outputs(
+    model: LoadedModel, outputs: ModelOutputs, prepared: list[PreparedFrame], options: ScoringOptions
+) -> list[ScoredFrame]:
+    """Verdicts for a batch (`verdict.judge`): the display score against the threshold at the target rejection."""
+    scale = model.scale
+    scored = []
+    for i, frame in enumerate(prepared):
+        score = float(outputs.scores[i])
+        display = scale.display(score)
+        distance = None if outputs.ood_distance is None else float(outputs.ood_distance[i])
+        prediction: Prediction
+        if outputs.probabilities is not None:
+            prediction = classify(outputs.probabilities[i], model.class_names)
+        else:
+            assert outputs.mask_probability is not None
+            prediction = segment(
+                outputs.mask_probability[i], frame.geometry, outline=options.outline, png=options.mask_png
+            )
+        verdict = judge(
+            frame.signal,
+            display_score=display,
+            display_threshold=scale.display_threshold,
+            ood_distance=distance,
+            ood_threshold=scale.ood_threshold,
+        )
+        scored.append(
+            ScoredFrame(
+                index=i,
+                score=score,
+                threshold=model.threshold,
+                prediction=prediction,
+                signal=frame.signal,
+                display_score=display,
+                display_threshold=scale.display_threshold,
+                verdict=verdict,
+                p_amenable=scale.p_amenable(score),
+                ood_distance=distance,
+            )
+        )
+    return scored
+
+
+def decode_and_prepare(
+    data: bytes,
+    media_type: str | None,
+    model: LoadedModel,
+    *,
+    width: int | None,
+    height: int | None,
+    max_pixels: int,
+    max_frames: int,
+    limits: SignalLimits = DEFAULT_LIMITS,
+) -> DecodedInput:
+    """Decode an upload once and prepare every frame for `model` (runs in a worker thread)."""
+    started = time.perf_counter()
+    images = decode_bytes(
+        data, media_type, width=width, height=height, max_pixels=max_pixels, max_frames=max_frames
+    )
+    prepared = [prepare_with_geometry(image, model.spec, limits) for image in images]
+    return DecodedInput(frames=prepared, decode_s=time.perf_counter() - started)
+
+
+class UploadJob(InferenceJob[list[ScoredFrame]]):
+    """An upload's bytes: decoded and prepared in the worker, judged after the batch run."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        data: bytes,
+        media_type: str | None,
+        options: ScoringOptions,
+        *,
+        width: int | None,
+        height: int | None,
+        max_pixels: int,
+        max_frames: int,
+        single_frame: bool,
+        limits: SignalLimits,
+    ) -> None:
+        self.model = model
+        self.limits = limits
+        self.data = data
+        self.media_type = media_type
+        self.options = options
+        self.width = width
+        self.height = height
+        self.max_pixels = max_pixels
+        self.max_frames = max_frames
+        self.single_frame = single_frame
+        self.prepared: list[PreparedFrame] = []
+
+    def prepare(self) -> np.ndarray:
+        decoded = decode_and_prepare(
+            self.data,
+            self.media_type,
+            self.model,
+            width=self.width,
+            height=self.height,
+            max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
+            limits=self.limits,
+        )
+        if self.single_frame and len(decoded.frames) != 1:
+            raise SingleFrameError(MSG_ONE_FRAME_PER_MESSAGE.format(count=len(decoded.frames)))
+        self.prepared = decoded.frames
+        return stack_pixels(self.prepared)
+
+    def finish(self, model: LoadedModel, outputs: ModelOutputs) -> list[ScoredFrame]:
+        return score_outputs(model, outputs, self.prepared, self.options)
+
+
+class FrameScorer:
+    """Decode, prepare and score uploads for a model version; the logic behind /assess and /ws/scan."""
+
+    def __init__(
+        self,
+        queue: InferenceQueue,
+        *,
+        max_pixels: int,
+        max_frames: int,
+        limits: SignalLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self.queue = queue
+        self.limits = limits
+        self.max_pixels = max_pixels
+        self.max_frames = max_frames
+
+    async def score(
+        self,
+        model: LoadedModel,
+        data: bytes,
+        media_type: str | None,
+        options: ScoringOptions,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        single_frame: bool = False,
+        admit_when_full: bool = False,
+    ) -> ScoredBatch:
+        """Score every frame of `data` on `model`; FrameError for input the pipeline refuses."""
+        job = UploadJob(
+            model,
+            data,
+            media_type,
+            options,
+            width=width,
+            height=height,
+            max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
+            single_frame=single_frame,
+            limits=self.limits,
+        )
+        frames, timing = await self.queue.submit(model, job, admit_when_full=admit_when_full)
+        return ScoredBatch(model=model, frames=frames, timing=timing)

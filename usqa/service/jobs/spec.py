@@ -1,0 +1,193 @@
+"""What a retraining job trains: a data set, a task, a budget preset with overrides, an optional start.
+
+`resolve_config` turns a spec into the trainer's `TrainConfig` without torch (usqa.contracts.training is plain
+dataclasses), so the API refuses a bad override with a 422 before anything is queued.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from usqa.contracts.adaptation import MODEL_REF_PATTERN, AdaptMode
+from usqa.contracts.training import TrainConfig, preset
+from usqa.service.datasets.uploads import DATASET_ID_PATTERN
+
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+BACKBONE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.pt$"
+BACKBONES_DIR = "backbones"
+
+# Overrides may change the budget and the learning, not where files come from or what the run is.
+FORBIDDEN_OVERRIDES = frozenset({"name", "task", "algo", "backbone_checkpoint", "num_classes"})
+MSG_FORBIDDEN = "override {key!r} is not allowed ({why})"
+MSG_UNKNOWN = "override {key!r} is not a training setting (see usqa/contracts/training.py)"
+MSG_TYPE = "override {key!r} must be {expected}, got {value!r}"
+MSG_RANGE = "override {key!r} must be positive, got {value!r}"
+
+
+class SpecError(ValueError):
+    """A job spec that cannot be trained; the message says which field and why."""
+
+
+class JobSpec(BaseModel):
+    """The body of `POST /retrain` (and what the worker receives)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str = Field(pattern=DATASET_ID_PATTERN, description="id from POST /datasets")
+    task: Literal["classify", "segment"]
+    config: Literal["debug", "demo", "default"] = "demo"
+    reward: Literal["avg", "weighted", "selective"] = "weighted"
+    algo: Literal["reinforce", "ddpg", "credit"] = "reinforce"
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description='TrainConfig fields to change, nested as in config.json (e.g. {"episodes": 10})',
+    )
+    model: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        description="registry model name to publish into (default: the served model, USQA_MODEL_NAME)",
+    )
+    base_job: str | None = Field(
+        default=None,
+        pattern=JOB_ID_PATTERN,
+        description="an earlier finished job whose trained predictor initialises the networks",
+    )
+    backbone: str | None = Field(
+        default=None,
+        pattern=BACKBONE_NAME_PATTERN,
+        description="a heated backbone file (usqa heat) in USQA_DATA_ROOT/backbones/",
+    )
+    class_names: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    # Adaptation (issue #17): start from a published version with a label budget instead of training anew.
+    adapt_from: str | None = Field(
+        default=None,
+        pattern=MODEL_REF_PATTERN,
+        description="a published version to adapt: NAME, NAME:VERSION or NAME@ALIAS (it must carry weights.npz)",
+    )
+    labels: int | None = Field(
+        default=None, ge=1, le=100_000, description="adaptation: labelled train frames to use (N)"
+    )
+    adapt_mode: AdaptMode | None = Field(
+        default=None, description="adaptation: probe, finetune (default) or controller"
+    )
+    force: bool = Field(
+        default=False,
+        description="publish and gate even when the run's verdict failed (predictor no better than the trivial "
+        "one, controller without spread or with kappa <= 0 on labelled validation frames)",
+    )
+
+
+def _check_value(key: str, default: Any, value: Any, hint: Any) -> None:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            choices = ", ".join(repr(a) for a in typing.get_args(hint))
+            raise SpecError(MSG_TYPE.format(key=key, expected=f"one of {choices}", value=value))
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        expected = "true or false"
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        expected = "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        expected = "a number"
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+        expected = "a string"
+    elif isinstance(default, tuple):
+        ok = isinstance(value, list | tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+        )
+        expected = "a list of positive integers"
+    else:
+        ok = value is None or isinstance(value, type(default))
+        expected = type(default).__name__
+    if not ok:
+        raise SpecError(MSG_TYPE.format(key=key, expected=expected, value=value))
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        raise SpecError(MSG_RANGE.format(key=key, value=value))
+
+
+def _apply(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(type(obj))
+    changes: dict[str, Any] = {}
+    known = {f.name for f in dataclasses.fields(obj)}
+    for key, value in overrides.items():
+        dotted = f"{prefix}{key}"
+        if not prefix and key in FORBIDDEN_OVERRIDES:
+            why = "set by the spec's own fields" if key != "backbone_checkpoint" else "use `backbone`"
+            raise SpecError(MSG_FORBIDDEN.format(key=key, why=why))
+        if key not in known:
+            raise SpecError(MSG_UNKNOWN.format(key=dotted))
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise SpecError(MSG_TYPE.format(key=dotted, expected="an object", value=value))
+            changes[key] = _apply(current, value, f"{dotted}.")
+        else:
+            _check_value(dotted, current, value, hints[key])
+            changes[key] = tuple(value) if isinstance(current, tuple) else value
+    return replace(obj, **changes)
+
+
+# An adaptation trains the version's own networks with its own config: only its budget, its seed and where
+# it trains (the worker sets `device` from USQA_TRAIN_DEVICE) can change.
+ADAPT_OVERRIDES = frozenset({"seed", "episodes", "steps", "device"})
+MSG_ADAPT_OVERRIDE = "override {key!r} does not apply to an adaptation (allowed: {allowed})"
+MSG_ADAPT_FIELDS = "labels and adapt_mode belong to an adaptation: set adapt_from too"
+MSG_ADAPT_LABELS = "an adaptation needs labels (N, the labelled train frames to use)"
+MSG_ADAPT_START = (
+    "an adaptation starts from adapt_from's weights; base_job and backbone cannot be combined with it"
+)
+
+
+def check_adaptation(spec: JobSpec) -> None:
+    """The adaptation fields are all-or-nothing and exclude the other starting points (`SpecError`)."""
+    if spec.adapt_from is None:
+        if spec.labels is not None or spec.adapt_mode is not None:
+            raise SpecError(MSG_ADAPT_FIELDS)
+        return
+    if spec.labels is None:
+        raise SpecError(MSG_ADAPT_LABELS)
+    if spec.base_job is not None or spec.backbone is not None:
+        raise SpecError(MSG_ADAPT_START)
+    for key, value in spec.overrides.items():
+        if key not in ADAPT_OVERRIDES:
+            raise SpecError(MSG_ADAPT_OVERRIDE.format(key=key, allowed=", ".join(sorted(ADAPT_OVERRIDES))))
+        if key == "device":
+            if not isinstance(value, str):
+                raise SpecError(MSG_TYPE.format(key=key, expected="a device name", value=value))
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "seed" else 1):
+            raise SpecError(MSG_TYPE.format(key=key, expected="a non-negative integer", value=value))
+
+
+def resolve_config(spec: JobSpec, *, backbone_path: Path | None = None) -> TrainConfig:
+    """The preset with the spec's overrides; raises `SpecError` naming the first bad override."""
+    check_adaptation(spec)
+    config = preset(spec.config, spec.task, spec.reward, spec.algo)
+    if spec.adapt_from is not None:
+        return config  # the worker adapts the version's own config (usqa.trainer.adapt); checked above
+    config = _apply(config, spec.overrides)
+    if config.episodes < 1 or config.steps_per_episode < 1 or config.batch_size < 1:
+        raise SpecError("episodes, steps_per_episode and batch_size must be at least 1")
+    if not 8 <= config.frame.size <= 512:
+        raise SpecError(f"frame.size must be between 8 and 512, got {config.frame.size}")
+    if backbone_path is not None:
+        config = replace(config, backbone_checkpoint=str(backbone_path))
+    return config
+
+
+def check_id(value: str, pattern: str, what: str) -> str:
+    if not re.fullmatch(pattern, value):
+        raise SpecError(f"{value!r} is not a {what} id")
+    return value

@@ -1,0 +1,278 @@
+"""Session records: what each /ws/scan stream did, in words and numbers, with its best frames.
+
+A `SessionRecord` follows one stream while it runs (time per verdict, auto-captures, DICOM identity) and
+keeps its report after it ends. The `SessionStore` holds the records in memory, bounded: every open stream
+(at most USQA_MAX_SCAN_SESSIONS) plus the most recently used `max_sessions` finished ones, and finished
+ones are also evicted, oldest first, while their captures hold more than `max_bytes`.
+
+Disk, only when a folder is configured: a finished session is written to `<folder>/<session id>/`
+(`report.json` and `capture-<k>.png`, k = rank, 0 the best) by building it in a temporary sibling folder,
+fsyncing each file, then renaming it into place, so a reader sees a whole session or none. The folder is an
+archive for people and other tools; the routes serve memory only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from usqa.service.frames.dicom_uids import InstanceUids
+from usqa.service.live.captures import Capture, CaptureKeeper, FrameBytes
+from usqa.service.live.sessions import ScanSessionStats
+from usqa.service.live.verdicts import VERDICTS, display_score_of, verdict_of
+
+log = logging.getLogger(__name__)
+
+# A pause longer than this between two results (the probe parked, the client stalled) counts only this
+# long towards the verdict that was showing: "time in each verdict" means time spent scanning.
+MAX_VERDICT_GAP_S = 2.0
+# Distinct DICOM instances remembered per session (a folder of files streams several).
+MAX_DICOM_INSTANCES = 64
+REPORT_FILE = "report.json"
+CAPTURE_URL = "/sessions/{session}/captures/{rank}.png"
+CAPTURE_FILE = "capture-{rank}.png"
+LIVE, FINISHED = "live", "finished"
+
+
+class SessionRecord:
+    """One stream's record: fed each result by its `ScanSession`, read by the session routes."""
+
+    def __init__(self, stats: ScanSessionStats, *, captures: int, spacing_s: float, max_pixels: int) -> None:
+        self.stats = stats
+        self.session_id = stats.session_id
+        self.started_at = time.time()
+        self._started = time.perf_counter()
+        self.keeper = CaptureKeeper(captures, spacing_s)
+        self.max_pixels = max_pixels
+        self.verdict_seconds: dict[str, float] = dict.fromkeys(VERDICTS, 0.0)
+        self.dicom: list[InstanceUids] = []
+        self.finished_after_s: float | None = None
+        self._last: tuple[float, str] | None = None
+
+    @property
+    def status(self) -> str:
+        return LIVE if self.finished_after_s is None else FINISHED
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self.keeper.captures)
+
+    def seconds_since_start(self, perf_time: float) -> float:
+        return max(0.0, perf_time - self._started)
+
+    def add_dicom(self, uids: InstanceUids) -> None:
+        if uids not in self.dicom and len(self.dicom) < MAX_DICOM_INSTANCES:
+            self.dicom.append(uids)
+
+    def on_result(
+        self, result: dict[str, Any], time_s: float, frame: FrameBytes, frame_in_scope: bool
+    ) -> bool:
+        """Account a result message (the frame arrived `time_s` after the start); True when captured."""
+        verdict = verdict_of(result)
+        self._advance(time_s)
+        self._last = (time_s, verdict)
+        if not frame_in_scope:
+            return False
+        score = display_score_of(result)
+        if not self.keeper.would_keep(time_s, score):
+            return False  # the common case decides without building anything
+        capture = Capture(
+            frame=int(result["seq"]),
+            time_s=round(time_s, 3),
+            score=round(score, 6),
+            verdict=verdict,
+            source=frame,
+            max_pixels=self.max_pixels,
+        )
+        return self.keeper.offer(capture)
+
+    def finish(self) -> None:
+        now = self.seconds_since_start(time.perf_counter())
+        self._advance(now)
+        self._last = None
+        self.finished_after_s = now
+
+    def _advance(self, time_s: float) -> None:
+        if self._last is not None:
+            since, verdict = self._last
+            gap = min(max(0.0, time_s - since), MAX_VERDICT_GAP_S)
+            self.verdict_seconds[verdict] = self.verdict_seconds.get(verdict, 0.0) + gap
+
+    def capture(self, rank: int) -> Capture | None:
+        captures = self.keeper.captures
+        return captures[rank] if 0 <= rank < len(captures) else None
+
+    def report(self) -> dict[str, Any]:
+        """The report as JSON-ready data (`SessionReport` in usqa/service/api/session_schemas.py)."""
+        engineering = self.stats.summary()
+        duration = self.finished_after_s
+        if duration is None:
+            duration = self.seconds_since_start(time.perf_counter())
+        seconds = {k: round(v, 3) for k, v in self.verdict_seconds.items()}
+        usable = usable_fraction(self.verdict_seconds)
+        captures = [
+            {
+                "rank": rank,
+                "frame": c.frame,
+                "time_s": c.time_s,
+                "score": c.score,
+                "verdict": c.verdict,
+                "url": CAPTURE_URL.format(session=self.session_id, rank=rank),
+            }
+            for rank, c in enumerate(self.keeper.captures)
+        ]
+        return {
+            "session": self.session_id,
+            "status": self.status,
+            "started_at": round(self.started_at, 3),
+            "duration_s": round(duration, 3),
+            "frames": engineering["frames"],
+            "verdict_seconds": seconds,
+            "usable_fraction": None if usable is None else round(usable, 4),
+            "captures": captures,
+            "model_versions": list(self.stats.versions),
+            "dicom": [vars(uids).copy() for uids in self.dicom],
+            "summary_text": summary_text(duration, self.verdict_seconds, captures, engineering["frames"]),
+            "engineering": engineering,
+        }
+
+    def listing(self) -> dict[str, Any]:
+        usable = usable_fraction(self.verdict_seconds)
+        return {
+            "session": self.session_id,
+            "status": self.status,
+            "started_at": round(self.started_at, 3),
+            "frames_scored": self.stats.scored,
+            "usable_fraction": None if usable is None else round(usable, 4),
+            "captures": len(self.keeper.captures),
+            "url": f"/sessions/{self.session_id}",
+        }
+
+
+def usable_fraction(verdict_seconds: dict[str, float]) -> float | None:
+    total = sum(verdict_seconds.values())
+    return verdict_seconds.get("good", 0.0) / total if total > 0 else None
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def summary_text(
+    duration_s: float,
+    verdict_seconds: dict[str, float],
+    captures: list[dict[str, Any]],
+    frames: dict[str, int],
+) -> str:
+    """The report in the words a sonographer reads; the engineering figures stay in `engineering`."""
+    if frames["scored"] == 0:
+        return f"Scan of {_clock(duration_s)}: no frame could be assessed."
+    total = sum(verdict_seconds.values())
+    if total <= 0:
+        parts = "usable time not measured (a single frame)"
+    else:
+        shares = {k: 100 * v / total for k, v in verdict_seconds.items()}
+        others = ", ".join(
+            f"{k.replace('_', ' ')} {shares[k]:.0f} %" for k in VERDICTS[1:] if shares.get(k, 0) >= 0.5
+        )
+        parts = f"usable {shares.get('good', 0.0):.0f} % of the time" + (f" ({others})" if others else "")
+    text = f"Scan of {_clock(duration_s)}: {parts}."
+    if captures:
+        best = "; ".join(f"at {_clock(c['time_s'])} (score {c['score']:.2f})" for c in captures)
+        text += f" Best frames: {best}."
+    else:
+        text += " No frame was good enough to keep."
+    return text
+
+
+class SessionStore:
+    """Open and recent finished sessions by id, bounded in count and capture bytes; optional disk archive."""
+
+    def __init__(self, max_sessions: int, max_bytes: int, folder: Path | None = None) -> None:
+        self.max_sessions = max_sessions
+        self.max_bytes = max_bytes
+        self.folder = folder
+        self._records: OrderedDict[str, SessionRecord] = OrderedDict()  # least recently used first
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def open(self, record: SessionRecord) -> None:
+        self._records[record.session_id] = record
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        record = self._records.get(session_id)
+        if record is not None:
+            self._records.move_to_end(session_id)
+        return record
+
+    def recent(self) -> list[SessionRecord]:
+        """Every held session, newest start first."""
+        return sorted(self._records.values(), key=lambda r: r.started_at, reverse=True)
+
+    def finish(self, record: SessionRecord) -> None:
+        """The stream ended: its record joins the finished ones, and the oldest beyond the bounds go."""
+        record.finish()
+        self._records[record.session_id] = record
+        self._records.move_to_end(record.session_id)
+        self.evict()
+
+    def evict(self) -> None:
+        finished = [r for r in self._records.values() if r.finished_after_s is not None]
+        held = sum(r.nbytes for r in finished)
+        while finished and (len(finished) > self.max_sessions or held > self.max_bytes):
+            oldest = finished.pop(0)
+            held -= oldest.nbytes
+            del self._records[oldest.session_id]
+
+    def archive(self, record: SessionRecord) -> Path | None:
+        """Write a finished session to the folder (atomically), if one is configured; runs in a thread."""
+        if self.folder is None:
+            return None
+        try:
+            return write_session(self.folder, record)
+        except Exception:  # the report stays in memory; the archive is best effort, and says so
+            log.exception("could not archive scan session %s to %s", record.session_id, self.folder)
+            return None
+
+
+def write_session(folder: Path, record: SessionRecord) -> Path:
+    """`<folder>/<id>/` with report.json and the captures as PNG: built aside, fsynced, then renamed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / record.session_id
+    staging = Path(tempfile.mkdtemp(prefix=f".{record.session_id}.", dir=folder))
+    try:
+        files = {REPORT_FILE: json.dumps(record.report(), indent=2).encode()}
+        for rank, capture in enumerate(record.keeper.captures):
+            files[CAPTURE_FILE.format(rank=rank)] = capture.png()
+        for name, data in files.items():
+            with (staging / name).open("wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+        if target.exists():
+            shutil.rmtree(target)
+        staging.replace(target)
+        _fsync_dir(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # some file systems refuse to open a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

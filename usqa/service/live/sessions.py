@@ -1,0 +1,114 @@
+"""Scan sessions: what one stream received, scored and dropped, and the cap on open streams."""
+
+from __future__ import annotations
+
+import collections
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from usqa.service.live.drift import ScoreHistogramCounter
+from usqa.service.live.guidance import GUIDANCE_STATES, GuidanceState
+from usqa.service.registry import ScoreHistogram
+
+# The summary's own score histogram: ten equal bins, easy to read whatever the model's reference bins.
+SUMMARY_EDGES = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 11))
+# Latencies kept per session for its percentiles (a 30 fps stream fills this in about 9 minutes).
+LATENCY_SAMPLES = 16384
+
+MSG_TOO_MANY_SESSIONS = "too many scan sessions: {limit} are open; try again later"
+
+
+def percentiles_ms(samples: collections.abc.Sequence[float] | np.ndarray) -> dict[str, float | None]:
+    if len(samples) == 0:
+        return {"p50": None, "p90": None, "p99": None}
+    p50, p90, p99 = np.percentile(np.asarray(samples, dtype=np.float64), [50, 90, 99])
+    return {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3)}
+
+
+@dataclass
+class ScanSessionStats:
+    """Counters of one stream, summarised when it closes."""
+
+    reference: ScoreHistogram | None
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started: float = field(default_factory=time.monotonic)
+    received: int = 0
+    scored: int = 0
+    dropped: int = 0
+    failed: int = 0
+    amenable: int = 0
+    score_sum: float = 0.0
+    versions: list[int] = field(default_factory=list)
+    guidance_frames: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GUIDANCE_STATES, 0))
+    latencies_ms: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=LATENCY_SAMPLES)
+    )
+
+    def __post_init__(self) -> None:
+        self.histogram = ScoreHistogramCounter(ScoreHistogram(edges=list(SUMMARY_EDGES), counts=[0] * 10))
+        self.drift = ScoreHistogramCounter(self.reference)
+
+    def rebase(self, reference: ScoreHistogram | None) -> None:
+        """A new model version: drift is measured against its validation histogram from here on."""
+        self.reference = reference
+        self.drift = ScoreHistogramCounter(reference)
+
+    def record_scored(
+        self, score: float, amenable: bool, state: GuidanceState, latency_ms: float, version: int
+    ) -> None:
+        self.scored += 1
+        self.amenable += int(amenable)
+        self.score_sum += score
+        self.histogram.add(score)
+        self.drift.add(score)
+        self.guidance_frames[state] += 1
+        self.latencies_ms.append(latency_ms)
+        if not self.versions or self.versions[-1] != version:
+            self.versions.append(version)
+
+    def summary(self) -> dict[str, Any]:
+        offered = self.scored + self.dropped
+        return {
+            "type": "summary",
+            "session": self.session_id,
+            "duration_s": round(time.monotonic() - self.started, 3),
+            "frames": {
+                "received": self.received,
+                "scored": self.scored,
+                "dropped": self.dropped,
+                "failed": self.failed,
+            },
+            "drop_rate": round(self.dropped / offered, 4) if offered else 0.0,
+            "amenable_fraction": round(self.amenable / self.scored, 4) if self.scored else None,
+            "mean_score": round(self.score_sum / self.scored, 4) if self.scored else None,
+            "score_histogram": {"edges": list(SUMMARY_EDGES), "counts": list(self.histogram.counts)},
+            "guidance_frames": dict(self.guidance_frames),
+            "latency_ms": percentiles_ms(self.latencies_ms),
+            "drift": {"psi": _rounded(self.drift.psi()), "frames": self.drift.total},
+            "model_versions": list(self.versions),
+        }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+class SessionLimiter:
+    """At most `limit` streams at once; the next is refused (WebSocket close 1013, try again later)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+    def try_acquire(self) -> bool:
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def release(self) -> None:
+        self.open = max(0, self.open - 1)

@@ -1,0 +1,123 @@
+"""The model manifest: everything a runtime needs to serve a version, and to check it is the one published."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from usqa.contracts.graphs import INPUT_DTYPE, INPUT_NAME, OOD_OUTPUT
+
+MANIFEST_FILE = "manifest.json"
+HASH_CHUNK_BYTES = 1 << 20
+
+
+class InputSpec(BaseModel):
+    """The graph input: 8-bit grayscale frames, batch axis dynamic."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = INPUT_NAME
+    shape: tuple[str | int, ...] = ("N", 1, 128, 128)
+    dtype: str = INPUT_DTYPE
+
+
+class ScoreHistogram(BaseModel):
+    """Controller scores on the validation split: the reference for drift monitoring."""
+
+    model_config = ConfigDict(frozen=True)
+
+    edges: list[float]
+    counts: list[int]
+
+
+class Calibration(BaseModel):
+    """Raw controller score -> the score users see (schema_version 2; docs/service.md, "Display score").
+
+    `score_quantiles[i]` is the validation scores' quantile at i / (len - 1): a score's display value on the
+    `percentile` scale is its position among validation frames. With amenability labels, `isotonic_x/y` are
+    the breakpoints of an isotonic fit of P(amenable | score) on `labelled_frames` validation frames.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    display_scale: Literal["percentile"] = "percentile"
+    score_quantiles: list[float]
+    isotonic_x: list[float] | None = None
+    isotonic_y: list[float] | None = None
+    labelled_frames: int = 0
+
+
+class OodCalibration(BaseModel):
+    """The out-of-distribution check: a predictor-graph output and its threshold (schema_version 2)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: Literal["mahalanobis"] = "mahalanobis"
+    output: str = OOD_OUTPUT
+    # Pooled predictor features plus frame statistics (see usqa/trainer/calibration.py), and the covariance shrinkage.
+    feature_dim: int
+    shrinkage: float
+    # Distance above which a frame is out of scope: validation frames pass it at `false_alarm_rate`.
+    threshold: float
+    false_alarm_rate: float
+    # The fitted frames (training split) and the validation frames the threshold was set on.
+    fit_frames: int
+    validation_frames: int
+    validation_quantiles: list[float]
+
+
+class DriftReference(BaseModel):
+    """Quantile bins of validation scores and OOD distances: equal shares, so any shift shows (schema 2)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    score: ScoreHistogram
+    ood: ScoreHistogram | None = None
+
+
+class Manifest(BaseModel):
+    """`manifest.json` beside a version's files."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = 1
+    name: str
+    version: int = 0  # set by the registry at publish time
+    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    task: Literal["classify", "segment"]
+    class_names: list[str]
+    input: InputSpec = InputSpec()
+    # The shared frame pipeline's FrameSpec as a dict: crop mode, size, interpolation.
+    preprocessing: dict[str, Any]
+    # Graph files by role: at least "controller" and "predictor" (ONNX file names in the version folder).
+    graphs: dict[str, str]
+    # Controller score threshold per target rejection rate ("0.05" -> threshold), calibrated on validation.
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    score_histogram: ScoreHistogram | None = None
+    # schema_version 2 (all optional: a v1 manifest serves raw scores with no out-of-scope check, and says so).
+    calibration: Calibration | None = None
+    ood: OodCalibration | None = None
+    drift_reference: DriftReference | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    training_config: dict[str, Any] = Field(default_factory=dict)
+    code_revision: str = "unknown"
+    quantization: str | None = None
+    # Set when a retraining job published the version: a redelivered job finds it instead of publishing twice.
+    job_id: str | None = None
+    # The data set (an id in USQA_DATA_ROOT) it was trained on: its holdout is the version's reference set,
+    # on which the promotion gate compares a challenger with it.
+    dataset: str | None = None
+    # sha256 of every file in the version folder except the manifest itself.
+    files: dict[str, str] = Field(default_factory=dict)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,153 @@
+"""All runtime settings in one place, read from `USQA_*` environment variables through `get_settings()`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "production"]
+# onnxruntime's names, most preferred first; the service takes the first that this onnxruntime build offers.
+DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class Settings(BaseSettings):
+    """Service and pipeline settings; tests build their own instance instead of patching the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="USQA_", env_file=None, extra="ignore")
+
+    # Frame pipeline limits: a frame larger than this is refused before it is decoded into memory.
+    max_frame_pixels: int = Field(default=4096 * 4096, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    # Multi-frame inputs (DICOM cine, video) stop with a clear error past this many frames.
+    max_frames_per_input: int = Field(default=5000, gt=0)
+
+    # The writable model registry (publish, promote); relative to the working directory, as in a checkout.
+    registry: Path = Path("models")
+    # Also read the registry shipped with the package (read-only) for a model name `registry` lacks, so an
+    # installed `usqa` serves and scores the default model from any folder (usqa/service/registry/locate.py).
+    shipped_registry: bool = True
+    data_root: Path = Path("runs/data")
+    redis_url: str | None = None
+    api_token: str | None = None
+
+    # -- serving -----------------------------------------------------------------------------------------
+    # "production" refuses to start without `api_token`; "dev" serves without one (control endpoints off).
+    environment: Environment = "dev"
+    model_name: str = "usqa-prostate"
+    model_alias: str = "champion"
+    # The operating point: the share of frames the service is allowed to call non-amenable; one of the
+    # manifest's calibrated `thresholds` keys.
+    target_rejection: float = Field(default=0.05, gt=0, lt=1)
+    # When set, /assess and /ws/scan also need the bearer token (control endpoints always do).
+    require_token_for_scoring: bool = False
+
+    # onnxruntime: providers by preference; `require_provider` makes start-up fail unless that one serves.
+    providers: tuple[str, ...] = DEFAULT_PROVIDERS
+    require_provider: str | None = None
+    # Inference worker threads (0: one per CPU core) and onnxruntime threads per run (0: cores / workers),
+    # so concurrent streams use the cores side by side instead of fighting over one thread pool.
+    inference_workers: int = Field(default=0, ge=0)
+    intra_op_threads: int = Field(default=0, ge=0)
+    # Frames of several requests that are waiting together run as one batch, up to this many.
+    max_batch_frames: int = Field(default=16, gt=0)
+    # Requests (an /assess upload or one stream frame) waiting or running; beyond it /assess answers 429.
+    max_pending_requests: int = Field(default=64, gt=0)
+    retry_after_s: int = Field(default=1, ge=1)
+    warmup_runs: int = Field(default=3, ge=0)
+
+    # -- live scanning -----------------------------------------------------------------------------------
+    max_scan_sessions: int = Field(default=16, gt=0)
+    max_ws_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # Smoothed score: exponential moving average weight of the newest frame.
+    guidance_smoothing: float = Field(default=0.4, gt=0, le=1)
+    # Hysteresis: `good` is entered at threshold + margin and left below threshold - margin, each only
+    # after `guidance_dwell_frames` consecutive frames agree, so the feedback does not flicker.
+    guidance_margin: float = Field(default=0.03, ge=0, lt=0.5)
+    guidance_dwell_frames: int = Field(default=3, gt=0)
+    # A prepared frame this dark or this flat is no image at all (probe lifted, frozen, unplugged).
+    no_signal_mean_level: float = Field(default=8.0, ge=0)
+    no_signal_std_level: float = Field(default=3.0, ge=0)
+    # Scores kept for the service-wide drift estimate (population stability index against validation).
+    drift_window: int = Field(default=2000, gt=0)
+
+    # -- hot swap ----------------------------------------------------------------------------------------
+    # The registry is re-read this often even when Redis announcements arrive (they may be missed).
+    registry_poll_s: float = Field(default=10.0, gt=0)
+    # Redis pub/sub channel of registry announcements (usqa.service.registry.REGISTRY_CHANNEL).
+    registry_channel: str = "usqa:registry"
+
+    # -- retraining jobs (Celery) ----------------------------------------------------------------------
+    # Broker and result backend default to `redis_url`; `usqa demo` may use kombu's filesystem transport and
+    # Celery's file result backend where no Redis exists (see docs/deploy.md).
+    broker_url: str | None = None
+    result_backend: str | None = None
+    # Job records and cancellation marks (shared by API replicas and workers, like the registry).
+    jobs_root: Path = Path("runs/jobs")
+    # Where workers keep each job's run folder (checkpoints make a redelivered job resume, not restart).
+    work_root: Path = Path("runs/work")
+    # Soft limit: the job stops cleanly and reports; hard limit: the worker child is killed. The broker's
+    # visibility timeout must exceed the hard limit, or a long job would be redelivered while it still runs.
+    job_soft_time_limit_s: int = Field(default=3 * 3600, gt=0)
+    job_time_limit_s: int = Field(default=3 * 3600 + 300, gt=0)
+    job_visibility_timeout_s: int = Field(default=4 * 3600, gt=0)
+    job_max_retries: int = Field(default=3, ge=0)
+    # Where workers train: "auto" takes CUDA when torch sees it, else the CPU (logged, and in each report).
+    train_device: str = "auto"
+    job_retry_backoff_s: int = Field(default=10, gt=0)
+    # Promotion gate: the challenger becomes champion only if its selective task metric is at most this much
+    # below the champion's on every evaluation set; with `auto_promote` off it waits for `usqa models promote`.
+    auto_promote: bool = True
+    promotion_margin: float = Field(default=0.01, ge=0, le=1)
+    # Data-set uploads: the archive's size, and what it may unpack to (zip bombs).
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    max_unpacked_bytes: int = Field(default=2 * 1024 * 1024 * 1024, gt=0)
+    max_archive_members: int = Field(default=200_000, gt=0)
+
+    # Live page demo cine.
+    demo_preset: str = "transrectal_prostate"
+    demo_frames: int = Field(default=150, gt=0, le=2000)
+
+    # -- session reports (GET /sessions) -------------------------------------------------------------
+    # Finished scan sessions kept in memory (least recently used go first), and the bytes their captured
+    # frames may hold together; open streams are bounded by `max_scan_sessions`.
+    max_stored_sessions: int = Field(default=32, ge=0)
+    session_store_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    # Auto-capture: the best in-scope frames kept per session, at least this far apart in time.
+    captures_per_session: int = Field(default=6, ge=0, le=64)
+    capture_spacing_s: float = Field(default=1.0, ge=0)
+    # When set, each finished session is also written here (report.json and PNGs); never otherwise.
+    sessions_dir: Path | None = None
+
+    # -- scope checks (usqa/service/inference/verdict.py), judged on the frame before letterbox padding --------
+    # Saturated: more than this share of pixels at 250 or above. No contact: more than this share of the
+    # scan lines (columns) darker than 4 on average. Frozen: this many identical frames in a row in a stream
+    # or an offline sequence (0 turns the check off).
+    no_signal_saturated_fraction: float = Field(default=0.5, gt=0, le=1)
+    no_signal_dark_line_fraction: float = Field(default=0.8, gt=0, le=1)
+    no_signal_frozen_frames: int = Field(default=15, ge=0)
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> Settings:
+        if not self.job_soft_time_limit_s < self.job_time_limit_s < self.job_visibility_timeout_s:
+            raise ValueError(
+                "job limits must satisfy soft time limit < hard time limit < visibility timeout "
+                f"(got {self.job_soft_time_limit_s} / {self.job_time_limit_s} / {self.job_visibility_timeout_s} s)"
+            )
+        return self
+
+    @property
+    def broker(self) -> str | None:
+        return self.broker_url or self.redis_url
+
+    @property
+    def backend(self) -> str | None:
+        return self.result_backend or self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,111 @@
+"""Trainer subcommands: `usqa train` (Algorithm 1 + baseline) and `usqa evaluate` (sections 3-4)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from usqa.contracts.cli import UsageError
+from usqa.contracts.training import ALGOS, PRESETS, REWARDS, TASKS, preset
+from usqa.trainer.data import DataError
+
+log = logging.getLogger(__name__)
+
+MSG_NO_DATA = "data folder {path} does not exist"
+MSG_NOT_EMPTY = "{path} already holds a run; pass --resume to continue it or choose another --out"
+MSG_NO_BACKBONE = "backbone checkpoint {path} does not exist"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    train = subparsers.add_parser(
+        "train", help="train the controller/predictor pair by reinforcement learning (and the baseline)"
+    )
+    train.add_argument("--data", type=Path, required=True, help="labelled data-set folder (labels.csv)")
+    train.add_argument("--task", choices=TASKS, default="classify")
+    train.add_argument("--reward", choices=REWARDS, default="weighted", help="R_avg, R_w or R_sel")
+    train.add_argument("--algo", choices=ALGOS, default="reinforce")
+    train.add_argument("--config", choices=PRESETS, default="default", help="budget preset")
+    train.add_argument("--out", type=Path, required=True, help="run folder")
+    train.add_argument("--device", default="cpu", help="cpu or cuda (an absent CUDA is an error)")
+    train.add_argument("--backbone", type=Path, help="backbone state_dict to initialise the networks")
+    train.add_argument("--seed", type=int, help="override the preset's seed")
+    train.add_argument("--episodes", type=int, help="override the preset's number of episodes")
+    train.add_argument("--no-baseline", action="store_true", help="skip the non-selective baseline")
+    train.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=run_train)
+
+    evaluate = subparsers.add_parser("evaluate", help="holdout rejection curves, kappa and t-test of a run")
+    evaluate.add_argument("--run", type=Path, required=True, help="run folder from `usqa train`")
+    evaluate.add_argument("--data", type=Path, required=True, help="labelled data-set folder")
+    evaluate.add_argument("--out", type=Path, required=True, help="folder for report.json and PNGs")
+    evaluate.add_argument("--baseline", type=Path, help="another run whose baseline.pt to compare with")
+    evaluate.add_argument("--resamples", type=int, default=200, help="subject-level bootstrap resamples")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.set_defaults(handler=run_evaluate)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from usqa.trainer.engine.device import DeviceError
+    from usqa.trainer.run import CHECKPOINT_FILE, RunError, train
+
+    if not args.data.is_dir():
+        raise UsageError(MSG_NO_DATA.format(path=args.data))
+    if args.backbone is not None and not args.backbone.is_file():
+        raise UsageError(MSG_NO_BACKBONE.format(path=args.backbone))
+    if not args.resume and (args.out / CHECKPOINT_FILE).exists():
+        raise UsageError(MSG_NOT_EMPTY.format(path=args.out))
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    config = preset(args.config, args.task, args.reward, args.algo)
+    config = replace(
+        config,
+        device=args.device,
+        seed=config.seed if args.seed is None else args.seed,
+        episodes=config.episodes if args.episodes is None else args.episodes,
+        train_baseline=config.train_baseline and not args.no_baseline,
+        backbone_checkpoint=None if args.backbone is None else str(args.backbone),
+    )
+    try:
+        result = train(config, args.data, args.out, resume=args.resume, progress=not args.quiet)
+    except (DataError, RunError, DeviceError) as exc:
+        raise UsageError(str(exc)) from exc
+    seconds = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+    print(f"run {result.run_dir}: {seconds}")
+    if result.verdict is not None:
+        print(result.verdict.summary())
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from usqa.trainer.engine.device import DeviceError
+    from usqa.trainer.evaluate import REPORT_FILE, evaluate
+    from usqa.trainer.run import RunError
+
+    if not args.data.is_dir():
+        raise UsageError(MSG_NO_DATA.format(path=args.data))
+    try:
+        report = evaluate(
+            args.run,
+            args.data,
+            args.out,
+            baseline_run=args.baseline,
+            resamples=args.resamples,
+            seed=args.seed,
+            device=args.device,
+        )
+    except (DataError, RunError, DeviceError) as exc:
+        raise UsageError(str(exc)) from exc
+    op = report["rejection_ratios"].index(report["operating_point"])
+    summary = {name: round(curve["mean"][op], 4) for name, curve in report["curves"].items()}
+    print(f"{report['metric']} at {report['operating_point']:.0%} rejection: {json.dumps(summary)}")
+    print(f"kappa (controller vs non-amenable): {report['kappa']['controller']:.3f}")
+    print(f"report: {Path(args.out) / REPORT_FILE}")
+    return 0
