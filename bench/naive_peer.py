@@ -24,7 +24,7 @@ from fastapi import Body, FastAPI, HTTPException
 from usqa.contracts.training import TrainConfig
 from usqa.service.frames import FrameSpec, prepare_frame
 from usqa.service.registry import ModelRegistry
-from usqa.trainer.run import build_networks, load_run
+from usqa.trainer.amenability.run import build_networks, load_run
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
         --seeds 0 1 2 --variants reinforce credit
 
 Each variant trains with the `demo` preset (classification, reward R_w) per seed and is evaluated on the holdout
-(`usqa.trainer.evaluate`); the non-selective baseline is trained once per seed and shared. Prints a markdown table of
+(`usqa.trainer.amenability.evaluate`); the non-selective baseline is trained once per seed and shared. Prints a markdown table of
 mean ± std over seeds and writes `summary.json` into --out.
 """
 
@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from usqa.contracts.training import TrainConfig, preset
+from usqa.trainer.amenability.engine import infer
+from usqa.trainer.amenability.evaluate import evaluate
+from usqa.trainer.amenability.run import load_run, train
 from usqa.trainer.data import load_task_data
-from usqa.trainer.engine.amenability import infer
-from usqa.trainer.evaluate import evaluate
-from usqa.trainer.run import load_run, train
 
 Variant = Callable[[TrainConfig], TrainConfig]
 

@@ -3,7 +3,7 @@
 Every method of `experiments.generalisation_methods.METHODS` on three data sets (development simulator
 setting, held-out simulator setting, real ultrasound frames; `experiments.generalisation_data`), for
 classification on all three and segmentation where masks exist, with several training seeds each; every run
-is evaluated on its data set's holdout split by `usqa.trainer.evaluate` (controller, random, confidence and
+is evaluated on its data set's holdout split by `usqa.trainer.amenability.evaluate` (controller, random, confidence and
 ground-truth rejection; the non-selective predictor) and compared with the trivial baseline (majority class,
 empty mask). The generated block `generalisation` of docs/results.md is rendered from the JSON files only.
 
@@ -54,9 +54,9 @@ from experiments.generalisation_methods import (
 )
 from experiments.generalisation_page import check_docs, collect, write_docs
 from usqa.contracts.training import TASKS, TrainConfig
+from usqa.trainer.amenability.evaluate import evaluate
+from usqa.trainer.amenability.run import load_run, train
 from usqa.trainer.data import load_task_data
-from usqa.trainer.evaluate import evaluate
-from usqa.trainer.run import load_run, train
 
 log = logging.getLogger("experiments.generalisation")
 

@@ -22,8 +22,8 @@ from usqa.service.datasets import load_dataset
 from usqa.service.datasets.real_frames import build as build_real_frames
 from usqa.service.simulator import write_dataset
 from usqa.service.simulator.benchmarks import BREAST_HELD_OUT, PROSTATE_EVIDENCE_LOSS, BenchmarkSetting
+from usqa.trainer.amenability.rewards import frame_accuracy, frame_dice
 from usqa.trainer.data import amenability, load_task_data
-from usqa.trainer.rewards import frame_accuracy, frame_dice
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def prevalence(data_dir: Path, task: str) -> dict[str, float]:
 def trivial_baseline(data_dir: Path, task: str, frame_size: int) -> dict[str, Any]:
     """Classification: the training split's majority class, scored on holdout. Segmentation: the empty mask.
 
-    Both are scored with the evaluation's own per-frame metric (usqa/trainer/rewards.py: Dice 1 for empty-vs-empty), on the holdout frames the
+    Both are scored with the evaluation's own per-frame metric (usqa/trainer/amenability/rewards.py: Dice 1 for empty-vs-empty), on the holdout frames the
     evaluation uses (segmentation keeps frames that show the structure), so the bar compares like with like.
     """
     config = replace(TrainConfig(task=task), frame=replace(TrainConfig().frame, size=frame_size))  # type: ignore[arg-type]

@@ -168,9 +168,9 @@ def run_amenability(
 ) -> dict[str, Any]:
     """Table (c): the RL trainer's pair with each initial backbone, same budget, evaluated at the operating point."""
     from usqa.contracts.training import TrainConfig, preset
+    from usqa.trainer.amenability.evaluate import evaluate
+    from usqa.trainer.amenability.run import train
     from usqa.trainer.data import load_task_data
-    from usqa.trainer.evaluate import evaluate
-    from usqa.trainer.run import train
 
     base = preset("default", "classify", reward, algo)  # type: ignore[arg-type]
     base = replace(

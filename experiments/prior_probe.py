@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from usqa.contracts.training import RecipeConfig, preset
+from usqa.trainer.amenability.engine import frame_metric, predictor_loss
 from usqa.trainer.data import load_task_data
-from usqa.trainer.engine.amenability import frame_metric, predictor_loss
 from usqa.trainer.networks import build_predictor, seeded_init
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from usqa.contracts.frames import FrameSpec
 from usqa.contracts.training import RecipeConfig, Task, TrainConfig, preset
-from usqa.trainer.run import train
+from usqa.trainer.amenability.run import train
 
 PLAIN = RecipeConfig()
 

@@ -23,8 +23,8 @@ import torch
 from experiments.results_tables import check_docs, write_docs
 from usqa.contracts.training import ALGOS, REWARDS, TASKS, TrainConfig, preset
 from usqa.service.simulator import write_dataset
-from usqa.trainer.evaluate import evaluate
-from usqa.trainer.run import train
+from usqa.trainer.amenability.evaluate import evaluate
+from usqa.trainer.amenability.run import train
 
 log = logging.getLogger("experiments.results")
 

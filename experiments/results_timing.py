@@ -17,7 +17,7 @@ import torch
 
 from usqa.contracts.training import PRESETS, TASKS, preset
 from usqa.service.simulator import write_dataset
-from usqa.trainer.run import train
+from usqa.trainer.amenability.run import train
 
 DATA: dict[str, dict[str, int]] = {
     "debug": {"frames": 96, "subjects": 8, "size": 64},

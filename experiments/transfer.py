@@ -29,7 +29,7 @@ from usqa.contracts.adaptation import parse_model_ref
 from usqa.contracts.training import ALGOS, Algo, TrainConfig, preset
 from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.service.simulator import write_dataset
-from usqa.trainer.adapt import (
+from usqa.trainer.adaptation.adapt import (
     AdaptOptions,
     Start,
     adapt_networks,
@@ -38,15 +38,15 @@ from usqa.trainer.adapt import (
     stratified_draw,
     subset,
 )
-from usqa.trainer.adapt_metrics import holdout_metrics
-from usqa.trainer.agreement import non_amenable_fraction
+from usqa.trainer.adaptation.metrics import holdout_metrics
+from usqa.trainer.amenability.agreement import non_amenable_fraction
+from usqa.trainer.amenability.run import build_networks, load_network, train
 from usqa.trainer.data import TaskData, load_task_data
-from usqa.trainer.export import ExportOptions, export_run
 from usqa.trainer.heating.backbone_io import BACKBONE_FILE
 from usqa.trainer.heating.config import heat_preset
 from usqa.trainer.heating.data import load_class_data
 from usqa.trainer.heating.heat import heat
-from usqa.trainer.run import build_networks, load_network, train
+from usqa.trainer.release.export import ExportOptions, export_run
 
 log = logging.getLogger(__name__)
 

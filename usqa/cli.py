@@ -32,10 +32,13 @@ RUNTIME_COMMANDS: tuple[str, ...] = (
 # Subcommands that need the `train` extra (torch), by command name: their module is imported only when that
 # command runs, so `usqa serve` never loads torch and the runtime image (no torch) still lists them.
 TRAINER_COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("usqa.trainer.cli", "train the controller/predictor pair (seed 004)"),
-    "evaluate": ("usqa.trainer.cli", "holdout rejection curves, kappa and t-test of a run"),
-    "export": ("usqa.trainer.export_cli", "export a run to ONNX, check it and publish it to the registry"),
-    "adapt": ("usqa.trainer.adapt_cli", "adapt a published version to a new site with N labelled frames"),
+    "train": ("usqa.trainer.amenability.cli", "train the controller/predictor pair (seed 004)"),
+    "evaluate": ("usqa.trainer.amenability.cli", "holdout rejection curves, kappa and t-test of a run"),
+    "export": ("usqa.trainer.release.cli", "export a run to ONNX, check it and publish it to the registry"),
+    "adapt": (
+        "usqa.trainer.adaptation.cli",
+        "adapt a published version to a new site with N labelled frames",
+    ),
     "heat": ("usqa.trainer.heating.cli", "pre-train a heated backbone with noise masks (seed 000)"),
     "finetune": ("usqa.trainer.heating.cli", "fine-tune a heated backbone on a task without masks"),
     "worker": ("usqa.trainer.jobs.cli", "run a retraining worker (Celery, queue 'retrain')"),

@@ -155,12 +155,12 @@ def run(args: argparse.Namespace) -> int:
     # Torch is imported here, not at module import, so `usqa --help` and the runtime stay torch-free.
     from usqa.contracts.training import preset
     from usqa.service.registry import CHAMPION, ModelRegistry
-    from usqa.trainer.evaluate import evaluate
-    from usqa.trainer.export import ExportOptions, export_run
+    from usqa.trainer.amenability.evaluate import evaluate
+    from usqa.trainer.amenability.run import train
     from usqa.trainer.heating.config import heat_preset
     from usqa.trainer.heating.data import load_class_data
     from usqa.trainer.heating.heat import heat
-    from usqa.trainer.run import train
+    from usqa.trainer.release.export import ExportOptions, export_run
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo prints what each request did
     out: Path = args.out.resolve()
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         out / "run",
         registry,
         # force: the demo shows the whole loop on a seconds-long run whose holdout kappa is often <= 0; the
-        # kappa gate is for models meant to serve (usqa/trainer/calibration.py `check_kappa`).
+        # kappa gate is for models meant to serve (usqa/trainer/release/fitting.py `check_kappa`).
         ExportOptions(name=DEMO_MODEL, alias=CHAMPION, class_names=CLASS_NAMES, dataset=first.id, force=True),
         data_dir=data_dir,
     )

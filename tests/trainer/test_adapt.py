@@ -15,7 +15,7 @@ from usqa.contracts.adaptation import ModelRef, parse_model_ref
 from usqa.contracts.training import preset
 from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.service.simulator import write_dataset
-from usqa.trainer.adapt import (
+from usqa.trainer.adaptation.adapt import (
     ADAPT_FILE,
     AdaptError,
     AdaptOptions,
@@ -24,9 +24,9 @@ from usqa.trainer.adapt import (
     load_version_start,
     stratified_draw,
 )
-from usqa.trainer.export import ExportOptions, export_run
-from usqa.trainer.run import MODEL_FILE, build_networks, load_run, train
-from usqa.trainer.weights_file import WEIGHTS_FILE, read_weights
+from usqa.trainer.amenability.run import MODEL_FILE, build_networks, load_run, train
+from usqa.trainer.release.export import ExportOptions, export_run
+from usqa.trainer.release.weights_file import WEIGHTS_FILE, read_weights
 
 NAME = "site"
 STEPS = 3

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from usqa.service.live.drift import ScoreHistogramCounter
-from usqa.trainer.calibration import (
+from usqa.trainer.release.fitting import (
     MSG_KAPPA,
     KappaError,
     check_kappa,
@@ -61,7 +61,7 @@ def test_kappa_gate_refuses_a_chance_controller_unless_forced(tmp_path: Path) ->
 
 
 def test_frame_statistics_separate_noise_and_layout() -> None:
-    from usqa.trainer.onnx_graphs import frame_statistics
+    from usqa.trainer.release.graphs import frame_statistics
 
     rng = np.random.default_rng(0)
     noise = torch.from_numpy(rng.integers(0, 256, (1, 1, 32, 32), dtype=np.uint8))

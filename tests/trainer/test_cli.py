@@ -11,7 +11,7 @@ import torch
 
 from usqa.cli import main
 from usqa.contracts.training import ALGOS, REWARDS, BackboneConfig
-from usqa.trainer.cli import MSG_NO_DATA
+from usqa.trainer.amenability.cli import MSG_NO_DATA
 from usqa.trainer.data import MSG_NO_MASKS
 from usqa.trainer.networks import ResNetBackbone, seeded_init
 

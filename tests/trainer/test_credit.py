@@ -11,16 +11,16 @@ import pytest
 import torch
 
 from usqa.contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, CreditConfig, preset
-from usqa.trainer.credit import (
+from usqa.trainer.amenability.credit import (
     CreditLearner,
     clipped_policy_objective,
     frame_advantages,
     soft_frame_metric,
 )
-from usqa.trainer.evaluate import evaluate
+from usqa.trainer.amenability.evaluate import evaluate
+from usqa.trainer.amenability.rewards import reward_weighted
+from usqa.trainer.amenability.run import CHECKPOINT_FILE, train
 from usqa.trainer.networks import Controller, seeded_init
-from usqa.trainer.rewards import reward_weighted
-from usqa.trainer.run import CHECKPOINT_FILE, train
 
 from .test_run import StopAfter
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from usqa.contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, DDPGConfig
-from usqa.trainer.ddpg import DDPG, OrnsteinUhlenbeckNoise, ReplayBuffer, soft_update
+from usqa.trainer.amenability.ddpg import DDPG, OrnsteinUhlenbeckNoise, ReplayBuffer, soft_update
 from usqa.trainer.networks import Controller
 
 

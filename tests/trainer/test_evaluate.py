@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from usqa.trainer.evaluate import (
+from usqa.trainer.amenability.evaluate import (
     HoldoutScores,
     bootstrap_curves,
     build_report,

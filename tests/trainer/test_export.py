@@ -10,23 +10,23 @@ import torch
 from usqa.cli import main
 from usqa.contracts.training import TrainConfig, preset
 from usqa.service.registry import CHAMPION, ModelRegistry
-from usqa.trainer.data import load_task_data
-from usqa.trainer.export import (
-    ExportError,
-    ExportOptions,
-    calibrate_thresholds,
-    export_run,
-    onnx_outputs,
-    score_histogram,
-)
-from usqa.trainer.run import DATA_RECORD_FILE, MODEL_FILE, load_run, record_data_dir, train
-from usqa.trainer.verdict import (
+from usqa.trainer.amenability.acceptance import (
     MSG_TRIVIAL_PREDICTOR,
     VERDICT_FILE,
     compute_verdict,
     read_verdict,
     refusal,
     write_verdict,
+)
+from usqa.trainer.amenability.run import DATA_RECORD_FILE, MODEL_FILE, load_run, record_data_dir, train
+from usqa.trainer.data import load_task_data
+from usqa.trainer.release.export import (
+    ExportError,
+    ExportOptions,
+    calibrate_thresholds,
+    export_run,
+    onnx_outputs,
+    score_histogram,
 )
 
 
@@ -196,7 +196,7 @@ def test_export_refuses_a_run_whose_controller_does_not_beat_chance(
     import json
     import shutil
 
-    from usqa.trainer.calibration import MSG_KAPPA
+    from usqa.trainer.release.fitting import MSG_KAPPA
 
     run = tmp_path / "run"
     shutil.copytree(classify_run, run)

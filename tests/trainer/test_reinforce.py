@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from usqa.contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, ReinforceConfig
+from usqa.trainer.amenability.reinforce import Reinforce, bernoulli_log_likelihood, returns_to_go
 from usqa.trainer.networks import Controller
-from usqa.trainer.reinforce import Reinforce, bernoulli_log_likelihood, returns_to_go
 
 
 def test_log_likelihood_matches_torch_bernoulli() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from usqa.trainer.rewards import (
+from usqa.trainer.amenability.rewards import (
     RewardBaseline,
     compute_reward,
     constraint_penalty,

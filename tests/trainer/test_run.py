@@ -11,12 +11,8 @@ import torch
 
 from usqa.contracts.frames import FrameSpec
 from usqa.contracts.training import ALGOS, BackboneConfig, preset
-from usqa.trainer.data import load_task_data, reward_indices
-from usqa.trainer.engine.amenability import frame_metric, infer
-from usqa.trainer.engine.base import Callback, Engine, Logs
-from usqa.trainer.heating.backbone_io import load_backbone, read_backbone_meta, save_backbone
-from usqa.trainer.networks import FrameClassifier, seeded_init
-from usqa.trainer.run import (
+from usqa.trainer.amenability.engine import frame_metric, infer
+from usqa.trainer.amenability.run import (
     CHECKPOINT_FILE,
     METRICS_FILE,
     RunError,
@@ -26,6 +22,10 @@ from usqa.trainer.run import (
     train,
     write_predictor_backbone,
 )
+from usqa.trainer.data import load_task_data, reward_indices
+from usqa.trainer.engine.base import Callback, Engine, Logs
+from usqa.trainer.heating.backbone_io import load_backbone, read_backbone_meta, save_backbone
+from usqa.trainer.networks import FrameClassifier, seeded_init
 
 SMALL = BackboneConfig(widths=(4, 8))
 

@@ -10,10 +10,7 @@ import pytest
 import torch
 
 from usqa.contracts.training import preset
-from usqa.trainer.data import SplitTensors
-from usqa.trainer.engine.amenability import frame_metric
-from usqa.trainer.run import train
-from usqa.trainer.verdict import (
+from usqa.trainer.amenability.acceptance import (
     CONTROLLER_KAPPA,
     CONTROLLER_NO_SPREAD,
     MIN_MARGIN,
@@ -26,6 +23,9 @@ from usqa.trainer.verdict import (
     trivial_metric,
     trivial_predictions,
 )
+from usqa.trainer.amenability.engine import frame_metric
+from usqa.trainer.amenability.run import train
+from usqa.trainer.data import SplitTensors
 
 
 def split(targets: torch.Tensor, amenable: list[int] | None = None) -> SplitTensors:

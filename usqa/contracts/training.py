@@ -118,7 +118,7 @@ class DDPGConfig:
 
 @dataclass(frozen=True)
 class CreditConfig:
-    """algo "credit" (usqa/trainer/credit.py): R_w's exact per-frame gradient on the reward frames (eq. 2), with an
+    """algo "credit" (usqa/trainer/amenability/credit.py): R_w's exact per-frame gradient on the reward frames (eq. 2), with an
     optional PPO-clipped policy-gradient term for the training-frame selection (eq. 8), several updates per
     episode."""
 

@@ -15,9 +15,9 @@ from usqa.service.jobs.records import new_job_id
 from usqa.service.jobs.spec import JobSpec
 from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.service.simulator import write_dataset
-from usqa.trainer.export import ExportOptions, export_run
+from usqa.trainer.amenability.run import train
 from usqa.trainer.jobs.retrain import JobRefused, run_job
-from usqa.trainer.run import train
+from usqa.trainer.release.export import ExportOptions, export_run
 
 from ...service.conftest import make_settings
 

@@ -21,8 +21,8 @@ from onnx import numpy_helper
 from usqa.service.datasets.uploads import DatasetStore
 from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.service.settings import Settings
+from usqa.trainer.amenability.acceptance import MSG_REFUSED, TRIVIAL_PREDICTOR
 from usqa.trainer.jobs.promotion import decide
-from usqa.trainer.verdict import MSG_REFUSED, TRIVIAL_PREDICTOR
 
 from ...service.conftest import (
     FRAME_SIZE,

@@ -11,8 +11,8 @@ import pytest
 from usqa.service.datasets.uploads import DatasetStore
 from usqa.service.jobs.spec import JobSpec
 from usqa.service.registry import ModelRegistry
+from usqa.trainer.amenability.acceptance import MSG_REFUSED_JOB
 from usqa.trainer.jobs.retrain import REPORT_FILE, JobRefused, run_job
-from usqa.trainer.verdict import MSG_REFUSED_JOB
 
 from ...service.conftest import MODEL_NAME, make_settings
 

@@ -176,7 +176,7 @@ def resolve_config(spec: JobSpec, *, backbone_path: Path | None = None) -> Train
     check_adaptation(spec)
     config = preset(spec.config, spec.task, spec.reward, spec.algo)
     if spec.adapt_from is not None:
-        return config  # the worker adapts the version's own config (usqa.trainer.adapt); checked above
+        return config  # the worker adapts the version's own config (usqa.trainer.adaptation.adapt); checked above
     config = _apply(config, spec.overrides)
     if config.episodes < 1 or config.steps_per_episode < 1 or config.batch_size < 1:
         raise SpecError("episodes, steps_per_episode and batch_size must be at least 1")

@@ -168,7 +168,7 @@ def score_spread(histogram: ScoreHistogram | None) -> ScoreSpread | None:
 
 
 def evaluation_of(report: dict[str, Any]) -> Evaluation:
-    """The card's view of a report.json (usqa/trainer/evaluate.py documents its schema)."""
+    """The card's view of a report.json (usqa/trainer/amenability/evaluate.py documents its schema)."""
     ttest = report.get("ttest")
     return Evaluation(
         metric=str(report.get("metric", "metric")),

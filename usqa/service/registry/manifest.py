@@ -58,7 +58,7 @@ class OodCalibration(BaseModel):
 
     method: Literal["mahalanobis"] = "mahalanobis"
     output: str = OOD_OUTPUT
-    # Pooled predictor features plus frame statistics (see usqa/trainer/calibration.py), and the covariance shrinkage.
+    # Pooled predictor features plus frame statistics (see usqa/trainer/release/fitting.py), and the covariance shrinkage.
     feature_dim: int
     shrinkage: float
     # Distance above which a frame is out of scope: validation frames pass it at `false_alarm_rate`.

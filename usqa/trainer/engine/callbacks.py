@@ -169,7 +169,7 @@ class BestModel(Callback):
     best networks are loaded back into the engine at the end. `keep` names the networks to keep (default: all
     of `engine.networks`); iterations before `start` are neither kept nor counted (e.g. warm-up episodes).
     `state_dict()` goes into a run's checkpoint, so a resumed run remembers the best so far. The RL trainer
-    wires it when `config.recipe.best_on_validation` is set (usqa.trainer.run).
+    wires it when `config.recipe.best_on_validation` is set (usqa.trainer.amenability.run).
     """
 
     def __init__(

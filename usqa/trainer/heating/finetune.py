@@ -21,8 +21,6 @@ from usqa.contracts.training import write_config
 from usqa.trainer.engine.base import Callback, Engine
 from usqa.trainer.engine.callbacks import Checkpointer, MetricsLog, ProgressBar, load_checkpoint_of_kind
 from usqa.trainer.engine.device import resolve_device
-from usqa.trainer.engine.steps import BatchStream, cosine_schedule
-from usqa.trainer.engine.supervised import SupervisedEngine
 from usqa.trainer.heating.augment import CutMix, RandAugment
 from usqa.trainer.heating.backbone_io import (
     BACKBONE_FILE,
@@ -35,6 +33,8 @@ from usqa.trainer.heating.config import FinetuneConfig
 from usqa.trainer.heating.data import ClassData, evaluation_subset
 from usqa.trainer.heating.evaluate import evaluate_classifier
 from usqa.trainer.heating.heat import check_resumable
+from usqa.trainer.heating.steps import BatchStream, cosine_schedule
+from usqa.trainer.heating.supervised import SupervisedEngine
 from usqa.trainer.networks import FrameClassifier, seeded_init
 from usqa.trainer.networks import load_backbone as init_backbone
 

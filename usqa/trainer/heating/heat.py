@@ -21,14 +21,14 @@ from usqa.contracts.training import write_config
 from usqa.trainer.engine.base import Callback, Engine
 from usqa.trainer.engine.callbacks import Checkpointer, MetricsLog, ProgressBar, load_checkpoint_of_kind
 from usqa.trainer.engine.device import resolve_device
-from usqa.trainer.engine.heating import HeatingEngine
-from usqa.trainer.engine.steps import BatchStream, cosine_schedule
 from usqa.trainer.heating.backbone_io import BACKBONE_FILE, save_backbone
 from usqa.trainer.heating.config import HeatConfig
 from usqa.trainer.heating.data import ClassData, ClassSplit, evaluation_subset
+from usqa.trainer.heating.engine import HeatingEngine
 from usqa.trainer.heating.evaluate import FrameTransform, evaluate_classifier
 from usqa.trainer.heating.masks import NoiseMaskSampler, apply_mask
 from usqa.trainer.heating.policy import NoisePolicy
+from usqa.trainer.heating.steps import BatchStream, cosine_schedule
 from usqa.trainer.networks import FrameClassifier, seeded_init
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The adaptation branch of a retraining job: a spec with `adapt_from` adapts that version (usqa.trainer.adapt).
+"""The adaptation branch of a retraining job: a spec with `adapt_from` adapts that version (usqa.trainer.adaptation.adapt).
 
 The published source is read from the job's registry; the run folder it writes is exported and gated like a
 trained one. A redelivered job whose adaptation finished reuses it (adaptation has no checkpoint to resume).
@@ -14,9 +14,9 @@ from typing import Any
 from usqa.contracts.adaptation import AdaptMode
 from usqa.service.jobs.spec import JobSpec
 from usqa.service.registry import ModelRegistry
-from usqa.trainer.adapt import ADAPT_FILE, AdaptOptions, adapt
+from usqa.trainer.adaptation.adapt import ADAPT_FILE, AdaptOptions, adapt
+from usqa.trainer.amenability.run import MODEL_FILE
 from usqa.trainer.engine.base import Callback
-from usqa.trainer.run import MODEL_FILE
 
 DEFAULT_MODE: AdaptMode = "finetune"
 DEFAULT_STEPS = 100

@@ -6,7 +6,7 @@ champion's reference set (the holdout of the data set it was trained on, when th
 root). The compared figure is the task metric (accuracy, or mean Dice) on the frames each version would call
 amenable. The gate passes when, on every set both could be scored on, the challenger is at most `margin` below.
 
-Before any comparison, a challenger whose recorded verdict failed (usqa.trainer.verdict, in its manifest's metrics: a
+Before any comparison, a challenger whose recorded verdict failed (usqa.trainer.amenability.acceptance, in its manifest's metrics: a
 predictor no better than the trivial one, a controller with no spread or kappa <= 0) is refused unless `force`,
 even when there is no champion yet; versions published before verdicts existed record none and are not refused.
 """
@@ -26,7 +26,7 @@ from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.offline import open_model
 from usqa.service.registry import CHAMPION, ModelRegistry, RegistryError
 from usqa.service.settings import Settings
-from usqa.trainer.verdict import refusal
+from usqa.trainer.amenability.acceptance import refusal
 
 log = logging.getLogger(__name__)
 

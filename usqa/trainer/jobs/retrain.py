@@ -25,14 +25,9 @@ from usqa.service.jobs.spec import BACKBONES_DIR, JobSpec, SpecError, resolve_co
 from usqa.service.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError, open_registry
 from usqa.service.registry.announce import announcer_from_url
 from usqa.service.settings import Settings
-from usqa.trainer.adapt import AdaptError
-from usqa.trainer.engine.base import Callback, Engine, Logs
-from usqa.trainer.engine.callbacks import ProgressHook
-from usqa.trainer.export import ExportOptions, export_run
-from usqa.trainer.jobs.adapt_job import run_adaptation
-from usqa.trainer.jobs.adapt_job import summary as adaptation_summary
-from usqa.trainer.jobs.promotion import decide
-from usqa.trainer.run import (
+from usqa.trainer.adaptation.adapt import AdaptError
+from usqa.trainer.amenability.acceptance import read_verdict, refusal
+from usqa.trainer.amenability.run import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     MODEL_FILE,
@@ -40,7 +35,12 @@ from usqa.trainer.run import (
     train,
     write_predictor_backbone,
 )
-from usqa.trainer.verdict import read_verdict, refusal
+from usqa.trainer.engine.base import Callback, Engine, Logs
+from usqa.trainer.engine.callbacks import ProgressHook
+from usqa.trainer.jobs.adapt_job import run_adaptation
+from usqa.trainer.jobs.adapt_job import summary as adaptation_summary
+from usqa.trainer.jobs.promotion import decide
+from usqa.trainer.release.export import ExportOptions, export_run
 
 log = logging.getLogger(__name__)
 

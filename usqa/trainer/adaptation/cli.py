@@ -10,9 +10,9 @@ from usqa.contracts.cli import UsageError
 from usqa.contracts.training import TASKS
 from usqa.service.registry import open_registry
 from usqa.service.settings import get_settings
-from usqa.trainer.adapt import ADAPT_FILE, AdaptError, AdaptOptions, adapt
+from usqa.trainer.adaptation.adapt import ADAPT_FILE, AdaptError, AdaptOptions, adapt
+from usqa.trainer.amenability.run import MODEL_FILE
 from usqa.trainer.engine.device import DeviceError, resolve_device
-from usqa.trainer.run import MODEL_FILE
 
 MSG_NO_DATA = "data folder {path} does not exist"
 MSG_NOT_EMPTY = "{path} already holds a run; choose another --out"

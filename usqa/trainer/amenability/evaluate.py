@@ -33,12 +33,12 @@ from torch import nn
 
 from usqa.contracts.training import OPERATING_POINT
 from usqa.service.inference.evaluation import METRIC_NAME, rejected_mask
-from usqa.trainer.agreement import cohens_kappa, contingency_table, non_amenable_fraction
+from usqa.trainer.amenability.agreement import cohens_kappa, contingency_table, non_amenable_fraction
+from usqa.trainer.amenability.engine import frame_metric, infer
+from usqa.trainer.amenability.rewards import frame_confidence
+from usqa.trainer.amenability.run import load_network, load_run
 from usqa.trainer.data import SplitTensors, load_task_data
-from usqa.trainer.engine.amenability import frame_metric, infer
 from usqa.trainer.engine.device import resolve_device
-from usqa.trainer.rewards import frame_confidence
-from usqa.trainer.run import load_network, load_run
 
 REJECTION_RATIOS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(9))
 REPORT_FILE = "report.json"
@@ -226,7 +226,7 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if plots:
-        from usqa.trainer.plots import plot_contingency, plot_curves
+        from usqa.trainer.amenability.plots import plot_contingency, plot_curves
 
         plot_curves(report, out / CURVES_PNG)
         plot_contingency(report, out / CONTINGENCY_PNG)

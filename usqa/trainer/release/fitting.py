@@ -1,7 +1,7 @@
 """Export-time calibration (issue #14): the display scale, the out-of-scope check, the drift reference, the kappa gate.
 
 - OOD: the Mahalanobis distance of a frame's feature vector (the predictor's pooled features plus frame
-  statistics, `usqa.trainer.onnx_graphs.ood_features`) to the training frames. Features are standardised, their
+  statistics, `usqa.trainer.release.graphs.ood_features`) to the training frames. Features are standardised, their
   correlation shrunk towards the identity by `SHRINKAGE` (a few hundred frames cannot pin down a 40-dimensional
   covariance), and the inverse's Cholesky factor becomes the graph's `whitening` constant. The threshold is
   the validation distances' (1 - `FALSE_ALARM_RATE`) quantile, measured on the served graph.
@@ -25,7 +25,7 @@ from torch import nn
 
 from usqa.contracts.graphs import INPUT_NAME, OOD_OUTPUT
 from usqa.service.registry import Calibration, DriftReference, OodCalibration, ScoreHistogram
-from usqa.trainer.onnx_graphs import ood_features
+from usqa.trainer.release.graphs import ood_features
 
 SHRINKAGE = 0.1
 FALSE_ALARM_RATE = 0.01

@@ -10,9 +10,9 @@ from usqa.service.datasets import DatasetError
 from usqa.service.registry import RegistryError, explain, open_registry
 from usqa.service.registry.announce import announcer_from_url
 from usqa.service.settings import get_settings
+from usqa.trainer.amenability.run import RunError
 from usqa.trainer.data import DataError
-from usqa.trainer.export import ExportError, ExportOptions, export_run
-from usqa.trainer.run import RunError
+from usqa.trainer.release.export import ExportError, ExportOptions, export_run
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -18,7 +18,7 @@ from usqa.service.registry import Manifest
 from usqa.service.registry.card import CARD_JSON, CARD_MARKDOWN, TrainingData, build_card, regenerate_commands
 from usqa.service.registry.card_render import card_markdown
 from usqa.service.simulator.dataset import SETTINGS_FILE
-from usqa.trainer.evaluate import REPORT_FILE
+from usqa.trainer.amenability.evaluate import REPORT_FILE
 
 log = logging.getLogger(__name__)
 

@@ -120,7 +120,7 @@ def ood_features(predictor: nn.Module, frame: torch.Tensor) -> torch.Tensor:
 class PredictorWithOod(nn.Module):
     """The predictor as served plus `ood_distance` [N]: ||(features - mean) @ whitening|| (Mahalanobis).
 
-    `mean` [D] and `whitening` [D, D] are fitted on training frames at export (usqa/trainer/calibration.py) and
+    `mean` [D] and `whitening` [D, D] are fitted on training frames at export (usqa/trainer/release/fitting.py) and
     baked into the graph as constants; the features come from the same run of the network as the prediction.
     """
 

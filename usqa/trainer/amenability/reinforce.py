@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import torch
 
 from usqa.contracts.training import ConstraintConfig, ReinforceConfig
+from usqa.trainer.amenability.rewards import constraint_penalty, selection_probabilities
 from usqa.trainer.networks import Controller
-from usqa.trainer.rewards import constraint_penalty, selection_probabilities
 
 LOG_EPS = 1e-6
 

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from usqa.trainer.engine.base import Callback
-from usqa.trainer.engine.steps import BatchStream, StepEngine
 from usqa.trainer.heating.augment import CutMix, RandAugment
+from usqa.trainer.heating.steps import BatchStream, StepEngine
 from usqa.trainer.networks import FrameClassifier
 
 

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from usqa.trainer.engine.base import Callback
-from usqa.trainer.engine.steps import BatchStream, StepEngine
 from usqa.trainer.heating.loss import MovingAverageBaseline, heating_loss
 from usqa.trainer.heating.masks import NoiseMaskSampler, apply_mask
 from usqa.trainer.heating.policy import NoisePolicy
+from usqa.trainer.heating.steps import BatchStream, StepEngine
 from usqa.trainer.networks import FrameClassifier
 
 

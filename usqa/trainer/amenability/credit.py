@@ -19,9 +19,14 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from usqa.contracts.training import ConstraintConfig, CreditConfig
+from usqa.trainer.amenability.reinforce import LOG_EPS, EpisodeMemory
+from usqa.trainer.amenability.rewards import (
+    constraint_penalty,
+    frame_accuracy,
+    frame_dice,
+    selection_probabilities,
+)
 from usqa.trainer.networks import Controller
-from usqa.trainer.reinforce import LOG_EPS, EpisodeMemory
-from usqa.trainer.rewards import constraint_penalty, frame_accuracy, frame_dice, selection_probabilities
 
 ADVANTAGE_EPS = 1e-6
 

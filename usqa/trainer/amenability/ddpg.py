@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from usqa.contracts.training import BackboneConfig, ConstraintConfig, DDPGConfig
+from usqa.trainer.amenability.reinforce import EpisodeMemory
+from usqa.trainer.amenability.rewards import constraint_penalty, selection_probabilities
 from usqa.trainer.networks import Controller, ResNetBackbone
-from usqa.trainer.reinforce import EpisodeMemory
-from usqa.trainer.rewards import constraint_penalty, selection_probabilities
 
 
 class OrnsteinUhlenbeckNoise:

@@ -1,6 +1,6 @@
 """Adapting a published version to a new probe or site with N labelled frames (`usqa adapt`, issue #17).
 
-A version published with `weights.npz` (usqa.trainer.weights_file) rebuilds its predictor and controller from the
+A version published with `weights.npz` (usqa.trainer.release.weights_file) rebuilds its predictor and controller from the
 manifest's `training_config`; the site's train split gives N frames drawn by a seeded, class-stratified draw
 (`stratified_draw`). Three modes:
 
@@ -31,9 +31,10 @@ from torch import nn
 from usqa.contracts.adaptation import AdaptMode, ModelRef, parse_model_ref
 from usqa.contracts.training import TrainConfig, write_config
 from usqa.service.registry import ModelRegistry, RegistryError, explain
-from usqa.trainer.adapt_metrics import holdout_metrics
+from usqa.trainer.adaptation.metrics import holdout_metrics
+from usqa.trainer.amenability.engine import AmenabilityEngine, predictor_loss
+from usqa.trainer.amenability.run import CONFIG_FILE, METRICS_FILE, MODEL_FILE, build_learner, record_data_dir
 from usqa.trainer.data import BatchSampler, DataError, SplitTensors, TaskData, load_task_data, reward_indices
-from usqa.trainer.engine.amenability import AmenabilityEngine, predictor_loss
 from usqa.trainer.engine.base import Callback
 from usqa.trainer.engine.callbacks import MetricsLog, atomic_torch_save
 from usqa.trainer.engine.device import resolve_device
@@ -45,8 +46,7 @@ from usqa.trainer.networks import (
     build_predictor,
     seeded_init,
 )
-from usqa.trainer.run import CONFIG_FILE, METRICS_FILE, MODEL_FILE, build_learner, record_data_dir
-from usqa.trainer.weights_file import WEIGHTS_FILE, load_weights, read_weights
+from usqa.trainer.release.weights_file import WEIGHTS_FILE, load_weights, read_weights
 
 ADAPT_FILE = "adapt.json"
 MSG_NO_WEIGHTS = (

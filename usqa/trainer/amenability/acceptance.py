@@ -34,9 +34,9 @@ from torch import nn
 
 from usqa.contracts.training import OPERATING_POINT, TrainConfig
 from usqa.service.inference.evaluation import METRIC_NAME, rejected_mask
-from usqa.trainer.agreement import cohens_kappa, non_amenable_fraction
+from usqa.trainer.amenability.agreement import cohens_kappa, non_amenable_fraction
+from usqa.trainer.amenability.engine import frame_metric, infer
 from usqa.trainer.data import SplitTensors
-from usqa.trainer.engine.amenability import frame_metric, infer
 
 VERDICT_FILE = "verdict.json"
 # The predictor must beat the trivial one by a point, not by the noise of a tie (accuracy or Dice, 0..1).

@@ -21,18 +21,18 @@ from torch import nn
 from torch.nn import functional as F
 
 from usqa.contracts.training import TrainConfig
-from usqa.trainer.augment import UltrasoundAugment
-from usqa.trainer.credit import RewardObserver
-from usqa.trainer.data import SplitTensors, TaskData, train_sampler
-from usqa.trainer.engine.base import Callback, Engine, Logs
-from usqa.trainer.reinforce import ControllerLearner
-from usqa.trainer.rewards import (
+from usqa.trainer.amenability.credit import RewardObserver
+from usqa.trainer.amenability.reinforce import ControllerLearner
+from usqa.trainer.amenability.rewards import (
     RewardBaseline,
     compute_reward,
     frame_accuracy,
     frame_dice,
     selection_probabilities,
 )
+from usqa.trainer.augment import UltrasoundAugment
+from usqa.trainer.data import SplitTensors, TaskData, train_sampler
+from usqa.trainer.engine.base import Callback, Engine, Logs
 
 INFERENCE_CHUNK = 256
 

@@ -12,10 +12,10 @@ from torch import nn
 
 from usqa.contracts.training import OPERATING_POINT
 from usqa.service.inference.evaluation import rejected_mask
-from usqa.trainer.agreement import cohens_kappa, non_amenable_fraction
+from usqa.trainer.amenability.agreement import cohens_kappa, non_amenable_fraction
+from usqa.trainer.amenability.engine import frame_metric, infer
+from usqa.trainer.amenability.evaluate import rejection_curve
 from usqa.trainer.data import SplitTensors
-from usqa.trainer.engine.amenability import frame_metric, infer
-from usqa.trainer.evaluate import rejection_curve
 
 REJECTIONS: tuple[float, ...] = (0.05, 0.15)
 

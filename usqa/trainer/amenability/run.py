@@ -6,7 +6,7 @@ A run folder holds:
   replay buffer), written atomically; `train(..., resume=True)` continues from it;
 - `metrics.jsonl`: one line per episode and stage (see `EpisodeLog`);
 - `model.pt`: the final controller and predictor with their config; `baseline.pt`: the non-selective baseline;
-- `verdict.json`: the honest verdict on the validation split (usqa.trainer.verdict): predictor vs the trivial one,
+- `verdict.json`: the honest verdict on the validation split (usqa.trainer.amenability.acceptance): predictor vs the trivial one,
   the controller's spread and kappa; export and the promotion gate refuse a failed one unless forced.
 
 With `config.recipe.best_on_validation`, each stage keeps the predictor of its best validation episode
@@ -31,10 +31,12 @@ from torch import nn
 
 from usqa.contracts.frames import FrameSpec
 from usqa.contracts.training import TrainConfig, write_config
-from usqa.trainer.credit import CreditLearner
+from usqa.trainer.amenability.acceptance import Verdict, compute_verdict, write_verdict
+from usqa.trainer.amenability.credit import CreditLearner
+from usqa.trainer.amenability.ddpg import DDPG
+from usqa.trainer.amenability.engine import AmenabilityEngine
+from usqa.trainer.amenability.reinforce import ControllerLearner, Reinforce
 from usqa.trainer.data import TaskData, load_task_data, reward_indices
-from usqa.trainer.ddpg import DDPG
-from usqa.trainer.engine.amenability import AmenabilityEngine
 from usqa.trainer.engine.base import Callback, Engine
 from usqa.trainer.engine.callbacks import BestModel, Checkpointer, MetricsLog, ProgressBar, atomic_torch_save
 from usqa.trainer.engine.device import resolve_device
@@ -46,8 +48,6 @@ from usqa.trainer.heating.backbone_io import (
 )
 from usqa.trainer.networks import Controller, FrameClassifier, build_controller, build_predictor, seeded_init
 from usqa.trainer.networks import load_backbone as init_backbone
-from usqa.trainer.reinforce import ControllerLearner, Reinforce
-from usqa.trainer.verdict import Verdict, compute_verdict, write_verdict
 
 log = logging.getLogger(__name__)
 

@@ -51,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from usqa.trainer.amenability.run import CHECKPOINT_FILE, RunError, train
     from usqa.trainer.engine.device import DeviceError
-    from usqa.trainer.run import CHECKPOINT_FILE, RunError, train
 
     if not args.data.is_dir():
         raise UsageError(MSG_NO_DATA.format(path=args.data))
@@ -85,9 +85,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from usqa.trainer.amenability.evaluate import REPORT_FILE, evaluate
+    from usqa.trainer.amenability.run import RunError
     from usqa.trainer.engine.device import DeviceError
-    from usqa.trainer.evaluate import REPORT_FILE, evaluate
-    from usqa.trainer.run import RunError
 
     if not args.data.is_dir():
         raise UsageError(MSG_NO_DATA.format(path=args.data))

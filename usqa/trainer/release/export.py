@@ -2,7 +2,7 @@
 
 Nothing is published unless every check passes: `onnx.checker`, onnxruntime-vs-torch parity on real frames
 from the run's data (fp32: max abs difference <= 1e-4), and, with `--quantize int8`, a task-metric change within
-tolerance. A run whose verdict failed (usqa.trainer.verdict: a predictor no better than the trivial one, a controller
+tolerance. A run whose verdict failed (usqa.trainer.amenability.acceptance: a predictor no better than the trivial one, a controller
 with no spread or a kappa <= 0 on labelled validation frames) is refused unless `force`; the verdict and whether
 it was forced go into the manifest's metrics. Thresholds for target rejection rates and the validation score histogram are calibrated here on the
 validation split, so the service serves exactly what the manifest says.
@@ -36,14 +36,14 @@ from usqa.contracts.training import TrainConfig
 from usqa.service.datasets import load_dataset
 from usqa.service.inference.evaluation import evaluate, open_graphs
 from usqa.service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
-from usqa.trainer.calibration import KappaError, calibrate_scope, check_kappa, check_ood_parity, fit_ood
+from usqa.trainer.amenability.acceptance import compute_verdict, read_verdict, refusal
+from usqa.trainer.amenability.run import load_run, recorded_data_dir
 from usqa.trainer.data import amenability, load_task_data
-from usqa.trainer.model_card import write_model_card
-from usqa.trainer.onnx_graphs import export_graph, torch_outputs
-from usqa.trainer.quantize import quantize_int8
-from usqa.trainer.run import load_run, recorded_data_dir
-from usqa.trainer.verdict import compute_verdict, read_verdict, refusal
-from usqa.trainer.weights_file import WEIGHTS_FILE, save_weights
+from usqa.trainer.release.card_builder import write_model_card
+from usqa.trainer.release.fitting import KappaError, calibrate_scope, check_kappa, check_ood_parity, fit_ood
+from usqa.trainer.release.graphs import export_graph, torch_outputs
+from usqa.trainer.release.quantize import quantize_int8
+from usqa.trainer.release.weights_file import WEIGHTS_FILE, save_weights
 
 log = logging.getLogger(__name__)
 
