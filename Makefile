@@ -68,7 +68,7 @@ bench: install
 # The generalisation benchmark: every method on the development, held-out and real-frame data sets, 3 seeds
 # each, into the generated block of docs/results.md (~1 h on 2 cores; runs/generalisation is reused by config).
 # The single-set Table-1 analogue and the preset timings stay separate commands (`python -m
-# experiments.results`, `python -m experiments.results_timing --threads 1`; another ~1 h together).
+# experiments.results`, `python -m experiments.results.timing --threads 1`; another ~1 h together).
 results: install
 	nice -n 10 $(BIN)/python -m experiments.generalisation --jobs 2
 

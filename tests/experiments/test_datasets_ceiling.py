@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.datasets_ceiling import measure
+from experiments.datasets.ceiling import measure
 from usqa.service.simulator import write_dataset
 
 

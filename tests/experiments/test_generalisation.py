@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from docs_gen.blocks import MarkerError, begin_marker, block_body, check_block
-from experiments.generalisation import _with_earlier_runs, guarded, main, parse, plan
-from experiments.generalisation_data import trivial_baseline
-from experiments.generalisation_methods import (
+from experiments.generalisation.benchmark import _with_earlier_runs, guarded, main, parse, plan
+from experiments.generalisation.data import trivial_baseline
+from experiments.generalisation.methods import (
     METHODS,
     REFERENCE,
     Method,
@@ -18,7 +18,7 @@ from experiments.generalisation_methods import (
     method_config,
     unsupported,
 )
-from experiments.generalisation_page import collect, learns, mean_std, render, write_docs
+from experiments.generalisation.page import collect, learns, mean_std, render, write_docs
 from usqa.service.datasets import load_dataset
 from usqa.service.simulator import write_dataset
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from docs_gen.blocks import block_body
-from experiments.transfer import QUICK, RESULTS_FILE, STARTS, main
+from experiments.transfer.study import QUICK, RESULTS_FILE, STARTS, main
 
 
 def test_the_quick_study_writes_rows_figures_and_the_page_block(tmp_path: Path) -> None:

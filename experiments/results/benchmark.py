@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from experiments.results_tables import check_docs, write_docs
+from experiments.results.tables import check_docs, write_docs
 from usqa.contracts.training import ALGOS, REWARDS, TASKS, TrainConfig, preset
 from usqa.service.simulator import write_dataset
 from usqa.trainer.amenability.evaluate import evaluate
@@ -38,7 +38,7 @@ DATA_SETTINGS: dict[str, Any] = {
 # The budget of every cell, the same for the baseline and each controller/predictor pair of a task: the
 # `default` networks on 64 px inputs, 600 classifier steps (60 episodes x 10 mini-batches of 32) and 400
 # segmenter steps (40 x 10 x 16, a U-Net of half the default widths), so that the 14 trainings fit in about
-# an hour on 2 shared cores. The `default` preset itself (128 px) is timed by experiments.results_timing.
+# an hour on 2 shared cores. The `default` preset itself (128 px) is timed by experiments.results.timing.
 BENCH_OVERRIDES: dict[str, dict[str, Any]] = {
     "classify": {
         "frame": {"size": 64},

@@ -4,7 +4,7 @@ Each variant trains a preset with some recipe choices switched on and reports th
 (predictor metric vs the trivial one, the controller's spread and kappa) and the wall time. Decisions are made
 on the validation split only; the holdout split is left to `usqa evaluate`.
 
-    python -m experiments.recipe_ablation --data /tmp/dev --task classify --config demo --out /tmp/ablation \\
+    python -m experiments.recipe.ablation --data /tmp/dev --task classify --config demo --out /tmp/ablation \\
         --variants plain,warmup,augment,balanced,best,recipe --threads 1
 """
 

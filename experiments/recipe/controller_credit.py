@@ -1,6 +1,6 @@
 """Controller learners at the same predictor budget: R_w REINFORCE (the reference) against algo "credit" variants.
 
-    nice -n 10 .venv/bin/python -m experiments.controller_credit --data runs/dev --out runs/credit \\
+    nice -n 10 .venv/bin/python -m experiments.recipe.controller_credit --data runs/dev --out runs/credit \\
         --seeds 0 1 2 --variants reinforce credit
 
 Each variant trains with the `demo` preset (classification, reward R_w) per seed and is evaluated on the holdout

@@ -1,7 +1,7 @@
 """The generalisation benchmark (issue #13 item 4): `python -m experiments.generalisation` (`make results`).
 
-Every method of `experiments.generalisation_methods.METHODS` on three data sets (development simulator
-setting, held-out simulator setting, real ultrasound frames; `experiments.generalisation_data`), for
+Every method of `experiments.generalisation.methods.METHODS` on three data sets (development simulator
+setting, held-out simulator setting, real ultrasound frames; `experiments.generalisation.data`), for
 classification on all three and segmentation where masks exist, with several training seeds each; every run
 is evaluated on its data set's holdout split by `usqa.trainer.amenability.evaluate` (controller, random, confidence and
 ground-truth rejection; the non-selective predictor) and compared with the trivial baseline (majority class,
@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments.generalisation_data import benchmark_data, build, describe
-from experiments.generalisation_methods import (
+from experiments.generalisation.data import benchmark_data, build, describe
+from experiments.generalisation.methods import (
     BUDGETS,
     METHODS,
     REFERENCE,
@@ -52,7 +52,7 @@ from experiments.generalisation_methods import (
     method_config,
     method_names,
 )
-from experiments.generalisation_page import check_docs, collect, write_docs
+from experiments.generalisation.page import check_docs, collect, write_docs
 from usqa.contracts.training import TASKS, TrainConfig
 from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.run import load_run, train

@@ -5,7 +5,7 @@ as a predictor without a controller would be) and scored on the holdout split, o
 rejecting 5 %, 15 % and the prevalence ratio of frames, the rejected ones drawn from the non-amenable
 frames only (the "reject by ground-truth amenability" row). Three seeds, mean ± std.
 
-    python -m experiments.datasets_ceiling --data runs/sim-dev
+    python -m experiments.datasets.ceiling --data runs/sim-dev
 
 The gain at the prevalence ratio is the room a controller has: if it is small, no controller can show
 its value on that data set.

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from docs_gen.blocks import check_block
-from experiments.heating_figures import mask_figure, training_figure
-from experiments.heating_runs import (
+from experiments.heating_analysis.figures import mask_figure, training_figure
+from experiments.heating_analysis.runs import (
     CLASSES,
     HEAT_DATA,
     HEAT_SHARE,
@@ -33,7 +33,7 @@ from experiments.heating_runs import (
     run_seed,
     simulate,
 )
-from experiments.heating_tables import BLOCK, write_docs
+from experiments.heating_analysis.tables import BLOCK, write_docs
 from usqa.service.datasets import load_dataset
 from usqa.trainer.heating.data import load_class_data
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from docs_gen.blocks import replace_block
-from experiments.heating_runs import FRAME_SIZE, HEAT_SHARE
+from experiments.heating_analysis.runs import FRAME_SIZE, HEAT_SHARE
 
 BLOCK = "heating"
 
@@ -123,7 +123,7 @@ def write_docs(summary: dict[str, Any], docs: Path) -> Path:
             f"### (c) The amenability pair (seed 004) with and without the heated backbone, {a['reward']} reward, "
             f"{a['algo']}",
             "",
-            f"Data: {a['data']}. Budget of every row: the RL benchmark's (experiments/results.py): {a['budget']}. "
+            f"Data: {a['data']}. Budget of every row: the RL benchmark's (experiments/results/benchmark.py): {a['budget']}. "
             "The heated and the normal backbone are the seed-0 models of (a)/(b); they initialise both the "
             "predictor and the controller. Accuracy on the holdout split at the paper's operating point "
             "(5 % of frames rejected by the controller); bootstrap over subjects (200 resamples).",

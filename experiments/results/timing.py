@@ -1,4 +1,4 @@
-"""Wall time of `usqa train` per budget preset and task: `python -m experiments.results_timing`.
+"""Wall time of `usqa train` per budget preset and task: `python -m experiments.results.timing`.
 
 debug on 96 simulated frames at 64 px, demo on 600 frames at 128 px, default on 5000 frames at 128 px (the
 issue's budgets: seconds, <= 90 s and <= 20 min on 2 cores). Times include loading the data set and training
@@ -27,7 +27,7 @@ DATA: dict[str, dict[str, int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.results_timing", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m experiments.results.timing", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/timing"))
     parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))

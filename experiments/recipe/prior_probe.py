@@ -3,7 +3,7 @@
 The demo preset's U-Net at 64 px, batch 16, AdamW 1e-3, `dice_ce`, no controller; validation Dice on the
 first 64 validation frames every 20 steps, with the default output bias and with the prior one.
 
-    python -m experiments.prior_probe --data /tmp/recipe/dev1200 --steps 120
+    python -m experiments.recipe.prior_probe --data /tmp/recipe/dev1200 --steps 120
 """
 
 from __future__ import annotations

@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     budget = QUICK if args.quick else FULL
     out = args.out or Path("runs") / ("transfer-quick" if args.quick else "transfer")
-    from experiments.transfer_report import check_page, write_report
+    from experiments.transfer.report import check_page, write_report
 
     check_page(args.docs)
     summary = run_study(budget, out, args.algo)

@@ -35,7 +35,7 @@ log = logging.getLogger("experiments.heating_analysis")
 
 
 # The heterogeneous pre-training set: all three presets, 60 subjects; seed 1 so that no frame is one of the
-# prostate set's (seed 0, the RL benchmark's data: experiments/results.py DATA_SETTINGS).
+# prostate set's (seed 0, the RL benchmark's data: experiments/results/benchmark.py DATA_SETTINGS).
 HEAT_DATA: dict[str, Any] = {"frames": 3000, "subjects": 60, "seed": 1, "size": 128, "preset": "all"}
 TASK_DATA: dict[str, Any] = {
     "frames": 3000,
@@ -45,7 +45,7 @@ TASK_DATA: dict[str, Any] = {
     "preset": "transrectal_prostate",
 }
 
-# The scale of the RL benchmark (experiments/results.py BENCH_OVERRIDES): the `default` networks on 64 px frames,
+# The scale of the RL benchmark (experiments/results/benchmark.py BENCH_OVERRIDES): the `default` networks on 64 px frames,
 # 600 predictor steps (60 episodes x 10 mini-batches of 32), reward on 128 validation frames.
 FRAME_SIZE = 64
 RL_OVERRIDES: dict[str, Any] = {

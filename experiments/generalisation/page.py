@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from docs_gen.blocks import check_block, replace_block
-from experiments.generalisation_methods import NON_SELECTIVE_LABEL, REFERENCE
+from experiments.generalisation.methods import NON_SELECTIVE_LABEL, REFERENCE
 
 BLOCK = "generalisation"
 MODULE = "experiments.generalisation"

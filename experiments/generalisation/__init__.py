@@ -1,0 +1,1 @@
+"""The generalisation benchmark: `python -m experiments.generalisation` (docs/results.md)."""

@@ -1,0 +1,1 @@
+"""The heated-backbone analysis: `python -m experiments.heating_analysis` (docs/heating.md)."""

@@ -1,0 +1,5 @@
+"""`python -m experiments.heating_analysis`."""
+
+from experiments.heating_analysis.analysis import main
+
+raise SystemExit(main())

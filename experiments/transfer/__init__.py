@@ -1,0 +1,1 @@
+"""The transfer study: `python -m experiments.transfer` (docs/transfer.md)."""
