@@ -28,9 +28,8 @@ from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.sync.client import ClientConnection, connect
 
+from usqa.contracts.protocol import CloseCode
 from usqa.service.api.scan_messages import (
-    CLOSE_NORMAL,
-    CLOSE_TOO_BIG,
     MSG_BAD_JSON,
     MSG_TOO_BIG_REASON,
     MSG_UNKNOWN_TYPE,
@@ -52,7 +51,6 @@ MAX_PIXELS = int(Settings.model_fields["max_frame_pixels"].default)
 # Close codes the protocol or RFC 6455 allow after client mistakes at the WebSocket layer itself:
 # 1002 protocol error, 1007 invalid UTF-8, 1009 too big; 1006 is a connection that just dropped.
 PROTOCOL_CLOSES = {1000, 1002, 1006, 1007, 1009}
-CLOSE_SERVER_ERROR = 1011
 GOOD_FRAME = png_bytes(frame_of_level(90, shape=(48, 64), seed=11))
 # Log lines that come from outside usqa's code, with the cause: counted and stated in the report, not
 # failed on. Empty: uvicorn's ERROR-with-traceback for a non-UTF-8 text frame (it closes with 1007, as
@@ -196,8 +194,8 @@ def stream(
                 ws.send(json.dumps({"type": "end"}))
             expect(ws, tally, label, "summary")
             code, reason = close_of(ws)
-            if code != CLOSE_NORMAL:
-                raise ProtocolViolation(f"closed with {code} {reason!r} after end, not {CLOSE_NORMAL}")
+            if code != CloseCode.NORMAL:
+                raise ProtocolViolation(f"closed with {code} {reason!r} after end, not {CloseCode.NORMAL}")
     except ProtocolViolation as exc:
         tally.violations.append(f"{label}: {exc}")
     except (ConnectionClosed, InvalidMessage, OSError) as exc:
@@ -236,7 +234,7 @@ def good_stream_problem(service: ServiceUnderTest) -> str | None:
             if json.loads(ws.recv(timeout=RECV_TIMEOUT_S))["type"] != "summary":
                 return "no summary"
             code, reason = close_of(ws)
-            return None if code == CLOSE_NORMAL else f"closed with {code} {reason!r}"
+            return None if code == CloseCode.NORMAL else f"closed with {code} {reason!r}"
     except (ConnectionClosed, InvalidMessage, OSError, TimeoutError, ValueError) as exc:
         return f"{type(exc).__name__}: {exc}"
 
@@ -348,8 +346,8 @@ def raw_case(
 
 def closes_without_server_error(raw: RawWebSocket) -> None:
     codes = close_frames(raw.drain())
-    if CLOSE_SERVER_ERROR in codes:
-        raise ProtocolViolation(f"the server closed with {CLOSE_SERVER_ERROR} (internal error)")
+    if CloseCode.SERVER_ERROR in codes:
+        raise ProtocolViolation(f"the server closed with {CloseCode.SERVER_ERROR} (internal error)")
     unexpected = [code for code in codes if code not in PROTOCOL_CLOSES]
     if unexpected:
         raise ProtocolViolation(f"closed with {unexpected}")
@@ -543,8 +541,8 @@ def test_messages_over_the_limit_close_with_1009(service: ServiceUnderTest, figu
                     raise ProtocolViolation(f"expected message_too_big, got {error}")
                 expect(ws, tally, label, "summary")
                 closed = close_of(ws)
-                if closed != (CLOSE_TOO_BIG, MSG_TOO_BIG_REASON):
-                    raise ProtocolViolation(f"closed with {closed}, not {CLOSE_TOO_BIG}")
+                if closed != (CloseCode.TOO_BIG, MSG_TOO_BIG_REASON):
+                    raise ProtocolViolation(f"closed with {closed}, not {CloseCode.TOO_BIG}")
         except ProtocolViolation as exc:
             tally.violations.append(f"{label}: {exc}")
         except (ConnectionClosed, OSError) as exc:
@@ -583,7 +581,7 @@ def test_a_flood_of_frames_is_absorbed(service: ServiceUnderTest, figures: Figur
                     raise ProtocolViolation(f"frames unaccounted for: {counts}, {results} results")
                 if counts["scored"] + counts["dropped"] + counts["failed"] != FLOOD_FRAMES:
                     raise ProtocolViolation(f"frames unaccounted for: {counts}")
-                if close_of(ws)[0] != CLOSE_NORMAL:
+                if close_of(ws)[0] != CloseCode.NORMAL:
                     raise ProtocolViolation("no close 1000 after the flood")
             figures.peak("ws.flood_seconds", round(time.perf_counter() - started, 2))
             figures.peak("ws.flood_drop_rate", message["drop_rate"])

@@ -26,9 +26,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from usqa.contracts.protocol import CloseCode
 from usqa.service.api.errors import BODY_TOO_LARGE
 from usqa.service.api.routes.datasets import UPLOAD_TOO_LARGE
-from usqa.service.api.scan_messages import CLOSE_NORMAL, CLOSE_TRY_AGAIN, MSG_SESSIONS_REASON
+from usqa.service.api.scan_messages import MSG_SESSIONS_REASON
 
 from ..service.conftest import frame_of_level, jpeg_bytes
 from .conftest import (
@@ -129,8 +130,8 @@ class FloodOutcome:
             found.append(f"{label}: frames unaccounted for: {counts}")
         if counts["failed"] or counts["scored"] != self.results:
             found.append(f"{label}: {self.results} results for {counts}")
-        if self.close_code != CLOSE_NORMAL:
-            found.append(f"{label}: closed with {self.close_code}, not {CLOSE_NORMAL}")
+        if self.close_code != CloseCode.NORMAL:
+            found.append(f"{label}: closed with {self.close_code}, not {CloseCode.NORMAL}")
         return found
 
     @property
@@ -490,10 +491,10 @@ class SessionTally:
         self.attempts += 1
         if accepted and answer[0] == "ready":
             self.accepted += 1
-        elif not accepted and answer == ("closed", CLOSE_TRY_AGAIN, MSG_SESSIONS_REASON):
+        elif not accepted and answer == ("closed", CloseCode.TRY_AGAIN, MSG_SESSIONS_REASON):
             self.refused += 1
         else:
-            wanted = "ready" if accepted else f"close {CLOSE_TRY_AGAIN}"
+            wanted = "ready" if accepted else f"close {CloseCode.TRY_AGAIN}"
             self.problems.append(f"{label}: expected {wanted}, got {answer}")
 
 

@@ -36,6 +36,7 @@ from starlette.routing import BaseRoute, Mount
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from usqa.contracts.protocol import CloseCode
 from usqa.service.api import create_app
 from usqa.service.api.app import TOKEN_FOR_SCORING_WITHOUT_TOKEN
 from usqa.service.api.deps import require_control_token, require_records_token, require_scoring_token
@@ -46,7 +47,7 @@ from usqa.service.api.errors import (
     TOKEN_REQUIRED_IN_PRODUCTION,
     ConfigurationError,
 )
-from usqa.service.api.scan_messages import CLOSE_POLICY, MSG_TOKEN_REASON
+from usqa.service.api.scan_messages import MSG_TOKEN_REASON
 from usqa.service.datasets.uploads import MSG_ESCAPES, MSG_LINK
 
 from ..service.conftest import MODEL_NAME, frame_of_level, make_settings, png_bytes
@@ -520,8 +521,10 @@ def test_scoring_routes_need_the_token_when_configured(secured: Secured, figures
         for label, target, ws_headers in refusals:
             tally.cases += 1
             answer = ws_answer(target, ws_headers)
-            if answer != ("closed", CLOSE_POLICY, MSG_TOKEN_REASON):
-                tally.problems.append(f"{endpoint.label} [{label}]: {answer}, expected close {CLOSE_POLICY}")
+            if answer != ("closed", CloseCode.POLICY, MSG_TOKEN_REASON):
+                tally.problems.append(
+                    f"{endpoint.label} [{label}]: {answer}, expected close {CloseCode.POLICY}"
+                )
         accepted: list[tuple[str, str, dict[str, str] | None]] = [
             ("header token", url, TOKEN),
             ("query token", f"{url}?token={SECRET_TOKEN}", None),

@@ -9,10 +9,11 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from usqa.contracts.protocol import CloseCode
 from usqa.service.api import create_app
 from usqa.service.api.app import TOKEN_FOR_SCORING_WITHOUT_TOKEN, build_state
 from usqa.service.api.errors import NO_MODEL, TOKEN_MISSING, TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError
-from usqa.service.api.scan_messages import CLOSE_TRY_AGAIN, MSG_NO_MODEL_REASON
+from usqa.service.api.scan_messages import MSG_NO_MODEL_REASON
 from usqa.service.inference.batcher import MSG_QUEUE_FULL
 from usqa.service.inference.providers import ProviderError
 from usqa.service.registry.store import MSG_NO_MODEL
@@ -87,7 +88,7 @@ def test_without_a_model_the_service_is_alive_not_ready_and_says_why(tmp_path: P
         assert refused.status_code == 503 and refused.json()["detail"] == NO_MODEL.format(reason=reason)
         with connect(live.ws) as ws, pytest.raises(ConnectionClosed):
             ws.recv(timeout=10)
-        assert (ws.close_code, ws.close_reason) == (CLOSE_TRY_AGAIN, MSG_NO_MODEL_REASON)
+        assert (ws.close_code, ws.close_reason) == (CloseCode.TRY_AGAIN, MSG_NO_MODEL_REASON)
         # The model is published: the poller loads it and the service turns ready.
         build_fixture_registry(tmp_path / "later")
         (tmp_path / "later" / "models").rename(empty)

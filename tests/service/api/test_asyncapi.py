@@ -5,9 +5,9 @@ from typing import Any
 
 import httpx
 
-from usqa.service.api.asyncapi import ASYNCAPI_VERSION, CLIENT_MESSAGES, FRAME_MESSAGE
-from usqa.service.api.scan_messages import SERVER_MESSAGES
-from usqa.service.live.client import stream_frames
+from usqa.client.stream import stream_frames
+from usqa.service.api.asyncapi import ASYNCAPI_VERSION, FRAME_MESSAGE
+from usqa.service.api.scan_messages import CLIENT_MESSAGES, SERVER_MESSAGES
 
 from ..conftest import LiveServer, frame_of_level
 

@@ -10,12 +10,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from usqa.client.stream import stream_frames
+from usqa.contracts.protocol import CloseCode
 from usqa.service.api import create_app
 from usqa.service.api.scan_messages import (
-    CLOSE_NORMAL,
-    CLOSE_POLICY,
-    CLOSE_TOO_BIG,
-    CLOSE_TRY_AGAIN,
     MSG_BAD_JSON,
     MSG_MULTI_FRAME,
     MSG_SESSIONS_REASON,
@@ -27,7 +25,6 @@ from usqa.service.api.scan_messages import (
 )
 from usqa.service.frames.errors import CORRUPT_IMAGE
 from usqa.service.inference.model import LoadedModel
-from usqa.service.live.client import stream_frames
 
 from ..conftest import (
     FIXTURE_MODEL_NAME,
@@ -83,7 +80,7 @@ def test_encoded_frames_get_results_then_a_summary(fixture_server: LiveServer) -
             results.append(until(ws, "result")[0])  # one at a time: nothing is dropped
         ws.send(json.dumps({"type": "end"}))
         summary, _ = until(ws, "summary")
-        assert closed_with(ws) == (CLOSE_NORMAL, "")
+        assert closed_with(ws) == (CloseCode.NORMAL, "")
     assert [r["seq"] for r in results] == list(range(len(levels)))
     assert [r["amenable"] for r in results] == [level > 50 for level in levels]
     assert all(
@@ -200,13 +197,13 @@ def test_limits_sessions_and_message_size(registry_root: Path) -> None:
         with connect(live.ws) as first:
             receive(first)
             with connect(live.ws) as second:
-                assert closed_with(second) == (CLOSE_TRY_AGAIN, MSG_SESSIONS_REASON)
+                assert closed_with(second) == (CloseCode.TRY_AGAIN, MSG_SESSIONS_REASON)
             first.send(bytes(3_000))
             error, _ = until(first, "error")
             assert error["message"] == MSG_TOO_BIG.format(size=3_000, limit=2_000)
             summary, _ = until(first, "summary")
             assert summary["frames"]["received"] == 0
-            assert closed_with(first) == (CLOSE_TOO_BIG, MSG_TOO_BIG_REASON)
+            assert closed_with(first) == (CloseCode.TOO_BIG, MSG_TOO_BIG_REASON)
         # The slot is free again once the first stream has closed.
         with connect(live.ws) as third:
             assert receive(third)["type"] == "ready"
@@ -216,9 +213,9 @@ def test_a_token_can_be_required_for_streams(registry_root: Path) -> None:
     settings = make_settings(registry_root, api_token="s3cret", require_token_for_scoring=True)
     with serve(create_app(settings)) as live:
         with connect(live.ws) as anonymous:
-            assert closed_with(anonymous) == (CLOSE_POLICY, MSG_TOKEN_REASON)
+            assert closed_with(anonymous) == (CloseCode.POLICY, MSG_TOKEN_REASON)
         with connect(live.ws + "?token=wrong") as wrong:
-            assert closed_with(wrong) == (CLOSE_POLICY, MSG_TOKEN_REASON)
+            assert closed_with(wrong) == (CloseCode.POLICY, MSG_TOKEN_REASON)
         with connect(live.ws + "?token=s3cret") as by_query:
             assert receive(by_query)["type"] == "ready"
         with connect(live.ws, additional_headers={"Authorization": "Bearer s3cret"}) as by_header:

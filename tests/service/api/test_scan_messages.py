@@ -20,11 +20,11 @@ from usqa.service.api.scan_messages import (
 )
 from usqa.service.inference.batcher import BatchTiming
 from usqa.service.inference.geometry import FrameGeometry
+from usqa.service.inference.guidance import GuidanceConfig, GuidanceUpdate
 from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.predictions import classify, segment
 from usqa.service.inference.scoring import ScoredFrame
 from usqa.service.inference.verdict import FrameSignal, FrameVerdict
-from usqa.service.live.guidance import GuidanceConfig, GuidanceUpdate
 
 TIMING = BatchTiming(queue_s=0.0005, prepare_s=0.00125, inference_s=0.003, batch_frames=1)
 GEOMETRY = FrameGeometry(source_width=64, source_height=64, crop=(0, 64, 0, 64), input_size=64)

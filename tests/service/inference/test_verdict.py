@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from usqa.contracts.protocol import REASON_TEXT, REASONS
 from usqa.service.frames import FrameSpec
 from usqa.service.inference.calibration import percentile_of, score_scale
 from usqa.service.inference.geometry import prepare_with_geometry
 from usqa.service.inference.verdict import (
-    REASON_TEXT,
-    REASONS,
     FrozenCounter,
     SignalLimits,
     frozen_verdict,

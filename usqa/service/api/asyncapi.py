@@ -14,30 +14,20 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from usqa.contracts.protocol import CloseCode
 from usqa.contracts.version import __version__
-from usqa.service.api.scan_messages import (
-    CLOSE_NORMAL,
-    CLOSE_POLICY,
-    CLOSE_SERVER_ERROR,
-    CLOSE_TOO_BIG,
-    CLOSE_TRY_AGAIN,
-    PROTOCOL_VERSION,
-    SERVER_MESSAGES,
-    ScanEnd,
-    ScanHello,
-)
+from usqa.service.api.scan_messages import CLIENT_MESSAGES, PROTOCOL_VERSION, SERVER_MESSAGES
 
 ASYNCAPI_VERSION = "3.0.0"
 CHANNEL = "scan"
 SCHEMA_REF = "#/components/schemas/{model}"
-CLIENT_MESSAGES: dict[str, type[BaseModel]] = {"hello": ScanHello, "end": ScanEnd}
 FRAME_MESSAGE = "frame"
 CLOSE_CODES = {
-    CLOSE_NORMAL: "normal: after the summary",
-    CLOSE_POLICY: "bearer token missing or wrong",
-    CLOSE_TOO_BIG: "a message over USQA_MAX_WS_MESSAGE_BYTES",
-    CLOSE_SERVER_ERROR: "server error",
-    CLOSE_TRY_AGAIN: "session limit reached or no model loaded yet: try again later",
+    CloseCode.NORMAL: "normal: after the summary",
+    CloseCode.POLICY: "bearer token missing or wrong",
+    CloseCode.TOO_BIG: "a message over USQA_MAX_WS_MESSAGE_BYTES",
+    CloseCode.SERVER_ERROR: "server error",
+    CloseCode.TRY_AGAIN: "session limit reached or no model loaded yet: try again later",
 }
 DESCRIPTION = (
     "Live feedback per frame. The client sends frames as binary messages (one encoded image or raw 8-bit "
@@ -66,7 +56,9 @@ def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI document of /ws/scan (built once per process)."""
     models = [*SERVER_MESSAGES.values(), *CLIENT_MESSAGES.values()]
     _, definitions = models_json_schema([(m, "serialization") for m in models], ref_template=SCHEMA_REF)
-    messages = {name: _message(name, model, "server to client") for name, model in SERVER_MESSAGES.items()}
+    messages: dict[str, dict[str, Any]] = {
+        name: _message(name, model, "server to client") for name, model in SERVER_MESSAGES.items()
+    }
     messages |= {name: _message(name, model, "client to server") for name, model in CLIENT_MESSAGES.items()}
     messages[FRAME_MESSAGE] = {
         "name": FRAME_MESSAGE,

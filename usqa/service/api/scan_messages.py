@@ -18,26 +18,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from usqa.contracts.protocol import MessageType, Reason, Verdict
 from usqa.service.api.schemas import ModelRef, PredictionOut, milliseconds, prediction_dict, rounded
 from usqa.service.frames.dicom_uids import UID_MAX_LENGTH, UID_PATTERN
 from usqa.service.inference.batcher import BatchTiming
+from usqa.service.inference.guidance import GuidanceConfig, GuidanceUpdate
 from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.scoring import MSG_ONE_FRAME_PER_MESSAGE, ScoredFrame
-from usqa.service.inference.verdict import Reason
-from usqa.service.live.guidance import GuidanceConfig, GuidanceState, GuidanceUpdate
 
 PROTOCOL_VERSION = 1
 
-# Close codes (RFC 6455 and the IANA registry).
-CLOSE_NORMAL = 1000
-CLOSE_POLICY = 1008  # bearer token missing or wrong
-CLOSE_TOO_BIG = 1009  # a message over USQA_MAX_WS_MESSAGE_BYTES
-CLOSE_SERVER_ERROR = 1011
-CLOSE_TRY_AGAIN = 1013  # session limit reached, or no model loaded yet
-
 # Messages clients see (close reasons must fit in 123 bytes).
-MSG_BAD_JSON = "text messages must be JSON objects with a 'type' ('hello' or 'end')"
-MSG_UNKNOWN_TYPE = "unknown message type {type!r}; expected 'hello' or 'end'"
+_EXPECTED = f"'{MessageType.HELLO}' or '{MessageType.END}'"
+MSG_BAD_JSON = f"text messages must be JSON objects with a 'type' ({_EXPECTED})"
+MSG_UNKNOWN_TYPE = "unknown message type {type!r}; expected " + _EXPECTED
 MSG_BAD_HELLO = "invalid hello: {reason}"
 MSG_MULTI_FRAME = MSG_ONE_FRAME_PER_MESSAGE
 MSG_TOO_BIG = "message of {size} bytes exceeds the limit of {limit} bytes"
@@ -70,7 +64,7 @@ class ScanHello(BaseModel):
     """Client hello: `encoded` frames (PNG, JPEG, BMP, TIFF or DICOM, sniffed) or `raw` 8-bit grayscale;
     `dicom` names the DICOM instances the frames were decoded from, when the client read them from DICOM."""
 
-    type: Literal["hello"] = "hello"
+    type: Literal[MessageType.HELLO] = MessageType.HELLO
     format: FrameFormat = "encoded"
     width: int | None = Field(default=None, gt=0)
     height: int | None = Field(default=None, gt=0)
@@ -84,7 +78,7 @@ class ScanHello(BaseModel):
 
 
 class ScanEnd(BaseModel):
-    type: Literal["end"] = "end"
+    type: Literal[MessageType.END] = MessageType.END
 
 
 class GuidanceParameters(BaseModel):
@@ -94,7 +88,7 @@ class GuidanceParameters(BaseModel):
 
 
 class ScanReady(BaseModel):
-    type: Literal["ready"] = "ready"
+    type: Literal[MessageType.READY] = MessageType.READY
     protocol: int = PROTOCOL_VERSION
     session: str
     model: ModelRef
@@ -108,7 +102,7 @@ class ScanReady(BaseModel):
 
 
 class ScanConfigured(BaseModel):
-    type: Literal["configured"] = "configured"
+    type: Literal[MessageType.CONFIGURED] = MessageType.CONFIGURED
     format: FrameFormat
     width: int | None
     height: int | None
@@ -127,9 +121,9 @@ class ModelVersionRef(BaseModel):
 
 
 class ScanResult(BaseModel):
-    type: Literal["result"] = "result"
+    type: Literal[MessageType.RESULT] = MessageType.RESULT
     seq: int = Field(description="Index of the frame among the binary messages of this stream, from 0")
-    verdict: GuidanceState = Field(description="The stream's verdict after smoothing and dwell (= guidance)")
+    verdict: Verdict = Field(description="The stream's verdict after smoothing and dwell (= guidance)")
     reason: Reason = Field(description="Why the stream is in that verdict")
     score: float = Field(description="Raw controller score of this frame")
     display_score: float = Field(description="This frame's score on the display scale")
@@ -139,7 +133,7 @@ class ScanResult(BaseModel):
     ood_distance: float | None
     amenable: bool = Field(description="This frame alone is good: in scope, with signal, above the threshold")
     threshold: float
-    guidance: GuidanceState
+    guidance: Verdict
     guidance_changed: bool
     prediction: PredictionOut
     latency_ms: LatencyMs
@@ -152,14 +146,14 @@ class ScanResult(BaseModel):
 
 
 class ScanError(BaseModel):
-    type: Literal["error"] = "error"
+    type: Literal[MessageType.ERROR] = MessageType.ERROR
     seq: int | None
     code: str
     message: str
 
 
 class ModelSwap(BaseModel):
-    type: Literal["model_swap"] = "model_swap"
+    type: Literal[MessageType.MODEL_SWAP] = MessageType.MODEL_SWAP
     from_version: int | None
     to_version: int
     model: ModelRef
@@ -190,7 +184,7 @@ class DriftOut(BaseModel):
 
 
 class ScanSummary(BaseModel):
-    type: Literal["summary"] = "summary"
+    type: Literal[MessageType.SUMMARY] = MessageType.SUMMARY
     session: str
     duration_s: float
     frames: FrameCounts
@@ -204,14 +198,15 @@ class ScanSummary(BaseModel):
     model_versions: list[int]
 
 
-SERVER_MESSAGES: dict[str, type[BaseModel]] = {
-    "ready": ScanReady,
-    "configured": ScanConfigured,
-    "result": ScanResult,
-    "error": ScanError,
-    "model_swap": ModelSwap,
-    "summary": ScanSummary,
+SERVER_MESSAGES: dict[MessageType, type[BaseModel]] = {
+    MessageType.READY: ScanReady,
+    MessageType.CONFIGURED: ScanConfigured,
+    MessageType.RESULT: ScanResult,
+    MessageType.ERROR: ScanError,
+    MessageType.MODEL_SWAP: ModelSwap,
+    MessageType.SUMMARY: ScanSummary,
 }
+CLIENT_MESSAGES: dict[MessageType, type[BaseModel]] = {MessageType.HELLO: ScanHello, MessageType.END: ScanEnd}
 
 
 class ShownType:
@@ -245,7 +240,12 @@ def ready_message(
 
 
 def configured_message(hello: ScanHello) -> dict[str, Any]:
-    return {"type": "configured", "format": hello.format, "width": hello.width, "height": hello.height}
+    return {
+        "type": MessageType.CONFIGURED,
+        "format": hello.format,
+        "width": hello.width,
+        "height": hello.height,
+    }
 
 
 def result_message(
@@ -261,7 +261,7 @@ def result_message(
     captured: list[int] | None = None,
 ) -> dict[str, Any]:
     return {
-        "type": "result",
+        "type": MessageType.RESULT,
         "seq": seq,
         "verdict": update.state,
         "reason": update.reason,
@@ -289,12 +289,12 @@ def result_message(
 
 
 def error_message(seq: int | None, code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "seq": seq, "code": code, "message": message}
+    return {"type": MessageType.ERROR, "seq": seq, "code": code, "message": message}
 
 
 def model_swap_message(previous: LoadedModel | None, model: LoadedModel) -> dict[str, Any]:
     return {
-        "type": "model_swap",
+        "type": MessageType.MODEL_SWAP,
         "from_version": None if previous is None else previous.number,
         "to_version": model.number,
         "model": ModelRef.of(model).model_dump(mode="json"),

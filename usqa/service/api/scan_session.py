@@ -19,10 +19,9 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from usqa.contracts.protocol import CloseCode, MessageType, StreamErrorCode
 from usqa.service.api.metrics import ENDPOINT_SCAN, REASON_ERROR, REASON_REJECTED
 from usqa.service.api.scan_messages import (
-    CLOSE_NORMAL,
-    CLOSE_TOO_BIG,
     MSG_BAD_HELLO,
     MSG_BAD_JSON,
     MSG_FRAME_INTERNAL_ERROR,
@@ -41,13 +40,13 @@ from usqa.service.api.state import ServiceState
 from usqa.service.frames import RAW_MEDIA_TYPE, FrameError
 from usqa.service.frames.dicom_uids import InstanceUids
 from usqa.service.inference.batcher import QueueStoppedError
+from usqa.service.inference.guidance import GuidanceTracker, guidance_config
 from usqa.service.inference.holder import SwapOutcome
 from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.scoring import ScoringOptions
 from usqa.service.inference.verdict import FrozenCounter, frozen_verdict
 from usqa.service.live.captures import FrameBytes
 from usqa.service.live.drift import score_reference
-from usqa.service.live.guidance import GuidanceTracker, guidance_config
 from usqa.service.live.mailbox import LatestFrameSlot
 from usqa.service.live.session_store import SessionRecord
 from usqa.service.live.sessions import ScanSessionStats
@@ -91,7 +90,7 @@ class ScanSession:
         self._send_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._client_gone = False
-        self._close_code = CLOSE_NORMAL
+        self._close_code: int = CloseCode.NORMAL
         self._close_reason = ""
 
     async def run(self) -> None:
@@ -144,8 +143,10 @@ class ScanSession:
             text: str | None = message.get("text")
             size = len(data) if data is not None else len((text or "").encode())
             if size > limit:
-                await self._send_error(None, "message_too_big", MSG_TOO_BIG.format(size=size, limit=limit))
-                self._close_code, self._close_reason = CLOSE_TOO_BIG, MSG_TOO_BIG_REASON
+                await self._send_error(
+                    None, StreamErrorCode.MESSAGE_TOO_BIG, MSG_TOO_BIG.format(size=size, limit=limit)
+                )
+                self._close_code, self._close_reason = CloseCode.TOO_BIG, MSG_TOO_BIG_REASON
                 return
             if data is not None:
                 self.stats.received += 1
@@ -165,19 +166,21 @@ class ScanSession:
         except (ValueError, RecursionError):  # bad JSON, a number past Python's digit limit, deep nesting
             raw = None
         if not isinstance(raw, dict) or "type" not in raw:
-            await self._send_error(None, "bad_message", MSG_BAD_JSON)
+            await self._send_error(None, StreamErrorCode.BAD_MESSAGE, MSG_BAD_JSON)
             return False
         kind = raw["type"]
-        if kind == "end":
+        if kind == MessageType.END:
             return True
-        if kind != "hello":
-            await self._send_error(None, "bad_message", MSG_UNKNOWN_TYPE.format(type=ShownType(kind)))
+        if kind != MessageType.HELLO:
+            await self._send_error(
+                None, StreamErrorCode.BAD_MESSAGE, MSG_UNKNOWN_TYPE.format(type=ShownType(kind))
+            )
             return False
         try:
             self.hello = ScanHello.model_validate(raw)
         except ValidationError as exc:
             reason = "; ".join(e["msg"] for e in exc.errors())
-            await self._send_error(None, "bad_hello", MSG_BAD_HELLO.format(reason=reason))
+            await self._send_error(None, StreamErrorCode.BAD_HELLO, MSG_BAD_HELLO.format(reason=reason))
             return False
         for instance in self.hello.dicom:
             self.record.add_dicom(InstanceUids(**instance.model_dump()))
@@ -219,7 +222,7 @@ class ScanSession:
             log.exception("scoring a stream frame failed")
             self.stats.failed += 1
             scoring.failure(REASON_ERROR).inc()
-            await self._send_error(frame.seq, "internal_error", MSG_FRAME_INTERNAL_ERROR)
+            await self._send_error(frame.seq, StreamErrorCode.INTERNAL_ERROR, MSG_FRAME_INTERNAL_ERROR)
             return
         scored = batch.frames[0]
         verdict = scored.verdict

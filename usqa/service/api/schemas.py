@@ -6,11 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from usqa.contracts.protocol import Reason, Verdict
 from usqa.service.datasets.uploads import DatasetInfo as DatasetResponse
 from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.predictions import ClassPrediction, MaskPrediction, Prediction
 from usqa.service.inference.scoring import ScoredBatch
-from usqa.service.inference.verdict import Reason, Verdict
 from usqa.service.jobs.queue import JobStatus
 
 

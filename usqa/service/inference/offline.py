@@ -17,8 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from usqa.contracts.protocol import Verdict
 from usqa.service.frames import iter_source_frames
 from usqa.service.inference.geometry import prepare_with_geometry, stack_pixels
+from usqa.service.inference.guidance import GuidanceConfig, GuidanceTracker, guidance_config
 from usqa.service.inference.model import LoadedModel, load_model
 from usqa.service.inference.predictions import ClassPrediction, MaskPrediction
 from usqa.service.inference.providers import plan_providers, plan_threads
@@ -31,7 +33,6 @@ from usqa.service.inference.verdict import (
     frozen_verdict,
     signal_limits,
 )
-from usqa.service.live.guidance import GuidanceConfig, GuidanceState, GuidanceTracker, guidance_config
 from usqa.service.registry import open_registry
 from usqa.service.settings import Settings
 
@@ -70,7 +71,7 @@ class ScoredRow:
     smoothed_score: float | None
     amenable: bool
     threshold: float
-    guidance: GuidanceState
+    guidance: Verdict
     verdict: FrameVerdict
     display_score: float
     display_threshold: float
@@ -205,10 +206,10 @@ def score_source(source: Path, out: Path, settings: Settings, *, name: str, ref:
 PLOT_SIZE = (1200, 420)  # width, height
 MARGIN = (70, 30, 30, 70)  # left, top, right, bottom
 GUIDANCE_BGR = {
-    "good": (113, 204, 46),
-    "adjust": (18, 156, 243),
-    "no_signal": (141, 140, 127),
-    "out_of_scope": (182, 89, 155),
+    Verdict.GOOD: (113, 204, 46),
+    Verdict.ADJUST: (18, 156, 243),
+    Verdict.NO_SIGNAL: (141, 140, 127),
+    Verdict.OUT_OF_SCOPE: (182, 89, 155),
 }
 INK = (40, 40, 40)
 GRID = (225, 225, 225)

@@ -1,4 +1,5 @@
-"""One verdict per frame, with a reason code: the vocabulary every answer (/assess, /ws/scan, `usqa score`) uses.
+"""One verdict per frame, with a reason code (usqa/contracts/protocol.py): every answer (/assess, /ws/scan,
+`usqa score`) judges a frame here.
 
 A frame is judged in this order, the first that applies wins:
 1. `no_signal`: the decoded grayscale frame (after the scan-region crop, before letterbox padding, so padding
@@ -9,48 +10,20 @@ A frame is judged in this order, the first that applies wins:
 3. `good` / `amenable` when the display score reaches the display threshold, else `adjust` / `low_score`.
 
 `amenable` is true exactly when the verdict is `good`, so the two never disagree. Stream guidance
-(usqa/service/live/guidance.py) smooths the display score of in-scope frames and keeps these states.
+(usqa/service/inference/guidance.py) smooths the display score of in-scope frames and keeps these states.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 import cv2
 import numpy as np
 
+from usqa.contracts.protocol import IN_SCOPE, Reason, Verdict
 from usqa.service.settings import Settings
-
-Verdict = Literal["good", "adjust", "no_signal", "out_of_scope"]
-Reason = Literal["amenable", "low_score", "blank", "saturated", "no_contact", "frozen", "out_of_distribution"]
-SignalReason = Literal["blank", "saturated", "no_contact"]
-
-GOOD: Final[Verdict] = "good"
-ADJUST: Final[Verdict] = "adjust"
-NO_SIGNAL: Final[Verdict] = "no_signal"
-OUT_OF_SCOPE: Final[Verdict] = "out_of_scope"
-VERDICTS: Final[tuple[Verdict, ...]] = (GOOD, ADJUST, NO_SIGNAL, OUT_OF_SCOPE)
-REASONS: Final[tuple[Reason, ...]] = (
-    "amenable",
-    "low_score",
-    "blank",
-    "saturated",
-    "no_contact",
-    "frozen",
-    "out_of_distribution",
-)
-# What the live page and docs print beside the verdict word; the reason code is the stable part.
-REASON_TEXT: Final[dict[str, str]] = {
-    "amenable": "the frame is amenable to the task",
-    "low_score": "below the amenability threshold: adjust the probe",
-    "blank": "the frame is blank (too dark or too flat)",
-    "saturated": "the frame is saturated (mostly white)",
-    "no_contact": "most scan lines are dark: no probe contact",
-    "frozen": "the frame has not changed: the image is frozen",
-    "out_of_distribution": "this does not look like the anatomy the model was trained on",
-}
 
 
 @dataclass(frozen=True)
@@ -86,7 +59,7 @@ class FrameSignal:
 
     mean_level: float
     std_level: float
-    reason: SignalReason | None
+    reason: Reason | None  # blank, saturated or no_contact
     digest: bytes  # of the pixels, to notice a frozen sequence
 
 
@@ -97,27 +70,27 @@ class FrameVerdict:
 
     @property
     def amenable(self) -> bool:
-        return self.verdict == GOOD
+        return self.verdict == Verdict.GOOD
 
     @property
     def in_scope(self) -> bool:
         """The frame is an image of the trained anatomy: its score means something."""
-        return self.verdict in (GOOD, ADJUST)
+        return self.verdict in IN_SCOPE
 
 
 def measure_signal(gray: np.ndarray, limits: SignalLimits) -> FrameSignal:
     """The no-signal checks on a grayscale uint8 frame (scan region, before letterbox padding)."""
     mean, std = cv2.meanStdDev(gray)
     mean_level, std_level = float(mean[0, 0]), float(std[0, 0])
-    reason: SignalReason | None = None
+    reason: Reason | None = None
     if np.count_nonzero(gray >= limits.saturated_level) > limits.saturated_fraction * gray.size:
-        reason = "saturated"
+        reason = Reason.SATURATED
     elif mean_level < limits.mean_level or std_level < limits.std_level:
-        reason = "blank"
+        reason = Reason.BLANK
     else:
         line_means = cv2.reduce(gray, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F)[0]
         if np.count_nonzero(line_means < limits.dark_line_level) > limits.dark_line_fraction * gray.shape[1]:
-            reason = "no_contact"
+            reason = Reason.NO_CONTACT
     # Hashed in place (a copy only for a non-contiguous crop): this runs on every frame of every path.
     digest = hashlib.blake2b(np.ascontiguousarray(gray).data, digest_size=16)
     digest.update(repr(gray.shape).encode())  # same bytes in another shape are another frame
@@ -134,17 +107,19 @@ def judge(
 ) -> FrameVerdict:
     """The one verdict of a frame (module docstring); every path calls this."""
     if signal.reason is not None:
-        return FrameVerdict(NO_SIGNAL, signal.reason)
+        return FrameVerdict(Verdict.NO_SIGNAL, signal.reason)
     if ood_distance is not None and ood_threshold is not None and not ood_distance <= ood_threshold:
-        return FrameVerdict(OUT_OF_SCOPE, "out_of_distribution")  # NaN distances too: never trusted
+        return FrameVerdict(
+            Verdict.OUT_OF_SCOPE, Reason.OUT_OF_DISTRIBUTION
+        )  # NaN distances too: never trusted
     if display_score >= display_threshold:
-        return FrameVerdict(GOOD, "amenable")
-    return FrameVerdict(ADJUST, "low_score")
+        return FrameVerdict(Verdict.GOOD, Reason.AMENABLE)
+    return FrameVerdict(Verdict.ADJUST, Reason.LOW_SCORE)
 
 
 def frozen_verdict(verdict: FrameVerdict) -> FrameVerdict:
     """A frame's verdict once its sequence is frozen (no-signal reasons found on the frame itself stay)."""
-    return verdict if verdict.verdict == NO_SIGNAL else FrameVerdict(NO_SIGNAL, "frozen")
+    return verdict if verdict.verdict == Verdict.NO_SIGNAL else FrameVerdict(Verdict.NO_SIGNAL, Reason.FROZEN)
 
 
 class FrozenCounter:

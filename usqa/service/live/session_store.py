@@ -24,10 +24,11 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from usqa.contracts.protocol import VERDICTS, Verdict
 from usqa.service.frames.dicom_uids import InstanceUids
 from usqa.service.live.captures import Capture, CaptureKeeper, FrameBytes
 from usqa.service.live.sessions import ScanSessionStats
-from usqa.service.live.verdicts import VERDICTS, display_score_of, verdict_of
+from usqa.service.live.verdicts import display_score_of, verdict_of
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class SessionRecord:
 
 def usable_fraction(verdict_seconds: dict[str, float]) -> float | None:
     total = sum(verdict_seconds.values())
-    return verdict_seconds.get("good", 0.0) / total if total > 0 else None
+    return verdict_seconds.get(Verdict.GOOD, 0.0) / total if total > 0 else None
 
 
 def _clock(seconds: float) -> str:
@@ -184,7 +185,9 @@ def summary_text(
         others = ", ".join(
             f"{k.replace('_', ' ')} {shares[k]:.0f} %" for k in VERDICTS[1:] if shares.get(k, 0) >= 0.5
         )
-        parts = f"usable {shares.get('good', 0.0):.0f} % of the time" + (f" ({others})" if others else "")
+        parts = f"usable {shares.get(Verdict.GOOD, 0.0):.0f} % of the time" + (
+            f" ({others})" if others else ""
+        )
     text = f"Scan of {_clock(duration_s)}: {parts}."
     if captures:
         best = "; ".join(f"at {_clock(c['time_s'])} (score {c['score']:.2f})" for c in captures)

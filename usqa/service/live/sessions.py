@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from usqa.contracts.protocol import VERDICTS, MessageType, Verdict
 from usqa.service.live.drift import ScoreHistogramCounter
-from usqa.service.live.guidance import GUIDANCE_STATES, GuidanceState
 from usqa.service.registry import ScoreHistogram
 
 # The summary's own score histogram: ten equal bins, easy to read whatever the model's reference bins.
@@ -43,7 +43,7 @@ class ScanSessionStats:
     amenable: int = 0
     score_sum: float = 0.0
     versions: list[int] = field(default_factory=list)
-    guidance_frames: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GUIDANCE_STATES, 0))
+    guidance_frames: dict[Verdict, int] = field(default_factory=lambda: dict.fromkeys(VERDICTS, 0))
     latencies_ms: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=LATENCY_SAMPLES)
     )
@@ -58,7 +58,7 @@ class ScanSessionStats:
         self.drift = ScoreHistogramCounter(reference)
 
     def record_scored(
-        self, score: float, amenable: bool, state: GuidanceState, latency_ms: float, version: int
+        self, score: float, amenable: bool, state: Verdict, latency_ms: float, version: int
     ) -> None:
         self.scored += 1
         self.amenable += int(amenable)
@@ -73,7 +73,7 @@ class ScanSessionStats:
     def summary(self) -> dict[str, Any]:
         offered = self.scored + self.dropped
         return {
-            "type": "summary",
+            "type": MessageType.SUMMARY,
             "session": self.session_id,
             "duration_s": round(time.monotonic() - self.started, 3),
             "frames": {
@@ -98,7 +98,7 @@ def _rounded(value: float | None) -> float | None:
 
 
 class SessionLimiter:
-    """At most `limit` streams at once; the next is refused (WebSocket close 1013, try again later)."""
+    """At most `limit` streams at once; the next is refused (`CloseCode.TRY_AGAIN`, try again later)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit

@@ -9,16 +9,9 @@ lands here and nowhere else.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
-GOOD: Final = "good"
-ADJUST: Final = "adjust"
-NO_SIGNAL: Final = "no_signal"
-OUT_OF_SCOPE: Final = "out_of_scope"
-# Every verdict a report counts time in, in the order it shows them.
-VERDICTS: Final = (GOOD, ADJUST, NO_SIGNAL, OUT_OF_SCOPE)
-# Verdicts of frames that show the anatomy the model judges (candidates for auto-capture).
-IN_SCOPE: Final = frozenset({GOOD, ADJUST})
+from usqa.contracts.protocol import IN_SCOPE, Verdict
 
 
 def verdict_of(result: Mapping[str, Any]) -> str:
@@ -27,7 +20,7 @@ def verdict_of(result: Mapping[str, Any]) -> str:
     for key in ("verdict", "guidance"):
         if result.get(key) is not None:
             return str(result[key])
-    return GOOD if result["amenable"] else ADJUST
+    return Verdict.GOOD if result["amenable"] else Verdict.ADJUST
 
 
 def display_score_of(result: Mapping[str, Any]) -> float:

@@ -6,14 +6,9 @@ import logging
 
 from fastapi import APIRouter, WebSocket
 
+from usqa.contracts.protocol import CloseCode
 from usqa.service.api.deps import ServiceDep
-from usqa.service.api.scan_messages import (
-    CLOSE_POLICY,
-    CLOSE_TRY_AGAIN,
-    MSG_NO_MODEL_REASON,
-    MSG_SESSIONS_REASON,
-    MSG_TOKEN_REASON,
-)
+from usqa.service.api.scan_messages import MSG_NO_MODEL_REASON, MSG_SESSIONS_REASON, MSG_TOKEN_REASON
 from usqa.service.api.scan_session import ScanSession
 from usqa.service.api.security import bearer_token, token_matches
 
@@ -32,17 +27,17 @@ async def scan(websocket: WebSocket, service: ServiceDep) -> None:
         given = bearer_token(websocket.headers.get("authorization")) or websocket.query_params.get("token")
         if settings.api_token is None or not token_matches(settings.api_token, given):
             service.metrics.sessions_refused.labels(reason="token").inc()
-            await websocket.close(code=CLOSE_POLICY, reason=MSG_TOKEN_REASON)
+            await websocket.close(code=CloseCode.POLICY, reason=MSG_TOKEN_REASON)
             return
     model = service.holder.current
     if model is None:
         service.metrics.sessions_refused.labels(reason="no_model").inc()
-        await websocket.close(code=CLOSE_TRY_AGAIN, reason=MSG_NO_MODEL_REASON)
+        await websocket.close(code=CloseCode.TRY_AGAIN, reason=MSG_NO_MODEL_REASON)
         return
     if not service.sessions.try_acquire():
         service.metrics.sessions_refused.labels(reason="session_limit").inc()
         log.warning("refused a scan session: %d of %d open", service.sessions.open, service.sessions.limit)
-        await websocket.close(code=CLOSE_TRY_AGAIN, reason=MSG_SESSIONS_REASON)
+        await websocket.close(code=CloseCode.TRY_AGAIN, reason=MSG_SESSIONS_REASON)
         return
     service.metrics.sessions_open.inc()
     try:

@@ -11,21 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from usqa.service.inference.verdict import (
-    ADJUST,
-    GOOD,
-    NO_SIGNAL,
-    OUT_OF_SCOPE,
-    VERDICTS,
-    FrameVerdict,
-    Reason,
-    Verdict,
-)
+from usqa.contracts.protocol import Reason, Verdict
+from usqa.service.inference.verdict import FrameVerdict
 from usqa.service.settings import Settings
-
-GuidanceState = Verdict
-GUIDANCE_STATES: tuple[GuidanceState, ...] = VERDICTS
-__all__ = ["ADJUST", "GOOD", "GUIDANCE_STATES", "NO_SIGNAL", "OUT_OF_SCOPE", "GuidanceTracker"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +34,7 @@ def guidance_config(settings: Settings) -> GuidanceConfig:
 
 @dataclass(frozen=True)
 class GuidanceUpdate:
-    state: GuidanceState
+    state: Verdict
     reason: Reason
     smoothed_score: float | None
     changed: bool
@@ -58,7 +46,7 @@ class GuidanceTracker:
 
     def __init__(self, config: GuidanceConfig) -> None:
         self.config = config
-        self.state: GuidanceState | None = None
+        self.state: Verdict | None = None
         self.reason: Reason | None = None
         self.smoothed: float | None = None
         self._candidate: FrameVerdict | None = None
@@ -76,7 +64,7 @@ class GuidanceTracker:
         else:
             candidate = frame
         changed = self._settle(candidate)
-        if changed and self.state in (NO_SIGNAL, OUT_OF_SCOPE):
+        if changed and self.state in (Verdict.NO_SIGNAL, Verdict.OUT_OF_SCOPE):
             self.smoothed = None
         assert self.state is not None and self.reason is not None
         return GuidanceUpdate(
@@ -89,11 +77,15 @@ class GuidanceTracker:
 
     def _hysteresis(self, threshold: float) -> FrameVerdict:
         assert self.smoothed is not None
-        if self.state == GOOD:
+        if self.state == Verdict.GOOD:
             good = self.smoothed >= threshold - self.config.margin
         else:
             good = self.smoothed >= threshold + self.config.margin
-        return FrameVerdict(GOOD, "amenable") if good else FrameVerdict(ADJUST, "low_score")
+        return (
+            FrameVerdict(Verdict.GOOD, Reason.AMENABLE)
+            if good
+            else FrameVerdict(Verdict.ADJUST, Reason.LOW_SCORE)
+        )
 
     def _settle(self, candidate: FrameVerdict) -> bool:
         """Adopt `candidate` once it has held for the dwell; the first frame of a stream decides at once."""

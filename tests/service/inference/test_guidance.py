@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import pytest
 
+from usqa.contracts.protocol import Verdict
+from usqa.service.inference.guidance import GuidanceConfig, GuidanceTracker
 from usqa.service.inference.verdict import FrameVerdict
-from usqa.service.live.guidance import ADJUST, GOOD, NO_SIGNAL, OUT_OF_SCOPE, GuidanceConfig, GuidanceTracker
+
+GOOD, ADJUST, NO_SIGNAL, OUT_OF_SCOPE = Verdict.GOOD, Verdict.ADJUST, Verdict.NO_SIGNAL, Verdict.OUT_OF_SCOPE
 
 THRESHOLD = 0.5
 SIGNAL = FrameVerdict("adjust", "low_score")  # an in-scope frame: its display score decides
