@@ -86,6 +86,7 @@ def start_worker_timed(stack: Stack) -> tuple[ManagedProcess, float]:
 def stream_load(base: str, api: psutil.Process, token: str, seconds: float) -> dict[str, Any]:
     """4 x 30 fps through /ws/scan for `seconds`; the API's CPU, RSS and the frames it answered."""
     from usqa.service.live.client import StreamReport, stream_frames
+
     from usqa.service.live.sessions import percentiles_ms
     from usqa.service.simulator import simulate_cine
 
@@ -175,7 +176,7 @@ def run_job(base: str, token: str, worker: psutil.Process, dataset: str, config:
     cpu = tree_cpu_s(worker) - cpu0
     if job["state"] != "SUCCESS":
         raise RuntimeError(f"{config} job ended {job['state']}: {job.get('error')}")
-    from usqa.contracts.training import preset
+    from usqa.trainer.recipe.presets import preset
 
     resolved = preset(config, "classify")
     return {

@@ -153,13 +153,13 @@ def choose_broker(mode: str, settings: Settings, root: Path) -> tuple[local_stac
 
 def run(args: argparse.Namespace) -> int:
     # Torch is imported here, not at module import, so `usqa --help` and the runtime stay torch-free.
-    from usqa.contracts.training import preset
     from usqa.service.registry import CHAMPION, ModelRegistry
     from usqa.trainer.amenability.evaluate import evaluate
     from usqa.trainer.amenability.run import train
     from usqa.trainer.heating.config import heat_preset
     from usqa.trainer.heating.data import load_class_data
     from usqa.trainer.heating.heat import heat
+    from usqa.trainer.recipe.presets import preset
     from usqa.trainer.release.export import ExportOptions, export_run
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo prints what each request did

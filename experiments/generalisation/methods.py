@@ -7,12 +7,11 @@ runner works before and after it lands.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from usqa.contracts.training import TrainConfig, preset
+from usqa.contracts.training import OverrideError, TrainConfig, apply_overrides
+from usqa.trainer.recipe.presets import preset
 
 
 @dataclass(frozen=True)
@@ -41,9 +40,9 @@ METHODS: tuple[Method, ...] = (
         "R_w, per-frame credit, reward frames drawn afresh each step (`reward.resample`)",
         {"reward": {"kind": "weighted", "resample": True}, "algo": "credit"},
     ),
-    # The credit metric m_j is chosen per task on the development set (usqa.contracts.training.preset): the soft
-    # probability of the true class for classification, the hard Dice for segmentation (soft until then). The
-    # other choice of each task stays as a row, so the decision is visible on every set.
+    # The credit metric m_j is chosen per task on the development set (usqa.trainer.recipe.presets.preset): the
+    # soft probability of the true class for classification, the hard Dice for segmentation (soft until then).
+    # The other choice of each task stays as a row, so the decision is visible on every set.
     Method(
         "rw-credit-hard-accuracy",
         "R_w, per-frame credit with the 0/1 accuracy as m_j (`credit.metric = hard`)",
@@ -84,32 +83,13 @@ def get_method(name: str) -> Method:
     raise ValueError(f"unknown method {name!r}; choose from {', '.join(method_names())}")
 
 
-def unsupported(overrides: dict[str, Any], cls: type = TrainConfig, prefix: str = "") -> str | None:
+def unsupported(overrides: dict[str, Any]) -> str | None:
     """Why this TrainConfig cannot take `overrides` (a missing field, a value outside a Literal), or None."""
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key, value in overrides.items():
-        path = f"{prefix}{key}"
-        if key not in known:
-            return f"this checkout's TrainConfig has no field `{path}`"
-        hint = hints[key]
-        if isinstance(value, dict):
-            if not dataclasses.is_dataclass(hint):
-                return f"`{path}` is not a nested config"
-            reason = unsupported(value, hint, f"{path}.")  # type: ignore[arg-type]
-            if reason:
-                return reason
-        elif typing.get_origin(hint) is typing.Literal and value not in typing.get_args(hint):
-            allowed = ", ".join(map(str, typing.get_args(hint)))
-            return f"`{path} = {value}` is not available in this checkout (choices: {allowed})"
+    try:
+        apply_overrides(TrainConfig(), overrides)
+    except OverrideError as exc:
+        return f"not available in this checkout: {exc}"
     return None
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = _merge(base[key], value) if isinstance(value, dict) else value
-    return out
 
 
 def method_config(
@@ -120,8 +100,7 @@ def method_config(
     preset_name, budget_overrides = BUDGETS[budget]
     # The preset knows per-algorithm settings (DDPG's budget selection); other learners take the defaults.
     base = preset(preset_name, task, algo=algo if algo in ("reinforce", "ddpg") else "reinforce")  # type: ignore[arg-type]
-    merged = _merge(base.to_dict(), budget_overrides.get(task, {}))
-    config = TrainConfig.from_dict(_merge(merged, method.overrides))
+    config = apply_overrides(apply_overrides(base, budget_overrides.get(task, {})), method.overrides)
     return replace(
         config,
         name=f"{budget}-{method.name}",

@@ -167,10 +167,11 @@ def run_amenability(
     reuse: bool = False,
 ) -> dict[str, Any]:
     """Table (c): the RL trainer's pair with each initial backbone, same budget, evaluated at the operating point."""
-    from usqa.contracts.training import TrainConfig, preset
+    from usqa.contracts.training import TrainConfig
     from usqa.trainer.amenability.evaluate import evaluate
     from usqa.trainer.amenability.run import train
     from usqa.trainer.data import load_task_data
+    from usqa.trainer.recipe.presets import preset
 
     base = preset("default", "classify", reward, algo)  # type: ignore[arg-type]
     base = replace(

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from usqa.contracts.frames import FrameSpec
-from usqa.contracts.training import RecipeConfig, Task, TrainConfig, preset
+from usqa.contracts.training import RecipeConfig, Task, TrainConfig
 from usqa.trainer.amenability.run import train
+from usqa.trainer.recipe.presets import preset
 
 PLAIN = RecipeConfig()
 

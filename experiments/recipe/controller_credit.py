@@ -21,18 +21,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from usqa.contracts.training import TrainConfig, preset
+from usqa.contracts.training import TrainConfig, apply_overrides
 from usqa.trainer.amenability.engine import infer
 from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.run import load_run, train
 from usqa.trainer.data import load_task_data
+from usqa.trainer.recipe.presets import preset
 
 Variant = Callable[[TrainConfig], TrainConfig]
 
 
 def _credit(**changes: Any) -> Variant:
     def apply(config: TrainConfig) -> TrainConfig:
-        return replace(config, algo="credit", credit=replace(config.credit, **changes))
+        return apply_overrides(config, {"algo": "credit", "credit": changes})
 
     return apply
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from usqa.contracts.training import RecipeConfig, preset
+from usqa.contracts.training import RecipeConfig
 from usqa.trainer.amenability.engine import frame_metric, predictor_loss
 from usqa.trainer.data import load_task_data
 from usqa.trainer.networks import build_predictor, seeded_init
+from usqa.trainer.recipe.presets import preset
 
 
 def probe(data_dir: Path, steps: int, prior: bool, seed: int = 0) -> list[tuple[int, float]]:

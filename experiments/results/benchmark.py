@@ -21,10 +21,11 @@ from typing import Any
 import torch
 
 from experiments.results.tables import check_docs, write_docs
-from usqa.contracts.training import ALGOS, REWARDS, TASKS, TrainConfig, preset
+from usqa.contracts.training import ALGOS, REWARDS, TASKS, TrainConfig, apply_overrides
 from usqa.service.simulator import write_dataset
 from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.run import train
+from usqa.trainer.recipe.presets import preset
 
 log = logging.getLogger("experiments.results")
 
@@ -58,18 +59,10 @@ BENCH_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = _merge(base[key], value) if isinstance(value, dict) else value
-    return out
-
-
 def bench_config(task: str, reward: str, algo: str, budget: str) -> TrainConfig:
     if budget == "bench":
         config = preset("default", task, reward, algo)  # type: ignore[arg-type]
-        merged = _merge(config.to_dict(), BENCH_OVERRIDES[task])
-        return replace(TrainConfig.from_dict(merged), name="bench")
+        return replace(apply_overrides(config, BENCH_OVERRIDES[task]), name="bench")
     return preset(budget, task, reward, algo)  # type: ignore[arg-type]
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
-from usqa.contracts.training import PRESETS, TASKS, preset
+from usqa.contracts.training import PRESETS, TASKS
 from usqa.service.simulator import write_dataset
 from usqa.trainer.amenability.run import train
+from usqa.trainer.recipe.presets import preset
 
 DATA: dict[str, dict[str, int]] = {
     "debug": {"frames": 96, "subjects": 8, "size": 64},

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from usqa.contracts.adaptation import parse_model_ref
-from usqa.contracts.training import ALGOS, Algo, TrainConfig, preset
+from usqa.contracts.training import ALGOS, Algo, TrainConfig
 from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.service.simulator import write_dataset
 from usqa.trainer.adaptation.adapt import (
@@ -46,6 +46,7 @@ from usqa.trainer.heating.backbone_io import BACKBONE_FILE
 from usqa.trainer.heating.config import heat_preset
 from usqa.trainer.heating.data import load_class_data
 from usqa.trainer.heating.heat import heat
+from usqa.trainer.recipe.presets import preset
 from usqa.trainer.release.export import ExportOptions, export_run
 
 log = logging.getLogger(__name__)

@@ -34,8 +34,10 @@ def test_methods_are_unique_and_the_reference_comes_first() -> None:
 
 
 def test_an_override_this_config_lacks_is_skipped_with_a_note() -> None:
-    assert "no field `reinforce.nonexistent`" in str(unsupported({"reinforce": {"nonexistent": 1}}))
-    assert "`algo = nonexistent`" in str(unsupported({"algo": "nonexistent"}))
+    assert "'reinforce.nonexistent' is not a training setting" in str(
+        unsupported({"reinforce": {"nonexistent": 1}})
+    )
+    assert "'algo' must be one of" in str(unsupported({"algo": "nonexistent"}))
     assert unsupported({"algo": "ddpg", "reinforce": {"learning_rate": 0.1}}) is None
     run, skipped = available_methods(["not-the-reference"])
     assert [m.name for m in run] == [REFERENCE]  # the reference always runs: it holds the baseline

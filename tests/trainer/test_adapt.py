@@ -12,7 +12,6 @@ import torch
 
 from usqa.cli import main
 from usqa.contracts.adaptation import ModelRef, parse_model_ref
-from usqa.contracts.training import preset
 from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.service.simulator import write_dataset
 from usqa.trainer.adaptation.adapt import (
@@ -25,6 +24,7 @@ from usqa.trainer.adaptation.adapt import (
     stratified_draw,
 )
 from usqa.trainer.amenability.run import MODEL_FILE, build_networks, load_run, train
+from usqa.trainer.recipe.presets import preset
 from usqa.trainer.release.export import ExportOptions, export_run
 from usqa.trainer.release.weights_file import WEIGHTS_FILE, read_weights
 

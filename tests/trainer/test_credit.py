@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from usqa.contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, CreditConfig, preset
+from usqa.contracts.training import BackboneConfig, ConstraintConfig, ControllerConfig, CreditConfig
 from usqa.trainer.amenability.credit import (
     CreditLearner,
     clipped_policy_objective,
@@ -21,6 +21,7 @@ from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.rewards import reward_weighted
 from usqa.trainer.amenability.run import CHECKPOINT_FILE, train
 from usqa.trainer.networks import Controller, seeded_init
+from usqa.trainer.recipe.presets import preset
 
 from .test_run import StopAfter
 

@@ -7,8 +7,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from usqa.contracts.training import RecipeConfig, preset
+from usqa.contracts.training import RecipeConfig
 from usqa.trainer.data import BalancedSampler, BatchSampler, SplitTensors, train_sampler
+from usqa.trainer.recipe.presets import preset
 
 
 def test_balanced_sampler_draws_classes_equally_often() -> None:

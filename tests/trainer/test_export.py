@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from usqa.cli import main
-from usqa.contracts.training import TrainConfig, preset
+from usqa.contracts.training import TrainConfig
 from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.trainer.amenability.acceptance import (
     MSG_TRIVIAL_PREDICTOR,
@@ -20,6 +20,7 @@ from usqa.trainer.amenability.acceptance import (
 )
 from usqa.trainer.amenability.run import DATA_RECORD_FILE, MODEL_FILE, load_run, record_data_dir, train
 from usqa.trainer.data import load_task_data
+from usqa.trainer.recipe.presets import preset
 from usqa.trainer.release.export import (
     ExportError,
     ExportOptions,

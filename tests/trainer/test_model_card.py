@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from usqa.contracts.training import preset
 from usqa.service.registry import ModelRegistry
 from usqa.service.registry.card import CARD_JSON, CARD_MARKDOWN, NO_REPORT_NOTE, ModelCard, read_card
 from usqa.service.registry.card_render import max_kappa
 from usqa.service.simulator.dataset import SETTINGS_FILE
 from usqa.trainer.amenability.evaluate import REPORT_FILE, evaluate
 from usqa.trainer.amenability.run import train
+from usqa.trainer.recipe.presets import preset
 from usqa.trainer.release.card_builder import shown
 from usqa.trainer.release.export import ExportOptions, export_run
 

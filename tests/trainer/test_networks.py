@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from usqa.contracts.training import BackboneConfig, ControllerConfig, UNetConfig, preset
+from usqa.contracts.training import BackboneConfig, ControllerConfig, UNetConfig
 from usqa.trainer.networks import (
     Controller,
     FrameClassifier,
@@ -16,6 +16,7 @@ from usqa.trainer.networks import (
     load_backbone,
     seeded_init,
 )
+from usqa.trainer.recipe.presets import preset
 
 SMALL = BackboneConfig(widths=(4, 8))
 

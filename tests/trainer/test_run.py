@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from usqa.contracts.frames import FrameSpec
-from usqa.contracts.training import ALGOS, BackboneConfig, preset
+from usqa.contracts.training import ALGOS, BackboneConfig
 from usqa.trainer.amenability.engine import frame_metric, infer
 from usqa.trainer.amenability.run import (
     CHECKPOINT_FILE,
@@ -26,6 +26,7 @@ from usqa.trainer.data import load_task_data, reward_indices
 from usqa.trainer.engine.base import Callback, Engine, Logs
 from usqa.trainer.heating.backbone_io import load_backbone, read_backbone_meta, save_backbone
 from usqa.trainer.networks import FrameClassifier, seeded_init
+from usqa.trainer.recipe.presets import preset
 
 SMALL = BackboneConfig(widths=(4, 8))
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from usqa.contracts.training import preset
 from usqa.trainer.amenability.acceptance import (
     CONTROLLER_KAPPA,
     CONTROLLER_NO_SPREAD,
@@ -26,6 +25,7 @@ from usqa.trainer.amenability.acceptance import (
 from usqa.trainer.amenability.engine import frame_metric
 from usqa.trainer.amenability.run import train
 from usqa.trainer.data import SplitTensors
+from usqa.trainer.recipe.presets import preset
 
 
 def split(targets: torch.Tensor, amenable: list[int] | None = None) -> SplitTensors:

@@ -1,32 +1,34 @@
-"""Training configuration: nested dataclasses, named presets (`debug`, `demo`, `default`) and JSON round trips.
+"""Training configuration: the nested dataclasses, their vocabularies and one typed override function.
 
-Torch-free on purpose: the API validates a retraining spec against it before anything is queued, and the
-worker trains from the same object. A run's resolved config is written as `config.json` beside its outputs and
-stored in every checkpoint, so a checkpoint rebuilds its own networks without the command line that made it.
+Torch-free on purpose: the API checks a retraining spec's overrides against these schemas before anything is
+queued, and the worker trains from the same objects. The budget presets and config.json live in the trainer
+(usqa.trainer.recipe); a run's resolved config is stored in every checkpoint, so a checkpoint rebuilds its own
+networks without the command line that made it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from usqa.contracts.frames import FrameSpec
-
-TASKS: tuple[str, ...] = ("classify", "segment")
-REWARDS: tuple[str, ...] = ("avg", "weighted", "selective")
-ALGOS: tuple[str, ...] = ("reinforce", "ddpg", "credit")
-PRESETS: tuple[str, ...] = ("debug", "demo", "default")
-# The paper's operating points (section 4): 5 % rejected for classification, 15 % for segmentation.
-OPERATING_POINT: dict[str, float] = {"classify": 0.05, "segment": 0.15}
 
 Task = Literal["classify", "segment"]
 Reward = Literal["avg", "weighted", "selective"]
 Algo = Literal["reinforce", "ddpg", "credit"]
+# The trainer's named budgets (usqa.trainer.recipe.presets); the API accepts a preset by name.
+Preset = Literal["debug", "demo", "default"]
+
+TASKS: tuple[str, ...] = get_args(Task)
+REWARDS: tuple[str, ...] = get_args(Reward)
+ALGOS: tuple[str, ...] = get_args(Algo)
+PRESETS: tuple[str, ...] = get_args(Preset)
+# The paper's operating points (section 4): 5 % rejected for classification, 15 % for segmentation.
+OPERATING_POINT: dict[str, float] = {"classify": 0.05, "segment": 0.15}
 
 T = TypeVar("T")
 
@@ -118,9 +120,9 @@ class DDPGConfig:
 
 @dataclass(frozen=True)
 class CreditConfig:
-    """algo "credit" (usqa/trainer/amenability/credit.py): R_w's exact per-frame gradient on the reward frames (eq. 2), with an
-    optional PPO-clipped policy-gradient term for the training-frame selection (eq. 8), several updates per
-    episode."""
+    """algo "credit" (usqa/trainer/amenability/credit.py): R_w's exact per-frame gradient on the reward frames
+    (eq. 2), with an optional PPO-clipped policy-gradient term for the training-frame selection (eq. 8), several
+    updates per episode."""
 
     learning_rate: float = 1e-3
     # Per-frame advantage of a reward frame: "exact" m_j - R_w (dR_w/dh_j up to 1 / sum h), or "leave_one_out"
@@ -258,124 +260,93 @@ def _coerce(hint: Any, value: Any) -> Any:
     return value
 
 
-def preset(
-    name: str, task: Task = "classify", reward: Reward = "weighted", algo: Algo = "reinforce"
-) -> TrainConfig:
-    """A named budget: `debug` (seconds, tests), `demo` (<= 90 s on 2 cores), `default` (~5k frames, <= 20 min)."""
-    # DDPG's deterministic actor ascends dQ/da; early in training more data always helps the predictor, so
-    # under the penalty alone it saturates at h = 1 for every frame within a few episodes ("keep everything",
-    # measured). It therefore selects with a fixed budget: the scores only rank frames (rewards.py).
-    constraint = ConstraintConfig(mode="budget", min_mean_score=0.8) if algo == "ddpg" else ConstraintConfig()
-    base = TrainConfig(
-        task=task,
-        algo=algo,
-        reward=RewardConfig(kind=reward),
-        constraint=constraint,
-        predictor_loss="dice_ce" if task == "segment" else "ce",
-        # algo "credit": the per-frame credit m_j, decided per task on the benchmark's development set
-        # (docs/controller.md, `make results`; kappa at prevalence over 3 seeds): the hard Dice for segmentation
-        # (0.72 against the soft Dice's 0.45), the probability of the true class for classification (0.54
-        # against the 0/1 accuracy's 0.32).
-        credit=CreditConfig(metric="hard" if task == "segment" else "soft"),
-    )
-    if name == "debug":
-        small = BackboneConfig(widths=(4, 8))
-        return replace(
-            base,
-            name="debug",
-            # The recipe's code paths in seconds: one warm-up episode, best-on-validation; augmentation (the
-            # slowest part on CPU) is tested on its own.
-            recipe=RecipeConfig(
-                warmup_episodes=1, balanced_sampling=True, best_on_validation=True, output_prior=True
-            ),
-            frame=FrameSpec(size=32),
-            episodes=3,
-            steps_per_episode=2,
-            batch_size=8,
-            reward_frames=16,
-            backbone=small,
-            unet=UNetConfig(widths=(4, 8)),
-            controller=ControllerConfig(backbone=small),
-            ddpg=DDPGConfig(
-                critic_backbone=BackboneConfig(widths=(4, 8)),
-                critic_hidden=8,
-                updates_per_episode=2,
-                transitions_per_update=2,
-            ),
-            checkpoint_every=1,
-        )
-    if name == "demo":
-        small = BackboneConfig(widths=(8, 16, 32))
-        return replace(
-            base,
-            name="demo",
-            recipe=recipe_for(task, 20),
-            frame=FrameSpec(size=64),
-            # Segmentation: 20 episodes, not 10: after 50 steps the U-Net often still gives its initial answer
-            # (all or no foreground; docs/recipe.md).
-            episodes=20,
-            steps_per_episode=5,
-            batch_size=32 if task == "classify" else 16,
-            reward_frames=128 if task == "classify" else 64,
-            backbone=small,
-            unet=UNetConfig(widths=(4, 8, 16, 32)),
-            controller=ControllerConfig(backbone=small),
-            ddpg=DDPGConfig(
-                critic_backbone=BackboneConfig(widths=(4, 8, 16)), updates_per_episode=4, critic_hidden=32
-            ),
-            checkpoint_every=4,
-        )
-    if name == "default":
-        if task == "segment":
-            # A U-Net step costs ~6x a classifier step: smaller batches and reward set, fewer steps, and 64 px:
-            # the segmentation benchmark reaches Dice 0.87 at 64 px (docs/results.md), and at 128 px with the
-            # augmentation the run does not fit 20 minutes on 2 shared cores (docs/recipe.md). The heated
-            # backbone follows the classification preset, so this changes nothing there.
-            return replace(
-                base,
-                name="default",
-                frame=FrameSpec(size=64),
-                episodes=40,
-                batch_size=16,
-                reward_frames=64,
-                recipe=recipe_for(task, 40),
-            )
-        return replace(base, name="default", recipe=recipe_for(task, base.episodes))
-    raise ValueError(f"unknown config preset {name!r}; choose one of {', '.join(PRESETS)}")
+MSG_UNKNOWN = "override {key!r} is not a training setting (see usqa/contracts/training.py)"
+MSG_TYPE = "override {key!r} must be {expected}, got {value!r}"
+MSG_RANGE = "override {key!r} must be positive, got {value!r}"
 
 
-def recipe_for(task: Task, episodes: int) -> RecipeConfig:
-    """The measured predictor recipe of the demo and default presets (docs/recipe.md says why each part)."""
-    return RecipeConfig(
-        warmup_episodes=episodes // 4,
-        augment="ultrasound",
-        # Off: over three seeds it gained no accuracy on the development set and halved the controller's kappa.
-        balanced_sampling=False,
-        best_on_validation=True,
-        early_stopping_patience=None,
-        output_prior=True,
-    )
+class OverrideError(ValueError):
+    """An override that names no setting or does not fit its type; the message names the dotted key."""
 
 
-class RunConfig(Protocol):
-    """What every run's config (training, heating, fine-tuning) offers for its config.json."""
+def apply_overrides(config: T, overrides: Mapping[str, Any]) -> T:
+    """`config` (a config dataclass) with `overrides` applied, each value checked against its field's type.
 
-    def to_dict(self) -> dict[str, Any]: ...
-
-
-def write_config(config: RunConfig, path: Path) -> None:
-    """The resolved config as pretty JSON, written beside a run's outputs (timm's args.yaml habit)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    Keys are dotted (`"reward.kind"`) or nested objects as in config.json (`{"reward": {"kind": "avg"}}`);
+    numbers may not be negative. Raises `OverrideError` naming the first bad key.
+    """
+    return _apply(config, overrides, "")
 
 
-def read_config_dict(path: Path) -> dict[str, Any]:
-    """A run's config.json as written by `write_config`; each config class rebuilds itself with `from_dict`."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError(f"{path.name}: a config must be a JSON object")
-    return data
+def _apply(obj: T, overrides: Mapping[str, Any], prefix: str) -> T:
+    hints = typing.get_type_hints(type(obj))
+    known = {f.name for f in fields(obj)}  # type: ignore[arg-type]
+    changes: dict[str, Any] = {}
+    for key, value in _nested(overrides, prefix).items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            raise OverrideError(MSG_UNKNOWN.format(key=dotted))
+        changes[key] = _checked(dotted, hints[key], getattr(obj, key), value)
+    try:
+        return replace(obj, **changes)  # type: ignore[type-var]
+    except ValueError as exc:  # a schema's own check (FrameSpec.__post_init__)
+        raise OverrideError(f"override {prefix.rstrip('.') or type(obj).__name__!r}: {exc}") from exc
 
 
-def read_config(path: Path) -> TrainConfig:
-    return TrainConfig.from_dict(read_config_dict(path))
+def _nested(overrides: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Dotted keys as nested objects: {"reward.kind": "avg"} -> {"reward": {"kind": "avg"}}."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        head, dot, rest = str(key).partition(".")
+        if dot:
+            value = {rest: value}
+        if isinstance(nested.get(head), Mapping) and isinstance(value, Mapping):
+            value = {**nested[head], **value}
+        elif head in nested:
+            raise OverrideError(MSG_TYPE.format(key=f"{prefix}{head}", expected="set once", value=value))
+        nested[head] = value
+    return nested
+
+
+def _checked(key: str, hint: Any, current: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if current is None and isinstance(inner, type) and dataclasses.is_dataclass(inner):
+            current = inner()  # an unset optional section starts from its defaults
+        return _checked(key, inner, current, value)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise OverrideError(MSG_TYPE.format(key=key, expected="an object", value=value))
+        return _apply(current, value, f"{key}.")
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            choices = ", ".join(repr(a) for a in typing.get_args(hint))
+            raise OverrideError(MSG_TYPE.format(key=key, expected=f"one of {choices}", value=value))
+        return value
+    ok, expected = _fits(hint, origin, value)
+    if not ok:
+        raise OverrideError(MSG_TYPE.format(key=key, expected=expected, value=value))
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        raise OverrideError(MSG_RANGE.format(key=key, value=value))
+    return tuple(value) if origin is tuple else value
+
+
+def _fits(hint: Any, origin: Any, value: Any) -> tuple[bool, str]:
+    """Whether `value` fits a scalar or tuple field of type `hint`, and how the error would name the type."""
+    number = not isinstance(value, bool)
+    if hint is bool:
+        return isinstance(value, bool), "true or false"
+    if hint is int:
+        return number and isinstance(value, int), "an integer"
+    if hint is float:
+        return number and isinstance(value, int | float), "a number"
+    if hint is str:
+        return isinstance(value, str), "a string"
+    if origin is tuple:
+        items = value if isinstance(value, list | tuple) else [None]
+        positive = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items)
+        return positive, "a list of positive integers"
+    return isinstance(value, origin or hint), getattr(origin or hint, "__name__", str(hint))

@@ -1,4 +1,4 @@
-"""Job specs: presets with overrides, refused before anything is queued; job records and their ids."""
+"""Job specs: overrides on a base config, refused before anything is queued; job records and their ids."""
 
 from __future__ import annotations
 
@@ -8,25 +8,27 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from usqa.contracts.training import ALGOS, REWARDS
-from usqa.service.jobs import JobRecords, JobSpec, SpecError, UnknownJob, resolve_config
+from usqa.contracts.training import ALGOS, PRESETS, REWARDS, TASKS, TrainConfig
+from usqa.service.jobs import JobRecords, JobSpec, SpecError, UnknownJob, check_spec, resolve_config
 from usqa.service.jobs.queue import redact
 from usqa.service.jobs.records import new_job_id
 
 DATASET = "ds-0123456789abcdef"
 
 
-def test_overrides_change_the_preset_nested_and_typed() -> None:
+def test_overrides_change_the_base_nested_dotted_and_typed() -> None:
     spec = JobSpec(
         dataset=DATASET,
         task="segment",
         config="debug",
         overrides={"episodes": 7, "reward": {"kind": "avg"}, "backbone": {"widths": [4, 8, 16]}},
     )
-    config = resolve_config(spec, backbone_path=Path("/data/backbones/b.pt"))
+    config = resolve_config(spec, TrainConfig(task="segment"), backbone_path=Path("/data/backbones/b.pt"))
     assert config.task == "segment" and config.episodes == 7 and config.reward.kind == "avg"
     assert config.backbone.widths == (4, 8, 16) and config.backbone_checkpoint == "/data/backbones/b.pt"
-    assert resolve_config(JobSpec(dataset=DATASET, task="classify")).name == "demo"
+    dotted = JobSpec(dataset=DATASET, task="classify", overrides={"reward.kind": "avg", "frame.size": 64})
+    assert resolve_config(dotted, TrainConfig()).frame.size == 64
+    check_spec(JobSpec(dataset=DATASET, task="classify"))
 
 
 @pytest.mark.parametrize(
@@ -42,12 +44,15 @@ def test_overrides_change_the_preset_nested_and_typed() -> None:
         ({"task": "segment"}, "not allowed"),
         ({"frame": {"size": 4096}}, "frame.size must be between"),
         ({"nope": 1}, "'nope' is not a training setting"),
+        ({"reward.nope": 1}, "'reward.nope' is not a training setting"),
+        ({"task.x": 1}, "not allowed"),
+        ({"frame": {"size": 0}}, "FrameSpec.size must be a positive integer"),
         ({"backbone": {"widths": [4, -8]}}, "list of positive integers"),
     ],
 )
 def test_bad_overrides_name_the_field(overrides: dict[str, object], words: str) -> None:
     with pytest.raises(SpecError, match=words.replace("(", r"\(").replace("`", "`")):
-        resolve_config(JobSpec(dataset=DATASET, task="classify", overrides=overrides))
+        check_spec(JobSpec(dataset=DATASET, task="classify", overrides=overrides))
 
 
 def test_spec_fields_are_validated() -> None:
@@ -89,3 +94,5 @@ def test_spec_choices_mirror_the_training_config() -> None:
     hints = typing.get_type_hints(JobSpec)
     assert typing.get_args(hints["algo"]) == ALGOS
     assert typing.get_args(hints["reward"]) == REWARDS
+    assert typing.get_args(hints["task"]) == TASKS
+    assert typing.get_args(hints["config"]) == PRESETS

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from usqa.service.api.app import create_app
-from usqa.service.jobs import JobSpec, SpecError, resolve_config
+from usqa.service.jobs import JobSpec, SpecError, check_spec
 
 from ..conftest import make_settings, serve
 
@@ -23,13 +23,13 @@ def test_an_adaptation_spec_resolves_without_torch() -> None:
     spec = JobSpec(
         dataset=DATASET, task="classify", adapt_from="usqa@champion", labels=64, adapt_mode="probe"
     )
-    assert resolve_config(spec).task == "classify"
+    check_spec(spec)
     assert JobSpec(dataset=DATASET, task="segment", adapt_from="usqa:3", labels=8).adapt_mode is None
     # The worker names its training device (USQA_TRAIN_DEVICE) in every job's overrides, adaptations too.
     on_device = JobSpec(
         dataset=DATASET, task="classify", adapt_from="usqa", labels=8, overrides={"device": "cpu"}
     )
-    assert resolve_config(on_device).task == "classify"
+    check_spec(on_device)
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_an_adaptation_spec_resolves_without_torch() -> None:
 )
 def test_inconsistent_adaptation_fields_are_refused(fields: dict[str, Any], words: str) -> None:
     with pytest.raises(SpecError, match=words):
-        resolve_config(JobSpec(dataset=DATASET, task="classify", **fields))
+        check_spec(JobSpec(dataset=DATASET, task="classify", **fields))
 
 
 @pytest.mark.parametrize(

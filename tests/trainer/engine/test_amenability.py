@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from usqa.contracts.training import RecipeConfig, preset
+from usqa.contracts.training import RecipeConfig
 from usqa.trainer.amenability.engine import AmenabilityEngine, EpisodeLog, predictor_loss
 from usqa.trainer.amenability.reinforce import Reinforce
 from usqa.trainer.data import SplitTensors, TaskData, reward_indices
 from usqa.trainer.engine.base import Callback, Engine, Logs
 from usqa.trainer.networks import build_controller, build_predictor
+from usqa.trainer.recipe.presets import preset
 
 
 def test_dice_ce_adds_the_soft_dice_loss_for_segmentation_only() -> None:

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from usqa.contracts.training import BackboneConfig
-from usqa.contracts.training import preset as rl_preset
 from usqa.trainer.heating.backbone_io import (
     BackboneFileError,
     load_backbone,
@@ -17,6 +16,7 @@ from usqa.trainer.heating.backbone_io import (
 )
 from usqa.trainer.networks import Controller, FrameClassifier, seeded_init
 from usqa.trainer.networks import load_backbone as init_backbone
+from usqa.trainer.recipe.presets import preset as rl_preset
 
 SMALL = BackboneConfig(widths=(4, 8))
 

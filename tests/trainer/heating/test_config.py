@@ -4,8 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from usqa.contracts.training import preset as rl_preset
-from usqa.contracts.training import read_config_dict, write_config
 from usqa.trainer.heating.config import (
     PRESETS,
     FinetuneConfig,
@@ -14,6 +12,8 @@ from usqa.trainer.heating.config import (
     heat_preset,
     scaled_blur,
 )
+from usqa.trainer.recipe.config_files import read_config_dict, write_config
+from usqa.trainer.recipe.presets import preset as rl_preset
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from usqa.contracts.training import read_config_dict
 from usqa.trainer.engine.base import Callback, Engine, Logs
 from usqa.trainer.engine.callbacks import History
 from usqa.trainer.heating.backbone_io import load_backbone
 from usqa.trainer.heating.config import HeatConfig, heat_preset
 from usqa.trainer.heating.data import ClassData, load_class_data
 from usqa.trainer.heating.heat import CHECKPOINT_FILE, heat, load_heat_checkpoint
+from usqa.trainer.recipe.config_files import read_config_dict
 
 DEBUG = heat_preset("debug")
 

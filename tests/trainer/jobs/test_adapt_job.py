@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from usqa.contracts.training import preset
 from usqa.service.datasets.uploads import DatasetStore
 from usqa.service.jobs.records import new_job_id
 from usqa.service.jobs.spec import JobSpec
@@ -17,6 +16,7 @@ from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.service.simulator import write_dataset
 from usqa.trainer.amenability.run import train
 from usqa.trainer.jobs.retrain import JobRefused, run_job
+from usqa.trainer.recipe.presets import preset
 from usqa.trainer.release.export import ExportOptions, export_run
 
 from ...service.conftest import make_settings

@@ -12,7 +12,7 @@ from usqa.service.jobs.queue import (
     configure,
 )
 from usqa.service.jobs.records import JobRecord, JobRecords, UnknownJob
-from usqa.service.jobs.spec import JobSpec, SpecError, resolve_config
+from usqa.service.jobs.spec import JobSpec, SpecError, check_spec, resolve_config
 
 __all__ = [
     "RETRAIN_QUEUE",
@@ -25,6 +25,7 @@ __all__ = [
     "QueueUnavailable",
     "SpecError",
     "UnknownJob",
+    "check_spec",
     "configure",
     "resolve_config",
 ]

@@ -1,22 +1,31 @@
 """What a retraining job trains: a data set, a task, a budget preset with overrides, an optional start.
 
-`resolve_config` turns a spec into the trainer's `TrainConfig` without torch (usqa.contracts.training is plain
-dataclasses), so the API refuses a bad override with a 422 before anything is queued.
+`resolve_config` applies a spec's overrides to a `TrainConfig` without torch (usqa.contracts.training is plain
+dataclasses): the worker to the trainer's preset, and the API (`check_spec`) to the schema's defaults, so it
+refuses a bad override with a 422 before anything is queued without knowing the presets' tuning.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import typing
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from usqa.contracts.adaptation import MODEL_REF_PATTERN, AdaptMode
-from usqa.contracts.training import TrainConfig, preset
+from usqa.contracts.training import (
+    MSG_TYPE,
+    Algo,
+    OverrideError,
+    Preset,
+    Reward,
+    RewardConfig,
+    Task,
+    TrainConfig,
+    apply_overrides,
+)
 from usqa.service.datasets.uploads import DATASET_ID_PATTERN
 
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -26,9 +35,6 @@ BACKBONES_DIR = "backbones"
 # Overrides may change the budget and the learning, not where files come from or what the run is.
 FORBIDDEN_OVERRIDES = frozenset({"name", "task", "algo", "backbone_checkpoint", "num_classes"})
 MSG_FORBIDDEN = "override {key!r} is not allowed ({why})"
-MSG_UNKNOWN = "override {key!r} is not a training setting (see usqa/contracts/training.py)"
-MSG_TYPE = "override {key!r} must be {expected}, got {value!r}"
-MSG_RANGE = "override {key!r} must be positive, got {value!r}"
 
 
 class SpecError(ValueError):
@@ -41,10 +47,10 @@ class JobSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dataset: str = Field(pattern=DATASET_ID_PATTERN, description="id from POST /datasets")
-    task: Literal["classify", "segment"]
-    config: Literal["debug", "demo", "default"] = "demo"
-    reward: Literal["avg", "weighted", "selective"] = "weighted"
-    algo: Literal["reinforce", "ddpg", "credit"] = "reinforce"
+    task: Task
+    config: Preset = "demo"
+    reward: Reward = "weighted"
+    algo: Algo = "reinforce"
     overrides: dict[str, Any] = Field(
         default_factory=dict,
         description='TrainConfig fields to change, nested as in config.json (e.g. {"episodes": 10})',
@@ -84,61 +90,6 @@ class JobSpec(BaseModel):
     )
 
 
-def _check_value(key: str, default: Any, value: Any, hint: Any) -> None:
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        if value not in typing.get_args(hint):
-            choices = ", ".join(repr(a) for a in typing.get_args(hint))
-            raise SpecError(MSG_TYPE.format(key=key, expected=f"one of {choices}", value=value))
-        return
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-        expected = "true or false"
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        expected = "an integer"
-    elif isinstance(default, float):
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        expected = "a number"
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-        expected = "a string"
-    elif isinstance(default, tuple):
-        ok = isinstance(value, list | tuple) and all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
-        )
-        expected = "a list of positive integers"
-    else:
-        ok = value is None or isinstance(value, type(default))
-        expected = type(default).__name__
-    if not ok:
-        raise SpecError(MSG_TYPE.format(key=key, expected=expected, value=value))
-    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-        raise SpecError(MSG_RANGE.format(key=key, value=value))
-
-
-def _apply(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(type(obj))
-    changes: dict[str, Any] = {}
-    known = {f.name for f in dataclasses.fields(obj)}
-    for key, value in overrides.items():
-        dotted = f"{prefix}{key}"
-        if not prefix and key in FORBIDDEN_OVERRIDES:
-            why = "set by the spec's own fields" if key != "backbone_checkpoint" else "use `backbone`"
-            raise SpecError(MSG_FORBIDDEN.format(key=key, why=why))
-        if key not in known:
-            raise SpecError(MSG_UNKNOWN.format(key=dotted))
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise SpecError(MSG_TYPE.format(key=dotted, expected="an object", value=value))
-            changes[key] = _apply(current, value, f"{dotted}.")
-        else:
-            _check_value(dotted, current, value, hints[key])
-            changes[key] = tuple(value) if isinstance(current, tuple) else value
-    return replace(obj, **changes)
-
-
 # An adaptation trains the version's own networks with its own config: only its budget, its seed and where
 # it trains (the worker sets `device` from USQA_TRAIN_DEVICE) can change.
 ADAPT_OVERRIDES = frozenset({"seed", "episodes", "steps", "device"})
@@ -171,13 +122,31 @@ def check_adaptation(spec: JobSpec) -> None:
             raise SpecError(MSG_TYPE.format(key=key, expected="a non-negative integer", value=value))
 
 
-def resolve_config(spec: JobSpec, *, backbone_path: Path | None = None) -> TrainConfig:
-    """The preset with the spec's overrides; raises `SpecError` naming the first bad override."""
+def check_spec(spec: JobSpec) -> None:
+    """Refuse a spec the trainer cannot use (`SpecError`): its overrides checked against the schema's defaults.
+
+    The presets only change values, never which keys exist or their types, so a spec that fits the defaults
+    fits its preset (which the worker resolves, usqa.trainer.jobs.retrain).
+    """
+    resolve_config(spec, TrainConfig(task=spec.task, algo=spec.algo, reward=RewardConfig(kind=spec.reward)))
+
+
+def resolve_config(spec: JobSpec, base: TrainConfig, *, backbone_path: Path | None = None) -> TrainConfig:
+    """`base` (the spec's preset) with the spec's overrides; raises `SpecError` naming the first bad override."""
     check_adaptation(spec)
-    config = preset(spec.config, spec.task, spec.reward, spec.algo)
     if spec.adapt_from is not None:
-        return config  # the worker adapts the version's own config (usqa.trainer.adaptation.adapt); checked above
-    config = _apply(config, spec.overrides)
+        return (
+            base  # the worker adapts the version's own config (usqa.trainer.adaptation.adapt); checked above
+        )
+    for key in spec.overrides:
+        head = key.partition(".")[0]
+        if head in FORBIDDEN_OVERRIDES:
+            why = "set by the spec's own fields" if head != "backbone_checkpoint" else "use `backbone`"
+            raise SpecError(MSG_FORBIDDEN.format(key=head, why=why))
+    try:
+        config = apply_overrides(base, spec.overrides)
+    except OverrideError as exc:
+        raise SpecError(str(exc)) from exc
     if config.episodes < 1 or config.steps_per_episode < 1 or config.batch_size < 1:
         raise SpecError("episodes, steps_per_episode and batch_size must be at least 1")
     if not 8 <= config.frame.size <= 512:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from usqa.contracts.adaptation import AdaptMode, ModelRef, parse_model_ref
-from usqa.contracts.training import TrainConfig, write_config
+from usqa.contracts.training import TrainConfig
 from usqa.service.registry import ModelRegistry, RegistryError, explain
 from usqa.trainer.adaptation.metrics import holdout_metrics
 from usqa.trainer.amenability.engine import AmenabilityEngine, predictor_loss
@@ -46,6 +46,7 @@ from usqa.trainer.networks import (
     build_predictor,
     seeded_init,
 )
+from usqa.trainer.recipe.config_files import write_config
 from usqa.trainer.release.weights_file import WEIGHTS_FILE, load_weights, read_weights
 
 ADAPT_FILE = "adapt.json"

@@ -9,8 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from usqa.contracts.cli import UsageError
-from usqa.contracts.training import ALGOS, PRESETS, REWARDS, TASKS, preset
+from usqa.contracts.training import ALGOS, PRESETS, REWARDS, TASKS
 from usqa.trainer.data import DataError
+from usqa.trainer.recipe.presets import preset
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from usqa.contracts.frames import FrameSpec
-from usqa.contracts.training import TrainConfig, write_config
+from usqa.contracts.training import TrainConfig
 from usqa.trainer.amenability.acceptance import Verdict, compute_verdict, write_verdict
 from usqa.trainer.amenability.credit import CreditLearner
 from usqa.trainer.amenability.ddpg import DDPG
@@ -48,6 +48,7 @@ from usqa.trainer.heating.backbone_io import (
 )
 from usqa.trainer.networks import Controller, FrameClassifier, build_controller, build_predictor, seeded_init
 from usqa.trainer.networks import load_backbone as init_backbone
+from usqa.trainer.recipe.config_files import write_config
 
 log = logging.getLogger(__name__)
 

@@ -102,11 +102,11 @@ def _pick(value: T | None, default: T) -> T:
 
 
 def run_heat(args: argparse.Namespace) -> int:
-    from usqa.contracts.training import read_config_dict
     from usqa.trainer.engine.device import DeviceError
     from usqa.trainer.heating.config import HeatConfig
     from usqa.trainer.heating.data import HeatDataError, load_class_data
     from usqa.trainer.heating.heat import heat
+    from usqa.trainer.recipe.config_files import read_config_dict
 
     _check_paths(args)
     if args.resume and (args.out / "config.json").is_file():
@@ -160,12 +160,12 @@ def run_heat(args: argparse.Namespace) -> int:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    from usqa.contracts.training import read_config_dict
     from usqa.trainer.engine.device import DeviceError
     from usqa.trainer.heating.backbone_io import BackboneFileError, resolve_backbone_path
     from usqa.trainer.heating.config import FinetuneConfig
     from usqa.trainer.heating.data import HeatDataError, load_class_data
     from usqa.trainer.heating.finetune import finetune
+    from usqa.trainer.recipe.config_files import read_config_dict
 
     _check_paths(args)
     if args.resume and (args.out / "config.json").is_file():

@@ -1,7 +1,7 @@
 """Heating and fine-tuning configuration: dataclasses, the `debug`/`demo`/`default` presets, JSON round trips.
 
 The classifier's backbone and the frame size of each preset are taken from the RL trainer's preset of the
-same name (`usqa.contracts.training.preset`), so a heated `demo` backbone initialises a `demo` predictor or controller.
+same name (`usqa.trainer.recipe.presets.preset`), so a heated `demo` backbone initialises a `demo` predictor or controller.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from usqa.contracts.frames import FrameSpec
 from usqa.contracts.training import BackboneConfig, from_dict, with_nested_frame
-from usqa.contracts.training import preset as rl_preset
+from usqa.trainer.recipe.presets import preset as rl_preset
 
 PRESETS: tuple[str, ...] = ("debug", "demo", "default")
 NOISE_MODELS: tuple[str, ...] = ("beta", "gaussian", "uniform")

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from usqa.contracts.frames import FrameSpec
-from usqa.contracts.training import write_config
 from usqa.trainer.engine.base import Callback, Engine
 from usqa.trainer.engine.callbacks import Checkpointer, MetricsLog, ProgressBar, load_checkpoint_of_kind
 from usqa.trainer.engine.device import resolve_device
@@ -37,6 +36,7 @@ from usqa.trainer.heating.steps import BatchStream, cosine_schedule
 from usqa.trainer.heating.supervised import SupervisedEngine
 from usqa.trainer.networks import FrameClassifier, seeded_init
 from usqa.trainer.networks import load_backbone as init_backbone
+from usqa.trainer.recipe.config_files import write_config
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from usqa.contracts.training import write_config
 from usqa.trainer.engine.base import Callback, Engine
 from usqa.trainer.engine.callbacks import Checkpointer, MetricsLog, ProgressBar, load_checkpoint_of_kind
 from usqa.trainer.engine.device import resolve_device
@@ -30,6 +29,7 @@ from usqa.trainer.heating.masks import NoiseMaskSampler, apply_mask
 from usqa.trainer.heating.policy import NoisePolicy
 from usqa.trainer.heating.steps import BatchStream, cosine_schedule
 from usqa.trainer.networks import FrameClassifier, seeded_init
+from usqa.trainer.recipe.config_files import write_config
 
 log = logging.getLogger(__name__)
 

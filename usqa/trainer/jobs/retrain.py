@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from usqa.contracts.training import read_config
 from usqa.service.datasets.uploads import DatasetStore, UnknownDataset
 from usqa.service.jobs.records import JobRecords
 from usqa.service.jobs.spec import BACKBONES_DIR, JobSpec, SpecError, resolve_config
@@ -40,6 +39,8 @@ from usqa.trainer.engine.callbacks import ProgressHook
 from usqa.trainer.jobs.adapt_job import run_adaptation
 from usqa.trainer.jobs.adapt_job import summary as adaptation_summary
 from usqa.trainer.jobs.promotion import decide
+from usqa.trainer.recipe.config_files import read_config
+from usqa.trainer.recipe.presets import preset
 from usqa.trainer.release.export import ExportOptions, export_run
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,8 @@ def _run_locked(
     )
     try:
         data_dir = store.path(spec.dataset)
-        config = resolve_config(spec, backbone_path=_initial_weights(spec, settings, work))
+        base = preset(spec.config, spec.task, spec.reward, spec.algo)
+        config = resolve_config(spec, base, backbone_path=_initial_weights(spec, settings, work))
     except (UnknownDataset, SpecError) as exc:
         raise JobRefused(str(exc)) from exc
     name = spec.model or settings.model_name

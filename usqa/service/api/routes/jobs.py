@@ -29,7 +29,7 @@ from usqa.service.jobs import (
     QueueUnavailable,
     SpecError,
     UnknownJob,
-    resolve_config,
+    check_spec,
 )
 from usqa.service.jobs.queue import MSG_NOT_CONFIGURED, IdempotencyConflict
 from usqa.service.jobs.spec import JOB_ID_PATTERN
@@ -99,7 +99,7 @@ async def retrain(
 ) -> JobStatus:
     client = _client(service)
     try:
-        resolve_config(spec)
+        check_spec(spec)
         await asyncio.to_thread(dataset_store(service.settings).path, spec.dataset)
     except SpecError as exc:
         raise ApiError(422, "invalid_spec", str(exc)) from exc
