@@ -10,7 +10,7 @@ psutil on each process tree:
 - cold start: launching the process to the API's /readyz 200 (model loaded and warmed up) or the worker's
   Celery "ready";
 - the API's RSS once ready, then CPU, RSS and frames served while 4 WebSocket streams play a simulated cine at
-  30 fps each through /ws/scan (the reference client, `usqa.service.live.client.stream_frames`);
+  30 fps each through /ws/scan (the reference client, `usqa.client.AsyncClient.play`);
 - the worker's RSS idle, then wall time, CPU seconds and peak RSS (the worker and its pool child, sampled every
   0.2 s) of one retraining job per budget preset (`demo`, `debug`) on a simulated data set uploaded through
   POST /datasets; each job publishes into its own model name, so no champion exists and the gate compares

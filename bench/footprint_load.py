@@ -85,8 +85,7 @@ def start_worker_timed(stack: Stack) -> tuple[ManagedProcess, float]:
 
 def stream_load(base: str, api: psutil.Process, token: str, seconds: float) -> dict[str, Any]:
     """4 x 30 fps through /ws/scan for `seconds`; the API's CPU, RSS and the frames it answered."""
-    from usqa.service.live.client import StreamReport, stream_frames
-
+    from usqa.client.stream import StreamReport, stream_frames
     from usqa.service.live.sessions import percentiles_ms
     from usqa.service.simulator import simulate_cine
 

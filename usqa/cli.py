@@ -26,7 +26,7 @@ RUNTIME_COMMANDS: tuple[str, ...] = (
     "usqa.service.registry.cli",
     "usqa.service.api.cli",
     "usqa.service.inference.cli",
-    "usqa.service.live.cli",
+    "usqa.client.cli",
     "usqa.demo",
 )
 # Subcommands that need the `train` extra (torch), by command name: their module is imported only when that

@@ -118,7 +118,7 @@ class StreamView:
             self.errors += 1
 
     def run(self, url: str, frames: list[np.ndarray], token: str) -> None:
-        from usqa.service.live.client import stream_frames
+        from usqa.client.stream import stream_frames
 
         try:
             asyncio.run(
@@ -156,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     from usqa.service.registry import CHAMPION, ModelRegistry
     from usqa.trainer.amenability.evaluate import evaluate
     from usqa.trainer.amenability.run import train
+    from usqa.trainer.amenability.run_folder import EVAL_DIR
     from usqa.trainer.heating.config import heat_preset
     from usqa.trainer.heating.data import load_class_data
     from usqa.trainer.heating.heat import heat
@@ -213,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         backbone_checkpoint=str(backbone),
     )
     result = train(config, data_dir, out / "run", progress=True)
-    report = evaluate(out / "run", data_dir, out / "run" / "eval")
+    report = evaluate(out / "run", data_dir, out / "run" / EVAL_DIR)
     op = report["rejection_ratios"].index(report["operating_point"])
     curves = {k: round(v["mean"][op], 3) for k, v in report["curves"].items()}
     _stage(3, f"trained the pair ({args.config} budget, heated backbone) and evaluated it: {curves}")

@@ -60,7 +60,7 @@ def expect(response: httpx.Response, status: int, what: str) -> dict[str, Any]:
 
 def check_user_paths(stack: Stack) -> dict[str, Any]:
     """/readyz, /assess (PNG, DICOM), /ws/scan, /metrics and the token, all through the proxy."""
-    from usqa.service.live.client import stream_frames
+    from usqa.client.stream import stream_frames
     from usqa.service.simulator import simulate_cine
 
     with stack.client() as c:

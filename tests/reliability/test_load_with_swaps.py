@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from usqa.service.live.client import StreamReport, stream_frames
+from usqa.client.stream import StreamReport, stream_frames
 from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.service.simulator import simulate_cine
 

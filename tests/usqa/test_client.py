@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from usqa.client import AsyncClient, Client, UsqaError
+from usqa.client.pacing import ScanPacer
 from usqa.service.api import create_app
-from usqa.service.live.pacing import ScanPacer
 
 from ..service.conftest import LiveServer, frame_of_level, make_settings, png_bytes, serve
 

@@ -12,8 +12,8 @@ import httpx
 import pydicom.examples
 
 from tests.support.scope import cardiac_echo, synthetic_frames
+from usqa.client.stream import stream_frames
 from usqa.service.api import create_app
-from usqa.service.live.client import stream_frames
 
 from ..conftest import MODEL_NAME, make_settings, serve, served_version
 from .test_ops import metric

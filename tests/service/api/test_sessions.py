@@ -16,9 +16,9 @@ import pytest
 from pydicom.uid import generate_uid
 
 from usqa.cli import main
+from usqa.client.stream import stream_frames
 from usqa.service.api import create_app
 from usqa.service.api.errors import CAPTURE_NOT_FOUND, SESSION_NOT_FOUND, TOKEN_INVALID, TOKEN_MISSING
-from usqa.service.live.client import stream_frames
 
 from ..conftest import FIXTURE_MODEL_NAME, LiveServer, dicom_bytes, frame_of_level, make_settings, serve
 

@@ -8,10 +8,10 @@ import cv2
 import pytest
 
 from usqa.cli import main
+from usqa.client.stream import format_result, stream_frames
 from usqa.service.inference.model import LoadedModel
-from usqa.service.live.client import format_result, stream_frames
 
-from ..conftest import MODEL_NAME, LiveServer, dicom_bytes, frame_of_level
+from ..service.conftest import MODEL_NAME, LiveServer, dicom_bytes, frame_of_level
 
 
 def test_stream_frames_measures_latency_and_collects_the_summary(

@@ -6,34 +6,34 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
-from usqa.service.live.client import RESULT_TIMEOUT_S, StreamReport, encode_frame, hello_message, open_scan
-from usqa.service.live.device import LatestFrameReader, crop_to_scan
-from usqa.service.live.pacing import ScanPacer
+from usqa.client.aio import AsyncClient
+from usqa.client.core import END_MESSAGE, RECV_TIMEOUT_S, encode_frame
+from usqa.client.device import LatestFrameReader, crop_to_scan
+from usqa.client.pacing import ScanPacer
+from usqa.client.stream import OnMessage, StreamReport, hello_message
 
 
 async def stream_device(
-    url: str,
+    client: AsyncClient,
     reader: LatestFrameReader,
     *,
     raw: bool = False,
     crop: bool = False,
-    token: str | None = None,
     max_frames: int | None = None,
     max_seconds: float | None = None,
-    on_message: Callable[[dict[str, Any], float | None], None] | None = None,
-    max_message_bytes: int = 64 * 1024 * 1024,
+    on_message: OnMessage | None = None,
 ) -> StreamReport:
     """Send the reader's newest frame whenever the pacer allows, until a limit or the device's end."""
     report = StreamReport()
     pacer = ScanPacer()
     answered = asyncio.Event()
     sent_at: dict[int, float] = {}
-    async with open_scan(url, token, max_message_bytes, on_message) as ws:
+    async with client.open_scan() as (ws, ready):
+        if on_message is not None:
+            on_message(ready, None)
 
         async def receive() -> None:
             async for text in ws:
@@ -53,7 +53,7 @@ async def stream_device(
                     break
                 while not pacer.may_send():
                     answered.clear()
-                    await asyncio.wait_for(answered.wait(), RESULT_TIMEOUT_S)
+                    await asyncio.wait_for(answered.wait(), RECV_TIMEOUT_S)
                 taken = await asyncio.to_thread(reader.take)
                 if taken is None:
                     break  # the device ended (or stalled past READ_STALL_S)
@@ -65,8 +65,8 @@ async def stream_device(
                 sent_at[pacer.on_sent()] = time.perf_counter()
                 await ws.send(payload)
                 report.sent += 1
-            await ws.send(json.dumps({"type": "end"}))
-            await asyncio.wait_for(receiver, RESULT_TIMEOUT_S)
+            await ws.send(END_MESSAGE)
+            await asyncio.wait_for(receiver, RECV_TIMEOUT_S)
         finally:
             receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -13,12 +13,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from usqa.client.aio import AsyncClient
+from usqa.client.core import Endpoint
+from usqa.client.device import LatestFrameReader, crop_to_scan, is_recording, open_device
+from usqa.client.device_stream import stream_device
+from usqa.client.stream import StreamReport, format_result
 from usqa.contracts.cli import UsageError
+from usqa.contracts.protocol import MessageType
 from usqa.service.frames import FrameError, iter_source_frames
 from usqa.service.frames.dicom_uids import read_instance_uids
-from usqa.service.live.client import StreamReport, format_result, stream_frames
-from usqa.service.live.device import LatestFrameReader, crop_to_scan, is_recording, open_device
-from usqa.service.live.device_stream import stream_device
 from usqa.service.settings import get_settings
 
 MSG_ONE_SOURCE = "give a FILE_OR_DIR or --device, not both (and not neither)"
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     token = args.token or settings.api_token
 
     def show(message: dict[str, Any], latency_ms: float | None) -> None:
-        if not args.quiet or message["type"] in ("ready", "model_swap"):
+        if not args.quiet or message["type"] in (MessageType.READY, MessageType.MODEL_SWAP):
             print(format_result(message, latency_ms), flush=True)
 
     try:
@@ -85,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if report.summary is not None:
         print("server summary: " + json.dumps({k: v for k, v in report.summary.items() if k != "type"}))
-        print(f"session report: {_http_url(args.url)}/sessions/{report.summary['session']}")
+        print(f"session report: {Endpoint.of(args.url, None).http}/sessions/{report.summary['session']}")
     if report.close_code not in (None, 1000):
         print(f"closed by the server: {report.close_code} {report.close_reason}")
         return 1
@@ -108,9 +111,12 @@ def _stream_file(
     if args.raw and len({f.shape for f in frames}) > 1:
         raise UsageError("--raw needs frames of one size; this source mixes sizes")
     dicom = source_instances(args.source)
-    return asyncio.run(
-        stream_frames(args.url, frames, fps=args.fps, raw=args.raw, token=token, on_message=show, dicom=dicom)
-    )
+
+    async def play() -> StreamReport:
+        async with AsyncClient(args.url, token=token) as client:
+            return await client.play(frames, fps=args.fps, raw=args.raw, on_message=show, dicom=dicom)
+
+    return asyncio.run(play())
 
 
 def _stream_device(args: argparse.Namespace, token: str | None, show: Any) -> StreamReport:
@@ -119,19 +125,21 @@ def _stream_device(args: argparse.Namespace, token: str | None, show: Any) -> St
     except OSError as exc:
         raise UsageError(str(exc)) from exc
     reader = LatestFrameReader(capture, fps=args.fps if is_recording(args.device) else None).start()
-    try:
-        return asyncio.run(
-            stream_device(
-                args.url,
+
+    async def play() -> StreamReport:
+        async with AsyncClient(args.url, token=token) as client:
+            return await stream_device(
+                client,
                 reader,
                 raw=args.raw,
                 crop=args.crop == "auto",
-                token=token,
                 max_frames=args.frames,
                 max_seconds=args.seconds,
                 on_message=show,
             )
-        )
+
+    try:
+        return asyncio.run(play())
     finally:
         reader.stop()
 
@@ -147,8 +155,3 @@ def source_instances(source: Path) -> list[dict[str, str]]:
         if len(found) >= MAX_SOURCE_INSTANCES:
             break
     return found
-
-
-def _http_url(ws_url: str) -> str:
-    base = ws_url.split("/ws/", 1)[0]
-    return "http" + base[2:] if base.startswith("ws") else base

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from usqa.cli import main
-from usqa.service.live.device import LatestFrameReader, crop_to_scan, open_device
+from usqa.client.device import LatestFrameReader, crop_to_scan, open_device
 from usqa.service.simulator.cine import simulate_cine
 
-from ..conftest import LiveServer
+from ..service.conftest import LiveServer
 
 SCREEN = (200, 280)  # a scanner's screen: the scan in the middle, text around it
 SCAN_AT = (40, 70)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from usqa.contracts.protocol import MessageType
+
 DEFAULT_WINDOW = 1
 
 
@@ -42,8 +44,8 @@ class ScanPacer:
     def on_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         seq = message.get("seq")
-        if kind in ("result", "error") and isinstance(seq, int):
+        if kind in (MessageType.RESULT, MessageType.ERROR) and isinstance(seq, int):
             self.answered = max(self.answered, seq)
-        if kind == "result" and int(message.get("dropped", 0)) > self.dropped:
+        if kind == MessageType.RESULT and int(message.get("dropped", 0)) > self.dropped:
             self.dropped = int(message["dropped"])
             self.window = 1
