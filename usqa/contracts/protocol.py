@@ -7,13 +7,16 @@
   server cannot use says the frame error's own code).
 
 The live page does not re-type them: the service serves `page_constants()` as a script the page loads first.
+`verdict_of` and `display_score_of` read a frame's verdict and display score out of a message (the client's
+way in; the service reads its own typed results).
 Standard library only: this is the floor every layer imports.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum, StrEnum
-from typing import Final
+from typing import Any, Final
 
 
 class Verdict(StrEnum):
@@ -112,3 +115,22 @@ def page_constants() -> dict[str, object]:
         "messageType": {m.name: m.value for m in MessageType},
         "closeCode": {c.name: c.value for c in CloseCode},
     }
+
+
+def verdict_of(message: Mapping[str, Any]) -> str:
+    """A frame's verdict in a /ws/scan result or an /assess frame: its `verdict`; from servers older than the
+    one verdict, a stream result's `guidance`, else (an /assess frame) whether it is amenable. As sent: a
+    newer server's verdict this client does not know is passed on, not refused."""
+    for key in ("verdict", "guidance"):
+        if message.get(key) is not None:
+            return str(message[key])
+    return Verdict.GOOD if message["amenable"] else Verdict.ADJUST
+
+
+def display_score_of(message: Mapping[str, Any]) -> float:
+    """The score people see: `display_score`; from older servers the raw `score` (stream) or
+    `amenability_score` (/assess)."""
+    for key in ("display_score", "score", "amenability_score"):
+        if message.get(key) is not None:
+            return float(message[key])
+    raise KeyError("display_score")

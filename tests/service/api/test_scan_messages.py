@@ -25,6 +25,7 @@ from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.predictions import classify, segment
 from usqa.service.inference.scoring import ScoredFrame
 from usqa.service.inference.verdict import FrameSignal, FrameVerdict
+from usqa.service.live.results import StreamResult
 
 TIMING = BatchTiming(queue_s=0.0005, prepare_s=0.00125, inference_s=0.003, batch_frames=1)
 GEOMETRY = FrameGeometry(source_width=64, source_height=64, crop=(0, 64, 0, 64), input_size=64)
@@ -79,8 +80,12 @@ def test_the_result_built_per_frame_follows_its_schema(
     update = GuidanceUpdate(
         state="good", reason="amenable", smoothed_score=smoothed, changed=True, has_signal=True
     )
-    message = result_message(3, scored, True, update, TIMING, 0.004, dropped=2, model=served_model)
+    result = StreamResult(
+        3, scored, verdict, update, TIMING, 0.004, 2, served_model.name, served_model.number
+    )
+    message = result_message(result)
     assert conforms(message), message
+    assert message["captured"] is None and result_message(result, [3, 1])["captured"] == [3, 1]
     assert message["score"] == 0.712346 and message["seq"] == 3 and message["dropped"] == 2
     assert (message["verdict"], message["reason"], message["display_score"]) == ("good", "amenable", 0.812346)
     assert message["latency_ms"] == {"decode": 1.25, "queue": 0.5, "inference": 3.0, "total": 4.0}

@@ -10,16 +10,13 @@ from usqa.service.live.session_store import SessionRecord
 from usqa.service.live.sessions import ScanSessionStats
 
 from ..conftest import frame_of_level, png_bytes
+from .conftest import stream_result
 
 
 def capture(time_s: float, score: float) -> Capture:
     return Capture(
         frame=int(time_s * 10), time_s=time_s, score=score, verdict="good", source=None, max_pixels=1
     )
-
-
-def result(seq: int, score: float, verdict: str = "good") -> dict[str, object]:
-    return {"type": "result", "seq": seq, "score": score, "guidance": verdict, "amenable": verdict == "good"}
 
 
 def test_near_duplicates_are_not_both_kept() -> None:
@@ -48,10 +45,10 @@ def test_out_of_scope_and_no_signal_frames_are_never_captured() -> None:
     record = SessionRecord(ScanSessionStats(reference=None), captures=5, spacing_s=0.0, max_pixels=10**6)
     frame = FrameBytes(png_bytes(frame_of_level(120, (16, 16))))
     for seq, verdict in enumerate(["no_signal", "out_of_scope", "no_signal"]):
-        assert not record.on_result(result(seq, 0.99, verdict), seq * 0.1, frame, frame_in_scope=False)
+        assert not record.on_result(stream_result(seq, 0.99, verdict), seq * 0.1, frame)
     # A dark frame inside a good run: the verdict still says good, the frame itself has no signal.
-    assert not record.on_result(result(3, 0.99), 0.3, frame, frame_in_scope=False)
-    assert record.on_result(result(4, 0.5), 0.4, frame, frame_in_scope=True)
+    assert not record.on_result(stream_result(3, 0.99, has_signal=False), 0.3, frame)
+    assert record.on_result(stream_result(4, 0.5), 0.4, frame)
     assert [c.frame for c in record.keeper.captures] == [4]
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from usqa.service.live.captures import FrameBytes
 from usqa.service.live.session_store import MAX_VERDICT_GAP_S, SessionRecord, SessionStore, summary_text
 from usqa.service.live.sessions import ScanSessionStats
-from usqa.service.live.verdicts import display_score_of, verdict_of
 
 from ..conftest import frame_of_level, png_bytes
+from .conftest import stream_result
 
 FRAME = png_bytes(frame_of_level(120, (32, 32)))
 
@@ -19,8 +19,7 @@ def finished_record(store: SessionStore, captures: int = 2) -> SessionRecord:
     )
     store.open(record)
     for seq in range(captures):
-        message = {"type": "result", "seq": seq, "score": 0.9, "guidance": "good"}
-        record.on_result(message, seq * 2.0, FrameBytes(FRAME), frame_in_scope=True)
+        record.on_result(stream_result(seq, 0.9), seq * 2.0, FrameBytes(FRAME))
     store.finish(record)
     return record
 
@@ -57,7 +56,7 @@ def test_time_in_each_verdict_skips_pauses() -> None:
     record = SessionRecord(ScanSessionStats(reference=None), captures=0, spacing_s=1.0, max_pixels=1)
     frame = FrameBytes(FRAME)
     for seq, (t, verdict) in enumerate([(0.0, "good"), (1.0, "good"), (1.5, "adjust"), (30.0, "good")]):
-        record.on_result({"seq": seq, "score": 0.5, "guidance": verdict}, t, frame, frame_in_scope=True)
+        record.on_result(stream_result(seq, 0.5, verdict), t, frame)
     assert record.verdict_seconds["good"] == 1.5
     assert record.verdict_seconds["adjust"] == MAX_VERDICT_GAP_S
 
@@ -83,12 +82,3 @@ def test_summary_text_is_in_words() -> None:
         == "Scan of 1:40: usable 72 % of the time (adjust 20 %, no signal 8 %). Best frames: at 0:41 (score 0.91)."
     )
     assert "no frame could be assessed" in summary_text(3.0, seconds, [], {**frames, "scored": 0})
-
-
-def test_the_verdict_adapter_reads_todays_and_tomorrows_messages() -> None:
-    today = {"guidance": "adjust", "score": 0.4}
-    tomorrow = {"guidance": "adjust", "verdict": "out_of_scope", "score": 0.4, "display_score": 0.7}
-    assess_frame = {"amenable": True, "amenability_score": 0.8}
-    assert (verdict_of(today), display_score_of(today)) == ("adjust", 0.4)
-    assert (verdict_of(tomorrow), display_score_of(tomorrow)) == ("out_of_scope", 0.7)
-    assert (verdict_of(assess_frame), display_score_of(assess_frame)) == ("good", 0.8)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from usqa.service.live.sessions import SUMMARY_EDGES, ScanSessionStats, SessionLimiter, percentiles_ms
 from usqa.service.registry import ScoreHistogram
 
+from .conftest import stream_result
+
 REFERENCE = ScoreHistogram(edges=[0.0, 0.5, 1.0], counts=[50, 50])
 
 
@@ -12,12 +14,11 @@ def test_summary_counts_frames_scores_and_versions() -> None:
     stats.dropped = 2
     stats.failed = 1
     for i in range(9):
+        verdict = "good" if i >= 3 else "adjust"  # amenable exactly when good
         stats.record_scored(
-            0.05 + i * 0.1,
-            amenable=i >= 3,
-            state="good" if i >= 3 else "adjust",
-            latency_ms=float(i + 1),
-            version=1 if i < 5 else 2,
+            stream_result(
+                i, 0.5, verdict, score=0.05 + i * 0.1, total_s=(i + 1) / 1000, version=1 if i < 5 else 2
+            )
         )
     summary = stats.summary()
     assert summary["frames"] == {"received": 12, "scored": 9, "dropped": 2, "failed": 1}
@@ -34,7 +35,7 @@ def test_summary_counts_frames_scores_and_versions() -> None:
 def test_rebase_measures_drift_against_the_new_reference() -> None:
     stats = ScanSessionStats(reference=REFERENCE)
     for _ in range(40):
-        stats.record_scored(0.9, amenable=True, state="good", latency_ms=1.0, version=1)
+        stats.record_scored(stream_result(0, 0.9, "good", score=0.9))
     assert stats.summary()["drift"]["psi"] > 0.25
     stats.rebase(ScoreHistogram(edges=[0.0, 0.5, 1.0], counts=[1, 99]))
     assert stats.summary()["drift"] == {"psi": None, "frames": 0}

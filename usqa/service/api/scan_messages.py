@@ -7,8 +7,11 @@ Server -> client: `ScanReady` once, `ScanConfigured` after each hello, `ScanResu
 `ScanSummary` last.
 
 Messages sent per frame (`result_message`, `error_message`) are built as plain dicts, without pydantic: a
-stream sends one per frame within its frame budget. The tests check each builder against its schema. The
-summary is `ScanSessionStats.summary()` (usqa/service/live/sessions.py), the session's own statistics.
+stream sends one per frame within its frame budget. A result's dict is made once, when it is sent, from the
+typed `StreamResult` (usqa/service/live/results.py) that the session record also reads. The tests check each
+builder against its schema. The summary is `ScanSessionStats.summary()` (usqa/service/live/sessions.py), the
+session's own statistics. The protocol's words (message types, verdicts, close codes) are in
+usqa/contracts/protocol.py.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from pydantic import BaseModel, Field, model_validator
 from usqa.contracts.protocol import MessageType, Reason, Verdict
 from usqa.service.api.schemas import ModelRef, PredictionOut, milliseconds, prediction_dict, rounded
 from usqa.service.frames.dicom_uids import UID_MAX_LENGTH, UID_PATTERN
-from usqa.service.inference.batcher import BatchTiming
-from usqa.service.inference.guidance import GuidanceConfig, GuidanceUpdate
+from usqa.service.inference.guidance import GuidanceConfig
 from usqa.service.inference.model import LoadedModel
-from usqa.service.inference.scoring import MSG_ONE_FRAME_PER_MESSAGE, ScoredFrame
+from usqa.service.inference.scoring import MSG_ONE_FRAME_PER_MESSAGE
+from usqa.service.live.results import StreamResult
 
 PROTOCOL_VERSION = 1
 
@@ -248,21 +251,12 @@ def configured_message(hello: ScanHello) -> dict[str, Any]:
     }
 
 
-def result_message(
-    seq: int,
-    scored: ScoredFrame,
-    amenable: bool,
-    update: GuidanceUpdate,
-    timing: BatchTiming,
-    total_s: float,
-    *,
-    dropped: int,
-    model: LoadedModel,
-    captured: list[int] | None = None,
-) -> dict[str, Any]:
+def result_message(result: StreamResult, captured: list[int] | None = None) -> dict[str, Any]:
+    """The message of a scored frame; `captured`: the kept frames' seqs when this frame changed them."""
+    scored, update, timing = result.scored, result.update, result.timing
     return {
         "type": MessageType.RESULT,
-        "seq": seq,
+        "seq": result.seq,
         "verdict": update.state,
         "reason": update.reason,
         "score": round(scored.score, 6),
@@ -271,7 +265,7 @@ def result_message(
         "smoothed_score": rounded(update.smoothed_score),
         "p_amenable": rounded(scored.p_amenable),
         "ood_distance": rounded(scored.ood_distance),
-        "amenable": amenable,
+        "amenable": result.amenable,
         "threshold": scored.threshold,
         "guidance": update.state,
         "guidance_changed": update.changed,
@@ -280,10 +274,10 @@ def result_message(
             "decode": milliseconds(timing.prepare_s),
             "queue": milliseconds(timing.queue_s),
             "inference": milliseconds(timing.inference_s),
-            "total": milliseconds(total_s),
+            "total": milliseconds(result.total_s),
         },
-        "dropped": dropped,
-        "model": {"name": model.name, "version": model.number},
+        "dropped": result.dropped,
+        "model": {"name": result.model_name, "version": result.model_version},
         "captured": captured,
     }
 

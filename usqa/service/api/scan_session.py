@@ -48,9 +48,9 @@ from usqa.service.inference.verdict import FrozenCounter, frozen_verdict
 from usqa.service.live.captures import FrameBytes
 from usqa.service.live.drift import score_reference
 from usqa.service.live.mailbox import LatestFrameSlot
+from usqa.service.live.results import StreamResult
 from usqa.service.live.session_store import SessionRecord
 from usqa.service.live.sessions import ScanSessionStats
-from usqa.service.live.verdicts import in_scope
 
 log = logging.getLogger(__name__)
 
@@ -229,33 +229,25 @@ class ScanSession:
         if self.frozen.add(scored.signal.digest):
             verdict = frozen_verdict(verdict)
         update = self.guidance.update(verdict, scored.display_score, scored.display_threshold)
-        total_s = time.perf_counter() - frame.received
-        result = result_message(
-            frame.seq,
-            scored,
-            verdict.amenable,
-            update,
-            batch.timing,
-            total_s,
+        result = StreamResult(
+            seq=frame.seq,
+            scored=scored,
+            verdict=verdict,
+            update=update,
+            timing=batch.timing,
+            total_s=time.perf_counter() - frame.received,
             dropped=self.stats.dropped,
-            model=model,
+            model_name=model.name,
+            model_version=model.number,
         )
         sent = (
             FrameBytes(frame.data, frame.hello.width, frame.hello.height) if raw else FrameBytes(frame.data)
         )
-        # The verdict lags a frame by the guidance dwell, so a dark frame inside a good run still says
-        # `good`: capture also asks the frame itself for a signal. Decided before the result goes out, so
-        # the result can tell the client its strip changed.
-        if self.record.on_result(
-            result,
-            self.record.seconds_since_start(frame.received),
-            sent,
-            frame_in_scope=in_scope(result) and update.has_signal,
-        ):
-            result["captured"] = [c.frame for c in self.record.keeper.captures]
-        await self._send(result)
-        self.stats.record_scored(scored.score, verdict.amenable, update.state, total_s * 1000, model.number)
-        self.service.record_scored(scoring, batch, total_s)
+        # Decided before the result goes out, so the result can tell the client its strip changed.
+        captured = self.record.on_result(result, self.record.seconds_since_start(frame.received), sent)
+        await self._send(result_message(result, self.record.capture_frames() if captured else None))
+        self.stats.record_scored(result)
+        self.service.record_scored(scoring, batch, result.total_s)
 
     # -- model swaps -------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import cv2
 
+from usqa.contracts.protocol import Verdict
 from usqa.service.frames import decode_bytes, sniff_format
 
 MSG_PNG_FAILED = "could not encode a captured frame as PNG"
@@ -34,7 +35,7 @@ class Capture:
     frame: int  # the frame's seq in its stream
     time_s: float  # since the stream started
     score: float  # display score
-    verdict: str
+    verdict: Verdict  # the stream's, when the frame was kept
     source: FrameBytes | None
     max_pixels: int
     _png: bytes | None = field(default=None, repr=False)

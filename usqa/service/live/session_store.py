@@ -21,14 +21,15 @@ import shutil
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from usqa.contracts.protocol import VERDICTS, Verdict
 from usqa.service.frames.dicom_uids import InstanceUids
 from usqa.service.live.captures import Capture, CaptureKeeper, FrameBytes
+from usqa.service.live.results import StreamResult
 from usqa.service.live.sessions import ScanSessionStats
-from usqa.service.live.verdicts import display_score_of, verdict_of
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,10 @@ class SessionRecord:
         self._started = time.perf_counter()
         self.keeper = CaptureKeeper(captures, spacing_s)
         self.max_pixels = max_pixels
-        self.verdict_seconds: dict[str, float] = dict.fromkeys(VERDICTS, 0.0)
+        self.verdict_seconds: dict[Verdict, float] = dict.fromkeys(VERDICTS, 0.0)
         self.dicom: list[InstanceUids] = []
         self.finished_after_s: float | None = None
-        self._last: tuple[float, str] | None = None
+        self._last: tuple[float, Verdict] | None = None
 
     @property
     def status(self) -> str:
@@ -73,22 +74,20 @@ class SessionRecord:
         if uids not in self.dicom and len(self.dicom) < MAX_DICOM_INSTANCES:
             self.dicom.append(uids)
 
-    def on_result(
-        self, result: dict[str, Any], time_s: float, frame: FrameBytes, frame_in_scope: bool
-    ) -> bool:
-        """Account a result message (the frame arrived `time_s` after the start); True when captured."""
-        verdict = verdict_of(result)
+    def on_result(self, result: StreamResult, time_s: float, frame: FrameBytes) -> bool:
+        """Account a scored frame (it arrived `time_s` after the start); True when captured."""
+        verdict = result.stream_verdict
         self._advance(time_s)
         self._last = (time_s, verdict)
-        if not frame_in_scope:
+        if not result.capturable:
             return False
-        score = display_score_of(result)
+        score = round(result.scored.display_score, 6)  # as the result message says it
         if not self.keeper.would_keep(time_s, score):
             return False  # the common case decides without building anything
         capture = Capture(
-            frame=int(result["seq"]),
+            frame=result.seq,
             time_s=round(time_s, 3),
-            score=round(score, 6),
+            score=score,
             verdict=verdict,
             source=frame,
             max_pixels=self.max_pixels,
@@ -106,6 +105,10 @@ class SessionRecord:
             since, verdict = self._last
             gap = min(max(0.0, time_s - since), MAX_VERDICT_GAP_S)
             self.verdict_seconds[verdict] = self.verdict_seconds.get(verdict, 0.0) + gap
+
+    def capture_frames(self) -> list[int]:
+        """The seqs of the kept frames, best first (what a result message's `captured` lists)."""
+        return [c.frame for c in self.keeper.captures]
 
     def capture(self, rank: int) -> Capture | None:
         captures = self.keeper.captures
@@ -158,7 +161,7 @@ class SessionRecord:
         }
 
 
-def usable_fraction(verdict_seconds: dict[str, float]) -> float | None:
+def usable_fraction(verdict_seconds: Mapping[Verdict, float]) -> float | None:
     total = sum(verdict_seconds.values())
     return verdict_seconds.get(Verdict.GOOD, 0.0) / total if total > 0 else None
 
@@ -170,7 +173,7 @@ def _clock(seconds: float) -> str:
 
 def summary_text(
     duration_s: float,
-    verdict_seconds: dict[str, float],
+    verdict_seconds: Mapping[Verdict, float],
     captures: list[dict[str, Any]],
     frames: dict[str, int],
 ) -> str:

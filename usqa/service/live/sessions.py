@@ -12,6 +12,7 @@ import numpy as np
 
 from usqa.contracts.protocol import VERDICTS, MessageType, Verdict
 from usqa.service.live.drift import ScoreHistogramCounter
+from usqa.service.live.results import StreamResult
 from usqa.service.registry import ScoreHistogram
 
 # The summary's own score histogram: ten equal bins, easy to read whatever the model's reference bins.
@@ -57,16 +58,15 @@ class ScanSessionStats:
         self.reference = reference
         self.drift = ScoreHistogramCounter(reference)
 
-    def record_scored(
-        self, score: float, amenable: bool, state: Verdict, latency_ms: float, version: int
-    ) -> None:
+    def record_scored(self, result: StreamResult) -> None:
+        score, version = result.scored.score, result.model_version
         self.scored += 1
-        self.amenable += int(amenable)
+        self.amenable += int(result.amenable)
         self.score_sum += score
         self.histogram.add(score)
         self.drift.add(score)
-        self.guidance_frames[state] += 1
-        self.latencies_ms.append(latency_ms)
+        self.guidance_frames[result.stream_verdict] += 1
+        self.latencies_ms.append(result.total_s * 1000)
         if not self.versions or self.versions[-1] != version:
             self.versions.append(version)
 
