@@ -3,7 +3,8 @@
 // and videos itself; DICOM and video files are unpacked by the server (/cine/frames) into PNG frames; a
 // camera (a capture card on the scanner's video output appears as one) is read in camera.js.
 // The other scripts: captures.js (the best-frames strip and the session report), camera.js, large.js
-// (the large-type verdict), card.js (the model card).
+// (the large-type verdict), card.js (the model card). The protocol's words (verdicts, reasons, message
+// types, close codes) are never typed here: /protocol.js defines USQA_PROTOCOL from usqa/contracts/protocol.py.
 "use strict";
 
 const el = (id) => document.getElementById(id);
@@ -13,17 +14,27 @@ const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 // A live source sends a frame only while fewer than this many are unanswered: the service's pace.
 const MAX_IN_FLIGHT = 2;
 const IN_FLIGHT_MS = 2000;
-const COLORS = { good: "#2ecc71", adjust: "#f39c12", no_signal: "#7f8c8d", out_of_scope: "#9b59b6" };
-// The reason codes of usqa/service/inference/verdict.py, as the page words them.
-const REASONS = {
-  amenable: "amenable to the task",
-  low_score: "below the threshold: adjust the probe",
-  blank: "blank frame",
-  saturated: "saturated frame",
-  no_contact: "no probe contact",
-  frozen: "image frozen",
-  out_of_distribution: "not the trained anatomy",
+const VERDICT = USQA_PROTOCOL.verdict;
+const MESSAGE = USQA_PROTOCOL.messageType;
+const CLOSE = USQA_PROTOCOL.closeCode;
+// Each reason code as the page words it.
+const REASONS = USQA_PROTOCOL.reasonLabels;
+// Frames of the trained anatomy: their score means something.
+const inScope = (verdict) => USQA_PROTOCOL.inScope.includes(verdict);
+// How each verdict looks: its colour on the canvases, and the colours (variables of style.css) of its word,
+// the gauge's arc and the large type. A verdict the page does not know keeps the stylesheet's defaults.
+const LOOKS = {
+  [VERDICT.GOOD]: { canvas: "#2ecc71", word: "--good", arc: "--good", large: "--good-large" },
+  [VERDICT.ADJUST]: { canvas: "#f39c12", word: "--adjust", arc: "--adjust", large: "--adjust-large" },
+  [VERDICT.NO_SIGNAL]: { canvas: "#7f8c8d", word: "--nosignal", arc: null, large: null },
+  [VERDICT.OUT_OF_SCOPE]: { canvas: "#9b59b6", word: "--outofscope", arc: null, large: "--outofscope-large" },
 };
+const COLORS = Object.fromEntries(Object.entries(LOOKS).map(([verdict, look]) => [verdict, look.canvas]));
+
+// Sets `property` of `element` to a variable of style.css, or back to the stylesheet's own with none.
+function paint(element, property, variable) {
+  element.style.setProperty(property, variable ? `var(${variable})` : "");
+}
 
 const state = {
   ws: null,
@@ -87,7 +98,7 @@ function openSocket() {
     let ready = false;
     ws.onmessage = (event) => {
       const message = JSON.parse(event.data);
-      if (message.type === "ready") {
+      if (message.type === MESSAGE.READY) {
         ready = true;
         resolve(ws);
       }
@@ -97,7 +108,7 @@ function openSocket() {
       stopTimer();
       el("stop").disabled = true;
       if (!ready) reject(new Error(event.reason || `closed (${event.code})`));
-      else if (event.code !== 1000) setStatus(`stream closed: ${event.reason || event.code}`, "error");
+      else if (event.code !== CLOSE.NORMAL) setStatus(`stream closed: ${event.reason || event.code}`, "error");
       else if (!state.ending) setStatus("stream closed");
       state.ws = null;
     };
@@ -157,7 +168,7 @@ function sendFrame(frame) {
     return;
   }
   if (!state.helloSize || state.helloSize[0] !== width || state.helloSize[1] !== height) {
-    state.ws.send(JSON.stringify({ type: "hello", format: "raw", width, height }));
+    state.ws.send(JSON.stringify({ type: MESSAGE.HELLO, format: "raw", width, height }));
     state.helloSize = [width, height];
   }
   work.width = width;
@@ -212,7 +223,7 @@ function drawFrame(frame, region = null) {
 
 function onMessage(message) {
   switch (message.type) {
-    case "ready":
+    case MESSAGE.READY:
       // Gauge, timeline and threshold all on the display scale (percentile of validation scores, or raw).
       state.threshold = message.display_threshold ?? message.threshold;
       state.task = message.model.task;
@@ -220,10 +231,10 @@ function onMessage(message) {
       setGaugeThreshold(state.threshold);
       loadCard(message.model);
       break;
-    case "result":
+    case MESSAGE.RESULT:
       onResult(message);
       break;
-    case "model_swap":
+    case MESSAGE.MODEL_SWAP:
       state.threshold = null;  // the next result carries the new version's display threshold
 
       el("model-version").textContent = `${message.model.name} v${message.model.version} (${message.model.task})`;
@@ -232,11 +243,11 @@ function onMessage(message) {
       setTimeout(() => { el("swap-notice").hidden = true; }, 4000);
       loadCard(message.model);
       break;
-    case "error":
+    case MESSAGE.ERROR:
       if (message.seq !== null) forgetSentUpTo(message.seq);
       setStatus(`frame ${message.seq ?? "-"}: ${message.message}`, "error");
       break;
-    case "summary":
+    case MESSAGE.SUMMARY:
       showSummary(message);
       break;
     default:
@@ -255,10 +266,13 @@ function onResult(result) {
     setGaugeThreshold(state.threshold);
   }
   // One verdict on screen: the word, its colour and its reason; no second opinion beside it.
-  const inScope = result.verdict === "good" || result.verdict === "adjust";
-  const shown = inScope ? (result.smoothed_score ?? result.display_score) : 0;
+  const scoreMeans = inScope(result.verdict);
+  const shown = scoreMeans ? (result.smoothed_score ?? result.display_score) : 0;
+  const look = LOOKS[result.verdict] || {};
   el("gauge").dataset.guidance = result.verdict;
-  el("gauge-value").textContent = inScope ? shown.toFixed(2) : "–";
+  paint(el("gauge-arc"), "stroke", look.arc);
+  paint(el("guidance"), "color", look.word);
+  el("gauge-value").textContent = scoreMeans ? shown.toFixed(2) : "–";
   el("gauge-arc").setAttribute("stroke-dasharray", `${(shown * 100).toFixed(1)} 100`);
   el("guidance").textContent = result.verdict.replaceAll("_", " ");
   el("score").textContent = REASONS[result.reason] || result.reason;
@@ -312,7 +326,7 @@ function finish() {
   stopTimer();
   if (state.ws && state.ws.readyState === WebSocket.OPEN) {
     state.ending = true;
-    state.ws.send(JSON.stringify({ type: "end" }));
+    state.ws.send(JSON.stringify({ type: MESSAGE.END }));
   }
   el("stop").disabled = true;
 }
@@ -321,7 +335,7 @@ function stop(sendEnd = true) {
   if (sendEnd) finish();
   else {
     stopTimer();
-    if (state.ws) state.ws.close(1000);
+    if (state.ws) state.ws.close(CLOSE.NORMAL);
     state.ws = null;
   }
 }

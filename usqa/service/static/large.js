@@ -4,7 +4,7 @@
 "use strict";
 
 // A rising tone for good, a level one for adjust, a low one for anything out of scope or without signal.
-const TONES = { good: 880, adjust: 523, no_signal: 262, out_of_scope: 262 };
+const TONES = { [VERDICT.GOOD]: 880, [VERDICT.ADJUST]: 523, [VERDICT.NO_SIGNAL]: 262, [VERDICT.OUT_OF_SCOPE]: 262 };
 const TONE_S = 0.18;
 const large = { shown: null, audio: null };
 
@@ -38,11 +38,11 @@ function showLarge(result) {
   large.shown = verdict;
   const box = el("large");
   box.dataset.verdict = verdict;
+  paint(box, "background", (LOOKS[verdict] || {}).large);
   el("large-word").textContent = verdict.replaceAll("_", " ");
   el("large-reason").textContent = REASONS[result.reason] || result.reason;
-  const inScope = verdict === "good" || verdict === "adjust";
   const shown = result.smoothed_score ?? result.display_score;
-  el("large-score").textContent = inScope ? `score ${shown.toFixed(2)}` : "";
+  el("large-score").textContent = inScope(verdict) ? `score ${shown.toFixed(2)}` : "";
 }
 
 el("large-type").addEventListener("click", () => setLarge(el("large").hidden));

@@ -1,15 +1,19 @@
-"""The live page at / and the cines it plays (the built-in demo, or an uploaded DICOM or video)."""
+"""The live page at /, the protocol words its scripts read, and the cines it plays (the built-in demo, or an
+uploaded DICOM or video)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import OrderedDict
+from functools import cache
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
+from usqa.contracts.protocol import page_constants
 from usqa.service.api.cine import demo_cine, unpack_cine
 from usqa.service.api.deps import ScoringAuth, ServiceDep
 from usqa.service.api.errors import from_frame_error
@@ -21,6 +25,7 @@ from usqa.service.frames import FrameError
 router = APIRouter(tags=["live page"])
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+PROTOCOL_SCRIPT = "/protocol.js"
 # Demo cines are a pure function of (preset, frames): the last few are kept (each is up to a few MB, and
 # the length is the client's choice, so the cache must not grow with every length asked for).
 DEMO_CACHE: OrderedDict[tuple[str, int], CineFrames] = OrderedDict()
@@ -30,6 +35,19 @@ DEMO_CACHE_ENTRIES = 4
 @router.get("/", include_in_schema=False)
 async def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@cache
+def protocol_script() -> str:
+    """`USQA_PROTOCOL` for the page's scripts: the /ws/scan words of usqa/contracts/protocol.py, as JSON."""
+    constants = json.dumps(page_constants(), indent=2)
+    return f'"use strict";\n// Generated from usqa/contracts/protocol.py.\nconst USQA_PROTOCOL = Object.freeze({constants});\n'
+
+
+@router.get(PROTOCOL_SCRIPT, include_in_schema=False)
+async def protocol() -> Response:
+    """The protocol's words, loaded by the page before its own scripts, so they never re-type them."""
+    return Response(protocol_script(), media_type="text/javascript")
 
 
 @router.get("/cine/demo", response_model=CineFrames, dependencies=[ScoringAuth])
