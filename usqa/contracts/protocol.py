@@ -20,7 +20,7 @@ from typing import Any, Final
 
 
 class Verdict(StrEnum):
-    """A frame's verdict (usqa/service/inference/verdict.py says how each is reached)."""
+    """The one verdict of a frame, and of a stream after guidance smooths it."""
 
     GOOD = "good"
     ADJUST = "adjust"
@@ -29,7 +29,7 @@ class Verdict(StrEnum):
 
 
 class Reason(StrEnum):
-    """Why a frame has its verdict: the stable part of the answer (the text beside it may change)."""
+    """Why a frame has its verdict: the stable part of the answer (the words beside it may change)."""
 
     AMENABLE = "amenable"
     LOW_SCORE = "low_score"

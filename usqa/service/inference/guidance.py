@@ -5,6 +5,9 @@ smoothed score reaches threshold + margin and left only when it falls below thre
 2 x margin, all on the display scale), and any change of state needs `dwell_frames` consecutive frames that
 agree. A frame judged `no_signal` or `out_of_scope` is not averaged in; after the dwell the state becomes its
 verdict, which also restarts the smoothing so old scores do not colour the new view.
+
+A stream runs it live (usqa/service/api/scan_session.py) and offline scoring replays it (offline.py), so
+`usqa score` says what a sonographer would have been told.
 """
 
 from __future__ import annotations
