@@ -160,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
     from usqa.trainer.heating.config import heat_preset
     from usqa.trainer.heating.data import load_class_data
     from usqa.trainer.heating.heat import heat
+    from usqa.trainer.heating.run_folder import BACKBONE_FILE
     from usqa.trainer.recipe.presets import preset
     from usqa.trainer.release.export import ExportOptions, export_run
 
@@ -201,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     heated = heat(
         heat_config, load_class_data([data_dir], heat_config.frame, heat_config.classes), out / "heat"
     )
-    backbone = out / "heat" / "backbone.pt"
+    backbone = out / "heat" / BACKBONE_FILE
     backbones = data_root / "backbones"
     backbones.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(backbone, backbones / "demo-heated.pt")

@@ -56,6 +56,7 @@ from experiments.generalisation.page import check_docs, collect, write_docs
 from usqa.contracts.training import TASKS, TrainConfig
 from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.run import load_run, train
+from usqa.trainer.amenability.run_folder import EVAL_DIR
 from usqa.trainer.data import load_task_data
 
 log = logging.getLogger("experiments.generalisation")
@@ -121,7 +122,7 @@ def evaluate_job(job: dict[str, Any]) -> dict[str, Any]:
     report = evaluate(
         run_dir,
         job["data_dir"],
-        run_dir / "eval",
+        run_dir / EVAL_DIR,
         baseline_run=job["baseline_run"],
         resamples=job["resamples"],
         seed=job["seed"],

@@ -36,6 +36,7 @@ from experiments.heating_analysis.runs import (
 from experiments.heating_analysis.tables import BLOCK, write_docs
 from usqa.service.datasets import load_dataset
 from usqa.trainer.heating.data import load_class_data
+from usqa.trainer.heating.run_folder import BACKBONE_FILE
 
 log = logging.getLogger("experiments.heating_analysis")
 
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         cache.write_text(json.dumps({"key": key, "result": seeds[-1]}) + "\n")
     seed0 = args.out / f"seed{args.seeds[0]}"
-    from usqa.trainer.heating.heat import CHECKPOINT_FILE, build_heating_engine, load_heat_checkpoint
+    from usqa.trainer.heating.heat import build_heating_engine, load_heat_checkpoint
+    from usqa.trainer.heating.run_folder import CHECKPOINT_FILE
 
     config = heat_config(round(args.steps * HEAT_SHARE), args.seeds[0])
     heated = build_heating_engine(config, data.num_classes, data.train, torch.device("cpu"))
@@ -90,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         task_dir = simulate(args.out / "data" / "prostate", TASK_DATA)
         backbones: dict[str, Path | None] = {
             "scratch": None,
-            "heated": seed0 / "heated" / "backbone.pt",
-            "normal": seed0 / "normal" / "backbone.pt",
+            "heated": seed0 / "heated" / BACKBONE_FILE,
+            "normal": seed0 / "normal" / BACKBONE_FILE,
         }
         results = run_amenability(
             args.out / "amenability",

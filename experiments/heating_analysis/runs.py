@@ -30,6 +30,7 @@ from usqa.trainer.heating.data import ClassData
 from usqa.trainer.heating.evaluate import evaluate_classifier
 from usqa.trainer.heating.finetune import finetune
 from usqa.trainer.heating.heat import HeatingEngine, heat, masking_transform
+from usqa.trainer.heating.run_folder import BACKBONE_FILE
 
 log = logging.getLogger("experiments.heating_analysis")
 
@@ -147,7 +148,7 @@ def run_seed(data: ClassData, out: Path, steps: int, seed: int, variant: bool, q
                 supervised_config(steps - heat_steps, seed),
                 data,
                 out / f"{t}_ft",
-                backbone=out / t / "backbone.pt",
+                backbone=out / t / BACKBONE_FILE,
                 progress=not quiet,
             ),
         )
@@ -167,15 +168,16 @@ def run_amenability(
     reuse: bool = False,
 ) -> dict[str, Any]:
     """Table (c): the RL trainer's pair with each initial backbone, same budget, evaluated at the operating point."""
-    from usqa.contracts.training import TrainConfig
+    from usqa.contracts.training import apply_overrides
     from usqa.trainer.amenability.evaluate import evaluate
     from usqa.trainer.amenability.run import train
+    from usqa.trainer.amenability.run_folder import EVAL_DIR
     from usqa.trainer.data import load_task_data
     from usqa.trainer.recipe.presets import preset
 
     base = preset("default", "classify", reward, algo)  # type: ignore[arg-type]
     base = replace(
-        TrainConfig.from_dict({**base.to_dict(), **RL_OVERRIDES, "episodes": episodes}),
+        apply_overrides(base, {**RL_OVERRIDES, "episodes": episodes}),
         name="heating-bench",
         seed=seed,
     )
@@ -197,7 +199,7 @@ def run_amenability(
         started = time.perf_counter()
         train(config, task_dir, run_dir, data=task_data, progress=not quiet)
         first = first or run_dir
-        report = evaluate(run_dir, task_dir, run_dir / "eval", baseline_run=first, seed=seed, plots=False)
+        report = evaluate(run_dir, task_dir, run_dir / EVAL_DIR, baseline_run=first, seed=seed, plots=False)
         results[name] = {"report": report, "seconds": time.perf_counter() - started}
         cache.write_text(json.dumps(results[name]) + "\n")
         log.info("amenability pair from %s backbone in %.0f s", name, results[name]["seconds"])
@@ -206,7 +208,8 @@ def run_amenability(
 
 def dataset_concentration(run: Path) -> np.ndarray:
     """exp(alpha_d) + exp(beta_d) per cell of a heating run's final dataset-level parameters."""
-    from usqa.trainer.heating.heat import CHECKPOINT_FILE, load_heat_checkpoint
+    from usqa.trainer.heating.heat import load_heat_checkpoint
+    from usqa.trainer.heating.run_folder import CHECKPOINT_FILE
 
     policy = load_heat_checkpoint(run / CHECKPOINT_FILE)["engine"]["networks"]["policy"]
     return (policy["dataset_alpha"].exp() + policy["dataset_beta"].exp()).numpy()

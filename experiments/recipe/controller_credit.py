@@ -25,6 +25,7 @@ from usqa.contracts.training import TrainConfig, apply_overrides
 from usqa.trainer.amenability.engine import infer
 from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.run import load_run, train
+from usqa.trainer.amenability.run_folder import BASELINE_FILE, EVAL_DIR
 from usqa.trainer.data import load_task_data
 from usqa.trainer.recipe.presets import preset
 
@@ -100,15 +101,15 @@ def run(data: Path, out: Path, seeds: list[int], variants: list[str], preset_nam
             if key in results:
                 continue
             run_dir = out / f"{name}-s{seed}"
-            has_baseline = (baseline_run / "baseline.pt").is_file()
+            has_baseline = (baseline_run / BASELINE_FILE).is_file()
             config = replace(VARIANTS[name](preset(preset_name)), seed=seed, train_baseline=not has_baseline)
             started = time.perf_counter()
             train(config, data, run_dir, progress=False)
             seconds = time.perf_counter() - started
             if not has_baseline:
                 baseline_run.mkdir(parents=True, exist_ok=True)
-                (baseline_run / "baseline.pt").write_bytes((run_dir / "baseline.pt").read_bytes())
-            report = evaluate(run_dir, data, run_dir / "eval", baseline_run=baseline_run, plots=False)
+                (baseline_run / BASELINE_FILE).write_bytes((run_dir / BASELINE_FILE).read_bytes())
+            report = evaluate(run_dir, data, run_dir / EVAL_DIR, baseline_run=baseline_run, plots=False)
             results[key] = summarise(report, holdout_scores(run_dir, data), seconds)
             (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
             print(key, json.dumps({k: round(v, 4) for k, v in results[key].items()}), flush=True)

@@ -25,6 +25,7 @@ from usqa.contracts.training import ALGOS, REWARDS, TASKS, TrainConfig, apply_ov
 from usqa.service.simulator import write_dataset
 from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.run import train
+from usqa.trainer.amenability.run_folder import EVAL_DIR
 from usqa.trainer.recipe.presets import preset
 
 log = logging.getLogger("experiments.results")
@@ -134,7 +135,7 @@ def run_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
         report = evaluate(
             job["run_dir"],
             data_dir,
-            Path(job["run_dir"]) / "eval",
+            Path(job["run_dir"]) / EVAL_DIR,
             baseline_run=job["baseline_run"],
             resamples=args.resamples,
             seed=args.seed,

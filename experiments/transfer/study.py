@@ -41,11 +41,12 @@ from usqa.trainer.adaptation.adapt import (
 from usqa.trainer.adaptation.metrics import holdout_metrics
 from usqa.trainer.amenability.agreement import non_amenable_fraction
 from usqa.trainer.amenability.run import build_networks, load_network, train
+from usqa.trainer.amenability.run_folder import BASELINE_FILE, MODEL_FILE
 from usqa.trainer.data import TaskData, load_task_data
-from usqa.trainer.heating.backbone_io import BACKBONE_FILE
 from usqa.trainer.heating.config import heat_preset
 from usqa.trainer.heating.data import load_class_data
 from usqa.trainer.heating.heat import heat
+from usqa.trainer.heating.run_folder import BACKBONE_FILE
 from usqa.trainer.recipe.presets import preset
 from usqa.trainer.release.export import ExportOptions, export_run
 
@@ -107,7 +108,7 @@ def simulate(budget: StudyBudget, out: Path) -> tuple[Path, Path]:
 def build_starts(budget: StudyBudget, config: TrainConfig, source: Path, out: Path) -> dict[str, Start]:
     """The four starting points, every one trained on the source only."""
     run = out / "source-run"
-    if not (run / "model.pt").is_file():
+    if not (run / MODEL_FILE).is_file():
         train(config, source, run, progress=False)
     registry = ModelRegistry(out / "registry")
     if not registry.names():
@@ -121,7 +122,7 @@ def build_starts(budget: StudyBudget, config: TrainConfig, source: Path, out: Pa
     heated_config = replace(config, backbone_checkpoint=str(backbone))
     heated_predictor, heated_controller = build_networks(heated_config)
     random_predictor, random_controller = build_networks(config)
-    normal = load_network(run / "baseline.pt", "predictor")
+    normal = load_network(run / BASELINE_FILE, "predictor")
     return {
         "random": Start(config, random_predictor, random_controller, "random"),
         "normal": Start(config, normal, random_controller, "normal"),

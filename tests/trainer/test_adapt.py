@@ -15,7 +15,6 @@ from usqa.contracts.adaptation import ModelRef, parse_model_ref
 from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.service.simulator import write_dataset
 from usqa.trainer.adaptation.adapt import (
-    ADAPT_FILE,
     AdaptError,
     AdaptOptions,
     Start,
@@ -23,7 +22,8 @@ from usqa.trainer.adaptation.adapt import (
     load_version_start,
     stratified_draw,
 )
-from usqa.trainer.amenability.run import MODEL_FILE, build_networks, load_run, train
+from usqa.trainer.amenability.run import build_networks, load_run, train
+from usqa.trainer.amenability.run_folder import ADAPT_FILE, MODEL_FILE
 from usqa.trainer.recipe.presets import preset
 from usqa.trainer.release.export import ExportOptions, export_run
 from usqa.trainer.release.weights_file import WEIGHTS_FILE, read_weights

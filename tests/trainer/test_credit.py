@@ -19,7 +19,8 @@ from usqa.trainer.amenability.credit import (
 )
 from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.rewards import reward_weighted
-from usqa.trainer.amenability.run import CHECKPOINT_FILE, train
+from usqa.trainer.amenability.run import train
+from usqa.trainer.amenability.run_folder import CHECKPOINT_FILE
 from usqa.trainer.networks import Controller, seeded_init
 from usqa.trainer.recipe.presets import preset
 

@@ -10,15 +10,16 @@ import torch
 from usqa.cli import main
 from usqa.contracts.training import TrainConfig
 from usqa.service.registry import CHAMPION, ModelRegistry
-from usqa.trainer.amenability.acceptance import (
-    MSG_TRIVIAL_PREDICTOR,
+from usqa.trainer.amenability.acceptance import MSG_TRIVIAL_PREDICTOR, compute_verdict, refusal
+from usqa.trainer.amenability.run import load_run, train
+from usqa.trainer.amenability.run_folder import (
+    DATA_RECORD_FILE,
+    MODEL_FILE,
     VERDICT_FILE,
-    compute_verdict,
     read_verdict,
-    refusal,
+    record_data_dir,
     write_verdict,
 )
-from usqa.trainer.amenability.run import DATA_RECORD_FILE, MODEL_FILE, load_run, record_data_dir, train
 from usqa.trainer.data import load_task_data
 from usqa.trainer.recipe.presets import preset
 from usqa.trainer.release.export import (
@@ -222,7 +223,7 @@ def make_trivial(run: Path, data: Path) -> None:
     torch.save(blob, run / MODEL_FILE)
     _, controller, predictor, baseline = load_run(run)
     verdict = compute_verdict(config, controller, predictor, baseline, task_data.train, task_data.val)
-    write_verdict(verdict, run)
+    write_verdict(verdict.to_dict(), run)
 
 
 @pytest.fixture(scope="module")

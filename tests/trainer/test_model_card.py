@@ -10,21 +10,24 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from usqa.service.registry import ModelRegistry
-from usqa.service.registry.card import CARD_JSON, CARD_MARKDOWN, NO_REPORT_NOTE, ModelCard, read_card
-from usqa.service.registry.card_render import max_kappa
+from usqa.service.registry.card import CARD_JSON, CARD_MARKDOWN, ModelCard, read_card
+from usqa.service.registry.card_render import card_markdown, max_kappa
 from usqa.service.simulator.dataset import SETTINGS_FILE
-from usqa.trainer.amenability.evaluate import REPORT_FILE, evaluate
+from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.run import train
+from usqa.trainer.amenability.run_folder import EVAL_DIR, REPORT_FILE
 from usqa.trainer.recipe.presets import preset
-from usqa.trainer.release.card_builder import shown
+from usqa.trainer.release.card_builder import NO_REPORT_NOTE, build_card, shown
 from usqa.trainer.release.export import ExportOptions, export_run
+
+from ..service.conftest import fixture_manifest
 
 
 @pytest.fixture(scope="module")
 def evaluated_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "classify"
     train(preset("debug", task="classify"), tiny_data, run, progress=False)
-    evaluate(run, tiny_data, run / "eval", resamples=2, plots=False)
+    evaluate(run, tiny_data, run / EVAL_DIR, resamples=2, plots=False)
     return run
 
 
@@ -39,7 +42,7 @@ def test_export_publishes_the_card_with_the_evaluation(
     assert (stored.source, stored.note, stored.version) == ("export", None, 0)
     card = read_card(registry, "m", version.version)
     assert card.version == version.version
-    report = json.loads((evaluated_run / "eval" / REPORT_FILE).read_text())
+    report = json.loads((evaluated_run / EVAL_DIR / REPORT_FILE).read_text())
     assert card.evaluation is not None and card.evaluation.rejection_ratios == report["rejection_ratios"]
     assert set(card.evaluation.curves) == set(report["curves"]) and set(card.kappa) == set(report["kappa"])
     data = card.training_data
@@ -67,6 +70,25 @@ def test_a_run_without_an_evaluation_report_says_so(
     version = export_run(run, registry, ExportOptions(name="m", force=True), data_dir=tiny_data)
     card = read_card(registry, "m", version.version)
     assert (card.source, card.note, card.evaluation) == ("export", NO_REPORT_NOTE, None)
+
+
+def test_the_builder_reads_the_report_and_writes_the_commands() -> None:
+    manifest = fixture_manifest("m", "classify")
+    curve = {"point": [0.8, 0.85, 0.9], "mean": [0.8, 0.84, 0.88], "std": [0.01, 0.02, 0.03]}
+    report = {
+        "metric": "accuracy",
+        "rejection_ratios": [0.0, 0.05, 0.1],
+        "curves": {"controller": curve, "random": curve},
+        "operating_point": 0.05,
+        "kappa": {"controller": 0.42, "confidence": float("nan")},
+    }
+    card = build_card(manifest, report=report)
+    assert (card.source, card.note, card.evaluation is not None) == ("export", None, True)
+    assert card.kappa == {"controller": 0.42, "confidence": None}  # NaN is "not measured", not a number
+    markdown = card_markdown(card)
+    assert "| 5% | 0.850 ± 0.020 | 0.850 ± 0.020 |" in markdown and "| controller | 0.420 |" in markdown
+    assert card.regenerate[-1].startswith("usqa export ") and "--name m" in card.regenerate[-1]
+    assert build_card(manifest).note == NO_REPORT_NOTE
 
 
 @pytest.mark.parametrize(("rejected", "prevalence"), [(0.05, 0.306), (0.15, 0.205), (0.3, 0.1), (0.2, 0.2)])

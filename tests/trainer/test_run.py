@@ -13,8 +13,6 @@ from usqa.contracts.frames import FrameSpec
 from usqa.contracts.training import ALGOS, BackboneConfig
 from usqa.trainer.amenability.engine import frame_metric, infer
 from usqa.trainer.amenability.run import (
-    CHECKPOINT_FILE,
-    METRICS_FILE,
     RunError,
     adopt_backbone_config,
     build_networks,
@@ -22,6 +20,7 @@ from usqa.trainer.amenability.run import (
     train,
     write_predictor_backbone,
 )
+from usqa.trainer.amenability.run_folder import CHECKPOINT_FILE, METRICS_FILE
 from usqa.trainer.data import load_task_data, reward_indices
 from usqa.trainer.engine.base import Callback, Engine, Logs
 from usqa.trainer.heating.backbone_io import load_backbone, read_backbone_meta, save_backbone

@@ -16,7 +16,6 @@ from usqa.trainer.amenability.acceptance import (
     MSG_CONTROLLER_NO_SPREAD,
     MSG_REFUSED,
     TRIVIAL_PREDICTOR,
-    VERDICT_FILE,
     judge,
     refusal,
     trivial_metric,
@@ -24,6 +23,7 @@ from usqa.trainer.amenability.acceptance import (
 )
 from usqa.trainer.amenability.engine import frame_metric
 from usqa.trainer.amenability.run import train
+from usqa.trainer.amenability.run_folder import VERDICT_FILE
 from usqa.trainer.data import SplitTensors
 from usqa.trainer.recipe.presets import preset
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 AdaptMode = Literal["probe", "finetune", "controller"]
-ADAPT_MODES: tuple[str, ...] = ("probe", "finetune", "controller")
+ADAPT_MODES: tuple[str, ...] = get_args(AdaptMode)
 # NAME, NAME:VERSION or NAME@ALIAS; a bare NAME means its champion.
 MODEL_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(:[0-9]{1,9}|@[A-Za-z0-9][A-Za-z0-9_.-]{0,99})?$"
 DEFAULT_ALIAS = "champion"

@@ -16,7 +16,7 @@ from usqa.service.registry.card import CARD_JSON, FROM_MANIFEST_NOTE, INTENDED_U
 from usqa.service.registry.store import MSG_NO_MODEL, MSG_NO_VERSION, MSG_TAMPERED
 
 from ..conftest import FIXTURE_MODEL_NAME, MODEL_NAME, make_settings, serve
-from ..registry.test_card import publish_with_card, report
+from ..registry.test_card import publish_with_card
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_a_published_card_is_served_and_a_tampered_one_refused(
     client: httpx.Client, registry_root: Path, tmp_path: Path
 ) -> None:
     registry = ModelRegistry(registry_root)
-    version = publish_with_card(registry, tmp_path / "card", report=report())
+    version = publish_with_card(registry, tmp_path / "card")
     card = client.get(f"/models/{FIXTURE_MODEL_NAME}/{version}/card").json()
     assert (card["source"], card["version"], card["evaluation"]["metric"]) == ("export", version, "accuracy")
     path = registry_root / FIXTURE_MODEL_NAME / str(version) / CARD_JSON

@@ -12,7 +12,8 @@ from usqa.trainer.engine.callbacks import History
 from usqa.trainer.heating.backbone_io import load_backbone
 from usqa.trainer.heating.config import HeatConfig, heat_preset
 from usqa.trainer.heating.data import ClassData, load_class_data
-from usqa.trainer.heating.heat import CHECKPOINT_FILE, heat, load_heat_checkpoint
+from usqa.trainer.heating.heat import heat, load_heat_checkpoint
+from usqa.trainer.heating.run_folder import CHECKPOINT_FILE
 from usqa.trainer.recipe.config_files import read_config_dict
 
 DEBUG = heat_preset("debug")

@@ -12,7 +12,7 @@ from usqa.service.datasets.uploads import DatasetStore
 from usqa.service.jobs.spec import JobSpec
 from usqa.service.registry import ModelRegistry
 from usqa.trainer.amenability.acceptance import MSG_REFUSED_JOB
-from usqa.trainer.jobs.retrain import REPORT_FILE, JobRefused, run_job
+from usqa.trainer.jobs.retrain import JOB_REPORT_FILE, JobRefused, run_job
 
 from ...service.conftest import MODEL_NAME, make_settings
 
@@ -43,7 +43,7 @@ def test_a_job_whose_run_fails_its_verdict_is_refused_unless_forced(tiny_data: P
     with pytest.raises(JobRefused) as refused:
         run_job(FIRST, spec, settings, lambda event: None)
     assert str(refused.value).startswith(MSG_REFUSED_JOB.split("{reasons}")[0].format(what="export"))
-    report = json.loads((settings.work_root / FIRST / REPORT_FILE).read_text())
+    report = json.loads((settings.work_root / FIRST / JOB_REPORT_FILE).read_text())
     assert (
         report["version"] is None
         and not report["verdict"]["passed"]

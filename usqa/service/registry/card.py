@@ -1,17 +1,18 @@
 """The model card: what a version is for, what it was trained and measured on, and how to make it again.
 
-Export writes it into the version folder as `card.json` (what the API serves) and `card.md` (for a person
-reading the registry folder). Both are published files like the graphs: listed in the manifest's `files`, so
-the registry's sha256 checks cover them and a publish stays one atomic rename. A version published without a
-card (the shipped v1) gets one built from its manifest when asked, marked `source: "manifest"` with
-`FROM_MANIFEST_NOTE`. The card never names a path of the machine that exported it: folder names only.
+The runtime reads and renders cards; it never builds one from a run. The trainer's export builds it
+(usqa/trainer/release/card_builder.py) and writes it into the version folder as `card.json` (what the API
+serves) and `card.md` (for a person reading the registry folder). Both are published files like the graphs:
+listed in the manifest's `files`, so the registry's sha256 checks cover them and a publish stays one atomic
+rename. A version published without a card (the shipped v1) gets the view its manifest alone gives
+(`manifest_card`), marked `source: "manifest"` with `FROM_MANIFEST_NOTE`: no evaluation report and no
+regeneration commands. The card never names a path of the machine that exported it: folder names only.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -35,7 +36,6 @@ OUT_OF_SCOPE_USES = (
     "frames that are not B-mode ultrasound; judging image quality in general rather than for this task."
 )
 FROM_MANIFEST_NOTE = "generated from the manifest; no evaluation report"
-NO_REPORT_NOTE = "exported without an evaluation report (run `usqa evaluate` into the run folder first)"
 MSG_BAD_CARD = "model {name!r} version {version}: card.json is unreadable: {reason}"
 SPREAD_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -136,7 +136,8 @@ class ModelCard(BaseModel):
     quantization: str | None = None
 
 
-def _finite(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """A number, or None for what was not measured (NaN, infinity, missing)."""
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
@@ -167,23 +168,6 @@ def score_spread(histogram: ScoreHistogram | None) -> ScoreSpread | None:
     )
 
 
-def evaluation_of(report: dict[str, Any]) -> Evaluation:
-    """The card's view of a report.json (usqa/trainer/amenability/evaluate.py documents its schema)."""
-    ttest = report.get("ttest")
-    return Evaluation(
-        metric=str(report.get("metric", "metric")),
-        frames=report.get("frames"),
-        subjects=report.get("subjects"),
-        operating_point=report.get("operating_point"),
-        rejection_ratios=list(report.get("rejection_ratios", [])),
-        bootstrap_resamples=report.get("bootstrap_resamples"),
-        curves={k: RejectionCurve.model_validate(v) for k, v in report.get("curves", {}).items()},
-        non_amenable_fraction=_finite(report.get("non_amenable_fraction")),
-        kappa_at_prevalence={k: _finite(v) for k, v in report.get("kappa_at_prevalence", {}).items()},
-        ttest={k: float(v) for k, v in ttest.items() if _finite(v) is not None} if ttest else None,
-    )
-
-
 def out_of_scope_of(manifest: Manifest) -> OutOfScopeCheck | None:
     # The `ood` section is newer than the card: read what is there without depending on its class.
     ood = manifest.model_dump().get("ood")
@@ -191,67 +175,18 @@ def out_of_scope_of(manifest: Manifest) -> OutOfScopeCheck | None:
         return None
     return OutOfScopeCheck(
         method=ood.get("method"),
-        threshold=_finite(ood.get("threshold")),
-        false_alarm_rate=_finite(ood.get("false_alarm_rate")),
+        threshold=finite(ood.get("threshold")),
+        false_alarm_rate=finite(ood.get("false_alarm_rate")),
         validation_frames=ood.get("validation_frames"),
     )
 
 
-def regenerate_commands(
-    manifest: Manifest,
-    *,
-    run: str = "RUN",
-    data: str = "DATA",
-    registry: str = "models",
-    simulate: dict[str, Any] | None = None,
-) -> list[str]:
-    """The commands that retrain and republish this version from its recorded training configuration."""
-    config = manifest.training_config
-    commands: list[str] = []
-    if run == "RUN":
-        commands.append("# RUN: a new run folder; DATA: the labelled data-set folder it was trained on")
-    if simulate:
-        commands.append(
-            f"usqa simulate --out {data} --frames {simulate.get('frames')} --subjects "
-            f"{simulate.get('subjects')} --seed {simulate.get('seed')} --size {simulate.get('size')} "
-            f"--preset {simulate.get('preset')} --degraded-fraction {simulate.get('degraded_fraction')}"
-        )
-    if config:
-        train = [
-            f"usqa train --data {data} --task {config.get('task', manifest.task)}",
-            f"--reward {config.get('reward', {}).get('kind', 'weighted')} --algo {config.get('algo', 'reinforce')}",
-            f"--config {config.get('name', 'default')} --seed {config.get('seed', 0)}",
-            f"--episodes {config.get('episodes')} --out {run}",
-        ]
-        if config.get("device", "cpu") != "cpu":
-            train.append(f"--device {config['device']}")
-        if config.get("backbone_checkpoint"):
-            train.append(f"--backbone {Path(str(config['backbone_checkpoint'])).name}")
-        if config.get("train_baseline") is False:
-            train.append("--no-baseline")
-        commands.append(" ".join(train))
-    commands.append(f"usqa evaluate --run {run} --data {data} --out {run}/eval")
-    export = f"usqa export --run {run} --data {data} --registry {registry} --name {manifest.name}"
-    export += f" --class-names {','.join(manifest.class_names)}"
-    if manifest.quantization:
-        export += f" --quantize {manifest.quantization}"
-    commands.append(export)
-    return commands
-
-
-def build_card(
-    manifest: Manifest,
-    *,
-    source: Literal["export", "manifest"] = "manifest",
-    report: dict[str, Any] | None = None,
-    training_data: TrainingData | None = None,
-    regenerate: list[str] | None = None,
-) -> ModelCard:
-    """A card from what a manifest says, plus the evaluation report and data summary when export has them."""
+def manifest_card(manifest: Manifest) -> ModelCard:
+    """What a manifest alone says as a card: its contract, thresholds, recorded kappa and score spread."""
     recorded = manifest.metrics.get("evaluation", {}) if isinstance(manifest.metrics, dict) else {}
-    kappa = (report or {}).get("kappa") or recorded.get("kappa") or {}
     config = manifest.training_config
-    if training_data is None and (config or manifest.dataset):
+    training_data = None
+    if config or manifest.dataset:
         training_data = TrainingData(
             dataset=manifest.dataset,
             training_seed=config.get("seed"),
@@ -263,8 +198,8 @@ def build_card(
     return ModelCard(
         name=manifest.name,
         version=manifest.version,
-        source=source,
-        note=FROM_MANIFEST_NOTE if source == "manifest" else None if report is not None else NO_REPORT_NOTE,
+        source="manifest",
+        note=FROM_MANIFEST_NOTE,
         created=manifest.created,
         task=manifest.task,
         class_names=list(manifest.class_names),
@@ -280,12 +215,10 @@ def build_card(
         },
         preprocessing=dict(manifest.preprocessing),
         thresholds=dict(manifest.thresholds),
-        kappa={k: _finite(v) for k, v in kappa.items()},
+        kappa={k: finite(v) for k, v in (recorded.get("kappa") or {}).items()},
         score_spread=score_spread(manifest.score_histogram),
-        evaluation=evaluation_of(report) if report is not None else None,
         out_of_scope=out_of_scope_of(manifest),
         training_data=training_data,
-        regenerate=regenerate if regenerate is not None else regenerate_commands(manifest),
         code_revision=manifest.code_revision,
         quantization=manifest.quantization,
     )
@@ -296,7 +229,7 @@ def read_card(registry: ModelRegistry, name: str, ref: str | int) -> ModelCard:
     version = registry.resolve(name, ref)
     manifest = registry.manifest(name, version)
     if CARD_JSON not in manifest.files:
-        return build_card(manifest)
+        return manifest_card(manifest)
     path = registry.root / name / str(version) / CARD_JSON
     if not path.is_file():
         raise IntegrityError(MSG_MISSING_FILE.format(name=name, version=version, file=CARD_JSON))

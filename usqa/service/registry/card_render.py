@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from usqa.service.registry.card import ModelCard
 
 NO_EVALUATION = "No evaluation report: rejection curves and agreement with the labels were not measured."
+NO_REGENERATE = "Not recorded: the commands are written by `usqa export` into the card it publishes."
 NO_OOD_CHECK = (
     "This version has no out-of-scope check: frames unlike its training data are scored as any other."
 )
@@ -170,6 +171,8 @@ def card_sections(card: ModelCard) -> list[Section]:
         scope.paragraphs.append(NO_OOD_CHECK)
     regenerate = Section("How to regenerate", ["From a checkout with the `train` extra installed:"])
     regenerate.code = list(card.regenerate)
+    if not card.regenerate:
+        regenerate.paragraphs = [NO_REGENERATE]
     provenance = Section(
         "Provenance",
         [

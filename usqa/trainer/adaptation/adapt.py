@@ -33,7 +33,14 @@ from usqa.contracts.training import TrainConfig
 from usqa.service.registry import ModelRegistry, RegistryError, explain
 from usqa.trainer.adaptation.metrics import holdout_metrics
 from usqa.trainer.amenability.engine import AmenabilityEngine, predictor_loss
-from usqa.trainer.amenability.run import CONFIG_FILE, METRICS_FILE, MODEL_FILE, build_learner, record_data_dir
+from usqa.trainer.amenability.run import build_learner
+from usqa.trainer.amenability.run_folder import (
+    ADAPT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    record_data_dir,
+)
 from usqa.trainer.data import BatchSampler, DataError, SplitTensors, TaskData, load_task_data, reward_indices
 from usqa.trainer.engine.base import Callback
 from usqa.trainer.engine.callbacks import MetricsLog, atomic_torch_save
@@ -49,7 +56,6 @@ from usqa.trainer.networks import (
 from usqa.trainer.recipe.config_files import write_config
 from usqa.trainer.release.weights_file import WEIGHTS_FILE, load_weights, read_weights
 
-ADAPT_FILE = "adapt.json"
 MSG_NO_WEIGHTS = (
     "{ref} has no {file} (it was published before versions carried their torch weights): re-export its "
     "training run with `usqa export` and adapt the new version"

@@ -10,8 +10,8 @@ from usqa.contracts.cli import UsageError
 from usqa.contracts.training import TASKS
 from usqa.service.registry import open_registry
 from usqa.service.settings import get_settings
-from usqa.trainer.adaptation.adapt import ADAPT_FILE, AdaptError, AdaptOptions, adapt
-from usqa.trainer.amenability.run import MODEL_FILE
+from usqa.trainer.adaptation.adapt import AdaptError, AdaptOptions, adapt
+from usqa.trainer.amenability.run_folder import ADAPT_FILE, MODEL_FILE
 from usqa.trainer.engine.device import DeviceError, resolve_device
 
 MSG_NO_DATA = "data folder {path} does not exist"

@@ -23,9 +23,7 @@ least `MIN_LABELLED` validation frames carry an amenability label, the controlle
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +36,6 @@ from usqa.trainer.amenability.agreement import cohens_kappa, non_amenable_fracti
 from usqa.trainer.amenability.engine import frame_metric, infer
 from usqa.trainer.data import SplitTensors
 
-VERDICT_FILE = "verdict.json"
 # The predictor must beat the trivial one by a point, not by the noise of a tie (accuracy or Dice, 0..1).
 MIN_MARGIN = 0.01
 # Scores within a thousandth of each other cannot be told apart by calibrated thresholds.
@@ -225,18 +222,6 @@ def compute_verdict(
         base = float(frame_metric(task, infer(baseline.to(device), val.frames, device), val.targets).mean())
     scores = infer(controller.to(device), val.frames, device).numpy()
     return judge(task, metric, trivial, rule, scores, val.amenable.astype(np.int64), base)
-
-
-def write_verdict(verdict: Verdict, run_dir: Path) -> Path:
-    path = Path(run_dir) / VERDICT_FILE
-    path.write_text(json.dumps(verdict.to_dict(), indent=2) + "\n", encoding="utf-8")
-    return path
-
-
-def read_verdict(run_dir: Path | str) -> dict[str, Any] | None:
-    """A run's verdict.json, or None for a run from before verdicts were written."""
-    path = Path(run_dir) / VERDICT_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def refusal(verdict: dict[str, Any], what: str, job: bool = False) -> str | None:

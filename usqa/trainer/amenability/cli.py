@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from usqa.trainer.amenability.run import CHECKPOINT_FILE, RunError, train
+    from usqa.trainer.amenability.run import RunError, train
+    from usqa.trainer.amenability.run_folder import CHECKPOINT_FILE
     from usqa.trainer.engine.device import DeviceError
 
     if not args.data.is_dir():
@@ -86,8 +87,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from usqa.trainer.amenability.evaluate import REPORT_FILE, evaluate
+    from usqa.trainer.amenability.evaluate import evaluate
     from usqa.trainer.amenability.run import RunError
+    from usqa.trainer.amenability.run_folder import REPORT_FILE
     from usqa.trainer.engine.device import DeviceError
 
     if not args.data.is_dir():

@@ -20,7 +20,6 @@ report.json schema (all lists follow `rejection_ratios`):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,13 +36,11 @@ from usqa.trainer.amenability.agreement import cohens_kappa, contingency_table, 
 from usqa.trainer.amenability.engine import frame_metric, infer
 from usqa.trainer.amenability.rewards import frame_confidence
 from usqa.trainer.amenability.run import load_network, load_run
+from usqa.trainer.amenability.run_folder import BASELINE_FILE, CONTINGENCY_PNG, CURVES_PNG, write_report
 from usqa.trainer.data import SplitTensors, load_task_data
 from usqa.trainer.engine.device import resolve_device
 
 REJECTION_RATIOS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(9))
-REPORT_FILE = "report.json"
-CURVES_PNG = "curves.png"
-CONTINGENCY_PNG = "contingency.png"
 
 
 @dataclass(frozen=True)
@@ -216,15 +213,13 @@ def evaluate(
     """
     config, controller, predictor, baseline = load_run(run_dir)
     if baseline_run is not None:
-        baseline = load_network(Path(baseline_run) / "baseline.pt", "predictor")
+        baseline = load_network(Path(baseline_run) / BASELINE_FILE, "predictor")
     torch_device = resolve_device(device)
     data = load_task_data(data_dir, replace(config, device=device))
     scores = score_holdout(config.task, controller, predictor, baseline, data.holdout, torch_device)
     extra = {"reward": config.reward.kind, "algo": config.algo, "config": config.name, "run": str(run_dir)}
     report = build_report(config.task, scores, resamples, seed, extra)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    out = write_report(report, out_dir).parent
     if plots:
         from usqa.trainer.amenability.plots import plot_contingency, plot_curves
 

@@ -1,13 +1,11 @@
 """The RL trainer's run folder: `train(config, data_dir, out_dir, callbacks) -> RunResult` and `load_run(run_dir)`.
 
-A run folder holds:
-- `config.json`: the resolved TrainConfig;
-- `checkpoint.pt`: the latest state of Algorithm 1 (config, networks, optimisers, generators, reward baseline,
-  replay buffer), written atomically; `train(..., resume=True)` continues from it;
-- `metrics.jsonl`: one line per episode and stage (see `EpisodeLog`);
-- `model.pt`: the final controller and predictor with their config; `baseline.pt`: the non-selective baseline;
-- `verdict.json`: the honest verdict on the validation split (usqa.trainer.amenability.acceptance): predictor vs the trivial one,
-  the controller's spread and kappa; export and the promotion gate refuse a failed one unless forced.
+It writes the run folder that usqa.trainer.amenability.run_folder declares: the resolved config, the latest
+checkpoint of Algorithm 1 (config, networks, optimisers, generators, reward baseline, replay buffer; written
+atomically, `train(..., resume=True)` continues from it), one metrics line per episode and stage (`EpisodeLog`),
+the final controller and predictor with their config, the non-selective baseline, and the honest verdict on the
+validation split (usqa.trainer.amenability.acceptance), which export and the promotion gate refuse when failed
+unless forced.
 
 With `config.recipe.best_on_validation`, each stage keeps the predictor of its best validation episode
 (`BestModel`, after the warm-up in the amenability stage) and may stop early; its state is in checkpoint.pt.
@@ -18,7 +16,6 @@ config sets the architecture, and a frame spec other than the run's is refused.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -31,11 +28,20 @@ from torch import nn
 
 from usqa.contracts.frames import FrameSpec
 from usqa.contracts.training import TrainConfig
-from usqa.trainer.amenability.acceptance import Verdict, compute_verdict, write_verdict
+from usqa.trainer.amenability.acceptance import Verdict, compute_verdict
 from usqa.trainer.amenability.credit import CreditLearner
 from usqa.trainer.amenability.ddpg import DDPG
 from usqa.trainer.amenability.engine import AmenabilityEngine
 from usqa.trainer.amenability.reinforce import ControllerLearner, Reinforce
+from usqa.trainer.amenability.run_folder import (
+    BASELINE_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    record_data_dir,
+    write_verdict,
+)
 from usqa.trainer.data import TaskData, load_task_data, reward_indices
 from usqa.trainer.engine.base import Callback, Engine
 from usqa.trainer.engine.callbacks import BestModel, Checkpointer, MetricsLog, ProgressBar, atomic_torch_save
@@ -52,12 +58,6 @@ from usqa.trainer.recipe.config_files import write_config
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-CHECKPOINT_FILE = "checkpoint.pt"
-METRICS_FILE = "metrics.jsonl"
-MODEL_FILE = "model.pt"
-BASELINE_FILE = "baseline.pt"
-DATA_RECORD_FILE = "data.json"
 MSG_NOT_A_RUN = "{run} is not a training run folder (no {file})"
 MSG_RESUME_CONFIG = "cannot resume {run}: its checkpoint was made with a different config ({keys} differ)"
 MSG_BACKBONE_FRAME_SPEC = (
@@ -291,7 +291,7 @@ def train(
         run_dir / MODEL_FILE,
     )
     verdict = compute_verdict(config, controller, predictor, baseline, data.train, data.val, device)
-    write_verdict(verdict, run_dir)
+    write_verdict(verdict.to_dict(), run_dir)
     log.info("%s", verdict.summary())
     return RunResult(
         run_dir,
@@ -328,16 +328,6 @@ def load_run(run_dir: Path | str) -> tuple[TrainConfig, Controller, nn.Module, n
     baseline_path = run_dir / BASELINE_FILE
     baseline = load_network(baseline_path, "predictor") if baseline_path.is_file() else None
     return config, controller.eval(), predictor.eval(), baseline
-
-
-def record_data_dir(run_dir: Path, data_dir: Path) -> None:
-    """Remember which data set a run was trained on, so `usqa export` finds real frames for its checks."""
-    (run_dir / DATA_RECORD_FILE).write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}) + "\n")
-
-
-def recorded_data_dir(run_dir: Path) -> Path | None:
-    path = run_dir / DATA_RECORD_FILE
-    return Path(json.loads(path.read_text())["data_dir"]) if path.is_file() else None
 
 
 def write_predictor_backbone(run_dir: Path | str, path: Path | str) -> Path:

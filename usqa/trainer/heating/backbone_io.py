@@ -20,9 +20,9 @@ import torch
 
 from usqa.contracts.training import BackboneConfig, from_dict
 from usqa.trainer.engine.callbacks import atomic_torch_save
+from usqa.trainer.heating.run_folder import BACKBONE_FILE
 
 BACKBONE_FORMAT = "usqa-backbone/1"
-BACKBONE_FILE = "backbone.pt"
 MSG_NOT_BACKBONE = "{path} is not a usqa backbone checkpoint (no {format!r} format tag)"
 MSG_NO_FILE = "no backbone checkpoint at {path}"
 

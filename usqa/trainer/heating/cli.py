@@ -22,6 +22,7 @@ from usqa.trainer.heating.config import (
     finetune_preset,
     heat_preset,
 )
+from usqa.trainer.heating.run_folder import BACKBONE_FILE, CHECKPOINT_FILE, CONFIG_FILE, read_metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,7 +94,7 @@ def _check_paths(args: argparse.Namespace) -> None:
     for path in args.data:
         if not path.is_dir():
             raise UsageError(MSG_NO_DATA.format(path=path))
-    if not args.resume and (args.out / "checkpoint.pt").exists():
+    if not args.resume and (args.out / CHECKPOINT_FILE).exists():
         raise UsageError(MSG_NOT_EMPTY.format(path=args.out))
 
 
@@ -109,8 +110,8 @@ def run_heat(args: argparse.Namespace) -> int:
     from usqa.trainer.recipe.config_files import read_config_dict
 
     _check_paths(args)
-    if args.resume and (args.out / "config.json").is_file():
-        config = HeatConfig.from_dict(read_config_dict(args.out / "config.json"))
+    if args.resume and (args.out / CONFIG_FILE).is_file():
+        config = HeatConfig.from_dict(read_config_dict(args.out / CONFIG_FILE))
     else:
         config = heat_preset(args.config)
     mask, policy = config.mask, config.policy
@@ -150,10 +151,10 @@ def run_heat(args: argparse.Namespace) -> int:
         engine = heat(config, data, args.out, resume=args.resume, progress=not args.quiet)
     except (HeatDataError, DeviceError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
-    metrics = json.loads((args.out / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    metrics = read_metrics(args.out)["metrics"]
     summary = {k: round(v["balanced_accuracy"], 4) for k, v in metrics.items()}
     print(
-        f"heated backbone: {args.out / 'backbone.pt'} after {engine.step} steps; {len(data.class_names)} classes"
+        f"heated backbone: {args.out / BACKBONE_FILE} after {engine.step} steps; {len(data.class_names)} classes"
     )
     print(f"holdout balanced accuracy: {json.dumps(summary)}")
     return 0
@@ -168,8 +169,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     from usqa.trainer.recipe.config_files import read_config_dict
 
     _check_paths(args)
-    if args.resume and (args.out / "config.json").is_file():
-        config = FinetuneConfig.from_dict(read_config_dict(args.out / "config.json"))
+    if args.resume and (args.out / CONFIG_FILE).is_file():
+        config = FinetuneConfig.from_dict(read_config_dict(args.out / CONFIG_FILE))
     else:
         config = finetune_preset(args.config)
     config = replace(
@@ -188,9 +189,9 @@ def run_finetune(args: argparse.Namespace) -> int:
         )
     except (BackboneFileError, HeatDataError, DeviceError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
-    metrics = json.loads((args.out / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    metrics = read_metrics(args.out)["metrics"]
     start = f"from {backbone}" if backbone else "from scratch"
-    print(f"classifier {start}: {args.out / 'checkpoint.pt'} after {engine.step} steps")
+    print(f"classifier {start}: {args.out / CHECKPOINT_FILE} after {engine.step} steps")
     if metrics:
         print("holdout: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
     return 0

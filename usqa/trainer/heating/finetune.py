@@ -1,13 +1,12 @@
 """Supervised training without masks: fine-tuning a heated backbone (the policy dropped), or, without a backbone,
 the normal model; optionally with CutMix or RandAugment (the comparisons of Table 2).
 
-A run folder holds `config.json`, `checkpoint.pt` (resume state and the classifier with its config and class
-names), `log.jsonl`, `backbone.pt` (the fine-tuned backbone, itself usable as `--backbone`) and `metrics.json`.
+The run folder (usqa.trainer.heating.run_folder) holds the config, the checkpoint (resume state and the classifier
+with its config and class names), the log, the fine-tuned backbone (itself usable as `--backbone`) and the metrics.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -22,7 +21,6 @@ from usqa.trainer.engine.callbacks import Checkpointer, MetricsLog, ProgressBar,
 from usqa.trainer.engine.device import resolve_device
 from usqa.trainer.heating.augment import CutMix, RandAugment
 from usqa.trainer.heating.backbone_io import (
-    BACKBONE_FILE,
     load_backbone,
     load_head,
     read_backbone_meta,
@@ -32,6 +30,13 @@ from usqa.trainer.heating.config import FinetuneConfig
 from usqa.trainer.heating.data import ClassData, evaluation_subset
 from usqa.trainer.heating.evaluate import evaluate_classifier
 from usqa.trainer.heating.heat import check_resumable
+from usqa.trainer.heating.run_folder import (
+    BACKBONE_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    LOG_FILE,
+    write_metrics,
+)
 from usqa.trainer.heating.steps import BatchStream, cosine_schedule
 from usqa.trainer.heating.supervised import SupervisedEngine
 from usqa.trainer.networks import FrameClassifier, seeded_init
@@ -40,7 +45,6 @@ from usqa.trainer.recipe.config_files import write_config
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_KIND = "usqa-finetune/1"
 MSG_NOT_FINETUNE_CHECKPOINT = "{path} is not a fine-tuning checkpoint"
 MSG_FRAME_SPEC = (
@@ -149,8 +153,8 @@ def finetune(
     all_callbacks: list[Callback] = [ProgressBar(enabled=progress)]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        write_config(config, out / "config.json")
-        all_callbacks.append(MetricsLog(out / "log.jsonl", every=max(1, config.steps // 100)))
+        write_config(config, out / CONFIG_FILE)
+        all_callbacks.append(MetricsLog(out / LOG_FILE, every=max(1, config.steps // 100)))
         payload = finetune_checkpoint_payload(config, data, None if backbone is None else str(backbone))
         all_callbacks.append(Checkpointer(out / CHECKPOINT_FILE, config.checkpoint_every, payload))
     all_callbacks += callbacks
@@ -184,5 +188,5 @@ def finetune(
                 engine.classifier, evaluation.frames, evaluation.labels, device=device
             )
         summary = {"steps": engine.step, "class_names": list(data.class_names), "metrics": metrics}
-        (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        write_metrics(summary, out)
     return engine

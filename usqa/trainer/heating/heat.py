@@ -1,15 +1,14 @@
 """Heating (seed 000): train a classifier on policy-masked frames of a heterogeneous multi-class set, together
 with the policy (Algorithm 1), and keep its backbone as the heated backbone.
 
-A run folder holds `config.json` (the resolved config), `checkpoint.pt` (everything `--resume` needs: both
-networks, the dataset-level alpha/beta, optimisers, schedulers, generators), `log.jsonl`, `backbone.pt` (the
-heated backbone, see `backbone_io`) and `metrics.json` (holdout metrics on clean and on masked frames).
+The run folder (usqa.trainer.heating.run_folder) holds the resolved config, the checkpoint (everything `--resume`
+needs: both networks, the dataset-level alpha/beta, optimisers, schedulers, generators), the log, the heated
+backbone (see `backbone_io`) and the holdout metrics on clean and on masked frames.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,20 +19,26 @@ import torch
 from usqa.trainer.engine.base import Callback, Engine
 from usqa.trainer.engine.callbacks import Checkpointer, MetricsLog, ProgressBar, load_checkpoint_of_kind
 from usqa.trainer.engine.device import resolve_device
-from usqa.trainer.heating.backbone_io import BACKBONE_FILE, save_backbone
+from usqa.trainer.heating.backbone_io import save_backbone
 from usqa.trainer.heating.config import HeatConfig
 from usqa.trainer.heating.data import ClassData, ClassSplit, evaluation_subset
 from usqa.trainer.heating.engine import HeatingEngine
 from usqa.trainer.heating.evaluate import FrameTransform, evaluate_classifier
 from usqa.trainer.heating.masks import NoiseMaskSampler, apply_mask
 from usqa.trainer.heating.policy import NoisePolicy
+from usqa.trainer.heating.run_folder import (
+    BACKBONE_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    LOG_FILE,
+    write_metrics,
+)
 from usqa.trainer.heating.steps import BatchStream, cosine_schedule
 from usqa.trainer.networks import FrameClassifier, seeded_init
 from usqa.trainer.recipe.config_files import write_config
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_KIND = "usqa-heat/1"
 MSG_NOT_HEAT_CHECKPOINT = "{path} is not a heating checkpoint"
 MSG_RESUME_CLASSES = "the data's classes {found} differ from the checkpoint's {saved}"
@@ -181,8 +186,8 @@ def heat(
     all_callbacks: list[Callback] = [ProgressBar(enabled=progress)]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        write_config(config, out / "config.json")
-        all_callbacks.append(MetricsLog(out / "log.jsonl", every=max(1, config.steps // 100)))
+        write_config(config, out / CONFIG_FILE)
+        all_callbacks.append(MetricsLog(out / LOG_FILE, every=max(1, config.steps // 100)))
         all_callbacks.append(
             Checkpointer(
                 out / CHECKPOINT_FILE, config.checkpoint_every, heat_checkpoint_payload(config, data)
@@ -218,5 +223,5 @@ def heat(
                 ),
             }
         summary = {"steps": engine.step, "class_names": list(data.class_names), "metrics": metrics}
-        (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        write_metrics(summary, out)
     return engine

@@ -14,8 +14,8 @@ from typing import Any
 from usqa.contracts.adaptation import AdaptMode
 from usqa.service.jobs.spec import JobSpec
 from usqa.service.registry import ModelRegistry
-from usqa.trainer.adaptation.adapt import ADAPT_FILE, AdaptOptions, adapt
-from usqa.trainer.amenability.run import MODEL_FILE
+from usqa.trainer.adaptation.adapt import AdaptOptions, adapt
+from usqa.trainer.amenability.run_folder import ADAPT_FILE, MODEL_FILE
 from usqa.trainer.engine.base import Callback
 
 DEFAULT_MODE: AdaptMode = "finetune"

@@ -25,15 +25,9 @@ from usqa.service.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryE
 from usqa.service.registry.announce import announcer_from_url
 from usqa.service.settings import Settings
 from usqa.trainer.adaptation.adapt import AdaptError
-from usqa.trainer.amenability.acceptance import read_verdict, refusal
-from usqa.trainer.amenability.run import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    MODEL_FILE,
-    RunError,
-    train,
-    write_predictor_backbone,
-)
+from usqa.trainer.amenability.acceptance import refusal
+from usqa.trainer.amenability.run import RunError, train, write_predictor_backbone
+from usqa.trainer.amenability.run_folder import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, read_verdict
 from usqa.trainer.engine.base import Callback, Engine, Logs
 from usqa.trainer.engine.callbacks import ProgressHook
 from usqa.trainer.jobs.adapt_job import run_adaptation
@@ -45,8 +39,9 @@ from usqa.trainer.release.export import ExportOptions, export_run
 
 log = logging.getLogger(__name__)
 
+# The job's work folder: the run folder (usqa.trainer.amenability.run_folder), the job's own report, its lock.
 RUN_DIR = "run"
-REPORT_FILE = "report.json"
+JOB_REPORT_FILE = "report.json"
 LOCK_FILE = ".lock"
 BASE_BACKBONE_FILE = "base_backbone.pt"
 
@@ -125,7 +120,7 @@ def run_job(job_id: str, spec: JobSpec, settings: Settings, report: Report) -> d
         shutil.rmtree(work, ignore_errors=True)
         raise
     result["seconds"] = round(time.time() - started, 1)
-    (work / REPORT_FILE).write_text(json.dumps(result, indent=2, sort_keys=True))
+    (work / JOB_REPORT_FILE).write_text(json.dumps(result, indent=2, sort_keys=True))
     return result
 
 
@@ -189,7 +184,7 @@ def _run_locked(
                 "promoted": False,
             }
             refused_report |= {"verdict": verdict, "refused": refused}
-            (work / REPORT_FILE).write_text(json.dumps(refused_report, indent=2, sort_keys=True))
+            (work / JOB_REPORT_FILE).write_text(json.dumps(refused_report, indent=2, sort_keys=True))
             raise JobRefused(refused)
         published = export_run(
             run_dir,

@@ -1,7 +1,8 @@
-"""The model card export publishes with each version: `card.json` and `card.md` (usqa/service/registry/card.py).
+"""The model card export publishes with each version: `card.json` and `card.md` (schema, reader and renderer in
+usqa/service/registry/card.py and card_render.py; the runtime never builds one).
 
-Export knows more than a manifest: the run's evaluation report (`usqa evaluate` writes report.json into the
-run folder), the data set's splits and, for simulated data, how it was generated. Paths are shown relative to
+Export knows more than a manifest: the run's evaluation report (`usqa evaluate`'s report.json under the run
+folder, usqa.trainer.amenability.run_folder), the data set's splits and, for simulated data, how it was generated. Paths are shown relative to
 the working directory, or as bare folder names: a card is served to clients, and the exporting machine's
 folders are nobody's business.
 """
@@ -15,12 +16,23 @@ from typing import Any
 
 from usqa.service.datasets import load_dataset
 from usqa.service.registry import Manifest
-from usqa.service.registry.card import CARD_JSON, CARD_MARKDOWN, TrainingData, build_card, regenerate_commands
+from usqa.service.registry.card import (
+    CARD_JSON,
+    CARD_MARKDOWN,
+    Evaluation,
+    ModelCard,
+    RejectionCurve,
+    TrainingData,
+    finite,
+    manifest_card,
+)
 from usqa.service.registry.card_render import card_markdown
 from usqa.service.simulator.dataset import SETTINGS_FILE
-from usqa.trainer.amenability.evaluate import REPORT_FILE
+from usqa.trainer.amenability.run_folder import EVAL_DIR, REPORT_FILE, evaluation_report
 
 log = logging.getLogger(__name__)
+
+NO_REPORT_NOTE = "exported without an evaluation report (run `usqa evaluate` into the run folder first)"
 
 
 def shown(path: Path) -> str:
@@ -29,13 +41,6 @@ def shown(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return path.name
-
-
-def evaluation_report(run_dir: Path) -> dict[str, Any] | None:
-    """The run's report.json (the first one under the run folder, as the manifest's metrics take it)."""
-    for candidate in sorted(run_dir.glob(f"**/{REPORT_FILE}")):
-        return dict(json.loads(candidate.read_text()))
-    return None
 
 
 def simulation_settings(data_dir: Path) -> dict[str, Any] | None:
@@ -59,6 +64,88 @@ def training_data(manifest: Manifest, data_dir: Path, simulation: dict[str, Any]
     )
 
 
+def evaluation_of(report: dict[str, Any]) -> Evaluation:
+    """The card's view of a report.json (usqa/trainer/amenability/evaluate.py documents its schema)."""
+    ttest = report.get("ttest")
+    return Evaluation(
+        metric=str(report.get("metric", "metric")),
+        frames=report.get("frames"),
+        subjects=report.get("subjects"),
+        operating_point=report.get("operating_point"),
+        rejection_ratios=list(report.get("rejection_ratios", [])),
+        bootstrap_resamples=report.get("bootstrap_resamples"),
+        curves={k: RejectionCurve.model_validate(v) for k, v in report.get("curves", {}).items()},
+        non_amenable_fraction=finite(report.get("non_amenable_fraction")),
+        kappa_at_prevalence={k: finite(v) for k, v in report.get("kappa_at_prevalence", {}).items()},
+        ttest={k: float(v) for k, v in ttest.items() if finite(v) is not None} if ttest else None,
+    )
+
+
+def regenerate_commands(
+    manifest: Manifest,
+    *,
+    run: str = "RUN",
+    data: str = "DATA",
+    registry: str = "models",
+    simulate: dict[str, Any] | None = None,
+) -> list[str]:
+    """The commands that retrain and republish this version from its recorded training configuration."""
+    config = manifest.training_config
+    commands: list[str] = []
+    if run == "RUN":
+        commands.append("# RUN: a new run folder; DATA: the labelled data-set folder it was trained on")
+    if simulate:
+        commands.append(
+            f"usqa simulate --out {data} --frames {simulate.get('frames')} --subjects "
+            f"{simulate.get('subjects')} --seed {simulate.get('seed')} --size {simulate.get('size')} "
+            f"--preset {simulate.get('preset')} --degraded-fraction {simulate.get('degraded_fraction')}"
+        )
+    if config:
+        train = [
+            f"usqa train --data {data} --task {config.get('task', manifest.task)}",
+            f"--reward {config.get('reward', {}).get('kind', 'weighted')} --algo {config.get('algo', 'reinforce')}",
+            f"--config {config.get('name', 'default')} --seed {config.get('seed', 0)}",
+            f"--episodes {config.get('episodes')} --out {run}",
+        ]
+        if config.get("device", "cpu") != "cpu":
+            train.append(f"--device {config['device']}")
+        if config.get("backbone_checkpoint"):
+            train.append(f"--backbone {Path(str(config['backbone_checkpoint'])).name}")
+        if config.get("train_baseline") is False:
+            train.append("--no-baseline")
+        commands.append(" ".join(train))
+    commands.append(f"usqa evaluate --run {run} --data {data} --out {run}/{EVAL_DIR}")
+    export = f"usqa export --run {run} --data {data} --registry {registry} --name {manifest.name}"
+    export += f" --class-names {','.join(manifest.class_names)}"
+    if manifest.quantization:
+        export += f" --quantize {manifest.quantization}"
+    commands.append(export)
+    return commands
+
+
+def build_card(
+    manifest: Manifest,
+    *,
+    report: dict[str, Any] | None = None,
+    training_data: TrainingData | None = None,
+    regenerate: list[str] | None = None,
+) -> ModelCard:
+    """The exported card: what the manifest says, plus the evaluation report and data summary export has."""
+    card = manifest_card(manifest)
+    update: dict[str, Any] = {
+        "source": "export",
+        "note": None if report is not None else NO_REPORT_NOTE,
+        "regenerate": regenerate if regenerate is not None else regenerate_commands(manifest),
+    }
+    if training_data is not None:
+        update["training_data"] = training_data
+    if report is not None:
+        update["evaluation"] = evaluation_of(report)
+        if report.get("kappa"):
+            update["kappa"] = {k: finite(v) for k, v in report["kappa"].items()}
+    return ModelCard.model_validate({**dict(card), **update})
+
+
 def write_model_card(
     out: Path, manifest: Manifest, *, run_dir: Path, data_dir: Path, registry: Path
 ) -> dict[str, Path]:
@@ -69,7 +156,6 @@ def write_model_card(
     simulation = simulation_settings(data_dir)
     card = build_card(
         manifest,
-        source="export",
         report=report,
         training_data=training_data(manifest, data_dir, simulation),
         regenerate=regenerate_commands(

@@ -10,7 +10,6 @@ validation split, so the service serves exactly what the manifest says.
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import tempfile
@@ -36,8 +35,9 @@ from usqa.contracts.training import TrainConfig
 from usqa.service.datasets import load_dataset
 from usqa.service.inference.evaluation import evaluate, open_graphs
 from usqa.service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
-from usqa.trainer.amenability.acceptance import compute_verdict, read_verdict, refusal
-from usqa.trainer.amenability.run import load_run, recorded_data_dir
+from usqa.trainer.amenability.acceptance import compute_verdict, refusal
+from usqa.trainer.amenability.run import load_run
+from usqa.trainer.amenability.run_folder import evaluation_report, read_verdict, recorded_data_dir
 from usqa.trainer.data import amenability, load_task_data
 from usqa.trainer.release.card_builder import write_model_card
 from usqa.trainer.release.fitting import KappaError, calibrate_scope, check_kappa, check_ood_parity, fit_ood
@@ -296,8 +296,8 @@ def _run_metrics(run_dir: Path, checks: ExportChecks) -> dict[str, Any]:
     }
     if checks.quantization:
         metrics["quantization"] = checks.quantization
-    for candidate in sorted(run_dir.glob("**/report.json")):
-        report = json.loads(candidate.read_text())
+    report = evaluation_report(run_dir)
+    if report is not None:
         metrics["evaluation"] = {
             k: report[k]
             for k in (
@@ -310,5 +310,4 @@ def _run_metrics(run_dir: Path, checks: ExportChecks) -> dict[str, Any]:
             )
             if k in report
         }
-        break
     return metrics

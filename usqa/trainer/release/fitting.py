@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from torch import nn
 
 from usqa.contracts.graphs import INPUT_NAME, OOD_OUTPUT
 from usqa.service.registry import Calibration, DriftReference, OodCalibration, ScoreHistogram
+from usqa.trainer.amenability.run_folder import evaluation_report
 from usqa.trainer.release.graphs import ood_features
 
 SHRINKAGE = 0.1
@@ -59,15 +59,14 @@ class OodFit:
 
 
 def check_kappa(run_dir: Path, *, force: bool = False) -> float | None:
-    """The controller's holdout kappa from the run's report.json; KappaError when <= 0 unless `force`."""
-    for report in sorted(run_dir.glob("**/report.json")):
-        kappa = json.loads(report.read_text()).get("kappa", {}).get("controller")
-        if kappa is None:  # another report (a retraining job's own): look further
-            continue
-        if float(kappa) <= 0 and not force:
-            raise KappaError(MSG_KAPPA.format(kappa=float(kappa)))
-        return float(kappa)
-    return None  # not evaluated: nothing to judge by
+    """The controller's holdout kappa from the run's evaluation report; KappaError when <= 0 unless `force`."""
+    report = evaluation_report(run_dir)
+    kappa = None if report is None else report["kappa"].get("controller")
+    if kappa is None:
+        return None  # not evaluated: nothing to judge by
+    if float(kappa) <= 0 and not force:
+        raise KappaError(MSG_KAPPA.format(kappa=float(kappa)))
+    return float(kappa)
 
 
 def fit_ood(predictor: nn.Module, frames: np.ndarray, seed: int, batch: int = 128) -> OodFit:
