@@ -13,6 +13,7 @@ import httpx
 import psutil
 
 from bench.process_tree import SAMPLE_S, PeakSampler, tree_cpu_s, tree_rss_mb
+from usqa.client import Client
 from usqa.local_stack import ManagedProcess, free_port, start_api, start_worker, wait_for
 
 SERVED_MODEL = "usqa-prostate"
@@ -85,12 +86,11 @@ def start_worker_timed(stack: Stack) -> tuple[ManagedProcess, float]:
 
 def stream_load(base: str, api: psutil.Process, token: str, seconds: float) -> dict[str, Any]:
     """4 x 30 fps through /ws/scan for `seconds`; the API's CPU, RSS and the frames it answered."""
-    from usqa.client.stream import StreamReport, stream_frames
+    from usqa.client import AsyncClient, StreamReport
     from usqa.service.live.sessions import percentiles_ms
     from usqa.service.simulator import simulate_cine
 
     cine = [f.image for f in simulate_cine(PRESET, CINE_FRAMES, seed=11, size=FRAME_SIZE)]
-    url = base.replace("http://", "ws://") + "/ws/scan"
 
     async def play() -> list[StreamReport]:
         deadline = time.monotonic() + seconds
@@ -98,16 +98,15 @@ def stream_load(base: str, api: psutil.Process, token: str, seconds: float) -> d
         streams = [
             cine[k * CINE_FRAMES // STREAMS :] + cine[: k * CINE_FRAMES // STREAMS] for k in range(STREAMS)
         ]
-        return list(
-            await asyncio.gather(
-                *(
-                    stream_frames(
-                        url, frames, fps=STREAM_FPS, token=token, until=lambda: time.monotonic() > deadline
+        async with AsyncClient(base, token=token) as usqa:
+            return list(
+                await asyncio.gather(
+                    *(
+                        usqa.play(frames, fps=STREAM_FPS, until=lambda: time.monotonic() > deadline)
+                        for frames in streams
                     )
-                    for frames in streams
                 )
             )
-        )
 
     cpu0, wall0 = tree_cpu_s(api), time.perf_counter()
     with PeakSampler(api) as sampler:
@@ -136,13 +135,9 @@ def stream_load(base: str, api: psutil.Process, token: str, seconds: float) -> d
 
 def upload(base: str, token: str, archive: Path) -> tuple[dict[str, Any], float]:
     started = time.perf_counter()
-    with (
-        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=300) as client,
-        archive.open("rb") as f,
-    ):
-        response = client.post("/datasets", files={"file": (archive.name, f, "application/zip")})
-    response.raise_for_status()
-    return dict(response.json()), time.perf_counter() - started
+    with Client(base, token=token, timeout_s=300) as usqa:
+        dataset = usqa.upload(archive)
+    return dataset.body, time.perf_counter() - started
 
 
 def pool_children(worker: psutil.Process) -> set[int]:
@@ -153,18 +148,15 @@ def pool_children(worker: psutil.Process) -> set[int]:
 def run_job(base: str, token: str, worker: psutil.Process, dataset: str, config: str) -> dict[str, Any]:
     """One job through POST /retrain, followed by GET /jobs/{id}; the worker tree's CPU, peak RSS and wall time."""
     spec = {"dataset": dataset, "task": "classify", "config": config, "model": f"{JOB_MODEL}-{config}"}
-    headers = {"Authorization": f"Bearer {token}"}
     before = pool_children(worker)
     cpu0 = tree_cpu_s(worker)
-    with httpx.Client(base_url=base, headers=headers, timeout=30) as client, PeakSampler(worker) as sampler:
+    with Client(base, token=token) as usqa, PeakSampler(worker) as sampler:
         started = time.perf_counter()
-        queued = client.post("/retrain", json=spec)
-        queued.raise_for_status()
-        job_id = queued.json()["id"]
+        job_id = usqa.retrain(spec).id
 
         def finished() -> dict[str, Any] | None:
-            job = dict(client.get(f"/jobs/{job_id}").json())
-            return job if job["state"] in ("SUCCESS", "FAILURE", "REVOKED") else None
+            job = usqa.job(job_id)
+            return job.body if job.finished else None
 
         found = wait_for(finished, JOB_TIMEOUT_S, f"job {job_id} ({config})", interval=SAMPLE_S)
         job: dict[str, Any] = found or {}

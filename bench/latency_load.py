@@ -4,13 +4,13 @@ in-process, and HTTP and WebSocket streams.
 A paced stream sends one frame every 1/fps s: over HTTP a frame that falls due while the stream's previous
 request is still out is skipped (dropped, as a scanner would), over the WebSocket frames are sent on schedule
 and the service drops the stale ones. A saturated stream sends its next frame as soon as the previous answer
-arrives.
+arrives. The WebSocket streams are `usqa.client`'s (`AsyncClient.play`); the HTTP ones post bare requests, as
+they also load the naive peer, whose /assess answers in its own shape.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -219,59 +219,43 @@ async def http_streams(
 async def ws_streams(
     url: str, payloads: list[bytes], streams: int, fps: float | None, duration: float
 ) -> Result:
-    from websockets.asyncio.client import connect
+    """`streams` streams through `AsyncClient.play` (the one /ws/scan client): frames on schedule at `fps`, or
+    saturated (None: the next frame as soon as the last is answered); latency matched to frames by `seq`."""
+    from usqa.client import AsyncClient
 
     result = Result("ws", streams, fps, duration)
+    period = 1.0 / fps if fps else 0.0
 
-    async def stream(index: int) -> None:
-        async with connect(url, max_size=None) as ws:
-            json.loads(await ws.recv())  # ready
-            loop = asyncio.get_running_loop()
-            sent_at: dict[int, float] = {}
-            answered = asyncio.Event()
-            answered.set()
-            done = asyncio.Event()
+    async def stream(client: AsyncClient, index: int) -> None:
+        report = await client.play(
+            payloads[index:] + payloads[:index],  # each stream starts at another frame of the cine
+            fps=fps,
+            offset_s=index * period / streams,  # and at another point of the frame period
+            until=_for(duration),
+        )
+        result.offered += report.sent
+        result.completed += report.results
+        result.failed += report.errors
+        result.dropped += int((report.summary or {}).get("frames", {}).get("dropped", 0))
+        result.latencies_ms.extend(report.latencies_ms)
 
-            async def receive() -> None:
-                async for text in ws:
-                    message = json.loads(text)
-                    if message["type"] == "result":
-                        started = sent_at.pop(message["seq"], None)
-                        if started is not None:
-                            result.latencies_ms.append((time.perf_counter() - started) * 1000)
-                        result.completed += 1
-                        answered.set()
-                    elif message["type"] == "error":
-                        result.failed += 1
-                        answered.set()
-                    elif message["type"] == "summary":
-                        result.dropped += message["frames"]["dropped"]
-                        done.set()
-                        return
-
-            receiver = asyncio.create_task(receive())
-            period = 1.0 / fps if fps else 0.0
-            stop_at = loop.time() + duration
-            next_due = loop.time() + index * period / streams
-            seq = 0
-            while loop.time() < stop_at:
-                if period:
-                    if loop.time() < next_due:
-                        await asyncio.sleep(next_due - loop.time())
-                    next_due += period
-                else:
-                    await answered.wait()  # saturated: the next frame as soon as the last is answered
-                    answered.clear()
-                sent_at[seq] = time.perf_counter()
-                await ws.send(payloads[(index + seq) % len(payloads)])
-                result.offered += 1
-                seq += 1
-            await ws.send(json.dumps({"type": "end"}))
-            await asyncio.wait_for(done.wait(), 30)
-            await receiver
-
-    await asyncio.gather(*(stream(k) for k in range(streams)))
+    async with AsyncClient(url) as client:
+        await asyncio.gather(*(stream(client, k) for k in range(streams)))
     return result
+
+
+def _for(duration: float) -> Callable[[], bool]:
+    """True once `duration` s have passed since its first call (the stream's first frame, past `ready`)."""
+    stop_at: float | None = None
+
+    def over() -> bool:
+        nonlocal stop_at
+        now = time.perf_counter()
+        if stop_at is None:
+            stop_at = now + duration
+        return now >= stop_at
+
+    return over
 
 
 def scenarios() -> list[tuple[int, float | None]]:

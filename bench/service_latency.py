@@ -109,8 +109,7 @@ def run(args: argparse.Namespace) -> list[Result]:
                         )
                     )
                 if "ws" in args.targets:
-                    ws_url = f"ws://127.0.0.1:{port}/ws/scan"
-                    note(measured(server, ws_streams(ws_url, payloads, streams, fps, duration)))
+                    note(measured(server, ws_streams(server.base, payloads, streams, fps, duration)))
         finally:
             server.stop()
     if "naive" in args.targets:

@@ -1,7 +1,7 @@
 """docs/service.md's example exchanges, produced by the shipped model: `python -m docs_gen.service_example`.
 
-One simulated transrectal frame goes through the real app (`create_app` over `models/`, in process) as an
-`/assess` upload and as one `/ws/scan` frame; the answers replace the marked blocks of docs/service.md, so the
+One simulated transrectal frame goes through the real app (`create_app` over `models/`, in process), sent by
+`usqa.client` as an `/assess` upload and as one `/ws/scan` frame; the answers replace the marked blocks of docs/service.md, so the
 classes, threshold and scores there are always the shipped model's. `make default-model` runs it after
 publishing a new default model. Timings are whatever this machine measured.
 """
@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import httpx
 import uvicorn
-from websockets.sync.client import connect
 
 from docs_gen.blocks import replace_block
+from usqa.client import Client
 from usqa.service.api.app import create_app
 from usqa.service.settings import Settings
 from usqa.service.simulator import simulate_cine
@@ -83,12 +82,10 @@ def exchanges(registry: Path = REPO_ROOT / "models") -> dict[str, Any]:
         api_token=None,
     )
     frames = [cv2.imencode(".png", f.image)[1].tobytes() for f in simulate_cine(PRESET, FRAMES, seed=SEED)]
-    with _served(settings) as host:
+    with _served(settings) as host, Client(f"http://{host}", retries=0) as usqa:
         chosen: tuple[bytes, dict[str, Any]] | None = None
         for png in frames:
-            response = httpx.post(f"http://{host}/assess", content=png, headers={"content-type": "image/png"})
-            response.raise_for_status()
-            assess = response.json()
+            assess = usqa.assess(png).response
             frame = assess["frames"][0]
             # The example shows a good view: amenable, and the gland (the last class) predicted if any frame is.
             if frame["amenable"] and chosen is None:
@@ -99,12 +96,10 @@ def exchanges(registry: Path = REPO_ROOT / "models") -> dict[str, Any]:
         if chosen is None:
             raise SystemExit(f"the model calls none of {FRAMES} simulated frames amenable")
         png, assess = chosen
-        with connect(f"ws://{host}/ws/scan") as ws:
-            ready = json.loads(ws.recv(timeout=30))
-            ws.send(png)
-            result = json.loads(ws.recv(timeout=30))
-            ws.send(json.dumps({"type": "end"}))
-            ws.recv(timeout=30)  # the summary
+        # One frame through /ws/scan; the messages in the order they came: ready, result, summary.
+        messages: list[dict[str, Any]] = []
+        usqa.play([png], fps=None, on_message=lambda message, _: messages.append(message))
+    ready, result = messages[0], messages[1]
     ready["session"] = ready["session"][:4] + "..."
     return {"assess": _rounded(assess), "ready": _rounded(ready), "result": _rounded(result)}
 

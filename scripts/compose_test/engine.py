@@ -14,6 +14,7 @@ import httpx
 
 from scripts.compose_test.config import COMPOSE_FILES, PROJECT, REPO_ROOT
 from scripts.compose_test.shell import Failed, docker, run
+from usqa.client import Client
 
 
 def engine_version() -> str | None:
@@ -69,8 +70,13 @@ class Stack:
         return {service: self.containers(service) for service in ("redis", "proxy", "api", "worker")}
 
     def client(self, token: bool = True) -> httpx.Client:
+        """Raw HTTP, for what a user checks by hand (/readyz, /metrics, the registry routes, refusals)."""
         headers = {"Authorization": f"Bearer {self.token}"} if token else {}
         return httpx.Client(base_url=self.base, headers=headers, timeout=60)
+
+    def usqa(self) -> Client:
+        """The usqa client through the proxy, with the token: uploads, jobs and the stream."""
+        return Client(self.base, token=self.token, timeout_s=60)
 
 
 def inspect(container: str, template: str) -> str:

@@ -9,6 +9,7 @@ from scripts.compose_test.config import JOB_TIMEOUT_S, SERVED_MODEL, SIDE_MODEL,
 from scripts.compose_test.engine import Stack, container_logs, exec_json, healthy_now, inspect
 from scripts.compose_test.shell import Failed, docker, until
 from scripts.compose_test.user_paths import expect
+from usqa.client import UsqaError
 
 
 def submit(stack: Stack, dataset: str, model: str, overrides: dict[str, Any] | None = None) -> str:
@@ -22,13 +23,19 @@ def submit(stack: Stack, dataset: str, model: str, overrides: dict[str, Any] | N
         # containers (jobs, redelivery, promotion), not about the model.
         "force": True,
     }
-    with stack.client() as c:
-        return str(expect(c.post("/retrain", json=spec), 202, "POST /retrain")["id"])
+    try:
+        with stack.usqa() as usqa:
+            return usqa.retrain(spec).id
+    except UsqaError as exc:
+        raise Failed(f"POST /retrain: {exc}") from exc
 
 
 def job(stack: Stack, job_id: str) -> dict[str, Any]:
-    with stack.client() as c:
-        return expect(c.get(f"/jobs/{job_id}"), 200, f"GET /jobs/{job_id}")
+    try:
+        with stack.usqa() as usqa:
+            return usqa.job(job_id).body
+    except UsqaError as exc:
+        raise Failed(f"GET /jobs/{job_id}: {exc}") from exc
 
 
 def wait_job(stack: Stack, job_id: str, timeout: float) -> dict[str, Any]:

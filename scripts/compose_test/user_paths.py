@@ -13,7 +13,8 @@ import httpx
 from scripts.compose_test.config import PRESET, SCAN_SECONDS
 from scripts.compose_test.engine import Stack
 from scripts.compose_test.shell import Failed
-from usqa.demo import zip_folder
+from usqa.client import AsyncClient, StreamReport, UsqaError
+from usqa.client.archives import zip_folder
 
 
 def png_frame(size: int = 128) -> bytes:
@@ -60,7 +61,6 @@ def expect(response: httpx.Response, status: int, what: str) -> dict[str, Any]:
 
 def check_user_paths(stack: Stack) -> dict[str, Any]:
     """/readyz, /assess (PNG, DICOM), /ws/scan, /metrics and the token, all through the proxy."""
-    from usqa.client.stream import stream_frames
     from usqa.service.simulator import simulate_cine
 
     with stack.client() as c:
@@ -77,15 +77,12 @@ def check_user_paths(stack: Stack) -> dict[str, Any]:
             expect(anonymous.get("/jobs"), 401, "GET /jobs without the token")
     frames = [f.image for f in simulate_cine(PRESET, 30, seed=7, size=128)]
     deadline = time.monotonic() + SCAN_SECONDS
-    ws_url = stack.base.replace("http://", "ws://") + "/ws/scan"
-    report = asyncio.run(
-        asyncio.wait_for(
-            stream_frames(
-                ws_url, frames, fps=15, token=stack.token, until=lambda: time.monotonic() > deadline
-            ),
-            SCAN_SECONDS + 60,
-        )
-    )
+
+    async def play() -> StreamReport:
+        async with AsyncClient(stack.base, token=stack.token) as usqa:
+            return await usqa.play(frames, fps=15, until=lambda: time.monotonic() > deadline)
+
+    report = asyncio.run(asyncio.wait_for(play(), SCAN_SECONDS + 60))
     if report.results == 0 or report.errors:
         raise Failed(f"/ws/scan: {report.results} results, {report.errors} errors")
     metrics = httpx.get(f"{stack.base}/metrics", timeout=30)
@@ -105,8 +102,11 @@ def upload_dataset(stack: Stack, root: Path) -> str:
 
     write_dataset(root / "data", frames=240, subjects=12, seed=3, size=64, preset=PRESET, force=True)
     archive = zip_folder(root / "data", root / "data.zip")
-    with stack.client() as c, archive.open("rb") as f:
-        body = expect(
-            c.post("/datasets", files={"file": (archive.name, f, "application/zip")}), 201, "upload"
-        )
-    return str(body["id"])
+    try:
+        with stack.usqa() as usqa:
+            dataset = usqa.upload(archive)
+    except UsqaError as exc:
+        raise Failed(f"upload: {exc}") from exc
+    if not dataset.created:
+        raise Failed(f"upload: data set {dataset.id} was there before this run")
+    return dataset.id

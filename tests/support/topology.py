@@ -6,7 +6,6 @@ serve`, `python -m usqa worker`), configured only through `USQA_*` variables, ta
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +14,9 @@ from typing import Any
 
 import httpx
 
+from usqa.client import Client
+from usqa.client.archives import zip_folder
+from usqa.client.core import retrain_request, upload_request
 from usqa.local_stack import (
     ManagedProcess,
     free_port,
@@ -119,19 +121,25 @@ class Topology:
         for i in range(len(self.apis)):
             wait_for(lambda i=i: self.served_version(i) == version, timeout, f"API {i} to serve v{version}")
 
+    def usqa(self, i: int = 0, retries: int = 0) -> Client:
+        """The usqa client on API `i`; no retries by default, so a test sees the answer the API gave."""
+        return Client(self.apis[i][1], token=TOKEN, retries=retries, timeout_s=60)
+
     def upload(self, archive: Path, i: int = 0) -> httpx.Response:
-        with self.client(i) as c, archive.open("rb") as f:
-            return c.post("/datasets", files={"file": (archive.name, f, "application/zip")})
+        """POST /datasets as the client builds it; the raw answer (tests check 201 against 200)."""
+        with self.usqa(i) as usqa:
+            return usqa.send(upload_request(archive))
 
     def retrain(self, spec: dict[str, Any], i: int = 0, **headers: str) -> httpx.Response:
-        with self.client(i) as c:
-            return c.post("/retrain", json=spec, headers=headers)
+        """POST /retrain as the client builds it (`headers` may give the Idempotency-Key); the raw answer."""
+        request = retrain_request(spec, headers.pop("Idempotency-Key", None))
+        request.options["headers"].update(headers)
+        with self.usqa(i) as usqa:
+            return usqa.send(request)
 
     def job(self, job_id: str, i: int = 0) -> dict[str, Any]:
-        with self.client(i) as c:
-            response = c.get(f"/jobs/{job_id}")
-            assert response.status_code == 200, response.text
-            return dict(response.json())
+        with self.usqa(i) as usqa:
+            return usqa.job(job_id).body
 
     def wait_job(self, job_id: str, timeout: float = 120, i: int = 0) -> dict[str, Any]:
         def finished() -> dict[str, Any] | None:
@@ -142,17 +150,6 @@ class Topology:
 
     def events(self, job_id: str, i: int = 0, timeout: float = 120) -> Iterator[tuple[str, dict[str, Any]]]:
         """The job's server-sent events, (event, data), until the stream ends."""
-        with self.client(i) as c, c.stream("GET", f"/jobs/{job_id}/events", timeout=timeout) as response:
-            assert response.status_code == 200, response.read()
-            event = "message"
-            for line in response.iter_lines():
-                if line.startswith("event: "):
-                    event = line[len("event: ") :]
-                elif line.startswith("data: "):
-                    yield event, json.loads(line[len("data: ") :])
-
-
-def zip_folder(folder: Path, archive: Path) -> Path:
-    from usqa.demo import zip_folder as zip_dataset
-
-    return zip_dataset(folder, archive)
+        with self.usqa(i) as usqa:
+            for event in usqa.job_events(job_id, timeout_s=timeout):
+                yield event.event, event.data

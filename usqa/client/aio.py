@@ -33,8 +33,9 @@ class AsyncClient:
     ) -> None:
         self.endpoint = core.Endpoint.of(url, token)
         self.policy = core.RetryPolicy(retries, backoff_s)
-        self._http = httpx.AsyncClient(
-            base_url=self.endpoint.http, headers=self.endpoint.headers, timeout=timeout_s
+        self._timeout_s = timeout_s
+        self._http_client: httpx.AsyncClient | None = (
+            None  # made on the first request: a scan needs no HTTP pool
         )
 
     async def __aenter__(self) -> AsyncClient:
@@ -44,7 +45,16 @@ class AsyncClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http_client is not None:
+            await self._http_client.aclose()
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        if self._http_client is None:
+            self._http_client = httpx.AsyncClient(
+                base_url=self.endpoint.http, headers=self.endpoint.headers, timeout=self._timeout_s
+            )
+        return self._http_client
 
     async def send(self, request: core.Request, *, stream: bool = False) -> httpx.Response:
         """A request through the retry policy; its last response whatever the status (read unless `stream`)."""
@@ -81,7 +91,7 @@ class AsyncClient:
         return dict((await self._ok(core.session_request(session_id))).json())
 
     async def upload(self, archive: Path | bytes, name: str | None = None) -> Dataset:
-        """Upload a data set (a zip or tar of the folder format) for retraining: POST /datasets."""
+        """Upload a data set for retraining (a zip or tar of the folder format, or the folder): POST /datasets."""
         return Dataset.of(await self._ok(core.upload_request(archive, name)))
 
     async def retrain(
@@ -122,7 +132,8 @@ class AsyncClient:
         async with self.open_scan() as (ws, _):
             async for frame in _aiter(frames):
                 while not exchange.may_send():
-                    text = await asyncio.wait_for(ws.recv(), core.RECV_TIMEOUT_S)
+                    async with asyncio.timeout(core.RECV_TIMEOUT_S):
+                        text = await ws.recv()
                     if (verdict := exchange.answer(text)) is not None:
                         yield verdict
                 await ws.send(exchange.sending(frame))

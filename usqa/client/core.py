@@ -19,6 +19,7 @@ import cv2
 import httpx
 import numpy as np
 
+from usqa.client.archives import zipped
 from usqa.client.pacing import DEFAULT_WINDOW, ScanPacer
 from usqa.contracts.protocol import CloseCode, MessageType, display_score_of, verdict_of
 
@@ -127,8 +128,11 @@ def session_request(session_id: str) -> Request:
 
 
 def upload_request(archive: Path | bytes, name: str | None = None) -> Request:
-    """POST /datasets: a zip or tar of the data-set folder format (read whole, so a retry can resend it)."""
-    if isinstance(archive, Path):
+    """POST /datasets: a zip or tar of the data-set folder format, or the folder itself (zipped here); read
+    whole, so that a retry can send it again."""
+    if isinstance(archive, Path) and archive.is_dir():
+        name, archive = name or f"{archive.name}.zip", zipped(archive)
+    elif isinstance(archive, Path):
         name, archive = name or archive.name, archive.read_bytes()
     return Request("POST", "/datasets", {"files": {"file": (name or "dataset.zip", archive)}})
 

@@ -53,7 +53,8 @@ async def stream_device(
                     break
                 while not pacer.may_send():
                     answered.clear()
-                    await asyncio.wait_for(answered.wait(), RECV_TIMEOUT_S)
+                    async with asyncio.timeout(RECV_TIMEOUT_S):  # no task per frame, as wait_for would make
+                        await answered.wait()
                 taken = await asyncio.to_thread(reader.take)
                 if taken is None:
                     break  # the device ended (or stalled past READ_STALL_S)

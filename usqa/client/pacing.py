@@ -15,6 +15,7 @@ from typing import Any
 from usqa.contracts.protocol import MessageType
 
 DEFAULT_WINDOW = 1
+RESULT, ERROR = MessageType.RESULT, MessageType.ERROR  # bound once: this runs for every answer
 
 
 class ScanPacer:
@@ -44,8 +45,8 @@ class ScanPacer:
     def on_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         seq = message.get("seq")
-        if kind in (MessageType.RESULT, MessageType.ERROR) and isinstance(seq, int):
-            self.answered = max(self.answered, seq)
-        if kind == MessageType.RESULT and int(message.get("dropped", 0)) > self.dropped:
+        if kind in (RESULT, ERROR) and isinstance(seq, int) and seq > self.answered:
+            self.answered = seq
+        if kind == RESULT and int(message.get("dropped", 0)) > self.dropped:
             self.dropped = int(message["dropped"])
             self.window = 1

@@ -25,6 +25,13 @@ from usqa.service.live.sessions import percentiles_ms
 # What each server message (and the `ready`) is shown to, with its round-trip latency in ms when it answers
 # a frame whose send time is known.
 OnMessage = Callable[[dict[str, Any], float | None], None]
+# Bound once: an enum attribute costs a lookup per message, and this is the per-frame path.
+RESULT, ERROR, MODEL_SWAP, SUMMARY = (
+    MessageType.RESULT,
+    MessageType.ERROR,
+    MessageType.MODEL_SWAP,
+    MessageType.SUMMARY,
+)
 
 
 @dataclass
@@ -46,7 +53,8 @@ class StreamReport:
     def note(self, message: dict[str, Any], sent_at: dict[int, float]) -> float | None:
         """Count a server message; a result's round-trip latency in ms when its send time is known."""
         latency = None
-        if message["type"] == MessageType.RESULT:
+        kind = message["type"]
+        if kind == RESULT:
             self.results += 1
             seq = message["seq"]
             if seq in sent_at:
@@ -55,11 +63,11 @@ class StreamReport:
             version = message["model"]["version"]
             if not self.versions or self.versions[-1] != version:
                 self.versions.append(version)
-        elif message["type"] == MessageType.ERROR:
+        elif kind == ERROR:
             self.errors += 1
-        elif message["type"] == MessageType.MODEL_SWAP:
+        elif kind == MODEL_SWAP:
             self.swaps.append(message)
-        elif message["type"] == MessageType.SUMMARY:
+        elif kind == SUMMARY:
             self.summary = message
         return latency
 
@@ -98,14 +106,17 @@ async def play_on(
     answered = asyncio.Event()
 
     async def receive() -> None:
-        async for text in ws:
-            message = json.loads(text)
-            latency = report.note(message, sent_at)
-            if pacer is not None:
-                pacer.on_message(message)
-                answered.set()
-            if on_message is not None:
-                on_message(message, latency)
+        try:
+            async for text in ws:
+                message = json.loads(text)
+                latency = report.note(message, sent_at)
+                if pacer is not None:
+                    pacer.on_message(message)
+                    answered.set()
+                if on_message is not None:
+                    on_message(message, latency)
+        finally:
+            answered.set()  # a closed stream wakes the sender too
 
     receiver = asyncio.create_task(receive())
     try:
@@ -117,9 +128,13 @@ async def play_on(
         seq = 0
         while payloads and (seq < len(payloads) if until is None else not until()):
             if pacer is not None:
+                # No timer per frame: a stream that stops answering is closed by the WebSocket keepalive,
+                # which ends the receiver, which wakes this loop.
                 while not pacer.may_send():
+                    if receiver.done():
+                        raise ConnectionError(f"the stream closed after {report.sent} frames, one unanswered")
                     answered.clear()
-                    await asyncio.wait_for(answered.wait(), RECV_TIMEOUT_S)
+                    await answered.wait()
                 pacer.on_sent()
             elif (delay := start + seq * period - time.perf_counter()) > 0:
                 await asyncio.sleep(delay)

@@ -33,10 +33,9 @@ class Client:
     ) -> None:
         self.endpoint = core.Endpoint.of(url, token)
         self.policy = core.RetryPolicy(retries, backoff_s)
-        self._token, self._timeout_s = token, timeout_s
-        self._http = httpx.Client(
-            base_url=self.endpoint.http, headers=self.endpoint.headers, timeout=timeout_s
-        )
+        self._token = token
+        self._timeout_s = timeout_s
+        self._http_client: httpx.Client | None = None  # made on the first request: a scan needs no HTTP pool
 
     def __enter__(self) -> Client:
         return self
@@ -45,7 +44,16 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        if self._http_client is not None:
+            self._http_client.close()
+
+    @property
+    def _http(self) -> httpx.Client:
+        if self._http_client is None:
+            self._http_client = httpx.Client(
+                base_url=self.endpoint.http, headers=self.endpoint.headers, timeout=self._timeout_s
+            )
+        return self._http_client
 
     def send(self, request: core.Request, *, stream: bool = False) -> httpx.Response:
         """A request through the retry policy; its last response whatever the status (read unless `stream`)."""
@@ -82,7 +90,7 @@ class Client:
         return dict(self._ok(core.session_request(session_id)).json())
 
     def upload(self, archive: Path | bytes, name: str | None = None) -> Dataset:
-        """Upload a data set (a zip or tar of the folder format) for retraining: POST /datasets."""
+        """Upload a data set for retraining (a zip or tar of the folder format, or the folder): POST /datasets."""
         return Dataset.of(self._ok(core.upload_request(archive, name)))
 
     def retrain(self, spec: Mapping[str, Any], *, idempotency_key: str | None = None, **fields: Any) -> Job:
