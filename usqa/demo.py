@@ -30,6 +30,7 @@ import numpy as np
 
 from usqa import local_stack
 from usqa.contracts.cli import UsageError
+from usqa.contracts.protocol import MessageType
 from usqa.service.datasets import load_dataset
 from usqa.service.datasets.cli import format_counts, render_sheet, sample_for_sheet
 from usqa.service.datasets.contact_sheet import write_png
@@ -96,7 +97,7 @@ class StreamView:
 
     def on_message(self, message: dict[str, Any], latency_ms: float | None) -> None:
         kind = message["type"]
-        if kind == "result":
+        if kind == MessageType.RESULT:
             self.results += 1
             self.amenable += bool(message["amenable"])
             version = int(message["model"]["version"])
@@ -110,11 +111,11 @@ class StreamView:
                     f"[{bar:<20s}] {message['guidance']:<9s} {rtt}",
                     flush=True,
                 )
-        elif kind == "model_swap":
+        elif kind == MessageType.MODEL_SWAP:
             line = f"model swap in the stream: v{message['from_version']} -> v{message['to_version']}"
             self.swaps.append(line)
             print(f"    >>> {line}", flush=True)
-        elif kind == "error":
+        elif kind == MessageType.ERROR:
             self.errors += 1
 
     def run(self, url: str, frames: list[np.ndarray], token: str) -> None:
