@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from usqa.cli import main
+from usqa.contracts.graphs import MASK_OUTPUT, SCORE_OUTPUT
 from usqa.contracts.training import TrainConfig
+from usqa.service.inference.graph_file import run_graph_file
 from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.trainer.amenability.acceptance import MSG_TRIVIAL_PREDICTOR, compute_verdict, refusal
 from usqa.trainer.amenability.run import load_run, train
@@ -27,7 +29,6 @@ from usqa.trainer.release.export import (
     ExportOptions,
     calibrate_thresholds,
     export_run,
-    onnx_outputs,
     score_histogram,
 )
 
@@ -84,7 +85,7 @@ def test_export_publishes_a_checked_version_with_the_graph_contract(
         frames = np.random.default_rng(0).integers(0, 256, (5, 1, size, size), dtype=np.uint8)
         result = session.run(None, {"frame": frames})[0]
         assert result.shape == shape and result.dtype == np.float32
-    scores = onnx_outputs(loaded.graph_path("controller"), frames[:, 0])
+    (scores,) = run_graph_file(loaded.graph_path("controller"), frames[:, 0], [SCORE_OUTPUT], batch=2)
     assert ((scores >= 0) & (scores <= 1)).all()
 
 
@@ -93,7 +94,7 @@ def test_segmenter_exports_mask_probability(segment_run: Path, tiny_data: Path, 
         segment_run, ModelRegistry(tmp_path / "reg"), ExportOptions(force=True), data_dir=tiny_data
     )
     frames = np.zeros((3, 32, 32), np.uint8)
-    out = onnx_outputs(version.graph_path("predictor"), frames)
+    (out,) = run_graph_file(version.graph_path("predictor"), frames, [MASK_OUTPUT])
     assert out.shape == (3, 1, 32, 32) and ((out >= 0) & (out <= 1)).all()
     assert version.manifest.task == "segment"
 
@@ -110,7 +111,10 @@ def test_int8_quantisation_reports_its_metric_change(
     quantization = version.manifest.metrics["quantization"]
     assert version.manifest.quantization == "int8"
     assert quantization["metric"] == "accuracy" and -1.0 <= quantization["change"] <= 1.0
-    assert onnx_outputs(version.graph_path("controller"), np.zeros((2, 32, 32), np.uint8)).shape == (2,)
+    (scores,) = run_graph_file(
+        version.graph_path("controller"), np.zeros((2, 32, 32), np.uint8), [SCORE_OUTPUT]
+    )
+    assert scores.shape == (2,)
 
 
 def test_failed_checks_publish_nothing(classify_run: Path, tiny_data: Path, tmp_path: Path) -> None:

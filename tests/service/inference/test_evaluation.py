@@ -14,10 +14,10 @@ from usqa.service.inference.evaluation import (
     evaluate,
     frame_accuracy,
     frame_dice,
-    open_graphs,
     rejected_mask,
     selective_metric,
 )
+from usqa.service.inference.graph_file import open_graphs
 from usqa.service.registry import CHAMPION, ModelRegistry
 
 from ..conftest import FIXTURE_MODEL_NAME, FRAME_SIZE, SEGMENT_MODEL_NAME, frame_of_level, reference_model

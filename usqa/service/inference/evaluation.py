@@ -1,8 +1,8 @@
 """Task metrics of served graphs on labelled frames: the one evaluation the export and promotion gates share.
 
 A model is scored exactly as the service serves it: prepared uint8 frames through its controller and predictor
-ONNX graphs (`LoadedModel.run`, or `open_graphs` for graphs not yet in the registry), in batches. Per frame the
-task metric is the accuracy of the most probable class (classify) or the Dice of the mask probability
+ONNX graphs (`LoadedModel.run`, or `graph_file.open_graphs` for graphs not yet in the registry), in batches. Per
+frame the task metric is the accuracy of the most probable class (classify) or the Dice of the mask probability
 thresholded at 0.5 (segment; 1.0 when the prediction and the truth are both empty). The selective metric is
 the mean of that metric over the frames a controller keeps, at a score threshold (what the service does) or a
 rejection ratio (the paper's curves). Numpy and onnxruntime only: the runtime image can gate models too.
@@ -10,22 +10,18 @@ rejection ratio (the paper's curves). Numpy and onnxruntime only: the runtime im
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import onnxruntime as ort
 
-from usqa.service.inference.model import ModelOutputs, concat_outputs, run_graphs
+from usqa.service.inference.model import ModelOutputs, concat_outputs
 
 METRIC_NAME = {"classify": "accuracy", "segment": "dice"}
 MASK_THRESHOLD = 0.5
 EVAL_BATCH = 64
 # The fixed tie-break order of `rejected_mask`: equal scores are rejected in the same order on every run.
 TIE_SEED = 12345
-CPU = ("CPUExecutionProvider",)
 
 
 class ServedGraphs(Protocol):
@@ -35,29 +31,6 @@ class ServedGraphs(Protocol):
     def task(self) -> str: ...
 
     def run(self, frames: np.ndarray) -> ModelOutputs: ...
-
-
-@dataclass(frozen=True)
-class GraphPair:
-    """A controller and a predictor graph opened from files, e.g. an export's graphs before they are published."""
-
-    controller: ort.InferenceSession
-    predictor: ort.InferenceSession
-    task: str
-
-    def run(self, frames: np.ndarray) -> ModelOutputs:
-        return run_graphs(self.controller, self.predictor, self.task, frames)
-
-
-def open_graphs(
-    controller: Path | str, predictor: Path | str, task: str, providers: Sequence[str] = CPU
-) -> GraphPair:
-    """Sessions for two graph files that follow the contract (default: CPU, onnxruntime's own threading)."""
-    return GraphPair(
-        controller=ort.InferenceSession(str(controller), providers=list(providers)),
-        predictor=ort.InferenceSession(str(predictor), providers=list(providers)),
-        task=task,
-    )
 
 
 # -- per-frame task metrics ----------------------------------------------------------------------------------

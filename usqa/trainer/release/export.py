@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import onnxruntime as ort
 from torch import nn
 
 from usqa.contracts.graphs import (
@@ -27,13 +26,16 @@ from usqa.contracts.graphs import (
     GRAPH_FILES,
     INPUT_DTYPE,
     INPUT_NAME,
+    OUTPUT_BY_ROLE,
     PREDICTOR_FILE,
+    SCORE_OUTPUT,
     Role,
     int8_file,
 )
 from usqa.contracts.training import TrainConfig
 from usqa.service.datasets import load_dataset
-from usqa.service.inference.evaluation import evaluate, open_graphs
+from usqa.service.inference.evaluation import evaluate
+from usqa.service.inference.graph_file import open_graphs, run_graph_file
 from usqa.service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
 from usqa.trainer.amenability.acceptance import compute_verdict, refusal
 from usqa.trainer.amenability.run import load_run
@@ -88,16 +90,6 @@ class ExportChecks:
     opencv_dnn: dict[str, str] = field(default_factory=dict)
 
 
-def onnx_outputs(path: Path, frames: np.ndarray, batch: int = 64) -> np.ndarray:
-    """Run an exported graph in onnxruntime (CPU) on uint8 frames [N, S, S]."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    outputs = [
-        np.asarray(session.run(None, {INPUT_NAME: np.ascontiguousarray(frames[i : i + batch])[:, None]})[0])
-        for i in range(0, len(frames), batch)
-    ]
-    return np.concatenate(outputs)
-
-
 def calibrate_thresholds(scores: np.ndarray, rates: Sequence[float]) -> dict[str, float]:
     """Score threshold per target rejection rate: frames scoring below it are the lowest `rate` fraction."""
     return {f"{rate:.2f}": float(np.quantile(scores, rate)) for rate in rates}
@@ -140,7 +132,8 @@ def code_revision() -> str:
 
 
 def _check_parity(network: nn.Module, role: Role, path: Path, frames: np.ndarray, atol: float) -> float:
-    diff = float(np.abs(onnx_outputs(path, frames) - torch_outputs(network, role, frames)).max())
+    (served,) = run_graph_file(path, frames, [OUTPUT_BY_ROLE[role]])
+    diff = float(np.abs(served - torch_outputs(network, role, frames)).max())
     if diff > atol:
         raise ExportError(MSG_PARITY.format(role=role, diff=diff, atol=atol))
     return diff
@@ -197,7 +190,7 @@ def export_run(
         }
         for key, (network, role, path) in graphs.items():
             checks.parity_max_abs_diff[key] = _check_parity(network, role, path, parity, options.parity_atol)
-            reference = onnx_outputs(path, parity[:4])
+            (reference,) = run_graph_file(path, parity[:4], [OUTPUT_BY_ROLE[role]])
             checks.opencv_dnn[key] = opencv_dnn_check(path, parity, reference)
         reference_ood = torch_outputs(predictor, predictor_role, parity, ood=ood.constants, output=1)
         try:
@@ -212,7 +205,7 @@ def export_run(
             calibration = train.images[rng.permutation(len(train.images))[: options.calibration_frames]]
             files = _quantize_and_gate(files, config, calibration, val, out, options, checks)
 
-        val_scores = onnx_outputs(files[CONTROLLER_FILE], val.images)
+        (val_scores,) = run_graph_file(files[CONTROLLER_FILE], val.images, [SCORE_OUTPUT])
         labels = np.array([amenability(r, config.task) for r in dataset.split("val")], np.int8)
         scope = calibrate_scope(val_scores, labels, files[PREDICTOR_FILE], val.images, ood)
         manifest = Manifest(

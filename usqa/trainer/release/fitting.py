@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
-from usqa.contracts.graphs import INPUT_NAME, OOD_OUTPUT
+from usqa.contracts.graphs import OOD_OUTPUT
+from usqa.service.inference.graph_file import run_graph_file
 from usqa.service.registry import Calibration, DriftReference, OodCalibration, ScoreHistogram
 from usqa.trainer.amenability.run_folder import evaluation_report
 from usqa.trainer.release.graphs import ood_features
@@ -92,14 +92,10 @@ def fit_ood(predictor: nn.Module, frames: np.ndarray, seed: int, batch: int = 12
     return OodFit(mean.astype(np.float32), whitening.astype(np.float32), len(frames))
 
 
-def ood_distances(path: Path, frames: np.ndarray, batch: int = 64) -> np.ndarray:
+def ood_distances(path: Path, frames: np.ndarray) -> np.ndarray:
     """The served predictor graph's `ood_distance` on uint8 frames [N, S, S]."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    parts = [
-        session.run([OOD_OUTPUT], {INPUT_NAME: np.ascontiguousarray(frames[i : i + batch])[:, None]})[0]
-        for i in range(0, len(frames), batch)
-    ]
-    return np.concatenate(parts).astype(np.float64)
+    (distances,) = run_graph_file(path, frames, [OOD_OUTPUT])
+    return distances.astype(np.float64)
 
 
 def check_ood_parity(path: Path, torch_distances: np.ndarray, frames: np.ndarray) -> float:
