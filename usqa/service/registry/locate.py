@@ -22,7 +22,7 @@ from usqa.service.settings import Settings
 # Where setup.py's build step puts the copy of models/ inside the wheel (package data of usqa.service.registry).
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 # A source checkout: this file is usqa/service/registry/locate.py under the repository root.
-CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
+CHECKOUT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def shipped_registry() -> Path | None:
