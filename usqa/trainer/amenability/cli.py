@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from usqa.contracts.cli import UsageError
-from usqa.contracts.training import ALGOS, PRESETS, REWARDS, TASKS
+from usqa.contracts.training import ALGOS, PRESETS, REWARDS, TASKS, OverrideError, apply_overrides
 from usqa.trainer.data import DataError
 from usqa.trainer.recipe.presets import preset
 
@@ -66,12 +66,16 @@ def run_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    config = preset(args.config, args.task, args.reward, args.algo)
+    flags = {"device": args.device, "seed": args.seed, "episodes": args.episodes}
+    try:
+        config = apply_overrides(
+            preset(args.config, args.task, args.reward, args.algo),
+            {key: value for key, value in flags.items() if value is not None},
+        )
+    except OverrideError as exc:
+        raise UsageError(str(exc)) from exc
     config = replace(
         config,
-        device=args.device,
-        seed=config.seed if args.seed is None else args.seed,
-        episodes=config.episodes if args.episodes is None else args.episodes,
         train_baseline=config.train_baseline and not args.no_baseline,
         backbone_checkpoint=None if args.backbone is None else str(args.backbone),
     )

@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
 from usqa.contracts.cli import UsageError
+from usqa.contracts.training import OverrideError, apply_overrides
 from usqa.trainer.heating.config import (
     AUGMENTS,
     CLASS_SOURCES,
@@ -25,7 +25,7 @@ from usqa.trainer.heating.config import (
 from usqa.trainer.heating.run_folder import BACKBONE_FILE, CHECKPOINT_FILE, CONFIG_FILE, read_metrics
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+C = TypeVar("C")
 
 MSG_NO_DATA = "data folder {path} does not exist"
 MSG_NOT_EMPTY = "{path} already holds a run; pass --resume to continue it or choose another --out"
@@ -98,8 +98,12 @@ def _check_paths(args: argparse.Namespace) -> None:
         raise UsageError(MSG_NOT_EMPTY.format(path=args.out))
 
 
-def _pick(value: T | None, default: T) -> T:
-    return default if value is None else value
+def _overridden(config: C, flags: dict[str, object]) -> C:
+    """`config` with the flags that were given (not None), checked by the one override function."""
+    try:
+        return apply_overrides(config, {key: value for key, value in flags.items() if value is not None})
+    except OverrideError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def run_heat(args: argparse.Namespace) -> int:
@@ -114,21 +118,25 @@ def run_heat(args: argparse.Namespace) -> int:
         config = HeatConfig.from_dict(read_config_dict(args.out / CONFIG_FILE))
     else:
         config = heat_preset(args.config)
+    config = _overridden(
+        config,
+        {
+            "mask.noise": args.noise,
+            "mask.grid": args.grid,
+            "mask.upsample": args.upsample,
+            "mask.space": args.mask_space,
+            "mask.blur_kernel": args.blur_kernel,
+            "mask.blur_sigma": args.blur_sigma,
+            "policy.tau_image": args.tau_image,
+            "policy.tau_dataset": args.tau_dataset,
+            "device": args.device,
+            "seed": args.seed,
+            "steps": args.steps,
+            "classes": args.classes,
+            "loss": args.loss,
+        },
+    )
     mask, policy = config.mask, config.policy
-    mask = replace(
-        mask,
-        noise=_pick(args.noise, mask.noise),
-        grid=_pick(args.grid, mask.grid),
-        upsample=_pick(args.upsample, mask.upsample),
-        space=_pick(args.mask_space, mask.space),
-        blur_kernel=_pick(args.blur_kernel, mask.blur_kernel),
-        blur_sigma=_pick(args.blur_sigma, mask.blur_sigma),
-    )
-    policy = replace(
-        policy,
-        tau_image=_pick(args.tau_image, policy.tau_image),
-        tau_dataset=_pick(args.tau_dataset, policy.tau_dataset),
-    )
     if mask.blur_kernel > 1 and mask.blur_kernel % 2 == 0:
         raise UsageError(MSG_BAD_BLUR.format(kernel=mask.blur_kernel))
     if not 1 <= mask.grid <= config.frame.size:
@@ -136,16 +144,6 @@ def run_heat(args: argparse.Namespace) -> int:
     for name, value in (("--tau-image", policy.tau_image), ("--tau-dataset", policy.tau_dataset)):
         if not 0 <= value < 1:
             raise UsageError(MSG_BAD_TAU.format(name=name, value=value))
-    config = replace(
-        config,
-        mask=mask,
-        policy=policy,
-        device=args.device,
-        seed=_pick(args.seed, config.seed),
-        steps=_pick(args.steps, config.steps),
-        classes=_pick(args.classes, config.classes),
-        loss=_pick(args.loss, config.loss),
-    )
     try:
         data = load_class_data(args.data, config.frame, config.classes)
         engine = heat(config, data, args.out, resume=args.resume, progress=not args.quiet)
@@ -173,13 +171,15 @@ def run_finetune(args: argparse.Namespace) -> int:
         config = FinetuneConfig.from_dict(read_config_dict(args.out / CONFIG_FILE))
     else:
         config = finetune_preset(args.config)
-    config = replace(
+    config = _overridden(
         config,
-        device=args.device,
-        seed=_pick(args.seed, config.seed),
-        steps=_pick(args.steps, config.steps),
-        classes=_pick(args.classes, config.classes),
-        augment=_pick(args.augment, config.augment),
+        {
+            "device": args.device,
+            "seed": args.seed,
+            "steps": args.steps,
+            "classes": args.classes,
+            "augment": args.augment,
+        },
     )
     try:
         backbone = None if args.backbone is None else resolve_backbone_path(args.backbone)
