@@ -20,7 +20,7 @@ from usqa.trainer.recipe.presets import preset
 from usqa.trainer.release.card_builder import NO_REPORT_NOTE, build_card, shown
 from usqa.trainer.release.export import ExportOptions, export_run
 
-from ..service.conftest import fixture_manifest
+from ...service.conftest import fixture_manifest
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Config presets and the JSON round trip that checkpoints rely on."""
+"""The budget presets and the config.json round trip that checkpoints rely on."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from usqa.contracts.training import PRESETS, OverrideError, TrainConfig, apply_overrides
+from usqa.contracts.training import PRESETS, TrainConfig
 from usqa.trainer.recipe.config_files import read_config, write_config
 from usqa.trainer.recipe.presets import preset
 
@@ -28,17 +28,3 @@ def test_unknown_keys_and_presets_are_refused() -> None:
         TrainConfig.from_dict({"nope": 1})
     with pytest.raises(ValueError, match="unknown config preset"):
         preset("huge")
-
-
-def test_overrides_are_dotted_or_nested_typed_and_name_the_bad_key() -> None:
-    config = apply_overrides(preset("debug"), {"reward.kind": "avg", "backbone": {"widths": [4, 8, 16]}})
-    assert config.reward.kind == "avg" and config.backbone.widths == (4, 8, 16)
-    assert apply_overrides(config, {"recipe.early_stopping_patience": 3}).recipe.early_stopping_patience == 3
-    for overrides, words in (
-        ({"reward.nope": 1}, "'reward.nope' is not a training setting"),
-        ({"episodes": 2.5}, "'episodes' must be an integer"),
-        ({"credit": {"metric": "best"}}, "'credit.metric' must be one of"),
-        ({"seed": -1}, "'seed' must be positive"),
-    ):
-        with pytest.raises(OverrideError, match=words):
-            apply_overrides(config, overrides)
