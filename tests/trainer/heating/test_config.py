@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from usqa.contracts.training import PRESETS
 from usqa.trainer.heating.config import (
-    PRESETS,
     FinetuneConfig,
     HeatConfig,
     finetune_preset,

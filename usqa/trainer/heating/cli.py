@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from usqa.contracts.cli import UsageError
-from usqa.contracts.training import OverrideError, apply_overrides
+from usqa.contracts.training import PRESETS, OverrideError, apply_overrides
 from usqa.trainer.heating.config import (
     AUGMENTS,
     CLASS_SOURCES,
     LOSSES,
     MASK_SPACES,
     NOISE_MODELS,
-    PRESETS,
     UPSAMPLING,
     finetune_preset,
     heat_preset,

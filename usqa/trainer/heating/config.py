@@ -1,7 +1,8 @@
 """Heating and fine-tuning configuration: dataclasses, the `debug`/`demo`/`default` presets, JSON round trips.
 
 The classifier's backbone and the frame size of each preset are taken from the RL trainer's preset of the
-same name (`usqa.trainer.recipe.presets.preset`), so a heated `demo` backbone initialises a `demo` predictor or controller.
+same name (`usqa.trainer.recipe.presets.preset`), so a heated `demo` backbone initialises a `demo` predictor or
+controller.
 """
 
 from __future__ import annotations
@@ -9,19 +10,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from usqa.contracts.frames import FrameSpec
 from usqa.contracts.training import BackboneConfig, from_dict, with_nested_frame
 from usqa.trainer.recipe.presets import preset as rl_preset
-
-PRESETS: tuple[str, ...] = ("debug", "demo", "default")
-NOISE_MODELS: tuple[str, ...] = ("beta", "gaussian", "uniform")
-UPSAMPLING: tuple[str, ...] = ("nearest", "bilinear")
-MASK_SPACES: tuple[str, ...] = ("pixels", "normalised")
-LOSSES: tuple[str, ...] = ("paper", "baseline")
-CLASS_SOURCES: tuple[str, ...] = ("auto", "preset", "label", "preset_label")
-AUGMENTS: tuple[str, ...] = ("none", "cutmix", "randaugment")
 
 NoiseModel = Literal["beta", "gaussian", "uniform"]
 Upsampling = Literal["nearest", "bilinear"]
@@ -29,6 +22,14 @@ MaskSpace = Literal["pixels", "normalised"]
 HeatLoss = Literal["paper", "baseline"]
 ClassSource = Literal["auto", "preset", "label", "preset_label"]
 Augment = Literal["none", "cutmix", "randaugment"]
+
+# The presets are the RL trainer's (usqa.contracts.training.PRESETS); these choices are spelled once, as Literals.
+NOISE_MODELS: tuple[str, ...] = get_args(NoiseModel)
+UPSAMPLING: tuple[str, ...] = get_args(Upsampling)
+MASK_SPACES: tuple[str, ...] = get_args(MaskSpace)
+LOSSES: tuple[str, ...] = get_args(HeatLoss)
+CLASS_SOURCES: tuple[str, ...] = get_args(ClassSource)
+AUGMENTS: tuple[str, ...] = get_args(Augment)
 
 # The paper's best blur (Table 2 note: K=13, S=6) was tuned on 224 px inputs.
 PAPER_FRAME_SIZE = 224
