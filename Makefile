@@ -6,23 +6,49 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= service,train,dev
+# What `make install` installs: a lock (`make lock`) with every package pinned and hashed, then usqa itself
+# editable without dependencies. dev.lock (service, train and dev extras) is resolved for CPython 3.11 on
+# x86-64 Linux with torch 2.13.0+cpu, the wheel on the build machines' disk (pip's find-links); on 3.12 and
+# 3.13, for which that wheel does not exist, it is test.lock (service and dev extras, no torch: the trainer's
+# tests need 3.11). LOCK=... picks another.
+PY_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+LOCK ?= $(if $(filter 3.11,$(PY_VERSION)),requirements/dev.lock,requirements/test.lock)
 # 0 skips the apt-get step of `make install` (install redis-server and chromium yourself).
 SYSTEM_DEPS ?= 1
 DEMO_OUT ?= runs/demo
 
-.PHONY: install system-deps demo test lint typecheck unit reliability bench docs-figures docs-examples results heating-analysis default-model compose-test clean
+.PHONY: install lock test-pythons system-deps demo test lint typecheck unit reliability bench docs-figures docs-examples results heating-analysis default-model compose-test clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	@test -n "$(PYTHON)" && $(PYTHON) -c "import sys; assert sys.version_info[:2] == (3, 11)" || { echo "make install: usqa needs Python 3.11 (python3.11 on PATH)"; exit 1; }
+$(STAMP): pyproject.toml $(LOCK)
+	@test -n "$(PYTHON)" && $(PYTHON) -c "import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13)" || { echo "make install: usqa needs Python 3.11, 3.12 or 3.13 (python3.11 on PATH, or PYTHON=...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch==2.13.0 (CPU) comes from the wheel on local disk through pip's find-links; pip, not uv.
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	# torch==2.13.0+cpu comes from the wheel on local disk through pip's find-links; pip, not uv.
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(if $(filter 0,$(SYSTEM_DEPS)),,$(MAKE) --no-print-directory system-deps)
 	touch $(STAMP)
+
+# The locks, refreshed from pyproject.toml (uv, from the dev extra; newest versions that fit): dev.lock for
+# `make install` on 3.11 (torch 2.13.0+cpu from /opt/wheels, as requirements/torch-cpu.txt says); test.lock, the
+# torch-free development install for 3.11 to 3.13 (universal: markers pick per Python); service.lock, the API
+# image; worker.lock, the worker image less torch, which the image installs first from the PyTorch index of
+# its TORCH_VARIANT (resolved against the CPU wheel, so no CUDA package enters the lock).
+LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --generate-hashes --quiet --python-version 3.11
+LOCK_CPU_TORCH = --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels --override requirements/torch-cpu.txt
+lock: install
+	$(LOCK_COMPILE) --extra service --extra train --extra dev $(LOCK_CPU_TORCH) -o requirements/dev.lock
+	$(LOCK_COMPILE) --extra service --extra dev --universal -o requirements/test.lock
+	$(LOCK_COMPILE) --extra service --universal -o requirements/service.lock
+	$(LOCK_COMPILE) --extra service --extra train $(LOCK_CPU_TORCH) --no-emit-package torch -o requirements/worker.lock
+
+# The torch-free part of the suite on the other supported Pythons found here (pyenv's 3.12 and 3.13, else
+# python3.12/python3.13 on PATH), each in its own .venv-3.1x from test.lock; it names the Pythons it ran.
+# CI runs it after `make test`.
+test-pythons:
+	@bash scripts/test-pythons.sh 3.12 3.13
 
 # System packages a test needs, installed only when missing (CI machines start with Python alone).
 system-deps:

@@ -21,23 +21,27 @@ RUN apt-get update \
 WORKDIR /srv/usqa
 # setup.py too: the image installs the package the way a wheel is built (its shipped-model step only warns
 # here, since models/ is copied after the install and served from USQA_REGISTRY).
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml setup.py README.md requirements/service.lock ./
 # usqa/ without its trainer: a COPY of the package, less usqa/trainer (.dockerignore cannot exclude it for one
 # image only), one folder at a time.
 COPY usqa/*.py usqa/py.typed ./usqa/
 COPY usqa/contracts ./usqa/contracts
 COPY usqa/service ./usqa/service
 COPY usqa/client ./usqa/client
-# onnxruntime and onnxruntime-gpu are two wheels of one `onnxruntime` package folder: with the gpu extra the
-# second is unpacked over the first, and uninstalling either afterwards deletes files the other needs. So the
-# gpu variant removes both and reinstalls onnxruntime-gpu alone (the version pip just resolved), with NVIDIA's
-# CUDA/cuDNN wheels registered with the dynamic linker (the slim image has no CUDA), and the build fails
-# unless onnxruntime then offers CUDAExecutionProvider: no image that quietly serves on the CPU.
-RUN pip install ".[${EXTRAS}]" \
+# The service extra from requirements/service.lock (every package pinned with its hashes; `make lock`), then
+# usqa itself without dependencies (the extras name what the lock holds).
+# onnxruntime and onnxruntime-gpu are two wheels of one `onnxruntime` package folder: uninstalling either after
+# the other was unpacked over it deletes files the other needs. So the gpu variant removes onnxruntime and
+# installs onnxruntime-gpu alone, at the locked onnxruntime's version, with NVIDIA's CUDA/cuDNN wheels (these
+# come from the index unhashed: the lock is the CPU image's) registered with the dynamic linker (the slim image
+# has no CUDA), and the build fails unless onnxruntime then offers CUDAExecutionProvider: no image that quietly
+# serves on the CPU.
+RUN pip install --require-hashes -r service.lock \
+    && pip install --no-deps ".[${EXTRAS}]" \
     && case ",${EXTRAS}," in \
         *,gpu,*) \
-            ort_version="$(pip show onnxruntime-gpu | sed -n 's/^Version: //p')" \
-            && pip uninstall -y onnxruntime onnxruntime-gpu \
+            ort_version="$(pip show onnxruntime | sed -n 's/^Version: //p')" \
+            && pip uninstall -y onnxruntime \
             && pip install "onnxruntime-gpu[cuda,cudnn]==${ort_version}" \
             && site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
             && find "${site}/nvidia" -name 'lib*.so*' -printf '%h\n' | sort -u > /etc/ld.so.conf.d/usqa-nvidia.conf \

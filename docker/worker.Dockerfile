@@ -35,9 +35,16 @@ RUN index="${TORCH_INDEX_URL:-https://download.pytorch.org/whl/${TORCH_VARIANT}}
 WORKDIR /srv/usqa
 # setup.py too: the image installs the package the way a wheel is built (its shipped-model step only warns
 # here, since models/ is copied after the install and served from USQA_REGISTRY).
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml setup.py README.md requirements/worker.lock ./
 COPY usqa ./usqa
-RUN pip install ".[service,train]" \
+# The rest of the service and train extras from requirements/worker.lock (every package pinned with its hashes;
+# `make lock`), then usqa itself without dependencies. torch is the one package the lock leaves out: its build
+# depends on TORCH_VARIANT and comes from the PyTorch index above, pinned by version and variant but not by hash
+# (the hash of the CPU wheel on the build machines' disk would not match a cu128 build, nor another mirror's).
+# The lock was resolved against the CPU wheel, so the CPU image gets no CUDA package; a CUDA variant's NVIDIA
+# wheels come with its torch, unhashed.
+RUN pip install --require-hashes -r worker.lock \
+    && pip install --no-deps ".[service,train]" \
     && python -c "import torch; assert torch.__version__ == '${TORCH_VERSION}+${TORCH_VARIANT}', torch.__version__"
 # The shipped model too: whichever of api and worker first mounts the empty models volume seeds it.
 COPY models ./models

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import socket
 import subprocess
@@ -70,3 +71,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `torch` are skipped, with the reason shown, where torch is not installed (the torch-free
+    venvs of `make test-pythons`); everywhere else they run."""
+    if importlib.util.find_spec("torch") is not None:
+        return
+    skip = pytest.mark.skip(reason="needs torch, which this environment does not install")
+    for item in items:
+        if item.get_closest_marker("torch") is not None:
+            item.add_marker(skip)

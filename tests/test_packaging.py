@@ -34,7 +34,7 @@ DICOM_CINE = "examples_ybr_color.dcm"
 DICOM_FRAMES = 30
 # Never copied into the build: environments, run outputs and caches (they must not reach a wheel anyway).
 NOT_COPIED = shutil.ignore_patterns(
-    ".git", ".venv", "runs", "build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".*_cache", ".hypothesis"
+    ".git", ".venv*", "runs", "build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".*_cache", ".hypothesis"
 )
 COMMAND_TIMEOUT_S = 120
 SERVE_READY_TIMEOUT_S = 90
@@ -172,7 +172,7 @@ def test_the_wheel_installs_no_generic_top_level_name(installed: Installed, name
 @pytest.mark.slow
 def test_the_installed_wheel_scores_and_serves_from_another_folder(installed: Installed) -> None:
     where = subprocess.run(
-        [str(installed.bin / "python"), "-c", "import service; print(usqa.service.__file__)"],
+        [str(installed.bin / "python"), "-c", "import usqa.service; print(usqa.service.__file__)"],
         cwd=installed.workdir,
         env=installed.env,
         capture_output=True,

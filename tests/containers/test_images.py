@@ -20,6 +20,8 @@ from tests.support.containers import (
     build_args,
     dockerfile_of,
     installed_extras,
+    installed_locks,
+    lock_header,
     services,
 )
 from usqa.cli import build_parser
@@ -32,7 +34,10 @@ def test_every_copied_path_exists() -> None:
     for dockerfile in DOCKERFILES:
         for copy in arguments(dockerfile, "COPY"):
             for source in [word for word in copy.split() if not word.startswith("--")][:-1]:
-                assert (REPO_ROOT / source).exists(), f"{dockerfile.name}: COPY {source} does not exist"
+                found = list(REPO_ROOT.glob(source)) if "*" in source else [REPO_ROOT / source]
+                assert found and all(p.exists() for p in found), (
+                    f"{dockerfile.name}: COPY {source} does not exist"
+                )
 
 
 def test_every_usqa_variable_is_a_setting() -> None:
@@ -88,6 +93,26 @@ def test_worker_image_installs_the_train_extra_and_the_pinned_cpu_torch() -> Non
     torch_install = next(run for run in arguments(WORKER_DOCKERFILE, "RUN") if "torch==" in run)
     assert "download.pytorch.org/whl/${TORCH_VARIANT}" in torch_install
     assert '"torch==${TORCH_VERSION}+${TORCH_VARIANT}"' in torch_install
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "lock"), [(API_DOCKERFILE, "service.lock"), (WORKER_DOCKERFILE, "worker.lock")]
+)
+def test_images_install_their_hashed_lock_then_usqa_without_dependencies(dockerfile: Path, lock: str) -> None:
+    assert installed_locks(dockerfile) == [lock]
+    copied = [arg.split() for arg in arguments(dockerfile, "COPY")]
+    assert any(f"requirements/{lock}" in sources for sources in copied), f"{dockerfile.name} copies no {lock}"
+    package_installs = [run for run in arguments(dockerfile, "RUN") if re.search(r'pip install .*"\.\[', run)]
+    assert package_installs and all('pip install --no-deps ".[' in run for run in package_installs)
+    # The lock was written for the image's Python and holds every extra the image names (gpu aside: its
+    # onnxruntime-gpu replaces the locked onnxruntime in the gpu variant).
+    header = lock_header(REPO_ROOT / "requirements" / lock)
+    (base,) = [arg for arg in arguments(dockerfile, "FROM") if arg.startswith("python:")]
+    assert f"--python-version {base.removeprefix('python:').split('-')[0]}" in header
+    for extra in installed_extras(dockerfile) - {"gpu"}:
+        assert f"--extra {extra}" in header, f"{lock} lacks the {extra} extra of {dockerfile.name}"
+    # torch is the worker image's own step (its variant's index); no lock holds it.
+    assert "torch==" not in (REPO_ROOT / "requirements" / lock).read_text()
 
 
 def test_worker_image_runs_and_pings_the_celery_worker_without_importing_the_app() -> None:

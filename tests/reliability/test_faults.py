@@ -33,6 +33,9 @@ from .conftest import Figures, cases, service_under_test
 
 SECTION = "faults"
 
+# Every fault is injected into a running stack whose worker trains: torch.
+pytestmark = pytest.mark.torch
+
 OVERRIDES = {"train_baseline": False, "episodes": 30, "steps_per_episode": 5, "batch_size": 16}
 SHIPPED = Path(__file__).resolve().parents[2] / "models"
 

@@ -113,11 +113,12 @@ def dockerfile_of(service: dict[str, Any]) -> Path:
 
 
 def installed_extras(dockerfile: Path, build: dict[str, Any] | None = None) -> set[str]:
-    """The extras of `pip install ".[...]"`, with build arguments substituted (compose's over the defaults)."""
+    """The extras of `pip install [--options] ".[...]"`, with build arguments substituted (compose's over the
+    defaults)."""
     values = {**build_args(dockerfile), **((build or {}).get("args") or {})}
     extras: set[str] = set()
     for run in arguments(dockerfile, "RUN"):
-        for spec in re.findall(r'pip install "\.\[([^\]]+)\]"', run):
+        for spec in re.findall(r'pip install (?:--[\w-]+ )*"\.\[([^\]]+)\]"', run):
             resolved = re.sub(r"\$\{(\w+)\}", lambda m: str(values[m.group(1)]), spec)
             extras |= {extra.strip() for extra in resolved.split(",")}
     return extras
@@ -245,3 +246,15 @@ def docker_compose_command() -> list[str] | None:
         return [docker, "compose"]
     legacy = shutil.which("docker-compose")  # Debian's compose v1, which make compose-test also drives
     return [legacy] if legacy else None
+
+
+def installed_locks(dockerfile: Path) -> list[str]:
+    """The lock files a Dockerfile's RUNs install with `pip install --require-hashes -r`."""
+    return [
+        lock for run in arguments(dockerfile, "RUN") for lock in re.findall(r"--require-hashes -r (\S+)", run)
+    ]
+
+
+def lock_header(lock: Path) -> str:
+    """The command that wrote a lock (`make lock`, uv pip compile), from its header."""
+    return next(line for line in lock.read_text().splitlines()[:3] if "uv pip compile" in line)

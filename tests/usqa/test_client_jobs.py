@@ -16,6 +16,9 @@ from usqa.client import AsyncClient, Client, Job, UsqaError
 from usqa.client.core import EventParser, RetryPolicy, job_of_event, retrain_request
 from usqa.service.simulator import write_dataset
 
+# The jobs run on a real worker, which trains: torch.
+pytestmark = pytest.mark.torch
+
 FRAMES = 160
 
 

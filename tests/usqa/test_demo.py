@@ -12,7 +12,8 @@ from usqa.cli import main
 from usqa.local_stack import free_port
 from usqa.service.registry import CHAMPION, ModelRegistry
 
-pytestmark = pytest.mark.slow
+# The demo trains a model: torch.
+pytestmark = [pytest.mark.slow, pytest.mark.torch]
 
 
 @pytest.mark.parametrize("broker", ["auto", "embedded"])
