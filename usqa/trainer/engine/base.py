@@ -6,7 +6,10 @@ every engine:
 
 - `on_start(engine)`: before the first iteration of `run()` (after a resume, the first remaining one);
 - `on_iteration_end(engine, logs)`: after each iteration, with that iteration's logs;
-- `on_end(engine)`: once the loop is over (all iterations done, or a callback set `engine.should_stop`).
+- `on_end(engine)`: once the loop is over (all iterations done, or a callback set `engine.should_stop`);
+- `on_exception(engine, error)`: when an iteration or a callback raised, before `run()` re-raises it (MONAI's
+  `Events.EXCEPTION_RAISED`): the checkpointer saves the state the run reached and the metrics log writes a
+  last line, so a crashed run can be resumed and read. `on_end` does not follow.
 
 An iteration is the engine's unit of work and of resumption: an optimiser step for heating and fine-tuning
 (`unit = "step"`), an episode of Algorithm 1 for the RL trainer (`unit = "episode"`). `engine.iteration`
@@ -36,6 +39,9 @@ class Callback:
 
     def on_end(self, engine: Engine) -> None:
         """Called once the loop is over (not when an exception left it)."""
+
+    def on_exception(self, engine: Engine, error: Exception) -> None:
+        """Called when `error` left the loop; `engine.iteration` counts the iterations that completed."""
 
 
 class Engine:
@@ -80,21 +86,35 @@ class Engine:
     def run(self) -> None:
         """Run the remaining iterations, calling the callbacks."""
         self.should_stop = False
-        self.start()
-        for callback in self.callbacks:
-            callback.on_start(self)
-        started, done_here = time.perf_counter(), 0
-        while self.iteration < self.iterations and not self.should_stop:
-            logs = self.run_iteration()
-            self.iteration += 1
-            done_here += 1
-            self.elapsed_s = time.perf_counter() - started
-            self.eta_s = self.elapsed_s / done_here * (self.iterations - self.iteration)
-            self.last_logs = logs = self.iteration_logs(logs)
+        try:
+            self.start()
             for callback in self.callbacks:
-                callback.on_iteration_end(self, logs)
+                callback.on_start(self)
+            started, done_here = time.perf_counter(), 0
+            while self.iteration < self.iterations and not self.should_stop:
+                logs = self.run_iteration()
+                self.iteration += 1
+                done_here += 1
+                self.elapsed_s = time.perf_counter() - started
+                self.eta_s = self.elapsed_s / done_here * (self.iterations - self.iteration)
+                self.last_logs = logs = self.iteration_logs(logs)
+                for callback in self.callbacks:
+                    callback.on_iteration_end(self, logs)
+        except Exception as error:
+            self._fire_exception(error)
+            raise
         for callback in self.callbacks:
             callback.on_end(self)
+
+    def _fire_exception(self, error: Exception) -> None:
+        """Every callback's `on_exception`; one that fails too is noted on `error`, and the rest still run."""
+        for callback in self.callbacks:
+            try:
+                callback.on_exception(self, error)
+            except Exception as also:
+                error.add_note(
+                    f"{type(callback).__name__}.on_exception failed too: {type(also).__name__}: {also}"
+                )
 
     def state_dict(self) -> dict[str, Any]:
         raise NotImplementedError

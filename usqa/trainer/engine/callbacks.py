@@ -1,7 +1,7 @@
 """The engines' callbacks: progress bar, JSONL metrics, atomic checkpoints, job progress, history, best model.
 
 Each works with every engine of `usqa.trainer.engine` through the one vocabulary of `usqa.trainer.engine.base`
-(`on_start`, `on_iteration_end`, `on_end`) and what every engine has: `stage`, `unit`, `iteration`,
+(`on_start`, `on_iteration_end`, `on_end`, `on_exception`) and what every engine has: `stage`, `unit`, `iteration`,
 `iterations`, `networks`, `state_dict()`.
 """
 
@@ -22,6 +22,8 @@ from tqdm import tqdm
 from usqa.trainer.engine.base import Callback, Engine, Logs
 
 MSG_NO_METRIC = "BestModel watches {metric!r}, but the engine's logs have only {keys}"
+# The key of the metrics log's last line when an exception stopped the run.
+EXCEPTION_KEY = "exception"
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -75,16 +77,23 @@ class ProgressBar(Callback):
             self.bar.close()
             self.bar = None
 
+    def on_exception(self, engine: Engine, error: Exception) -> None:
+        self.on_end(engine)
+
 
 class MetricsLog(Callback):
     """Appends `{unit: iteration, **logs}` as one JSON line every `every` iterations and at the last one.
 
-    On start it drops the lines of this engine's stage past `engine.iteration`: a resumed run's log then
-    matches its checkpoint, and a run started afresh in an old file replaces that stage's lines.
+    When an exception stops the run, a last line `{unit: iteration, "stage", "exception": "Type: message"}`
+    records it, `iteration` counting the completed iterations (the latest ones' logs are written with it if
+    `every` had skipped them). On start it drops the lines of this engine's stage past `engine.iteration`, and
+    that stage's exception lines: a resumed run's log then matches its checkpoint, and a run started afresh in
+    an old file replaces that stage's lines.
     """
 
     def __init__(self, path: Path, every: int = 1) -> None:
         self.path, self.every = path, max(1, every)
+        self.written_at: int | None = None
 
     def on_start(self, engine: Engine) -> None:
         if not self.path.is_file():
@@ -97,20 +106,31 @@ class MetricsLog(Callback):
             if line.strip()
             and not (
                 (row := json.loads(line)).get("stage", engine.stage) == engine.stage
-                and int(row[engine.unit]) > engine.iteration
+                and (int(row[engine.unit]) > engine.iteration or EXCEPTION_KEY in row)
             )
         ]
         self.path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
 
     def on_iteration_end(self, engine: Engine, logs: Logs) -> None:
         if engine.iteration % self.every == 0 or engine.iteration == engine.iterations:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({engine.unit: engine.iteration, **logs}, sort_keys=True) + "\n")
+            self._write({engine.unit: engine.iteration, **logs})
+            self.written_at = engine.iteration
+
+    def on_exception(self, engine: Engine, error: Exception) -> None:
+        last = engine.last_logs if self.written_at != engine.iteration and engine.last_logs else {}
+        message = f"{type(error).__name__}: {error}"
+        self._write({**last, engine.unit: engine.iteration, "stage": engine.stage, EXCEPTION_KEY: message})
+
+    def _write(self, row: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, sort_keys=True, default=str) + "\n")
 
 
 class Checkpointer(Callback):
-    """Saves `payload(engine)` atomically (fsync) every `every` iterations, at the last one and at the end.
+    """Saves `payload(engine)` atomically (fsync) every `every` iterations, at the last one, at the end and
+    when an exception stops the run (if the completed iterations are not saved yet), so a crashed run resumes
+    from where it got to rather than from the last multiple of `every`.
 
     `payload` wraps `engine.state_dict()` with what rebuilds the run (its config, class names, a kind tag).
     """
@@ -131,6 +151,11 @@ class Checkpointer(Callback):
         # a run stopped early (or resumed when already finished) still leaves its final state
         if self.saved_at != engine.iteration or not self.path.is_file():
             self.save(engine)
+
+    def on_exception(self, engine: Engine, error: Exception) -> None:
+        # `engine.iteration` counts the completed iterations; what the failing one had already changed in the
+        # networks is saved with them
+        self.on_end(engine)
 
 
 class ProgressHook(Callback):
