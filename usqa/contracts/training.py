@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, TypeVar, get_args
 
 from usqa.contracts.frames import FrameSpec
+from usqa.contracts.graphs import Task
 
-Task = Literal["classify", "segment"]
 Reward = Literal["avg", "weighted", "selective"]
 Algo = Literal["reinforce", "ddpg", "credit"]
 # The trainer's named budgets (usqa.trainer.recipe.presets); the API accepts a preset by name.
