@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from usqa.contracts.adaptation import AdaptMode
+from usqa.contracts.training import apply_overrides
 from usqa.service.jobs.spec import JobSpec
 from usqa.service.registry import ModelRegistry
 from usqa.trainer.adaptation.adapt import AdaptOptions, adapt
@@ -25,16 +26,11 @@ DEFAULT_STEPS = 100
 def adapt_options(spec: JobSpec) -> AdaptOptions:
     """The spec's adaptation settings (fields checked by `usqa.service.jobs.spec.check_adaptation`)."""
     assert spec.labels is not None
-    overrides = spec.overrides
-    return AdaptOptions(
-        mode=spec.adapt_mode or DEFAULT_MODE,
-        labels=spec.labels,
-        seed=int(overrides.get("seed", 0)),
-        steps=int(overrides.get("steps", DEFAULT_STEPS)),
-        episodes=overrides.get("episodes"),
-        task=spec.task,
-        device=str(overrides.get("device", "cpu")),
+    options = AdaptOptions(
+        mode=spec.adapt_mode or DEFAULT_MODE, labels=spec.labels, steps=DEFAULT_STEPS, task=spec.task
     )
+    # Only seed, steps, episodes and device: check_adaptation refuses any other override.
+    return apply_overrides(options, spec.overrides)
 
 
 def run_adaptation(
