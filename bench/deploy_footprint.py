@@ -81,7 +81,7 @@ def scratch(keep: Path | None) -> Iterator[Path]:
 
 
 def measure(stream_seconds: float, keep: Path | None) -> dict[str, Any]:
-    from usqa.demo import zip_folder
+    from usqa.client.archives import zip_folder
     from usqa.service.simulator import write_dataset
 
     began = time.perf_counter()

@@ -1,0 +1,125 @@
+"""The demo's service stages: the API and a worker started, a cine streamed through /ws/scan, a second data
+set uploaded and retrained through the API while the stream goes on, and the stream watched for the swap."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from usqa import local_stack
+from usqa.client import Client, Job
+from usqa.demo.context import CLASS_NAMES, PRESET, SUBJECTS, Demo
+from usqa.demo.training import BACKBONE_NAME, FRAME_SIZE
+from usqa.demo.view import STREAM_FPS, VIEW_EVERY
+from usqa.service.simulator import simulate_cine, write_dataset
+
+CINE_FRAMES = 150
+SECOND_FRAMES = 1600
+WARM_STREAM_S = 6.0
+SWAP_WAIT_S = 20.0
+# Frames the new version (or, without a promotion, the old one) scores after the job, before the stream ends.
+AFTER_JOB_FRAMES = 45
+JOB_TIMEOUT_S = 900.0
+
+
+def serve(demo: Demo) -> str:
+    broker = demo.choose_broker()
+    demo.facts.broker = broker.description
+    env = demo.service_env(broker)
+    port = demo.args.port if local_stack.port_is_free(demo.args.port) else local_stack.free_port()
+    demo.processes.append(local_stack.start_api(port, env, demo.logs / "api.log"))
+    demo.processes.append(local_stack.start_worker(env, demo.logs / "worker.log"))
+    demo.base = f"http://127.0.0.1:{port}"
+    print(f"    live page: {demo.base}/  (token for the control routes: {demo.token}); logs in {demo.logs}")
+    return f"started the API ({demo.base}) and a worker; jobs go through the {broker.description}"
+
+
+def stream(demo: Demo) -> str:
+    """A simulated cine, looped at a scanner's frame rate through /ws/scan until the last stage ends."""
+    cine = [f.image for f in simulate_cine(PRESET, CINE_FRAMES, seed=demo.args.seed + 1)]
+    demo.view.start(demo.base, demo.token, cine)
+    time.sleep(WARM_STREAM_S)
+    return (
+        f"streaming a simulated cine at {STREAM_FPS:.0f} fps through /ws/scan in the background "
+        f"(every {VIEW_EVERY}th frame shown)"
+    )
+
+
+def retrain(demo: Demo) -> str:
+    """A second data set through POST /datasets, a job through POST /retrain, followed to its end."""
+    second = demo.out / "source" / "second"
+    write_dataset(
+        second,
+        frames=SECOND_FRAMES,
+        subjects=SUBJECTS + 8,
+        seed=demo.args.seed + 100,
+        size=FRAME_SIZE,
+        preset=PRESET,
+    )
+    with Client(demo.base, token=demo.token, timeout_s=120) as usqa:
+        dataset = usqa.upload(second)
+        demo.facts.second = dataset
+        print(f"    uploaded data set {dataset.id} ({dataset.frames} frames, splits {dataset.splits})")
+        spec = {
+            "dataset": dataset.id,
+            "task": "classify",
+            "config": demo.args.config,
+            "backbone": BACKBONE_NAME,
+            "class_names": list(CLASS_NAMES),
+            "force": True,  # as for v1: publish and gate even a run whose own check failed
+        }
+        job = usqa.retrain(spec)
+        print(f"    queued retraining job {job.id}; following its progress")
+        last = ""
+        for status in usqa.follow_job(job.id, timeout_s=JOB_TIMEOUT_S):
+            if (line := _progress_line(status)) != last:
+                print(line, flush=True)
+                last = line
+            job = status
+    demo.facts.job = job
+    if not job.finished or job.state != "SUCCESS":
+        return f"retraining job {job.id} ended {job.state}: {job.error}"
+    report: dict[str, Any] = job.report or {}
+    outcome = "promoted to champion" if report.get("promoted") else "kept as challenger (not promoted)"
+    return f"retrained through the API: v{report.get('version')} {outcome}"
+
+
+def watch_swap(demo: Demo) -> str:
+    """Keep streaming until the version now serving has scored frames of its own, then end the stream."""
+    job = demo.facts.job
+    promoted = _promoted(job)
+    if promoted is not None:
+        local_stack.wait_for(lambda: demo.view.swaps, SWAP_WAIT_S, "the swap to reach the stream")
+        version, goal = promoted, AFTER_JOB_FRAMES
+    else:
+        version = demo.view.spans[-1].version if demo.view.spans else demo.facts.version
+        goal = demo.view.frames_by(version) + AFTER_JOB_FRAMES
+    local_stack.wait_for(
+        lambda: demo.view.frames_by(version) >= goal or demo.view.failure,
+        AFTER_JOB_FRAMES / STREAM_FPS + SWAP_WAIT_S,
+        f"v{version} to score {goal} frames",
+    )
+    demo.view.finish()
+    if promoted is not None:
+        return (
+            f"v{version} took over the stream and scored {demo.view.frames_by(version)} frames; stream ended"
+        )
+    return f"v{version} went on scoring the stream ({demo.view.frames_by(version)} frames); stream ended"
+
+
+def _promoted(job: Job | None) -> int | None:
+    """The version the job promoted to champion, or None."""
+    if job is None or job.state != "SUCCESS" or not (job.report or {}).get("promoted"):
+        return None
+    return int((job.report or {})["version"])
+
+
+def _progress_line(job: Job) -> str:
+    progress = job.progress
+    if progress.get("episode"):
+        detail = (
+            f"episode {progress['episode']}/{progress['episodes']}, eta {progress.get('eta_s') or 0:.0f} s"
+        )
+    else:
+        detail = progress.get("message") or ""
+    return f"    job {job.state:<8s} {progress.get('stage') or ''} {detail}".rstrip()
