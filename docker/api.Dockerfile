@@ -28,6 +28,8 @@ COPY usqa/*.py usqa/py.typed ./usqa/
 COPY usqa/contracts ./usqa/contracts
 COPY usqa/service ./usqa/service
 COPY usqa/client ./usqa/client
+# The demo's command module: `usqa --help` lists it; its stages import the trainer only when it runs.
+COPY usqa/demo ./usqa/demo
 # The service extra from requirements/service.lock (every package pinned with its hashes; `make lock`), then
 # usqa itself without dependencies (the extras name what the lock holds).
 # onnxruntime and onnxruntime-gpu are two wheels of one `onnxruntime` package folder: uninstalling either after
