@@ -59,3 +59,10 @@ def test_upload_requests_take_a_folder_an_archive_or_bytes(tmp_path: Path) -> No
     assert upload_request(tmp_path / "set").options["files"]["file"][0] == "set.zip"
     assert upload_request(archive).options["files"]["file"] == ("set.zip", archive.read_bytes())
     assert upload_request(b"x", "a.tar").options["files"]["file"] == ("a.tar", b"x")
+
+
+def test_the_client_knows_the_services_finished_states() -> None:
+    from usqa.client.core import TERMINAL_STATES
+    from usqa.service.jobs.queue import TERMINAL_STATES as SERVICE_STATES
+
+    assert TERMINAL_STATES == SERVICE_STATES

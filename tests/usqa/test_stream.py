@@ -8,6 +8,7 @@ import cv2
 import pytest
 
 from usqa.cli import main
+from usqa.client import Client
 from usqa.client.stream import format_result, stream_frames
 from usqa.service.inference.model import LoadedModel
 
@@ -53,3 +54,14 @@ def test_usqa_stream_reports_an_unreachable_server(
     cv2.imwrite(str(image), frame_of_level(50))
     assert main(["stream", str(image), "--url", "ws://127.0.0.1:1/ws/scan", "--quiet"]) == 2
     assert "cannot stream to ws://127.0.0.1:1/ws/scan" in capsys.readouterr().err
+
+
+def test_play_without_a_rate_waits_for_each_answer(shared_server: LiveServer) -> None:
+    """fps=None (the latency benchmark's saturated streams): the next frame goes when the last is answered,
+    so the service never replaces one; every frame has its round trip."""
+    frames = [frame_of_level(120, shape=(48, 48), seed=i) for i in range(10)]
+    with Client(shared_server.http) as usqa:
+        report = usqa.play(frames, fps=None, offset_s=0.01)
+    assert report.sent == report.results == 10 and report.errors == 0
+    assert report.summary is not None and report.summary["frames"]["dropped"] == 0
+    assert len(report.latencies_ms) == 10 and report.close_code == 1000

@@ -29,6 +29,7 @@ RECV_TIMEOUT_S: Final = 30.0
 MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 SCAN_PATH: Final = "/ws/scan"
 END_MESSAGE: Final = json.dumps({"type": MessageType.END})
+# Celery's names of a finished job, as usqa.service.jobs.queue has them (not imported: it loads Celery).
 TERMINAL_STATES: Final = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 # The status of a UsqaError that an event stream reported after its 200 (GET /jobs/{id}/events).
 IN_STREAM: Final = 0
