@@ -163,6 +163,24 @@ class RecipeConfig:
 
 
 @dataclass(frozen=True)
+class SupervisedConfig:
+    """The supervised stage (usqa.trainer.amenability.supervised_stage): the predictor trained on every training
+    frame to convergence before Algorithm 1 and the non-selective baseline both continue from it."""
+
+    # Most optimiser steps; 0 switches the stage off (a config.json from before the stage means what it meant).
+    steps: int = 0
+    # Steps between two validation checks (an iteration of the stage's engine; the plan makes it about an epoch).
+    eval_every: int = 50
+    # Stop after this many checks without a better validation metric; the best check's weights are restored.
+    patience: int = 5
+    # AdamW's peak learning rate; "one_cycle" warms up over the first 30 % of `steps` then anneals (cosine).
+    learning_rate: float = 3e-3
+    schedule: Literal["one_cycle", "cosine"] = "one_cycle"
+    # Validation frames scored at each check (a seeded subset when the split is larger; never the holdout).
+    val_frames: int = 1024
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything `train` needs besides the data: resolved once, stored in config.json and in checkpoints."""
 
@@ -199,6 +217,7 @@ class TrainConfig:
     checkpoint_every: int = 5
     backbone_checkpoint: str | None = None
     credit: CreditConfig = field(default_factory=CreditConfig)
+    supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
 
     @property
     def total_steps(self) -> int:

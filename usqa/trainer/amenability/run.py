@@ -7,7 +7,9 @@ the final controller and predictor with their config, the non-selective baseline
 validation split (usqa.trainer.amenability.acceptance), which export and the promotion gate refuse when failed
 unless forced.
 
-With `config.recipe.best_on_validation`, each stage keeps the predictor of its best validation episode
+With `config.supervised.steps`, a supervised stage first trains the predictor on every training frame to convergence
+(usqa.trainer.amenability.supervised_stage, kept in supervised.pt); the baseline and Algorithm 1 start from it.
+With `config.recipe.best_on_validation`, each later stage keeps the predictor of its best validation episode
 (`BestModel`, after the warm-up in the amenability stage) and may stop early; its state is in checkpoint.pt.
 
 A heated backbone (`config.backbone_checkpoint`) is read through `usqa.trainer.heating.backbone_io` only: its own
@@ -42,6 +44,7 @@ from usqa.trainer.amenability.run_folder import (
     record_data_dir,
     write_verdict,
 )
+from usqa.trainer.amenability.supervised_stage import stage_in_run_folder
 from usqa.trainer.data import TaskData, load_task_data, reward_indices
 from usqa.trainer.engine.base import Callback, Engine
 from usqa.trainer.engine.callbacks import BestModel, Checkpointer, MetricsLog, ProgressBar, atomic_torch_save
@@ -222,6 +225,12 @@ def train(
     if not resume:
         metrics_path.unlink(missing_ok=True)
     seconds: dict[str, float] = {}
+    # Both stages below continue from the supervised stage's predictor (when it is on), so they compare fairly.
+    start: dict[str, torch.Tensor] | None = None
+    if config.supervised.steps > 0:
+        start = stage_in_run_folder(
+            config, data, run_dir, build_networks(config)[0], callbacks, resume, progress, device, seconds
+        )
 
     baseline: nn.Module | None = None
     if config.train_baseline:
@@ -231,6 +240,8 @@ def train(
         else:
             with seeded_init(config.seed):
                 baseline = build_predictor(config).to(device)
+            if start is not None:
+                baseline.load_state_dict(start)
             started = time.perf_counter()
             engine = AmenabilityEngine(
                 config,
@@ -252,6 +263,8 @@ def train(
             atomic_torch_save({"config": config.to_dict(), "predictor": baseline.state_dict()}, baseline_path)
 
     predictor, controller = build_networks(config)
+    if start is not None:
+        predictor.load_state_dict(start)
     predictor, controller = predictor.to(device), controller.to(device)
     learner = build_learner(config, controller)
     # BestModel before the checkpointer, so a checkpoint holds the best including its own episode.

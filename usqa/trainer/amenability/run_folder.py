@@ -6,6 +6,7 @@
       metrics.jsonl     one line of logs per episode
       model.pt          the trained controller and predictor, each with the config that rebuilds it
       baseline.pt       the non-selective predictor (same network and budget, all frames)
+      supervised.pt     the supervised stage's predictor, which both stages above start from, and its history
       data.json         the data set it was trained on, so `usqa export` finds real frames for its checks
       verdict.json      the run's acceptance (usqa.trainer.amenability.acceptance)
       adapt.json        an adaptation's record (usqa.trainer.adaptation.adapt)
@@ -28,6 +29,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
 MODEL_FILE = "model.pt"
 BASELINE_FILE = "baseline.pt"
+SUPERVISED_FILE = "supervised.pt"
 DATA_RECORD_FILE = "data.json"
 VERDICT_FILE = "verdict.json"
 ADAPT_FILE = "adapt.json"

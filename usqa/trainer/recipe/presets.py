@@ -20,6 +20,7 @@ from usqa.contracts.training import (
     RecipeConfig,
     Reward,
     RewardConfig,
+    SupervisedConfig,
     Task,
     TrainConfig,
     UNetConfig,
@@ -71,6 +72,7 @@ def preset(
                 transitions_per_update=2,
             ),
             checkpoint_every=1,
+            supervised=SupervisedConfig(steps=8, eval_every=2, patience=2),
         )
     if name == "demo":
         small = BackboneConfig(widths=(8, 16, 32))
@@ -92,6 +94,7 @@ def preset(
                 critic_backbone=BackboneConfig(widths=(4, 8, 16)), updates_per_episode=4, critic_hidden=32
             ),
             checkpoint_every=4,
+            supervised=SupervisedConfig(steps=300, eval_every=25, patience=4),
         )
     if name == "default":
         if task == "segment":
@@ -107,8 +110,14 @@ def preset(
                 batch_size=16,
                 reward_frames=64,
                 recipe=recipe_for(task, 40),
+                supervised=SupervisedConfig(steps=2000, eval_every=100, patience=5),
             )
-        return replace(base, name="default", recipe=recipe_for(task, base.episodes))
+        return replace(
+            base,
+            name="default",
+            recipe=recipe_for(task, base.episodes),
+            supervised=SupervisedConfig(steps=3000, eval_every=100, patience=5),
+        )
     raise ValueError(f"unknown config preset {name!r}; choose one of {', '.join(PRESETS)}")
 
 

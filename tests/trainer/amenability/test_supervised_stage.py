@@ -1,0 +1,78 @@
+"""The supervised stage: early stopping on the validation metric, best weights restored, seeded, in the run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from usqa.contracts.training import SupervisedConfig
+from usqa.trainer.amenability.engine import frame_metric, infer
+from usqa.trainer.amenability.run import train
+from usqa.trainer.amenability.run_folder import METRICS_FILE, SUPERVISED_FILE
+from usqa.trainer.amenability.supervised_stage import supervised_stage
+from usqa.trainer.data import SplitTensors
+from usqa.trainer.recipe.presets import preset
+
+
+def split(n: int, seed: int, noise: bool = False) -> SplitTensors:
+    """Frames whose class is their brightness (learnable), or pure noise labels (nothing to learn)."""
+    rng = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=rng)
+    frames = torch.randint(0, 100, (n, 1, 32, 32), generator=rng, dtype=torch.uint8)
+    if not noise:
+        frames = frames + (labels * 120).to(torch.uint8).view(n, 1, 1, 1)
+    return SplitTensors(frames, labels, np.ones(n, np.int8), ["s"] * n, [str(i) for i in range(n)])
+
+
+def config(steps: int, patience: int) -> object:
+    return replace(
+        preset("debug", "classify"),
+        supervised=SupervisedConfig(steps=steps, eval_every=2, patience=patience, learning_rate=1e-2),
+    )
+
+
+def test_it_learns_a_learnable_task_and_restores_the_best_check() -> None:
+    cfg = config(steps=40, patience=100)
+    val = split(64, 1)
+    result = supervised_stage(cfg, split(128, 0), val)  # type: ignore[arg-type]
+    metrics = [row["metric"] for row in result.history]
+    assert result.best_metric == max(metrics) and result.best_metric > 0.9
+    assert result.best_check == 1 + metrics.index(max(metrics))
+    logits = infer(result.predictor, val.frames, torch.device("cpu"))
+    assert float(frame_metric("classify", logits, val.targets).mean()) == pytest.approx(result.best_metric)
+
+
+def test_it_stops_after_patience_checks_without_improvement() -> None:
+    cfg = config(steps=200, patience=2)
+    result = supervised_stage(cfg, split(64, 0, noise=True), split(64, 1, noise=True))  # type: ignore[arg-type]
+    assert result.stopped_early and result.steps < 200
+    assert len(result.history) == result.best_check + 2
+    assert result.steps == 2 * len(result.history)
+
+
+def test_it_is_seeded() -> None:
+    cfg = config(steps=6, patience=100)
+    a = supervised_stage(cfg, split(64, 0), split(32, 1))  # type: ignore[arg-type]
+    b = supervised_stage(cfg, split(64, 0), split(32, 1))  # type: ignore[arg-type]
+    for p, q in zip(a.predictor.state_dict().values(), b.predictor.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_both_stages_of_a_run_start_from_the_stages_predictor(tiny_data: Path, tmp_path: Path) -> None:
+    cfg = replace(preset("debug"), episodes=0)  # no episode after the stage: both are its predictor
+    assert cfg.supervised.steps > 0
+    run = tmp_path / "run"
+    result = train(cfg, tiny_data, run, progress=False)
+    saved = torch.load(run / SUPERVISED_FILE, weights_only=False)
+    assert saved["stage"]["steps"] > 0 and "supervised" in result.seconds
+    assert result.baseline is not None
+    for network in (result.predictor, result.baseline):
+        for key, value in network.state_dict().items():
+            assert torch.equal(saved["predictor"][key], value), key
+    stages = [json.loads(line)["stage"] for line in (run / METRICS_FILE).read_text().splitlines()]
+    assert set(stages) == {"supervised"}
