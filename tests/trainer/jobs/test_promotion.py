@@ -31,6 +31,7 @@ from ...service.conftest import (
     make_settings,
     write_graphs,
 )
+from ...support.verdicts import marginal_verdict
 
 NAME = "gated"
 # (frame level, label) of the holdout frames. The fixture controller rejects level 20 at the 5 % operating
@@ -244,3 +245,11 @@ def test_a_version_whose_verdict_failed_is_refused_unless_forced(
     assert forced.passed and "no champion yet" in forced.reason
     passing = publish(registry, tmp_path / "v2", "classify", verdict={"passed": True, "reasons": []})
     assert decide(settings, registry, NAME, passing, mixed).passed
+
+
+def test_a_version_whose_margin_is_within_its_sampling_error_is_refused(
+    settings: Settings, registry: ModelRegistry, mixed: str, tmp_path: Path
+) -> None:
+    version = publish(registry, tmp_path / "v1", "classify", verdict=marginal_verdict().to_dict())
+    decision = decide(settings, registry, NAME, version, mixed)
+    assert not decision.passed and "margin +0.011 ± 0.018 (1 SE over 180 frames)" in decision.reason

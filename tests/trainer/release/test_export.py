@@ -32,6 +32,8 @@ from usqa.trainer.release.export import (
     score_histogram,
 )
 
+from ...support.verdicts import marginal_verdict
+
 
 @pytest.fixture(scope="module")
 def classify_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -257,6 +259,22 @@ def test_export_refuses_a_predictor_no_better_than_the_trivial_one(
     assert MSG_TRIVIAL_PREDICTOR.split(":")[0] in capsys.readouterr().err
     assert main(["export", "--run", str(trivial_run), "--registry", reg, "--force"]) == 0
     assert "published because of --force" in capsys.readouterr().out
+
+
+def test_export_refuses_a_margin_within_its_sampling_error(
+    classify_run: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    run = tmp_path / "marginal"
+    shutil.copytree(classify_run, run)
+    write_verdict(marginal_verdict().to_dict(), run)  # +0.011 over 180 frames, 1 SE 0.018
+    registry = ModelRegistry(tmp_path / "reg")
+    with pytest.raises(ExportError, match=r"margin \+0\.011 ± 0\.018 \(1 SE over 180 frames\)"):
+        export_run(run, registry, ExportOptions(name="m"), data_dir=tiny_data)
+    assert registry.names() == []
+    assert main(["export", "--run", str(run), "--registry", str(tmp_path / "cli")]) == 2
+    assert "beyond chance" in capsys.readouterr().err
 
 
 def test_a_run_without_a_verdict_is_judged_at_export(
