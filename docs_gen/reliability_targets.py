@@ -212,6 +212,20 @@ TARGETS: dict[str, tuple[Target, ...]] = {
         ),
         Target("Session refusals /metrics did not count", ("sessions.refused_metric_mismatch",), "==", 0),
         Target("Sessions still open after every stream closed", ("sessions.open_after",), "==", 0),
+        Target(
+            "Hostile DICOM (excess, deflated, huge frames) not refused 413 on each route",
+            ("decode_budgets.wrong_answers",),
+            "==",
+            0,
+        ),
+        Target("Slowest hostile DICOM refusal", ("decode_budgets.slowest_refusal_ms",), "<=", 1000, "ms"),
+        Target(
+            "Peak memory growth refusing a hostile DICOM",
+            ("decode_budgets.rss_peak_growth_mb",),
+            "<=",
+            100,
+            "MB",
+        ),
     ),
     "security": (
         Target("Routes neither public by intent nor guarded by a token", ("auth.unguarded_routes",), "==", 0),

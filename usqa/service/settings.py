@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     # Multi-frame inputs (DICOM cine, video) stop with a clear error past this many frames.
     max_frames_per_input: int = Field(default=5000, gt=0)
+    # Decoded pixels (frames x width x height) one request may produce: checked from the headers and again
+    # while decoding, so a small file declaring or holding huge frames is refused before it is materialised.
+    max_decoded_pixels: int = Field(default=128 * 1024 * 1024, gt=0)
 
     # The writable model registry (publish, promote); relative to the working directory, as in a checkout.
     registry: Path = Path("models")

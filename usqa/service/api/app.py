@@ -109,6 +109,7 @@ def build_state(settings: Settings) -> ServiceState:
             max_pixels=settings.max_frame_pixels,
             max_frames=settings.max_frames_per_input,
             limits=signal_limits(settings),
+            max_decoded_pixels=settings.max_decoded_pixels,
         ),
         sessions=SessionLimiter(settings.max_scan_sessions),
         records=SessionStore(

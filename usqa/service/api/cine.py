@@ -43,13 +43,19 @@ def demo_cine(preset: str, frames: int, seed: int = 0) -> CineFrames:
     )
 
 
-def unpack_cine(data: bytes, filename: str, *, max_pixels: int, max_frames: int) -> CineFrames:
+def unpack_cine(
+    data: bytes, filename: str, *, max_pixels: int, max_frames: int, max_decoded_pixels: int | None = None
+) -> CineFrames:
     """A DICOM cine, a video or an image file as PNG frames (the video decoder needs a file on disk)."""
     suffix = Path(filename).suffix.lower()[:8]
     with tempfile.TemporaryDirectory(prefix="usqa-cine-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(data)
-        images = list(read_frames(path, max_pixels=max_pixels, max_frames=max_frames))
+        images = list(
+            read_frames(
+                path, max_pixels=max_pixels, max_frames=max_frames, max_decoded_pixels=max_decoded_pixels
+            )
+        )
         fps = _video_fps(path) if suffix in {".mp4", ".avi", ".mov", ".mkv"} else DEFAULT_CINE_FPS
     height, width = images[0].shape[:2]
     return CineFrames(

@@ -16,6 +16,7 @@ from usqa.service.frames.decode import (
 )
 from usqa.service.frames.errors import (
     CorruptFrameError,
+    DecodeBudgetError,
     EmptyFrameError,
     FrameError,
     FrameTooLargeError,
@@ -37,6 +38,7 @@ __all__ = [
     "MEDIA_TYPES",
     "RAW_MEDIA_TYPE",
     "CorruptFrameError",
+    "DecodeBudgetError",
     "EmptyFrameError",
     "FrameError",
     "FrameSpec",

@@ -2,8 +2,10 @@
 
 Every failure is a `FrameError` subclass with a constant message; whatever OpenCV or pydicom raise on
 bad input is wrapped, the original kept as `__cause__`. Sizes declared in headers are checked against
-`max_pixels` (per frame) and `max_frames` before pixel data is decoded; callers pass both explicitly
-(from `usqa.service.settings.get_settings()`), nothing here reads settings.
+`max_pixels` (per frame) and `max_frames` before pixel data is decoded, and `max_decoded_pixels` (frames x
+width x height of one input, None for no bound beyond the other two) from headers and again as frames are
+decoded; callers pass them explicitly (from `usqa.service.settings.get_settings()`), nothing here reads
+settings.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from usqa.service.frames.dicom import decode_dicom, iter_dicom_frames
 from usqa.service.frames.errors import (
     CONTENT_MISMATCH,
     CORRUPT_IMAGE,
+    DECODE_BUDGET,
     EMPTY_FOLDER,
     EMPTY_IMAGE,
     EMPTY_INPUT,
@@ -31,6 +34,7 @@ from usqa.service.frames.errors import (
     UNRECOGNISED_IMAGE,
     UNSUPPORTED_MEDIA_TYPE,
     CorruptFrameError,
+    DecodeBudgetError,
     EmptyFrameError,
     FrameTooLargeError,
     RawSizeMismatchError,
@@ -129,6 +133,7 @@ def decode_bytes(
     height: int | None = None,
     max_pixels: int,
     max_frames: int,
+    max_decoded_pixels: int | None = None,
 ) -> list[np.ndarray]:
     """An upload as uint8 grayscale frames (one for an image, all for a DICOM cine).
 
@@ -154,11 +159,15 @@ def decode_bytes(
                 CONTENT_MISMATCH.format(media_type=_media_essence(media_type), kind=KIND_NAMES[declared])
             )
     if kind == "dicom":
-        return decode_dicom(data, max_pixels=max_pixels, max_frames=max_frames)
-    return [decode_image_bytes(data, max_pixels=max_pixels)]
+        return decode_dicom(
+            data, max_pixels=max_pixels, max_frames=max_frames, max_decoded_pixels=max_decoded_pixels
+        )
+    return [decode_image_bytes(data, max_pixels=min(max_pixels, max_decoded_pixels or max_pixels))]
 
 
-def read_frames(path: Path, *, max_pixels: int, max_frames: int) -> Iterator[np.ndarray]:
+def read_frames(
+    path: Path, *, max_pixels: int, max_frames: int, max_decoded_pixels: int | None = None
+) -> Iterator[np.ndarray]:
     """A file on disk as uint8 grayscale frames: an image (one frame), a DICOM (every frame), a video.
 
     The kind comes from the content (DICOM files often have no extension), with the extension as a
@@ -170,11 +179,15 @@ def read_frames(path: Path, *, max_pixels: int, max_frames: int) -> Iterator[np.
         raise EmptyFrameError(EMPTY_INPUT)
     kind = sniff_format(head)
     if kind == "dicom":
-        return iter_dicom_frames(path, max_pixels=max_pixels, max_frames=max_frames)
+        return iter_dicom_frames(
+            path, max_pixels=max_pixels, max_frames=max_frames, max_decoded_pixels=max_decoded_pixels
+        )
     if kind is not None:
-        return iter([decode_image_bytes(path.read_bytes(), max_pixels=max_pixels)])
+        limit = min(max_pixels, max_decoded_pixels or max_pixels)
+        return iter([decode_image_bytes(path.read_bytes(), max_pixels=limit)])
     if looks_like_video(path, head):
-        return iter_video_frames(path, max_pixels=max_pixels, max_frames=max_frames)
+        frames = iter_video_frames(path, max_pixels=max_pixels, max_frames=max_frames)
+        return frames if max_decoded_pixels is None else within_budget(frames, max_decoded_pixels)
     raise UnsupportedFormatError(UNRECOGNISED_FILE.format(name=shown(path.name)))
 
 
@@ -196,6 +209,25 @@ def iter_source_frames(path: Path, *, max_pixels: int, max_frames: int) -> Itera
             if total > max_frames:
                 raise TooManyFramesError(TOO_MANY_FRAMES.format(max_frames=max_frames))
             yield f"{file.name}#{index}", frame
+
+
+def within_budget(frames: Iterator[np.ndarray], max_decoded_pixels: int) -> Iterator[np.ndarray]:
+    """`frames` until their pixels together pass `max_decoded_pixels` (then DecodeBudgetError)."""
+    pixels = 0
+    for count, frame in enumerate(frames, start=1):
+        height, width = int(frame.shape[0]), int(frame.shape[1])
+        pixels += height * width
+        if pixels > max_decoded_pixels:
+            raise DecodeBudgetError(
+                DECODE_BUDGET.format(
+                    frames=count,
+                    width=width,
+                    height=height,
+                    pixels=pixels,
+                    max_decoded_pixels=max_decoded_pixels,
+                )
+            )
+        yield frame
 
 
 def _is_frame_file(entry: Path) -> bool:

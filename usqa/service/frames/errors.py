@@ -40,6 +40,15 @@ RAW_SIZE_MISMATCH = "raw frame size mismatch: {width}x{height} needs {expected} 
 RAW_SIZE_REQUIRED = "raw 8-bit frames need both width and height"
 NO_PIXEL_DATA = "DICOM data set has no pixel data"
 TOO_MANY_FRAMES = "too many frames: the input has more than {max_frames}"
+PIXEL_DATA_FRAMES = (
+    "too many frames: the DICOM pixel data holds {frames} frames, more than the limit of {max_frames}"
+)
+DECODE_BUDGET = (
+    "decoded size over the budget: {frames} frames of {width}x{height} are {pixels} pixels, more than the "
+    "limit of {max_decoded_pixels} decoded pixels per request"
+)
+DEFLATED_TOO_LARGE = "deflated DICOM data inflates past {limit} bytes, more than its header declares"
+DEFLATED_HEADER_TOO_LONG = "deflated DICOM data: no pixel data in its first {limit} inflated bytes"
 # A value taken from the input (a header field, a media type, a file name) is shown at most this long.
 SHOWN_VALUE_CHARS = 64
 
@@ -101,3 +110,14 @@ class TooManyFramesError(FrameError):
     """A multi-frame input (DICOM cine, video, folder) with more frames than the limit."""
 
     code: ClassVar[str] = "too_many_frames"
+
+    def __init__(self, message: str, frames: int | None = None) -> None:
+        super().__init__(message)
+        # How many frames the input holds, when the decoder could count them before decoding.
+        self.frames = frames
+
+
+class DecodeBudgetError(FrameTooLargeError):
+    """An input whose decoded pixels (frames x width x height) or inflated bytes exceed the request's budget."""
+
+    code: ClassVar[str] = "decode_budget_exceeded"

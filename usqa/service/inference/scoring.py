@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from usqa.service.frames import FrameError, decode_bytes
+from usqa.service.frames import FrameError, TooManyFramesError, decode_bytes
 from usqa.service.inference.batcher import BatchTiming, InferenceJob, InferenceQueue
 from usqa.service.inference.geometry import PreparedFrame, prepare_with_geometry, stack_pixels
 from usqa.service.inference.model import LoadedModel, ModelOutputs
@@ -125,12 +125,19 @@ def decode_and_prepare(
     height: int | None,
     max_pixels: int,
     max_frames: int,
+    max_decoded_pixels: int | None = None,
     limits: SignalLimits = DEFAULT_LIMITS,
 ) -> DecodedInput:
     """Decode an upload once and prepare every frame for `model` (runs in a worker thread)."""
     started = time.perf_counter()
     images = decode_bytes(
-        data, media_type, width=width, height=height, max_pixels=max_pixels, max_frames=max_frames
+        data,
+        media_type,
+        width=width,
+        height=height,
+        max_pixels=max_pixels,
+        max_frames=max_frames,
+        max_decoded_pixels=max_decoded_pixels,
     )
     prepared = [prepare_with_geometry(image, model.spec, limits) for image in images]
     return DecodedInput(frames=prepared, decode_s=time.perf_counter() - started)
@@ -152,6 +159,7 @@ class UploadJob(InferenceJob[list[ScoredFrame]]):
         max_frames: int,
         single_frame: bool,
         limits: SignalLimits,
+        max_decoded_pixels: int | None = None,
     ) -> None:
         self.model = model
         self.limits = limits
@@ -162,20 +170,28 @@ class UploadJob(InferenceJob[list[ScoredFrame]]):
         self.height = height
         self.max_pixels = max_pixels
         self.max_frames = max_frames
+        self.max_decoded_pixels = max_decoded_pixels
         self.single_frame = single_frame
         self.prepared: list[PreparedFrame] = []
 
     def prepare(self) -> np.ndarray:
-        decoded = decode_and_prepare(
-            self.data,
-            self.media_type,
-            self.model,
-            width=self.width,
-            height=self.height,
-            max_pixels=self.max_pixels,
-            max_frames=self.max_frames,
-            limits=self.limits,
-        )
+        # A stream message may hold one frame: counted by the decoder before any frame is decoded.
+        try:
+            decoded = decode_and_prepare(
+                self.data,
+                self.media_type,
+                self.model,
+                width=self.width,
+                height=self.height,
+                max_pixels=self.max_pixels,
+                max_frames=1 if self.single_frame else self.max_frames,
+                max_decoded_pixels=self.max_decoded_pixels,
+                limits=self.limits,
+            )
+        except TooManyFramesError as exc:
+            if not self.single_frame or exc.frames is None:
+                raise
+            raise SingleFrameError(MSG_ONE_FRAME_PER_MESSAGE.format(count=exc.frames)) from exc
         if self.single_frame and len(decoded.frames) != 1:
             raise SingleFrameError(MSG_ONE_FRAME_PER_MESSAGE.format(count=len(decoded.frames)))
         self.prepared = decoded.frames
@@ -195,11 +211,13 @@ class FrameScorer:
         max_pixels: int,
         max_frames: int,
         limits: SignalLimits = DEFAULT_LIMITS,
+        max_decoded_pixels: int | None = None,
     ) -> None:
         self.queue = queue
         self.limits = limits
         self.max_pixels = max_pixels
         self.max_frames = max_frames
+        self.max_decoded_pixels = max_decoded_pixels
 
     async def score(
         self,
@@ -225,6 +243,7 @@ class FrameScorer:
             max_frames=self.max_frames,
             single_frame=single_frame,
             limits=self.limits,
+            max_decoded_pixels=self.max_decoded_pixels,
         )
         frames, timing = await self.queue.submit(model, job, admit_when_full=admit_when_full)
         return ScoredBatch(model=model, frames=frames, timing=timing)

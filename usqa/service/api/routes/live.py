@@ -83,6 +83,7 @@ async def unpack(request: Request, service: ServiceDep, name: str = "upload") ->
             name,
             max_pixels=settings.max_frame_pixels,
             max_frames=settings.max_frames_per_input,
+            max_decoded_pixels=settings.max_decoded_pixels,
         )
     except FrameError as exc:
         raise from_frame_error(exc) from exc
