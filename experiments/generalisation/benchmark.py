@@ -1,8 +1,8 @@
 """The generalisation benchmark (issue #13 item 4): `python -m experiments.generalisation` (`make results`).
 
-Every method of `experiments.generalisation.methods.METHODS` on three data sets (development simulator
-setting, held-out simulator setting, real ultrasound frames; `experiments.generalisation.data`), for
-classification on all three and segmentation where masks exist, with several training seeds each; every run
+Every method of `experiments.generalisation.methods.METHODS` on five data sets (two development simulator
+settings, two fresh held-out simulator settings, real ultrasound frames; `experiments.generalisation.data`),
+for classification on all and segmentation where masks exist, with several training seeds each; every run
 is evaluated on its data set's holdout split by `usqa.trainer.amenability.evaluate` (controller, random, confidence and
 ground-truth rejection; the non-selective predictor) and compared with the trivial baseline (majority class,
 empty mask). The generated block `generalisation` of docs/results.md is rendered from the JSON files only.

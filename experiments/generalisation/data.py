@@ -1,7 +1,9 @@
 """The generalisation benchmark's data sets: built once per content key, with prevalence and trivial baselines.
 
-Three data sets, each with a role (issue #13 item 4, docs/data.md): the development simulator setting, the
-held-out simulator setting and the real-frame set. A folder is named by a hash of everything that defines its
+Five data sets, each with a role (issue #13 item 4, issue 24, docs/data.md): two development simulator settings
+(`prostate_evidence_loss`; `breast_held_out`, held out when built and development since its numbers were read),
+two fresh held-out simulator settings built on 6 Dec 2026 and evaluated only by the final benchmark
+(`thyroid_held_out`, `abdomen_held_out`), and the real-frame set. A folder is named by a hash of everything that defines its
 bytes, so a changed setting (or `--quick`) never reuses another setting's frames.
 """
 
@@ -21,7 +23,13 @@ from usqa.contracts.training import TrainConfig
 from usqa.service.datasets import load_dataset
 from usqa.service.datasets.real_frames import build as build_real_frames
 from usqa.service.simulator import write_dataset
-from usqa.service.simulator.benchmarks import BREAST_HELD_OUT, PROSTATE_EVIDENCE_LOSS, BenchmarkSetting
+from usqa.service.simulator.benchmarks import (
+    ABDOMEN_HELD_OUT,
+    BREAST_HELD_OUT,
+    PROSTATE_EVIDENCE_LOSS,
+    THYROID_HELD_OUT,
+    BenchmarkSetting,
+)
 from usqa.trainer.amenability.rewards import frame_accuracy, frame_dice
 from usqa.trainer.data import amenability, load_task_data
 
@@ -48,6 +56,9 @@ class BenchmarkData:
     settings: dict[str, Any]
     tasks: tuple[str, ...]
     frame_size: int
+    # When the set was built and first evaluated (benchmarks.BenchmarkSetting); not part of the content key.
+    built: str | None = None
+    first_evaluated: str | None = None
 
     def key(self) -> str:
         """A content key of everything that defines the folder's bytes."""
@@ -66,7 +77,7 @@ class BenchmarkData:
         )
 
 
-def _simulated(setting: BenchmarkSetting, role: Role, quick: bool) -> BenchmarkData:
+def _simulated(setting: BenchmarkSetting, quick: bool) -> BenchmarkData:
     settings: dict[str, Any] = {
         "preset": setting.preset,
         "mix": setting.mix,
@@ -81,14 +92,25 @@ def _simulated(setting: BenchmarkSetting, role: Role, quick: bool) -> BenchmarkD
     # Simulator frames are read at 64 px (the demo preset's input; 32 px, the debug preset's, when quick);
     # they have masks, so both tasks run.
     size = 32 if quick else 64
-    return BenchmarkData(setting.name, role, "simulated", settings, ("classify", "segment"), size)
+    return BenchmarkData(
+        setting.name,
+        setting.role,
+        "simulated",
+        settings,
+        ("classify", "segment"),
+        size,
+        built=setting.built,
+        first_evaluated=setting.first_evaluated,
+    )
 
 
 def benchmark_data(quick: bool = False) -> list[BenchmarkData]:
-    """The three data sets; `quick` shrinks the simulated ones (the real set is small already)."""
+    """The five data sets; `quick` shrinks the simulated ones (the real set is small already)."""
     return [
-        _simulated(PROSTATE_EVIDENCE_LOSS, "development", quick),
-        _simulated(BREAST_HELD_OUT, "held_out", quick),
+        *(
+            _simulated(s, quick)
+            for s in (PROSTATE_EVIDENCE_LOSS, BREAST_HELD_OUT, THYROID_HELD_OUT, ABDOMEN_HELD_OUT)
+        ),
         # 32 px patches without masks: classification only, read at their own size.
         BenchmarkData("real_frames", "real", "real_frames", {"seed": 0}, ("classify",), 32),
     ]
@@ -161,6 +183,8 @@ def describe(data: BenchmarkData, data_dir: Path, tasks: tuple[str, ...] | list[
         "name": data.name,
         "role": data.role,
         "role_note": ROLE_NOTES[data.role],
+        "built": data.built,
+        "first_evaluated": data.first_evaluated,
         "command": data.command(),
         "key": data.key(),
         "dir": str(data_dir),

@@ -172,6 +172,16 @@ def task_table(
     return lines
 
 
+def role(dataset: dict[str, Any]) -> str:
+    """The data set's role, with the dates it was built and first evaluated where recorded (issue 24)."""
+    dates = [
+        f"{what} {dataset[key]}"
+        for key, what in (("built", "built"), ("first_evaluated", "first evaluated"))
+        if dataset.get(key)  # absent from pages made before the dates were recorded
+    ]
+    return dataset["role_note"] + (f" ({', '.join(dates)})" if dates else "")
+
+
 def render(summary: dict[str, Any]) -> str:
     """The block's Markdown: setup line, data sets, the learning check, one table per data set x task."""
     meta, runs = summary["meta"], summary["runs"]
@@ -196,7 +206,7 @@ def render(summary: dict[str, Any]) -> str:
         for task, t in d["tasks"].items():
             prevalence = t["prevalence"]
             lines.append(
-                f"| `{d['name']}` | {d['role_note']} | {d['frames']} ({d['subjects']}) | {d['frame_size']} px | "
+                f"| `{d['name']}` | {role(d)} | {d['frames']} ({d['subjects']}) | {d['frame_size']} px | "
                 f"{task} | {prevalence['all']:.1%} / {prevalence['holdout']:.1%} | "
                 f"{t['trivial']['name']}: {t['trivial']['metric']:.3f} |"
             )

@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from tests.support.topology import Topology, free_port, wait_for
-from usqa.client.archives import zip_folder
+from usqa.demo import zip_folder
 from usqa.service.registry import CHAMPION, IntegrityError, ModelRegistry, RegistryError
 from usqa.service.registry.store import ALIASES_FILE, Aliases
 from usqa.service.simulator import write_dataset
@@ -33,13 +33,11 @@ from .conftest import Figures, cases, service_under_test
 
 SECTION = "faults"
 
-# Every fault is injected into a running stack whose worker trains: torch.
-pytestmark = pytest.mark.torch
-
 OVERRIDES = {"train_baseline": False, "episodes": 30, "steps_per_episode": 5, "batch_size": 16}
 SHIPPED = Path(__file__).resolve().parents[2] / "models"
 
 
+# The tests on this fixture inject their faults into a running stack whose worker trains: marked `torch`.
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     topo = Topology(tmp_path_factory.mktemp("faults"), redis_port=free_port(), model_name="usqa-faults")
@@ -107,6 +105,7 @@ def _pool_children(worker: psutil.Process) -> list[psutil.Process]:
     return [p for p in worker.children(recursive=True) if p.is_running()]
 
 
+@pytest.mark.torch
 # Whole-worker kills wait for the broker's visibility timeout (55 s here) before the job is redelivered.
 @pytest.mark.timeout(cases(300, 1500))
 def test_worker_killed_mid_job_every_job_finishes_once(topology: Topology, figures: Figures) -> None:
@@ -150,6 +149,7 @@ def _png() -> bytes:
     return png_bytes(frame_of_level(90, shape=(64, 64), seed=2))
 
 
+@pytest.mark.torch
 def test_redis_stopped_and_restarted(topology: Topology, figures: Figures) -> None:
     stop = threading.Event()
     outcomes: list[int] = []
@@ -204,6 +204,7 @@ def _tree_hashes(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.torch
 def test_api_killed_and_restarted(topology: Topology, figures: Figures) -> None:
     before = _tree_hashes(topology.registry)
     proc, url = topology.apis[0]
