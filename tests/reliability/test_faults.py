@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from tests.support.topology import Topology, free_port, wait_for
-from usqa.demo import zip_folder
+from usqa.client.archives import zip_folder
 from usqa.service.registry import CHAMPION, IntegrityError, ModelRegistry, RegistryError
 from usqa.service.registry.store import ALIASES_FILE, Aliases
 from usqa.service.simulator import write_dataset

@@ -25,9 +25,12 @@ def test_demo_runs_the_whole_loop_and_ends_with_a_summary(
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--frames", "240", "--config", "debug", "--port", str(free_port())]
     assert main([*args, "--broker", broker]) == 0
-    printed = capsys.readouterr().out
-    for stage in range(1, 8):
-        assert f"[{stage}/7]" in printed
+    captured = capsys.readouterr()
+    printed = captured.out
+    for stage in range(1, 9):
+        assert f"[{stage}/8]" in printed
+    # Quiet by default: the libraries' log lines and the export's passes stay out of the terminal.
+    assert " INFO " not in printed + captured.err and "onnxscript" not in printed + captured.err
     assert ("local redis-server" if broker == "auto" else "embedded broker") in printed
     assert "live page: http://127.0.0.1:" in printed and "demo finished" in printed
     assert (out / "contact_sheet.png").is_file() and (out / "heat" / "backbone.pt").is_file()
@@ -44,8 +47,15 @@ def test_demo_runs_the_whole_loop_and_ends_with_a_summary(
     assert not (repo / "control").exists(), "the embedded broker wrote outside the demo's folder"
     promoted = registry.aliases("usqa-demo").current[CHAMPION] == 2
     assert ("v2 promoted to champion" in printed) == promoted
-    # The stream shows the swap exactly when the gate promoted the new version.
-    assert ("model swap in the stream: v1 -> v2" in printed) == promoted
+    # The stream shows the swap exactly when the gate promoted the new version, and v2 then scores frames.
+    assert ("the stream swapped v1 -> v2" in printed) == promoted
+    assert (re.search(r"v2 scored frames \d+-\d+", printed) is not None) == promoted
+    assert re.search(r"v1 scored frames 0-\d+", printed)
+    # The summary names the split of every figure it gives.
+    summary = printed.split("What happened:", 1)[1]
+    assert "acceptance check on the validation split" in summary and "on the holdout split (" in summary
+    assert "promotion gate on the new data set's holdout split" in summary or "has no champion" in summary
+    assert "What to open next:" in summary
 
 
 def test_trainer_commands_do_not_load_torch_for_runtime_commands() -> None:
