@@ -220,6 +220,18 @@ TARGETS: dict[str, tuple[Target, ...]] = {
         ),
         Target("Slowest hostile DICOM refusal", ("decode_budgets.slowest_refusal_ms",), "<=", 1000, "ms"),
         Target(
+            "Seventeenth clients locked out past the deadline by 16 idle sockets",
+            ("slots.lockouts_over_limit",),
+            "==",
+            0,
+        ),
+        Target(
+            "Browser Origins answered wrongly (foreign refused, own or listed served)",
+            ("origins.wrong_answers",),
+            "==",
+            0,
+        ),
+        Target(
             "Peak memory growth refusing a hostile DICOM",
             ("decode_budgets.rss_peak_growth_mb",),
             "<=",

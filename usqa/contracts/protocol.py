@@ -57,7 +57,7 @@ class CloseCode(IntEnum):
     """How the server closes a stream."""
 
     NORMAL = 1000  # after the summary
-    POLICY = 1008  # bearer token missing or wrong
+    POLICY = 1008  # bearer token missing or wrong, a foreign Origin, or silence
     TOO_BIG = 1009  # a message over USQA_MAX_WS_MESSAGE_BYTES
     SERVER_ERROR = 1011
     TRY_AGAIN = 1013  # session limit reached, or no model loaded yet

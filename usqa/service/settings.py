@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     # -- live scanning -----------------------------------------------------------------------------------
     max_scan_sessions: int = Field(default=16, gt=0)
     max_ws_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # A stream slot cannot be squatted: the first message (a hello or a frame) must come this soon after
+    # the stream opens, and a frame at least this often (hellos do not count), or the stream is closed
+    # with 1008 and its slot is free again.
+    scan_first_message_s: float = Field(default=10.0, gt=0)
+    scan_idle_timeout_s: float = Field(default=20.0, gt=0)
+    # Browser origins allowed to open /ws/scan besides the service's own ("*": any). A client that sends no
+    # Origin is not a browser and is not refused for it; a browser page elsewhere on the ward is.
+    scan_allowed_origins: tuple[str, ...] = ()
     # Smoothed score: exponential moving average weight of the newest frame.
     guidance_smoothing: float = Field(default=0.4, gt=0, le=1)
     # Hysteresis: `good` is entered at threshold + margin and left below threshold - margin, each only

@@ -141,6 +141,11 @@ class ServiceMetrics:
         self.sessions_refused = Counter(
             "usqa_scan_sessions_refused", "Streams refused, by reason", ["reason"], registry=r
         )
+        self.sessions_timed_out = Counter(
+            "usqa_scan_sessions_timed_out",
+            "Streams closed for silence: no first message in time, or no frame for the idle timeout",
+            registry=r,
+        )
         self.frames_received = Counter("usqa_scan_frames_received", "Stream frames received", registry=r)
         self.frames_dropped = Counter(
             "usqa_scan_frames_dropped", "Stream frames replaced by a newer one before scoring", registry=r

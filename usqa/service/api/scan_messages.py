@@ -42,6 +42,9 @@ MSG_TOO_BIG_REASON = "message too big"
 MSG_NO_MODEL_REASON = "no model loaded yet; try again later"
 MSG_TOKEN_REASON = "missing or invalid bearer token"
 MSG_SESSIONS_REASON = "too many scan sessions; try again later"
+MSG_ORIGIN_REASON = "origin not allowed (USQA_SCAN_ALLOWED_ORIGINS)"
+MSG_FIRST_MESSAGE_REASON = "no hello or frame within {seconds:g} s of opening (USQA_SCAN_FIRST_MESSAGE_S)"
+MSG_IDLE_REASON = "no frame for {seconds:g} s (USQA_SCAN_IDLE_TIMEOUT_S)"
 MSG_FRAME_INTERNAL_ERROR = "internal error while scoring this frame"
 # A client's unknown `type` is echoed in the error, cut short: it may be a megabyte string or nested lists.
 SHOWN_TYPE_CHARS = 40

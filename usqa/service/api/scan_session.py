@@ -24,7 +24,9 @@ from usqa.service.api.metrics import ENDPOINT_SCAN, REASON_ERROR, REASON_REJECTE
 from usqa.service.api.scan_messages import (
     MSG_BAD_HELLO,
     MSG_BAD_JSON,
+    MSG_FIRST_MESSAGE_REASON,
     MSG_FRAME_INTERNAL_ERROR,
+    MSG_IDLE_REASON,
     MSG_TOO_BIG,
     MSG_TOO_BIG_REASON,
     MSG_UNKNOWN_TYPE,
@@ -128,14 +130,33 @@ class ScanSession:
     # -- receiving ---------------------------------------------------------------------------------------
 
     async def _receive_loop(self) -> None:
-        limit = self.service.settings.max_ws_message_bytes
+        settings = self.service.settings
+        limit = settings.max_ws_message_bytes
         seq = 0
+        clock = asyncio.get_running_loop().time
+        opened = last_frame = clock()
+        first = True
         while True:
+            # A slot is not held by silence: the first message (hello or frame) has its deadline, and
+            # after it a frame must come every `scan_idle_timeout_s` (hellos alone do not keep it open).
+            deadline = last_frame + settings.scan_idle_timeout_s
+            if first:
+                deadline = min(deadline, opened + settings.scan_first_message_s)
             try:
-                message = await self.ws.receive()
+                message = await asyncio.wait_for(self.ws.receive(), max(deadline - clock(), 0.0))
+            except TimeoutError:
+                self._close_code = CloseCode.POLICY
+                self._close_reason = (
+                    MSG_FIRST_MESSAGE_REASON.format(seconds=settings.scan_first_message_s)
+                    if first
+                    else MSG_IDLE_REASON.format(seconds=settings.scan_idle_timeout_s)
+                )
+                self.metrics.sessions_timed_out.inc()
+                return
             except (WebSocketDisconnect, RuntimeError):
                 self._client_gone = True
                 return
+            first = False
             if message["type"] == "websocket.disconnect":
                 self._client_gone = True
                 return
@@ -149,6 +170,7 @@ class ScanSession:
                 self._close_code, self._close_reason = CloseCode.TOO_BIG, MSG_TOO_BIG_REASON
                 return
             if data is not None:
+                last_frame = clock()
                 self.stats.received += 1
                 self.metrics.frames_received.inc()
                 displaced = self.slot.put(IncomingFrame(seq, data, self.hello, time.perf_counter()))

@@ -8,7 +8,12 @@ from fastapi import APIRouter, WebSocket
 
 from usqa.contracts.protocol import CloseCode
 from usqa.service.api.deps import ServiceDep
-from usqa.service.api.scan_messages import MSG_NO_MODEL_REASON, MSG_SESSIONS_REASON, MSG_TOKEN_REASON
+from usqa.service.api.scan_messages import (
+    MSG_NO_MODEL_REASON,
+    MSG_ORIGIN_REASON,
+    MSG_SESSIONS_REASON,
+    MSG_TOKEN_REASON,
+)
 from usqa.service.api.scan_session import ScanSession
 from usqa.service.api.security import bearer_token, token_matches
 
@@ -23,6 +28,10 @@ async def scan(websocket: WebSocket, service: ServiceDep) -> None:
     # while a refusal during the handshake is only an HTTP 403.
     await websocket.accept()
     settings = service.settings
+    if not origin_allowed(websocket, settings.scan_allowed_origins):
+        service.metrics.sessions_refused.labels(reason="origin").inc()
+        await websocket.close(code=CloseCode.POLICY, reason=MSG_ORIGIN_REASON)
+        return
     if settings.require_token_for_scoring:
         given = bearer_token(websocket.headers.get("authorization")) or websocket.query_params.get("token")
         if settings.api_token is None or not token_matches(settings.api_token, given):
@@ -45,3 +54,16 @@ async def scan(websocket: WebSocket, service: ServiceDep) -> None:
     finally:
         service.sessions.release()
         service.metrics.sessions_open.dec()
+
+
+def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
+    """A browser's Origin is the service's own (its host and port), or listed; no Origin is no browser."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.strip().rstrip("/").lower()
+    if "*" in allowed or origin in {entry.strip().rstrip("/").lower() for entry in allowed}:
+        return True
+    host = (websocket.headers.get("host") or "").strip().lower()
+    _, separator, authority = origin.partition("://")
+    return bool(separator) and bool(host) and authority == host

@@ -1,0 +1,121 @@
+"""Slots that cannot be squatted (issue 28): sixteen idle WebSockets (silent, or sending only hellos) lock a
+seventeenth client out for no longer than the first-message deadline or the idle timeout; a foreign browser
+Origin is refused unless allowed, and a client sending no Origin is not refused for it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from tests.support.resource_probes import first_answer, no_server_errors, wait_for_free_slots
+from usqa.contracts.protocol import CloseCode
+
+from .conftest import Figures, ServiceUnderTest, service_under_test
+
+SECTION = "resource_bounds"
+SLOTS: Final = 16  # the production default of USQA_MAX_SCAN_SESSIONS
+FIRST_MESSAGE_S: Final = 1.0
+IDLE_S: Final = 2.0
+ALLOWED_ORIGIN: Final = "https://viewer.example"
+OPEN_TIMEOUT_S: Final = 10.0
+# The seventeenth client retries this often, as usqa.client does after a 1013, until it is served.
+RETRY_S: Final = 0.1
+LOCKOUT_MARGIN_S: Final = 1.0
+
+
+@pytest.fixture(scope="module")
+def slots(reliability_registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceUnderTest]:
+    with service_under_test(
+        reliability_registry,
+        tmp_path_factory.mktemp("slots"),
+        max_scan_sessions=SLOTS,
+        scan_first_message_s=FIRST_MESSAGE_S,
+        scan_idle_timeout_s=IDLE_S,
+        scan_allowed_origins=(ALLOWED_ORIGIN,),
+    ) as running:
+        yield running
+
+
+def _squat(service: ServiceUnderTest, streams: contextlib.ExitStack, hello: bool) -> ClientConnection:
+    ws = streams.enter_context(connect(service.live.ws, open_timeout=OPEN_TIMEOUT_S, close_timeout=1))
+    assert json.loads(ws.recv(timeout=OPEN_TIMEOUT_S))["type"] == "ready"
+    if hello:
+        ws.send(json.dumps({"type": "hello", "format": "encoded"}))
+    return ws
+
+
+def _keep_saying_hello(squatters: list[ClientConnection]) -> None:
+    for ws in squatters:
+        with contextlib.suppress(ConnectionClosed):
+            ws.send(json.dumps({"type": "hello", "format": "encoded"}))
+
+
+def _lockout(service: ServiceUnderTest, squatters: list[ClientConnection], hellos: bool) -> tuple[float, int]:
+    """Seconds until a seventeenth client is served, and how many of its tries were refused with 1013."""
+    started = time.monotonic()
+    refused = 0
+    while time.monotonic() - started < IDLE_S + FIRST_MESSAGE_S + 10:
+        if hellos:
+            _keep_saying_hello(squatters)
+        with contextlib.ExitStack() as attempt:
+            ws = attempt.enter_context(connect(service.live.ws, open_timeout=OPEN_TIMEOUT_S, close_timeout=1))
+            kind, code, _ = first_answer(ws)
+            if kind == "ready":
+                ws.send(json.dumps({"type": "end"}))
+                return time.monotonic() - started, refused
+            assert (kind, code) == ("closed", CloseCode.TRY_AGAIN), (kind, code)
+            refused += 1
+        time.sleep(RETRY_S)
+    raise AssertionError("the seventeenth client was never served")
+
+
+@pytest.mark.parametrize("squatter", ["silent", "hellos only"])
+def test_idle_sockets_do_not_lock_out_a_seventeenth_client(
+    slots: ServiceUnderTest, figures: Figures, squatter: str
+) -> None:
+    hellos = squatter == "hellos only"
+    limit_s = (IDLE_S if hellos else FIRST_MESSAGE_S) + LOCKOUT_MARGIN_S
+    mark = slots.log.mark()
+    wait_for_free_slots(slots, SLOTS)
+    with contextlib.ExitStack() as streams:
+        squatters = [_squat(slots, streams, hellos) for _ in range(SLOTS)]
+        seconds, refused = _lockout(slots, squatters, hellos)
+    figures.count("slots.idle_sockets", SLOTS)
+    figures.count("slots.lockouts_over_limit", seconds > limit_s)
+    figures.peak(f"slots.lockout_{'hellos' if hellos else 'silent'}_s", round(seconds, 2))
+    figures.peak("slots.idle_timeout_s", IDLE_S)
+    figures.peak("slots.first_message_s", FIRST_MESSAGE_S)
+    figures.count("slots.refused_while_squatted", refused)
+    figures.note(
+        f"slots: {SLOTS} squatting sockets (silent, or a hello every retry) against {SLOTS} slots; the first "
+        f"message deadline is {FIRST_MESSAGE_S:g} s and the idle timeout {IDLE_S:g} s (production: 10 s, 20 s)"
+    )
+    assert refused > 0, "the squatters did not fill the slots"
+    assert seconds <= limit_s, f"a seventeenth client waited {seconds:.1f} s ({squatter} squatters)"
+    wait_for_free_slots(slots, SLOTS)
+    no_server_errors(slots, mark)
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [(None, True), (ALLOWED_ORIGIN, True), ("https://evil.example", False), ("null", False)],
+)
+def test_a_foreign_origin_is_refused_unless_allowed(
+    slots: ServiceUnderTest, figures: Figures, origin: str | None, accepted: bool
+) -> None:
+    with connect(slots.live.ws, origin=origin, open_timeout=OPEN_TIMEOUT_S) as ws:  # type: ignore[arg-type]
+        kind, code, _ = first_answer(ws)
+        if kind == "ready":
+            ws.send(json.dumps({"type": "end"}))
+    wrong = (kind == "ready") != accepted or (not accepted and code != CloseCode.POLICY)
+    figures.count("origins.cases")
+    figures.count("origins.wrong_answers", wrong)
+    assert not wrong, f"Origin {origin!r}: {kind} {code}"
