@@ -9,7 +9,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from usqa.contracts.cli import UsageError
-from usqa.contracts.training import ALGOS, PRESETS, REWARDS, TASKS, OverrideError, apply_overrides
+from usqa.contracts.frames import FrameSpec
+from usqa.contracts.training import (
+    ALGOS,
+    PRESETS,
+    REWARDS,
+    TASKS,
+    OverrideError,
+    TrainConfig,
+    apply_overrides,
+)
 from usqa.trainer.data import DataError
 from usqa.trainer.recipe.presets import preset
 
@@ -17,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MSG_NO_DATA = "data folder {path} does not exist"
 MSG_NOT_EMPTY = "{path} already holds a run; pass --resume to continue it or choose another --out"
+MSG_NO_OUT = "usqa train needs --out RUN (the run folder) unless --plan-only"
 MSG_NO_BACKBONE = "backbone checkpoint {path} does not exist"
 
 
@@ -28,8 +38,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     train.add_argument("--task", choices=TASKS, default="classify")
     train.add_argument("--reward", choices=REWARDS, default="weighted", help="R_avg, R_w or R_sel")
     train.add_argument("--algo", choices=ALGOS, default="reinforce")
-    train.add_argument("--config", choices=PRESETS, default="default", help="budget preset")
-    train.add_argument("--out", type=Path, required=True, help="run folder")
+    train.add_argument(
+        "--config", choices=PRESETS, default="default", help="budget: how long (the plan decides the shapes)"
+    )
+    train.add_argument("--out", type=Path, help="run folder (required unless --plan-only)")
     train.add_argument("--device", default="cpu", help="cpu or cuda (an absent CUDA is an error)")
     train.add_argument("--backbone", type=Path, help="backbone state_dict to initialise the networks")
     train.add_argument("--seed", type=int, help="override the preset's seed")
@@ -38,6 +50,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     train.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
     train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--plan",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override one field of the plan (repeatable), e.g. --plan input_size=64",
+    )
+    train.add_argument("--plan-only", action="store_true", help="print the plan for --data and exit")
+    train.add_argument(
+        "--no-trial", action="store_true", help="decide the input size by rule, without the size trial"
+    )
+    train.add_argument("--trial", action="store_true", help="with --plan-only: run the size trial too")
     train.set_defaults(handler=run_train)
 
     evaluate = subparsers.add_parser("evaluate", help="holdout rejection curves, kappa and t-test of a run")
@@ -60,19 +83,26 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(MSG_NO_DATA.format(path=args.data))
     if args.backbone is not None and not args.backbone.is_file():
         raise UsageError(MSG_NO_BACKBONE.format(path=args.backbone))
-    if not args.resume and (args.out / CHECKPOINT_FILE).exists():
+    if args.out is None and not args.plan_only:
+        raise UsageError(MSG_NO_OUT)
+    if not args.plan_only and not args.resume and (args.out / CHECKPOINT_FILE).exists():
         raise UsageError(MSG_NOT_EMPTY.format(path=args.out))
     if args.threads > 0:
         import torch
 
         torch.set_num_threads(args.threads)
-    flags = {"device": args.device, "seed": args.seed, "episodes": args.episodes}
+    flags = {"device": args.device, "seed": args.seed}
     try:
         config = apply_overrides(
             preset(args.config, args.task, args.reward, args.algo),
             {key: value for key, value in flags.items() if value is not None},
         )
-    except OverrideError as exc:
+        config = planned_config(args, config)
+        if args.plan_only:
+            return 0
+        if args.episodes is not None:
+            config = apply_overrides(config, {"episodes": args.episodes})
+    except (OverrideError, DataError, RunError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     config = replace(
         config,
@@ -88,6 +118,39 @@ def run_train(args: argparse.Namespace) -> int:
     if result.verdict is not None:
         print(result.verdict.summary())
     return 0
+
+
+def planned_config(args: argparse.Namespace, config: TrainConfig) -> TrainConfig:
+    """The preset with the run's plan: read from RUN/plan.json on a resume, else made, printed and written."""
+    from usqa.trainer.amenability.run_folder import read_plan, write_plan
+    from usqa.trainer.recipe.planning import PlanRecord, make_plan, parse_overrides
+
+    saved = read_plan(args.out) if args.resume and not args.plan_only else None
+    if saved is not None:
+        record = PlanRecord.from_dict(saved)
+        print(record.summary())
+        return record.config(config)
+    overrides = parse_overrides(args.plan)
+    if args.backbone is not None and "input_size" not in overrides:
+        size = backbone_frame_size(args.backbone)
+        overrides.update({} if size is None else {"input_size": size})
+    trial = (args.trial or not args.plan_only) and not args.no_trial
+    record = make_plan(args.data, args.task, args.config, config, overrides, trial=trial)
+    print(record.summary(), flush=True)
+    if not args.plan_only:
+        write_plan(record.to_dict(), args.out)
+    return record.config(config)
+
+
+def backbone_frame_size(path: Path) -> int | None:
+    """A heated backbone's frame size (the run's input size must be it), or None if it records none."""
+    from usqa.trainer.heating.backbone_io import BackboneFileError, read_backbone_meta
+
+    try:
+        spec = read_backbone_meta(path).get("frame_spec")
+    except BackboneFileError as exc:
+        raise UsageError(f"{path}: unusable backbone checkpoint ({exc})") from exc
+    return None if not spec else FrameSpec.from_dict(spec).size
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

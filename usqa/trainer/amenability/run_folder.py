@@ -2,6 +2,7 @@
 
     RUN/
       config.json       the resolved TrainConfig (usqa.trainer.recipe.config_files)
+      plan.json         `usqa train`'s plan: fingerprint, shapes and their sources (usqa.trainer.recipe.planning)
       checkpoint.pt     the engine's last checkpoint, what `--resume` continues from
       metrics.jsonl     one line of logs per episode
       model.pt          the trained controller and predictor, each with the config that rebuilds it
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_FILE = "config.json"
+PLAN_FILE = "plan.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
 MODEL_FILE = "model.pt"
@@ -44,6 +46,17 @@ EVALUATION_KEY = "kappa"
 def write_json(data: Mapping[str, Any], path: Path) -> Path:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def write_plan(plan: Mapping[str, Any], run_dir: Path | str) -> Path:
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    return write_json(plan, Path(run_dir) / PLAN_FILE)
+
+
+def read_plan(run_dir: Path | str) -> dict[str, Any] | None:
+    """A run's plan.json (a `PlanRecord` as a dict), or None for a run trained without a plan."""
+    path = Path(run_dir) / PLAN_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def write_verdict(verdict: Mapping[str, Any], run_dir: Path | str) -> Path:

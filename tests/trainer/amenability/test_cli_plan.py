@@ -1,0 +1,48 @@
+"""`usqa train`'s plan: --plan-only prints it without training, plan.json is written, overrides and resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from usqa.cli import main
+from usqa.contracts.training import MSG_UNKNOWN
+
+
+def test_plan_only_prints_the_plan_without_a_run(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--plan-only", "--data", str(tiny_data), "--task", "segment", "--plan", "width=8"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "plan (budget default)" in out and "target" in out
+    assert "input_size" in out and "the size trial was skipped" in out
+    assert "override" in out.split("width", 1)[1].splitlines()[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_run_writes_and_honours_its_plan(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_data), "--config", "debug", "--out", str(run), "--quiet"]
+    assert main([*argv, "--plan", "input_size=64", "--plan", "supervised_steps=2"]) == 0
+    assert "plan (budget debug)" in capsys.readouterr().out
+    plan = json.loads((run / "plan.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    assert plan["plan"]["input_size"] == 64 and plan["sources"]["input_size"] == "override"
+    assert config["frame"]["size"] == 64 and config["supervised"]["steps"] == 2
+    assert len(config["backbone"]["widths"]) == plan["plan"]["depth"] == 3
+    # a resume reads plan.json: the same config, whatever the flags say
+    assert main([*argv, "--resume", "--plan", "input_size=32"]) == 0
+    assert json.loads((run / "config.json").read_text()) == config
+
+
+def test_a_bad_override_is_a_usage_error(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--plan-only", "--data", str(tiny_data), "--plan", "size=64"]
+    assert main(argv) == 2
+    assert MSG_UNKNOWN.format(key="size") in capsys.readouterr().err
