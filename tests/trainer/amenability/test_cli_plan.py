@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from usqa.cli import main
-from usqa.contracts.training import MSG_UNKNOWN
+from usqa.contracts.training import MSG_UNKNOWN, BackboneConfig
+from usqa.trainer.heating.backbone_io import save_backbone
+from usqa.trainer.networks import ResNetBackbone, seeded_init
 
 
 def test_plan_only_prints_the_plan_without_a_run(
@@ -46,3 +48,31 @@ def test_a_bad_override_is_a_usage_error(
     argv = ["train", "--plan-only", "--data", str(tiny_data), "--plan", "size=64"]
     assert main(argv) == 2
     assert MSG_UNKNOWN.format(key="size") in capsys.readouterr().err
+
+
+def test_a_heated_backbone_sets_the_input_size_not_the_other_way_round(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    heated = BackboneConfig(widths=(4, 8, 8))
+    with seeded_init(0):
+        backbone = ResNetBackbone(heated)
+    path = save_backbone(tmp_path / "b.pt", backbone.state_dict(), heated, {"frame_spec": {"size": 64}})
+    run = tmp_path / "run"
+    argv = [
+        "train",
+        "--data",
+        str(tiny_data),
+        "--config",
+        "debug",
+        "--backbone",
+        str(path),
+        "--episodes",
+        "1",
+    ]
+    assert main([*argv, "--out", str(run), "--quiet", "--no-baseline"]) == 0
+    plan = json.loads((run / "plan.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    assert (
+        plan["plan"]["input_size"] == 64 and config["frame"]["size"] == 64
+    )  # the debug budget's rule says 32
+    assert config["backbone"]["widths"] == [4, 8, 8]

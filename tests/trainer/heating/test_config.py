@@ -6,6 +6,7 @@ import pytest
 
 from usqa.contracts.training import PRESETS
 from usqa.trainer.heating.config import (
+    HEATING_SHAPES,
     FinetuneConfig,
     HeatConfig,
     finetune_preset,
@@ -13,14 +14,13 @@ from usqa.trainer.heating.config import (
     scaled_blur,
 )
 from usqa.trainer.recipe.config_files import read_config_dict, write_config
-from usqa.trainer.recipe.presets import preset as rl_preset
 
 
 @pytest.mark.parametrize("name", PRESETS)
-def test_presets_share_the_rl_trainers_backbone_and_frame_size(name: str) -> None:
-    rl = rl_preset(name)
+def test_heating_keeps_its_own_frame_size_and_backbone(name: str) -> None:
+    frame, backbone = HEATING_SHAPES[name]
     for config in (heat_preset(name), finetune_preset(name)):
-        assert config.backbone == rl.backbone and config.frame == rl.frame
+        assert config.backbone == backbone and config.frame == frame
     heat = heat_preset(name)
     assert (heat.mask.blur_kernel, heat.mask.blur_sigma) == scaled_blur(heat.frame.size)
     assert heat.mask.grid <= heat.frame.size

@@ -1,8 +1,8 @@
 """Heating and fine-tuning configuration: dataclasses, the `debug`/`demo`/`default` presets, JSON round trips.
 
-The classifier's backbone and the frame size of each preset are taken from the RL trainer's preset of the
-same name (`usqa.trainer.recipe.presets.preset`), so a heated `demo` backbone initialises a `demo` predictor or
-controller.
+Heating keeps its own frame size and backbone per budget (`HEATING_SHAPES`: the paper's setting scaled to 128 px
+for `default`); the RL trainer's input size is its plan's (usqa.trainer.recipe.plan). A heated backbone records
+its frame spec, and `usqa train --backbone` takes the run's input size and architecture from it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 from usqa.contracts.frames import FrameSpec
-from usqa.contracts.training import BackboneConfig, from_dict, with_nested_frame
-from usqa.trainer.recipe.presets import preset as rl_preset
+from usqa.contracts.training import PRESETS, BackboneConfig, from_dict, with_nested_frame
 
 NoiseModel = Literal["beta", "gaussian", "uniform"]
 Upsampling = Literal["nearest", "bilinear"]
@@ -30,6 +29,15 @@ MASK_SPACES: tuple[str, ...] = get_args(MaskSpace)
 LOSSES: tuple[str, ...] = get_args(HeatLoss)
 CLASS_SOURCES: tuple[str, ...] = get_args(ClassSource)
 AUGMENTS: tuple[str, ...] = get_args(Augment)
+
+# Heating's frame size and classifier backbone per budget; not the RL trainer's plan (issue #24: the heated
+# backbone no longer pins the predictor's input size).
+HEATING_SHAPES: dict[str, tuple[FrameSpec, BackboneConfig]] = {
+    "debug": (FrameSpec(size=32), BackboneConfig(widths=(4, 8))),
+    "demo": (FrameSpec(size=64), BackboneConfig(widths=(8, 16, 32))),
+    "default": (FrameSpec(size=128), BackboneConfig()),
+}
+MSG_UNKNOWN_PRESET = "unknown config preset {name!r}; choose one of {choices}"
 
 # The paper's best blur (Table 2 note: K=13, S=6) was tuned on 224 px inputs.
 PAPER_FRAME_SIZE = 224
@@ -153,11 +161,18 @@ class FinetuneConfig:
         return from_dict(cls, with_nested_frame(data))
 
 
+def heating_shapes(name: str) -> tuple[FrameSpec, BackboneConfig]:
+    """The frame spec and classifier backbone of heating's budget `name` (a ValueError for an unknown one)."""
+    if name not in HEATING_SHAPES:
+        raise ValueError(MSG_UNKNOWN_PRESET.format(name=name, choices=", ".join(PRESETS)))
+    return HEATING_SHAPES[name]
+
+
 def heat_preset(name: str) -> HeatConfig:
     """`debug` (seconds, tests), `demo` (about a minute on 2 cores), `default` (128 px, ~15 min on 2 cores)."""
-    rl = rl_preset(name)  # raises for an unknown name
-    kernel, sigma = scaled_blur(rl.frame.size)
-    base = HeatConfig(name=name, frame=rl.frame, backbone=rl.backbone)
+    frame, backbone = heating_shapes(name)
+    kernel, sigma = scaled_blur(frame.size)
+    base = HeatConfig(name=name, frame=frame, backbone=backbone)
     if name == "debug":
         return replace(
             base,
@@ -182,8 +197,8 @@ def heat_preset(name: str) -> HeatConfig:
 
 def finetune_preset(name: str) -> FinetuneConfig:
     """Fine-tuning budgets matching `heat_preset` (a quarter of the heating steps, as the paper's 10 of 90 + 10)."""
-    rl = rl_preset(name)
-    base = FinetuneConfig(name=name, frame=rl.frame, backbone=rl.backbone)
+    frame, backbone = heating_shapes(name)
+    base = FinetuneConfig(name=name, frame=frame, backbone=backbone)
     if name == "debug":
         return replace(base, steps=4, batch_size=8, warmup_steps=1, eval_frames=16, checkpoint_every=2)
     if name == "demo":
