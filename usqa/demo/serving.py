@@ -10,7 +10,7 @@ from usqa import local_stack
 from usqa.client import Client, Job
 from usqa.demo.context import CLASS_NAMES, PRESET, SUBJECTS, Demo
 from usqa.demo.training import BACKBONE_NAME, FRAME_SIZE
-from usqa.demo.view import STREAM_FPS, VIEW_EVERY
+from usqa.demo.view import QUIET_EVERY, STREAM_FPS, VIEW_EVERY
 from usqa.service.simulator import simulate_cine, write_dataset
 
 CINE_FRAMES = 150
@@ -41,7 +41,7 @@ def stream(demo: Demo) -> str:
     time.sleep(WARM_STREAM_S)
     return (
         f"streaming a simulated cine at {STREAM_FPS:.0f} fps through /ws/scan in the background "
-        f"(every {VIEW_EVERY}th frame shown)"
+        f"(every {VIEW_EVERY}th frame shown, then every {QUIET_EVERY}th)"
     )
 
 

@@ -90,9 +90,9 @@ def _first_version(demo: Demo) -> list[str]:
     h = facts.holdout
     if h:
         lines.append(
-            f"      on the holdout split ({h['frames']} frames), rejecting {h['rejection']:.0%} of frames: "
-            f"{h['metric']} {h['controller']:.3f} when the controller picks them, {h['random']:.3f} when chance "
-            f"does; kappa with the amenability labels {h['kappa']:.2f}"
+            f"      on the holdout split ({h['frames']} frames), {h['rejection']:.0%} of frames rejected: "
+            f"{h['metric']} {h['controller']:.3f} on the frames kept when the controller chooses which, "
+            f"{h['random']:.3f} when chance does; kappa with the amenability labels {h['kappa']:.2f}"
         )
     return lines
 

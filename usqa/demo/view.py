@@ -13,7 +13,11 @@ from usqa.client import Client
 from usqa.contracts.protocol import MessageType
 
 STREAM_FPS = 15.0
-VIEW_EVERY = 15  # frames between two lines of the terminal view
+# The terminal view: a line every VIEW_EVERY frames (one a second) at the start and after a swap, then one
+# every QUIET_EVERY frames (ten seconds) while the job's own lines tell the story.
+VIEW_EVERY = 15
+QUIET_EVERY = 150
+LIVELY_FRAMES = 90
 JOIN_TIMEOUT_S = 30.0
 
 
@@ -49,7 +53,7 @@ class StreamView:
                 span.last, span.frames = seq, span.frames + 1
             else:
                 self.spans.append(Span(version, seq, seq))
-            if seq % VIEW_EVERY == 0:
+            if self._shown(seq):
                 bar = "#" * round(message["score"] * 20)
                 rtt = "" if latency_ms is None else f"rtt {latency_ms:5.1f} ms"
                 print(
@@ -65,6 +69,12 @@ class StreamView:
             )
         elif kind == MessageType.ERROR:
             self.errors += 1
+
+    def _shown(self, seq: int) -> bool:
+        lively = seq < LIVELY_FRAMES or (
+            bool(self.swaps) and self.results - self.swaps[-1][2] <= LIVELY_FRAMES
+        )
+        return seq % (VIEW_EVERY if lively else QUIET_EVERY) == 0
 
     def frames_by(self, version: int) -> int:
         return sum(s.frames for s in self.spans if s.version == version)
