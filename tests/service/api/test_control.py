@@ -100,3 +100,27 @@ def test_unknown_versions_and_tampered_files_are_refused(client: httpx.Client, r
         name=MODEL_NAME, version=bad, file="controller.onnx"
     )
     assert client.get("/readyz").json()["model"]["version"] == old
+
+
+def test_promoting_a_version_that_cannot_serve_is_refused_and_the_champion_stays(
+    client: httpx.Client, registry_root: Path, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(registry_root)
+    old = served_version(registry_root)
+    champion = registry.load(MODEL_NAME, CHAMPION)
+    garbage = {}
+    for file in champion.manifest.files:
+        garbage[file] = tmp_path / file
+        garbage[file].write_bytes(b"\x08\x01" * 512)  # hashed and intact, but no ONNX graph
+    manifest = champion.manifest.model_copy(update={"version": 0, "files": {}})
+    broken = registry.publish(manifest, garbage).version
+    answer = client.post(f"/models/{MODEL_NAME}/promote", json={"ref": str(broken)}, headers=AUTH)
+    assert answer.status_code == 409 and answer.json()["code"] == "unservable_version"
+    assert "stays where it was" in answer.json()["detail"]
+    assert registry.resolve(MODEL_NAME, CHAMPION) == old
+
+
+@pytest.mark.parametrize("alias", ["x" * 65, "a/b", ".hidden", ""])
+def test_alias_names_are_validated(client: httpx.Client, alias: str) -> None:
+    answer = client.post(f"/models/{MODEL_NAME}/promote", json={"ref": "1", "alias": alias}, headers=AUTH)
+    assert answer.status_code == 422 and answer.json()["code"] == "invalid_request"

@@ -21,6 +21,7 @@ from usqa.service.registry import (
     RegistryError,
 )
 from usqa.service.registry import store as S
+from usqa.service.registry.trust import MSG_LOOKED_IN
 
 
 def make_manifest(name: str = "prostate") -> Manifest:
@@ -241,6 +242,6 @@ def test_a_missing_model_names_every_folder_searched_for_operators_only(tmp_path
     with pytest.raises(S.ModelNotFoundError) as caught:
         registry.load("nothing")
     assert str(caught.value) == S.MSG_NO_MODEL.format(name="nothing")  # what an API client sees
-    assert S.explain(caught.value) == S.MSG_LOOKED_IN.format(
+    assert S.explain(caught.value) == MSG_LOOKED_IN.format(
         message=caught.value, places=f"{tmp_path / 'writable'}, {tmp_path / 'shipped'}"
     )

@@ -249,13 +249,17 @@ class HealthResponse(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+# An alias name: 1 to 64 letters, digits, '-', '_' or '.', not starting with '.' (usqa.service.registry.trust).
+AliasName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")]
+
+
 class PromoteRequest(BaseModel):
-    ref: str = Field(description="Version number, alias or 'latest'")
-    alias: str = "champion"
+    ref: str = Field(description="Version number, alias or 'latest'", max_length=64)
+    alias: AliasName = "champion"
 
 
 class RollbackRequest(BaseModel):
-    alias: str = "champion"
+    alias: AliasName = "champion"
 
 
 class ControlResponse(BaseModel):

@@ -23,6 +23,7 @@ from usqa.service.registry.store import (
     RegistryError,
     explain,
 )
+from usqa.service.registry.trust import UnservableError
 
 __all__ = [
     "CHALLENGER",
@@ -43,6 +44,7 @@ __all__ = [
     "RedisAnnouncer",
     "RegistryError",
     "ScoreHistogram",
+    "UnservableError",
     "explain",
     "open_registry",
     "sha256_file",

@@ -10,6 +10,7 @@ from usqa.contracts.cli import UsageError
 from usqa.service.registry.announce import announcer_from_url
 from usqa.service.registry.locate import open_registry
 from usqa.service.registry.store import CHAMPION, RegistryError, explain
+from usqa.service.registry.warmup import serving_check
 from usqa.service.settings import get_settings
 
 
@@ -57,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
             loaded = registry.load(args.name, args.ref)
             print(json.dumps(loaded.manifest.model_dump(mode="json"), indent=2))
         elif args.action == "promote":
-            version = registry.promote(args.name, args.ref, alias=args.alias)
+            version = registry.promote(args.name, args.ref, alias=args.alias, verify=serving_check(settings))
             print(f"{args.name}: {args.alias} -> version {version}")
         elif args.action == "rollback":
-            version = registry.rollback(args.name, alias=args.alias)
+            version = registry.rollback(args.name, alias=args.alias, verify=serving_check(settings))
             print(f"{args.name}: {args.alias} rolled back to version {version}")
     except RegistryError as exc:
         raise UsageError(explain(exc)) from exc

@@ -21,7 +21,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +29,22 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from usqa.service.registry.manifest import MANIFEST_FILE, Manifest, sha256_file
+from usqa.service.registry.trust import (
+    MSG_BAD_FILE_NAME,
+    MSG_BAD_NAME,
+    check_alias,
+    plain_file_name,
+    refuse_unservable,
+    valid_name,
+    verify_files,
+)
+from usqa.service.registry.trust import MSG_MISSING_FILE as MSG_MISSING_FILE
+from usqa.service.registry.trust import MSG_NO_MODEL as MSG_NO_MODEL
+from usqa.service.registry.trust import MSG_TAMPERED as MSG_TAMPERED
+from usqa.service.registry.trust import IntegrityError as IntegrityError
+from usqa.service.registry.trust import ModelNotFoundError as ModelNotFoundError
+from usqa.service.registry.trust import RegistryError as RegistryError
+from usqa.service.registry.trust import explain as explain
 
 log = logging.getLogger(__name__)
 
@@ -41,46 +57,20 @@ CHALLENGER = "challenger"
 LATEST = "latest"
 
 # The registry's folder is not named: the API answers with these messages, and paths are the server's business.
-MSG_NO_MODEL = "no model named {name!r} in the registry"
 MSG_NO_VERSION = "model {name!r} has no version {ref!r} (versions: {versions})"
 MSG_NO_ALIAS = "model {name!r} has no {alias!r} alias yet"
-MSG_TAMPERED = "model {name!r} version {version}: {file} does not match its manifest sha256 (tampered or corrupt); refusing to load it"
-MSG_MISSING_FILE = "model {name!r} version {version}: {file} listed in the manifest is missing"
 MSG_BAD_MANIFEST = "model {name!r} version {version}: manifest.json is unreadable: {reason}"
 MSG_NO_ROLLBACK = "model {name!r}: no earlier {alias!r} to roll back to"
-MSG_BAD_NAME = "model name {name!r} must be letters, digits, '-', '_' or '.', and not start with '.'"
 MSG_MISSING_SOURCE = "cannot publish: {file} does not exist"
 MSG_GRAPH_NOT_IN_FILES = "manifest graph {role!r} names {file!r}, which is not among the published files"
 MSG_READ_ONLY = (
     "model {name!r} is only in a read-only registry (the shipped model); publish a version of it to the "
     "writable registry before moving its aliases"
 )
-# For operators only (the CLI, the server log): where a missing model was looked for.
-MSG_LOOKED_IN = "{message} (looked in: {places})"
 
 
-class RegistryError(Exception):
-    """A registry operation that cannot be done; the message says what and why."""
-
-
-class IntegrityError(RegistryError):
-    """A version whose files do not match its manifest: never served."""
-
-
-class ModelNotFoundError(RegistryError):
-    """No registry holds the model name; `searched` keeps the folders for the operator, not the client."""
-
-    def __init__(self, name: str, searched: Sequence[Path]) -> None:
-        super().__init__(MSG_NO_MODEL.format(name=name))
-        self.searched = tuple(searched)
-
-
-def explain(exc: RegistryError) -> str:
-    """The error for an operator: a missing model also names every folder that was searched."""
-    if isinstance(exc, ModelNotFoundError):
-        places = ", ".join(str(p.absolute()) for p in exc.searched)
-        return MSG_LOOKED_IN.format(message=exc, places=places)
-    return str(exc)
+# Builds a version's sessions and runs a warm-up frame; raises when it cannot (usqa.service.registry.warmup).
+Verifier = Callable[["ModelVersion"], None]
 
 
 class Announcer(Protocol):
@@ -114,10 +104,6 @@ class Aliases:
             current={k: int(v) for k, v in data.get("aliases", {}).items()},
             history={k: [int(x) for x in v] for k, v in data.get("history", {}).items()},
         )
-
-
-def _valid_name(name: str) -> bool:
-    return bool(name) and not name.startswith(".") and all(c.isalnum() or c in "-_." for c in name)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -157,7 +143,7 @@ class ModelRegistry:
         found: set[str] = set()
         for root in (self.root, *self.read_only):
             if root.is_dir():
-                found.update(p.name for p in root.iterdir() if p.is_dir() and _valid_name(p.name))
+                found.update(p.name for p in root.iterdir() if p.is_dir() and valid_name(p.name))
         return sorted(found)
 
     def source(self, name: str) -> Path:
@@ -202,7 +188,7 @@ class ModelRegistry:
     def find_job(self, name: str, job_id: str) -> int | None:
         """The version a retraining job published, if it did."""
         model_dir = self.root / name
-        if not _valid_name(name) or not model_dir.is_dir():
+        if not valid_name(name) or not model_dir.is_dir():
             return None
         for version in self.versions(name):
             try:
@@ -217,12 +203,7 @@ class ModelRegistry:
         version = self.resolve(name, ref)
         path = self._model_dir(name) / str(version)
         manifest = self.manifest(name, version)
-        for file, expected in sorted(manifest.files.items()):
-            target = path / file
-            if not target.is_file():
-                raise IntegrityError(MSG_MISSING_FILE.format(name=name, version=version, file=file))
-            if sha256_file(target) != expected:
-                raise IntegrityError(MSG_TAMPERED.format(name=name, version=version, file=file))
+        verify_files(name, version, path, manifest)
         if path.parent.parent != self.root:  # never a silent fallback: say which copy is used
             log.info(
                 "%s version %d: not in the registry %s; using the read-only copy in %s",
@@ -244,11 +225,16 @@ class ModelRegistry:
         returned instead (a redelivered job never publishes twice).
         """
         name = manifest.name
-        if not _valid_name(name):
+        if not valid_name(name):
             raise RegistryError(MSG_BAD_NAME.format(name=name))
         for source in files.values():
             if not Path(source).is_file():
                 raise RegistryError(MSG_MISSING_SOURCE.format(file=source))
+        for file in files:
+            if not plain_file_name(file):
+                raise RegistryError(MSG_BAD_FILE_NAME.format(file=file))
+        if alias is not None:
+            check_alias(alias)
         for role, graph_file in manifest.graphs.items():
             if graph_file not in files:
                 raise RegistryError(MSG_GRAPH_NOT_IN_FILES.format(role=role, file=graph_file))
@@ -290,19 +276,29 @@ class ModelRegistry:
         self._announce("published", name, version, alias)
         return ModelVersion(name=name, version=version, path=model_dir / str(version), manifest=final)
 
-    def promote(self, name: str, ref: str | int, alias: str = CHAMPION) -> int:
-        """Point `alias` at the version `ref` names (a number, `latest` or another alias)."""
+    def promote(
+        self, name: str, ref: str | int, alias: str = CHAMPION, *, verify: Verifier | None = None
+    ) -> int:
+        """Point `alias` at the version `ref` names (a number, `latest` or another alias).
+
+        With `verify`, the version's sessions are built and run on a warm-up frame first; a version that
+        fails is refused with UnservableError and the alias stays where it was.
+        """
+        check_alias(alias)
         model_dir = self._writable_model_dir(name)
         with self._locked(model_dir):
             version = self.resolve(name, ref)
-            self.load(name, version)  # never point an alias at a version that would be refused
+            loaded = self.load(name, version)  # never point an alias at a version that would be refused
+            if verify is not None:
+                refuse_unservable(loaded.name, version, alias, lambda: verify(loaded))
             self._set_alias_locked(name, alias, version)
         log.info("promoted %s version %d to %s", name, version, alias)
         self._announce("promoted", name, version, alias)
         return version
 
-    def rollback(self, name: str, alias: str = CHAMPION) -> int:
-        """Point `alias` back at the version it named before the current one."""
+    def rollback(self, name: str, alias: str = CHAMPION, *, verify: Verifier | None = None) -> int:
+        """Point `alias` back at the version it named before the current one (verified as `promote` does)."""
+        check_alias(alias)
         model_dir = self._writable_model_dir(name)
         with self._locked(model_dir):
             aliases = self.aliases(name)
@@ -315,7 +311,9 @@ class ModelRegistry:
             else:
                 raise RegistryError(MSG_NO_ROLLBACK.format(name=name, alias=alias))
             version = history[-1]
-            self.load(name, version)
+            loaded = self.load(name, version)
+            if verify is not None:
+                refuse_unservable(name, version, alias, lambda: verify(loaded))
             current = {**aliases.current, alias: version}
             _write_atomic(
                 model_dir / ALIASES_FILE, Aliases(current, {**aliases.history, alias: history}).to_json()
@@ -328,7 +326,7 @@ class ModelRegistry:
 
     def _model_dir(self, name: str) -> Path:
         roots = (self.root, *self.read_only)
-        if _valid_name(name):
+        if valid_name(name):
             for root in roots:
                 if (root / name).is_dir():
                     return root / name

@@ -22,7 +22,15 @@ from usqa.service.api.schemas import (
     RollbackRequest,
 )
 from usqa.service.api.state import ServiceState, swap_report
-from usqa.service.registry import IntegrityError, ModelRegistry, RedisAnnouncer, RegistryError, open_registry
+from usqa.service.registry import (
+    IntegrityError,
+    ModelRegistry,
+    RedisAnnouncer,
+    RegistryError,
+    UnservableError,
+    open_registry,
+)
+from usqa.service.registry.warmup import serving_check
 
 router = APIRouter(prefix="/models", tags=["control"], dependencies=[ControlAuth])
 
@@ -32,7 +40,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No such model, version or alias"},
     409: {
         "model": ErrorResponse,
-        "description": "Refused: tampered or corrupt files, or nothing to roll back to",
+        "description": "Refused: tampered or corrupt files, a version whose sessions cannot be built or run a "
+        "warm-up frame (the alias stays), or nothing to roll back to",
     },
 }
 
@@ -62,6 +71,8 @@ async def _after_alias_move(service: ServiceState, name: str, alias: str, versio
 def _refused(exc: RegistryError, *, missing_status: int = 404) -> ApiError:
     if isinstance(exc, IntegrityError):
         return ApiError(409, "integrity_error", str(exc))
+    if isinstance(exc, UnservableError):
+        return ApiError(409, "unservable_version", str(exc))
     return ApiError(missing_status, "not_found" if missing_status == 404 else "conflict", str(exc))
 
 
@@ -80,13 +91,15 @@ async def _move_alias(
 
 @router.post("/{name}/promote", response_model=ControlResponse, responses=ERRORS)
 async def promote(name: str, body: PromoteRequest, service: ServiceDep) -> ControlResponse:
-    version = await _move_alias(service, lambda r: r.promote(name, body.ref, body.alias), 404)
+    verify = serving_check(service.settings, service.providers)
+    version = await _move_alias(service, lambda r: r.promote(name, body.ref, body.alias, verify=verify), 404)
     return await _after_alias_move(service, name, body.alias, version)
 
 
 @router.post("/{name}/rollback", response_model=ControlResponse, responses=ERRORS)
 async def rollback(name: str, body: RollbackRequest, service: ServiceDep) -> ControlResponse:
-    version = await _move_alias(service, lambda r: r.rollback(name, body.alias), 409)
+    verify = serving_check(service.settings, service.providers)
+    version = await _move_alias(service, lambda r: r.rollback(name, body.alias, verify=verify), 409)
     return await _after_alias_move(service, name, body.alias, version)
 
 
