@@ -68,7 +68,7 @@ def test_depth_width_and_budget_rules() -> None:
     assert [depth_for("segment", s) for s in (32, 64, 96, 128)] == [3, 4, 4, 5]
     plan, _ = derive_plan(fingerprint(frames=3500), BUDGETS["default"])
     epoch = -(-3500 // 32)
-    assert plan.supervised_steps == min(60 * epoch, 3000) and plan.eval_every == epoch
+    assert plan.supervised_steps == min(60 * epoch, 2000) and plan.eval_every == epoch
     small, _ = derive_plan(fingerprint(frames=100), BUDGETS["default"])
     assert small.batch_size == 6 and small.supervised_steps == 60 * 17  # a few frames: 60 epochs
     assert not plan.balanced_sampling
