@@ -21,7 +21,10 @@ the 51 runs of the first four methods took 28 min of wall time including ~2 min 
 9 runs of the classification-only method 1.4 min (docs/results.md, status of 3 Dec 2026). A segmentation
 run trains in 2-3 min (the reference's includes the non-selective U-Net), a classification run in about
 15 s, and each is evaluated in ~15 s. Under other load (an average of 8-10) the same work took 2-3x as long;
-pass `--methods` / `--seeds` / `--tasks` to trim.
+pass `--methods` / `--seeds` / `--tasks` / `--datasets` to trim.
+
+The supervised reference (`reference.py`) runs on every (data set, task, seed) whatever `--methods` says;
+at about 80 ms (classify) and 170 ms (segment) a step on one thread, a run takes up to 4 and 6 min.
 """
 
 from __future__ import annotations
@@ -47,12 +50,15 @@ from experiments.generalisation.methods import (
     BUDGETS,
     METHODS,
     REFERENCE,
+    SUPERVISED_REFERENCE,
+    SUPERVISED_REFERENCE_LABEL,
     available_methods,
     get_method,
     method_config,
     method_names,
 )
 from experiments.generalisation.page import check_docs, collect, write_docs
+from experiments.generalisation.reference import reference_config, train_reference
 from usqa.contracts.training import TASKS, TrainConfig
 from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.run import load_run, train
@@ -102,6 +108,8 @@ def probe(run_dir: Path, data_dir: Path) -> dict[str, Any]:
 
 def train_job(job: dict[str, Any]) -> dict[str, Any]:
     """Train one run in a worker process with one torch thread (`--jobs` workers share the cores)."""
+    if job["method"] == SUPERVISED_REFERENCE:  # trained and scored at once (reference.py)
+        return train_reference(job, TRAIN_FILE, RESULT_FILE)
     torch.set_num_threads(1)
     config = TrainConfig.from_dict(job["config"])
     run_dir = Path(job["run_dir"])
@@ -143,34 +151,41 @@ def evaluate_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def plan(args: argparse.Namespace, data_dirs: dict[str, Path]) -> list[dict[str, Any]]:
-    """One job per (data set, task, available method, seed); the reference carries the baseline."""
+    """One job per (data set, task, available method, seed); the reference carries the baseline; then the
+    supervised reference of each (data set, task, seed)."""
     methods, _ = available_methods(args.methods)
     jobs: list[dict[str, Any]] = []
     for data in benchmark_data(args.quick):
         if data.name not in data_dirs:
             continue
         for task in (t for t in data.tasks if t in args.tasks):
-            for method in (m for m in methods if task in m.tasks):
+            folder = args.out / "runs" / data.name / task
+            names = [*(m.name for m in methods if task in m.tasks), SUPERVISED_REFERENCE]
+            for name in names:
                 for seed in args.seeds:
-                    folder = args.out / "runs" / data.name / task
-                    config = method_config(
-                        method,
-                        budget=args.budget,
-                        task=task,
-                        seed=seed,
-                        frame_size=data.frame_size,
-                        train_baseline=method.name == REFERENCE,
-                    )
+                    if name == SUPERVISED_REFERENCE:
+                        config = reference_config(
+                            budget=args.budget, task=task, seed=seed, frame_size=data.frame_size
+                        )
+                    else:
+                        config = method_config(
+                            get_method(name),
+                            budget=args.budget,
+                            task=task,
+                            seed=seed,
+                            frame_size=data.frame_size,
+                            train_baseline=name == REFERENCE,
+                        )
                     jobs.append(
                         {
                             "dataset": data.name,
                             "task": task,
-                            "method": method.name,
+                            "method": name,
                             "seed": seed,
                             # As JSON gives it back (lists, not tuples), so a stored config compares equal.
                             "config": json.loads(json.dumps(config.to_dict())),
                             "data_dir": str(data_dirs[data.name]),
-                            "run_dir": str(folder / method.name / f"seed{seed}"),
+                            "run_dir": str(folder / name / f"seed{seed}"),
                             "baseline_run": str(folder / REFERENCE / f"seed{seed}"),
                             "resamples": args.resamples,
                         }
@@ -249,6 +264,14 @@ def _meta(
             {"name": m.name, "label": m.label, "overrides": m.overrides, "skipped": skipped.get(m.name)}
             for m in METHODS
             if m.name in args.methods or m.name == REFERENCE
+        ]
+        + [
+            {
+                "name": SUPERVISED_REFERENCE,
+                "label": SUPERVISED_REFERENCE_LABEL,
+                "overrides": {},
+                "skipped": None,
+            }
         ],
         "machine": {
             "cpu_count": os.cpu_count(),
@@ -300,12 +323,17 @@ def run(args: argparse.Namespace) -> None:
     # Written first as well, so that `--render-only` after an interruption shows the runs that finished.
     unfinished = {"wall_seconds": 0.0, "trained_now": 0, "finished": "not finished (interrupted?)"}
     (args.out / META_FILE).write_text(json.dumps(meta | unfinished, indent=1) + "\n")
-    # Segmentation runs are the slowest: start them first so the pool does not end on one long run.
-    to_train.sort(key=lambda j: j["task"] != "segment")
+    # The supervised references (to convergence) and segmentation runs are the slowest: start them first so
+    # the pool does not end on one long run.
+    to_train.sort(key=lambda j: (j["method"] != SUPERVISED_REFERENCE, j["task"] != "segment"))
     log.info("%d runs planned, %d to train with %d worker(s)", len(jobs), len(to_train), args.jobs)
     _run_all(to_train, train_job, args.jobs)
     to_evaluate = [
-        j for j in jobs if _done(j, TRAIN_FILE) and (args.force or j in to_train or not _done(j, RESULT_FILE))
+        j
+        for j in jobs
+        if j["method"] != SUPERVISED_REFERENCE  # scored when trained
+        and _done(j, TRAIN_FILE)
+        and (args.force or j in to_train or not _done(j, RESULT_FILE))
     ]
     _run_all(to_evaluate, evaluate_job, args.jobs)
     meta |= {

@@ -70,6 +70,10 @@ BUDGETS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
 }
 NON_SELECTIVE = "non-selective"
 NON_SELECTIVE_LABEL = "non-selective predictor (all frames)"
+# Not a TrainConfig variant of Algorithm 1 but the predictor trained the ordinary way (reference.py); every
+# (data set, task, seed) gets one, so every page shows how far the product's predictor is from it.
+SUPERVISED_REFERENCE = "supervised-reference"
+SUPERVISED_REFERENCE_LABEL = "supervised reference (ordinary training, no controller)"
 
 
 def method_names() -> list[str]:

@@ -13,6 +13,8 @@ from experiments.generalisation.data import trivial_baseline
 from experiments.generalisation.methods import (
     METHODS,
     REFERENCE,
+    SUPERVISED_REFERENCE,
+    SUPERVISED_REFERENCE_LABEL,
     Method,
     available_methods,
     method_config,
@@ -189,6 +191,18 @@ def _summary() -> dict[str, Any]:
     runs = [_run("dev", "classify", s, 0.9, {"top_class": 1, "top_class_share": 0.6}) for s in (0, 1, 2)]
     runs += [_run("held", "classify", s, 0.6, {"top_class": 1, "top_class_share": 1.0}) for s in (0, 1, 2)]
     runs += [_run("held", "segment", s, 0.1, {"empty_mask_share": 0.97}) for s in (0, 1, 2)]
+    # The supervised reference where it ran (dev classify, 0.94 and 0.96); the held-out rows show n/a.
+    runs += [
+        {
+            "dataset": "dev",
+            "task": "classify",
+            "method": SUPERVISED_REFERENCE,
+            "seed": s,
+            "seconds": {"supervised": 30.0},
+            "holdout": {"metric": m, "frames": 100},
+        }
+        for s, m in ((0, 0.94), (1, 0.96))
+    ]
     meta = {
         "budget": "demo",
         "quick": False,
@@ -233,7 +247,15 @@ def test_the_bar_and_its_reasons() -> None:
 def test_page_renders_every_data_set_task_and_method_from_the_json() -> None:
     page = render(_summary())
     assert page.count("### ") == 3
-    assert "| `dev` | classify | 0.600 | 0.910 ± 0.010 | +0.310 | 3/3 | beats the bar |" in page
+    assert (
+        "| `dev` | classify | 0.600 | 0.910 ± 0.010 | +0.310 | 3/3 | beats the bar | 0.950 ± 0.014 | " in page
+    )
+    assert (
+        "| -0.040 (**more than 2 points below**) |" in page
+    )  # the non-selective 0.910 vs the reference's 0.950
+    assert f"| {SUPERVISED_REFERENCE_LABEL} | nothing | 0.950 ± 0.014 |  |  |  |  |  | 30 ± 0 s |" in page
+    assert page.count(f"| {SUPERVISED_REFERENCE_LABEL} | nothing |") == 1  # only where it ran
+    assert "beats the bar | n/a |" not in page and "| n/a |  |" in page
     assert "**does not**: predictor at majority class" in page
     assert "held out: reported only, not used for any decision" in page
     assert "trivial: majority class (1)" in page and "trivial: empty mask" in page
@@ -265,12 +287,15 @@ def test_the_quick_command_end_to_end_and_render_only(tmp_path: Path) -> None:
     args += ["--tasks", "classify", "--jobs", "1", "--resamples", "5", "--methods", REFERENCE]
     assert main(args) == 0
     results = json.loads((out / "results.json").read_text())
-    assert {(r["method"], r["seed"]) for r in results["runs"]} == {(REFERENCE, 0), (REFERENCE, 1)}
+    assert {(r["method"], r["seed"]) for r in results["runs"]} == {
+        (method, seed) for method in (REFERENCE, SUPERVISED_REFERENCE) for seed in (0, 1)
+    }
     assert results["meta"]["machine"]["torch_threads_per_run"] == 1
     page = (docs / "results.md").read_text()
     assert page.startswith("# Results\n\nprose kept\n") and page.endswith("more prose\n")
     body = block_body(page, "generalisation")
     assert "`prostate_evidence_loss`, classify" in body and "trivial: majority class" in body
+    assert f"| {SUPERVISED_REFERENCE_LABEL} | nothing |" in body
     # Rendering again from the JSON alone gives the same block; a second run trains nothing.
     assert main([*args, "--render-only"]) == 0
     assert block_body((docs / "results.md").read_text(), "generalisation") == body

@@ -1,0 +1,74 @@
+"""The supervised reference (issue 24): the benchmark's predictor trained the ordinary way, with no controller.
+
+So that every page shows how far the product's predictor is from an ordinary one: the same network family and
+batch size as the budget's runs, trained by `usqa.trainer.amenability.supervised_stage` (the trainer's own
+supervised stage: AdamW, one-cycle learning rate, early stopping on the validation split, the best validation
+check's weights) on every training frame, with the ultrasound augmentation (left-right flips, gain and contrast
+jitter, small affine) and plain (not class-balanced) batches. Its step budget is the `default` preset's for
+the `benchmark` budget: about 60 epochs of the simulator sets' 1,680 training frames for classification, the
+ordinary CNN of issue 24. It is scored on the holdout split with the evaluation's per-frame metric, on the
+frames the evaluation uses, so its number sits beside the non-selective predictor's at 0 % rejection.
+
+A job trains and scores in one go (a minute or two): `result.json` first, then `train.json`, which marks it done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from experiments.generalisation.methods import METHODS, SUPERVISED_REFERENCE, method_config
+from usqa.contracts.training import TrainConfig
+from usqa.trainer.amenability.engine import frame_metric, infer
+from usqa.trainer.amenability.run import with_data_priors
+from usqa.trainer.amenability.supervised_stage import supervised_stage
+from usqa.trainer.data import load_task_data
+from usqa.trainer.recipe.presets import preset
+
+# Whose supervised-stage budget the reference trains with, per benchmark budget: to convergence for the
+# benchmark (the product's full budget), the budget's own where it is a quick check.
+STAGE_PRESET = {"benchmark": "default", "default": "default", "demo": "demo", "debug": "debug"}
+
+
+def reference_config(*, budget: str, task: str, seed: int, frame_size: int) -> TrainConfig:
+    """The budget's network, batch size and frame size (as every method's run), trained the ordinary way."""
+    base = method_config(
+        METHODS[0], budget=budget, task=task, seed=seed, frame_size=frame_size, train_baseline=False
+    )
+    return replace(
+        base,
+        name=f"{budget}-{SUPERVISED_REFERENCE}",
+        recipe=replace(base.recipe, augment="ultrasound", balanced_sampling=False),
+        supervised=preset(STAGE_PRESET[budget], task).supervised,  # type: ignore[arg-type]
+    )
+
+
+def train_reference(job: dict[str, Any], train_file: str, result_file: str) -> dict[str, Any]:
+    """Train the reference of one (data set, task, seed), score it on the holdout, write both files."""
+    torch.set_num_threads(1)
+    run_dir = Path(job["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / result_file).unlink(missing_ok=True)
+    started = time.perf_counter()
+    config = TrainConfig.from_dict(job["config"])
+    data = load_task_data(job["data_dir"], config)
+    config = with_data_priors(replace(config, num_classes=data.num_classes), data)
+    stage = supervised_stage(config, data.train, data.val)
+    logits = infer(stage.predictor, data.holdout.frames, torch.device("cpu"))
+    metric = float(frame_metric(config.task, logits, data.holdout.targets).mean())
+    record = {"config": job["config"], "seconds": {"supervised": stage.seconds}}
+    result = {
+        **{k: job[k] for k in ("dataset", "task", "method", "seed")},
+        **record,
+        "train_wall": time.perf_counter() - started,
+        "holdout": {"metric": metric, "frames": len(data.holdout)},
+        "stage": {k: v for k, v in stage.summary().items() if k != "history"},
+    }
+    (run_dir / result_file).write_text(json.dumps(result, indent=1) + "\n")
+    (run_dir / train_file).write_text(json.dumps({**record, "wall": result["train_wall"]}, indent=1) + "\n")
+    return result

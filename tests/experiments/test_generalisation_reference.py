@@ -1,0 +1,60 @@
+"""The supervised reference (experiments/generalisation/reference.py): its config, its jobs, one debug run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments.generalisation.benchmark import RESULT_FILE, TRAIN_FILE, _done, parse, plan, train_job
+from experiments.generalisation.methods import METHODS, REFERENCE, SUPERVISED_REFERENCE, method_config
+from experiments.generalisation.reference import reference_config
+from usqa.service.simulator import write_dataset
+from usqa.trainer.recipe.presets import preset
+
+
+@pytest.mark.parametrize("task", ["classify", "segment"])
+def test_the_reference_is_the_budgets_network_trained_the_ordinary_way(task: str) -> None:
+    runs = method_config(
+        METHODS[0], budget="benchmark", task=task, seed=2, frame_size=64, train_baseline=True
+    )
+    reference = reference_config(budget="benchmark", task=task, seed=2, frame_size=64)
+    same = ("backbone", "unet", "frame", "batch_size", "predictor_loss", "weight_decay", "seed", "task")
+    assert all(getattr(reference, name) == getattr(runs, name) for name in same)
+    assert (reference.recipe.augment, reference.recipe.balanced_sampling) == ("ultrasound", False)
+    # To convergence: the default preset's supervised stage, with early stopping and best-on-validation.
+    assert reference.supervised == preset("default", task).supervised  # type: ignore[arg-type]
+    assert reference.supervised.steps >= 2000 and reference.supervised.patience > 0
+    assert reference.name == "benchmark-supervised-reference" and not reference.train_baseline
+    debug = reference_config(budget="debug", task=task, seed=0, frame_size=32)
+    assert debug.supervised == preset("debug", task).supervised  # type: ignore[arg-type]
+
+
+def test_every_data_set_task_and_seed_gets_one_reference_job(tmp_path: Path) -> None:
+    args = parse(["--out", str(tmp_path), "--seeds", "0", "1", "--methods", REFERENCE])
+    dirs = {"prostate_evidence_loss": tmp_path / "d", "real_frames": tmp_path / "r"}
+    jobs = [j for j in plan(args, dirs) if j["method"] == SUPERVISED_REFERENCE]
+    assert {(j["dataset"], j["task"], j["seed"]) for j in jobs} == {
+        (data, task, seed)
+        for data, tasks in (
+            ("prostate_evidence_loss", ("classify", "segment")),
+            ("real_frames", ("classify",)),
+        )
+        for task in tasks
+        for seed in (0, 1)
+    }
+    assert all(j["run_dir"].endswith(f"{j['task']}/{SUPERVISED_REFERENCE}/seed{j['seed']}") for j in jobs)
+
+
+def test_a_debug_reference_trains_scores_and_counts_as_done(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_dataset(data, frames=96, subjects=8, seed=3, size=32, mix="evidence_loss", workers=1)
+    args = parse(["--quick", "--out", str(tmp_path / "out"), "--seeds", "0", "--tasks", "classify"])
+    (job,) = [j for j in plan(args, {"prostate_evidence_loss": data}) if j["method"] == SUPERVISED_REFERENCE]
+    train_job(job)
+    result = json.loads((Path(job["run_dir"]) / RESULT_FILE).read_text())
+    assert result["method"] == SUPERVISED_REFERENCE and 0.0 <= result["holdout"]["metric"] <= 1.0
+    assert result["holdout"]["frames"] > 0 and result["seconds"]["supervised"] > 0
+    assert 0 < result["stage"]["steps"] <= job["config"]["supervised"]["steps"]
+    assert _done(job, TRAIN_FILE) and _done(job, RESULT_FILE)
