@@ -31,6 +31,7 @@ from usqa.service.api.routes import (
 )
 from usqa.service.api.routes.live import STATIC_DIR
 from usqa.service.api.state import ServiceState
+from usqa.service.datasets.uploads import sweep_staging
 from usqa.service.inference.batcher import InferenceQueue
 from usqa.service.inference.holder import ModelHolder
 from usqa.service.inference.model import LoadedModel, load_model
@@ -135,6 +136,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     state = build_state(settings)
     app.state.service = state
+    # Uploads killed mid-way (SIGKILL, a crash) leave staging folders; this process's start ends them.
+    sweep_staging(settings.data_root, at_start=True)
     state.queue.start()
     try:
         outcome = await state.holder.refresh("startup")

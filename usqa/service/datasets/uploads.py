@@ -1,7 +1,9 @@
 """Uploaded data sets: a zip or tar of the data-set folder format, unpacked safely into the data root.
 
 Each upload is unpacked into a hidden folder under the data root, validated with the loader's row-level report
-and only then renamed to `ROOT/<id>`; a refused or interrupted upload leaves nothing visible. The id is the
+and only then renamed to `ROOT/<id>`; a refused or interrupted upload leaves nothing visible, and what a killed
+process left behind (staging folders and incoming archives, named after their host and process) is swept at
+start-up and after every failed upload (`sweep_staging`). The id is the
 archive's content hash, so uploading the same archive twice gives the same data set. No member may leave the
 folder (absolute paths, `..`, links and devices are refused: zip slip), and the unpacked size and member count
 are capped before anything big is written (zip bombs).
@@ -9,25 +11,37 @@ are capped before anything big is written (zip bombs).
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import re
 import shutil
+import socket
 import stat
 import tarfile
+import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from usqa.service.datasets.labels import LABELS_FILE, DatasetError, load_dataset
 from usqa.service.registry.manifest import sha256_file
 
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
 META_FILE = "dataset.json"
 TMP_PREFIX = ".upload-"
+INCOMING_PREFIX = ".incoming-"
+# Another host's leftovers (a shared data root) are swept once they are this old: no upload takes that long.
+STALE_STAGING_S = 6 * 3600
 COPY_CHUNK = 1 << 20
 ID_PREFIX = "ds-"
 # `ds-` and the first 16 hex digits of the archive's sha256.
@@ -43,6 +57,8 @@ MSG_NO_LABELS = (
 )
 MSG_CORRUPT = "the archive is corrupt: {reason}"
 MSG_NO_DATASET = "no data set {id!r} (GET /datasets lists them)"
+MSG_NO_SPACE = "the server's data storage is full; the upload was not stored (nothing was kept)"
+MSG_STORAGE = "the server could not store the upload ({reason}); nothing was kept"
 
 
 class UploadError(ValueError):
@@ -55,6 +71,65 @@ class UploadError(ValueError):
 
 class UnknownDataset(LookupError):
     pass
+
+
+class StorageError(Exception):
+    """Writing the upload failed on the server's side (a full disk, a quota, an I/O error): not the client's."""
+
+    def __init__(self, cause: OSError) -> None:
+        full = cause.errno in (errno.ENOSPC, errno.EDQUOT)
+        # strerror only: an OSError's text names the server's paths.
+        super().__init__(MSG_NO_SPACE if full else MSG_STORAGE.format(reason=cause.strerror or "I/O error"))
+        self.status = 507 if full else 500
+
+
+def staging_name(prefix: str) -> str:
+    """A staging entry's name: its host and process, so a sweep knows whether its writer is gone."""
+    return f"{prefix}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def sweep_staging(root: Path, *, at_start: bool = False) -> int:
+    """Remove staging folders and incoming archives whose writer is gone; how many were removed.
+
+    Gone: a process of this host that no longer runs (at start-up also this very process id, which a
+    restarted container reuses), or anything older than STALE_STAGING_S (another host's, or unnamed).
+    """
+    if not root.is_dir():
+        return 0
+    host, pid, now = socket.gethostname(), os.getpid(), time.time()
+    removed = 0
+    for entry in root.iterdir():
+        prefix = next((p for p in (TMP_PREFIX, INCOMING_PREFIX) if entry.name.startswith(p)), None)
+        if prefix is None:
+            continue
+        writer_host, _, rest = entry.name[len(prefix) :].rpartition("-")[0].rpartition("-")
+        writer = int(rest) if rest.isdigit() else None
+        try:
+            old = now - entry.lstat().st_mtime > STALE_STAGING_S
+        except FileNotFoundError:
+            continue
+        mine = writer_host == host and writer is not None
+        if old or (mine and ((at_start and writer == pid) or (writer != pid and not _running(writer)))):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("swept %d staging entries left by interrupted uploads in %s", removed, root)
+    return removed
+
+
+def _running(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class DatasetInfo(BaseModel):
@@ -110,18 +185,29 @@ class _Unpacker:
             return
         path = self.target.joinpath(*parts)
         if member.is_dir:
-            path.mkdir(parents=True, exist_ok=True)
+            _written(path.mkdir, parents=True, exist_ok=True)
             return
         if self.written + member.size > self.max_bytes:
             raise UploadError(MSG_TOO_BIG.format(limit=self.max_bytes), 413)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _written(path.parent.mkdir, parents=True, exist_ok=True)
         assert stream is not None
-        with path.open("wb") as out:
-            while chunk := stream.read(COPY_CHUNK):
-                self.written += len(chunk)
-                if self.written > self.max_bytes:
-                    raise UploadError(MSG_TOO_BIG.format(limit=self.max_bytes), 413)
-                out.write(chunk)
+        try:
+            with path.open("wb") as out:
+                while chunk := stream.read(COPY_CHUNK):
+                    self.written += len(chunk)
+                    if self.written > self.max_bytes:
+                        raise UploadError(MSG_TOO_BIG.format(limit=self.max_bytes), 413)
+                    out.write(chunk)
+        except OSError as exc:  # the write (or its flush at close) failed on the server's disk
+            raise StorageError(exc) from exc
+
+
+def _written(write: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """A write to the server's disk: its OSError is the server's (StorageError), not a corrupt archive."""
+    try:
+        return write(*args, **kwargs)
+    except OSError as exc:
+        raise StorageError(exc) from exc
 
 
 def _zip_members(archive: zipfile.ZipFile) -> Iterator[tuple[Member, zipfile.ZipInfo]]:
@@ -155,7 +241,9 @@ def _unpack(archive_path: Path, unpacker: _Unpacker) -> None:
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, UploadError):
             raise
-        raise UploadError(MSG_CORRUPT.format(reason=str(exc) or type(exc).__name__)) from exc
+        # An OSError's text names the server's paths: only its reason is shown.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UploadError(MSG_CORRUPT.format(reason=reason or type(exc).__name__)) from exc
 
 
 def _dataset_folder(unpacked: Path) -> Path:
@@ -204,10 +292,10 @@ class DatasetStore:
             return self.info(dataset_id), False
         except UnknownDataset:
             pass
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-        staging.mkdir()
+        staging = self.root / staging_name(TMP_PREFIX)
         try:
+            _written(self.root.mkdir, parents=True, exist_ok=True)
+            _written(staging.mkdir)
             _unpack(archive_path, _Unpacker(staging, self.max_unpacked_bytes, self.max_members))
             folder = _dataset_folder(staging)
             dataset = load_dataset(folder)
@@ -222,14 +310,14 @@ class DatasetStore:
                 classes=sorted({r.label for r in dataset.records}),
                 splits={split: len(dataset.split(split)) for split in ("train", "val", "holdout")},
             )
-            (folder / META_FILE).write_text(info.model_dump_json(indent=2))
+            _written((folder / META_FILE).write_text, info.model_dump_json(indent=2))
             final = self.root / dataset_id
             try:
                 folder.rename(final)
-            except OSError:
+            except OSError as exc:
                 if (final / META_FILE).is_file():  # the same archive, uploaded at the same time elsewhere
                     return self.info(dataset_id), False
-                raise
+                raise StorageError(exc) from exc
             return info, True
         except DatasetError as exc:
             # The loader's report names the temporary folder; the client knows its archive, not our disk.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import uuid
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,15 @@ from usqa.service.api.errors import MALFORMED_MULTIPART, ApiError
 from usqa.service.api.request_body import FILE_FIELD, MULTIPART, media_type_of
 from usqa.service.api.schemas import DatasetList, DatasetResponse, ErrorResponse
 from usqa.service.datasets import DatasetError
-from usqa.service.datasets.uploads import DatasetStore, UnknownDataset, UploadError
+from usqa.service.datasets.uploads import (
+    INCOMING_PREFIX,
+    DatasetStore,
+    StorageError,
+    UnknownDataset,
+    UploadError,
+    staging_name,
+    sweep_staging,
+)
 from usqa.service.settings import Settings
 
 router = APIRouter(tags=["retraining"], dependencies=[ControlAuth])
@@ -26,7 +33,6 @@ router = APIRouter(tags=["retraining"], dependencies=[ControlAuth])
 UPLOAD_TOO_LARGE = "data-set archive too large: more than {limit} bytes (USQA_MAX_UPLOAD_BYTES)"
 NOT_MULTIPART = "send the archive as multipart/form-data with the file in a field named 'file'"
 NO_ARCHIVE_PART = "multipart upload without a 'file' part holding the zip or tar archive"
-INCOMING_PREFIX = ".incoming-"
 COPY_CHUNK = 1 << 20
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -40,6 +46,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "Archive, unpacked size or member count over a limit"},
     415: {"model": ErrorResponse, "description": "Not a zip or tar archive"},
     422: {"model": ErrorResponse, "description": "The data set fails validation (every bad row is listed)"},
+    500: {"model": ErrorResponse, "description": "The server could not store the upload (an I/O error)"},
+    507: {"model": ErrorResponse, "description": "The server's data storage is full; nothing was kept"},
 }
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -78,10 +86,13 @@ async def _limited_stream(request: Request, limit: int) -> AsyncGenerator[bytes,
 
 
 def _save(upload: UploadFile, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    upload.file.seek(0)
-    with target.open("wb") as out:
-        shutil.copyfileobj(upload.file, out, COPY_CHUNK)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        upload.file.seek(0)
+        with target.open("wb") as out:
+            shutil.copyfileobj(upload.file, out, COPY_CHUNK)
+    except OSError as exc:
+        raise StorageError(exc) from exc
 
 
 @router.post(
@@ -106,7 +117,10 @@ async def upload_dataset(request: Request, response: Response, service: ServiceD
         form = await parser.parse()
     except MultiPartException as exc:
         raise ApiError(400, "malformed_multipart", MALFORMED_MULTIPART.format(reason=exc)) from exc
-    incoming = settings.data_root / f"{INCOMING_PREFIX}{uuid.uuid4().hex}"
+    except OSError as exc:  # the parser spools big parts to a temporary file: a full disk lands here
+        raise _storage_error(StorageError(exc)) from exc
+    incoming = settings.data_root / staging_name(INCOMING_PREFIX)
+    failed = True
     try:
         upload = form.get(FILE_FIELD)
         if not isinstance(upload, UploadFile):
@@ -115,15 +129,24 @@ async def upload_dataset(request: Request, response: Response, service: ServiceD
         info, created = await asyncio.to_thread(
             dataset_store(settings).add_archive, incoming, upload.filename or "upload"
         )
+        failed = False
     except UploadError as exc:
         raise ApiError(exc.status, "invalid_archive", str(exc)) from exc
     except DatasetError as exc:
         raise ApiError(422, "invalid_dataset", str(exc)) from exc
+    except StorageError as exc:
+        raise _storage_error(exc) from exc
     finally:
         incoming.unlink(missing_ok=True)
         await form.close()
+        if failed:  # and whatever an earlier, killed upload left behind
+            await asyncio.to_thread(sweep_staging, settings.data_root)
     response.status_code = 201 if created else 200
     return info
+
+
+def _storage_error(exc: StorageError) -> ApiError:
+    return ApiError(exc.status, "storage_full" if exc.status == 507 else "storage_error", str(exc))
 
 
 @router.get("/datasets", response_model=DatasetList, responses=ERRORS)
