@@ -7,8 +7,9 @@ check's weights) on every training frame, with the ultrasound augmentation (left
 jitter, small affine) and plain (not class-balanced) batches. Its step budget is its own (`reference_stage`),
 fixed so that the yardstick does not move when the product's presets or plan do: for the `benchmark` budget
 3,000 classification steps of 32 frames, about 60 epochs of the simulator sets' 1,680 training frames (the
-ordinary CNN of issue 24), and 2,000 segmentation steps of 16; early stopping usually ends it sooner. It is scored on the holdout split with the evaluation's per-frame metric, on the
-frames the evaluation uses, so its number sits beside the non-selective predictor's at 0 % rejection.
+ordinary CNN of issue 24), and 2,000 segmentation steps of 16; early stopping may end it sooner. It is scored
+on the holdout split with the evaluation's per-frame metric, on the frames the evaluation uses, so its number
+sits beside the non-selective predictor's at 0 % rejection.
 
 A job trains and scores in one go (a minute or two): `result.json` first, then `train.json`, which marks it done.
 """
