@@ -75,9 +75,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from usqa.trainer.amenability.run import RunError, train
     from usqa.trainer.amenability.run_folder import CHECKPOINT_FILE
-    from usqa.trainer.engine.device import DeviceError
 
     if not args.data.is_dir():
         raise UsageError(MSG_NO_DATA.format(path=args.data))
@@ -102,8 +100,12 @@ def run_train(args: argparse.Namespace) -> int:
             return 0
         if args.episodes is not None:
             config = apply_overrides(config, {"episodes": args.episodes})
-    except (OverrideError, DataError, RunError, ValueError) as exc:
+    except (OverrideError, DataError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
+    # imported after the plan: torch's and MONAI's imports take seconds, and --plan-only needs neither
+    from usqa.trainer.amenability.run import RunError, train
+    from usqa.trainer.engine.device import DeviceError
+
     config = replace(
         config,
         train_baseline=config.train_baseline and not args.no_baseline,

@@ -157,7 +157,7 @@ def make_plan(
     overridden) the size trial; the plan's config is `record.config(preset_config)`."""
     overrides = dict(overrides or {})
     budget = BUDGETS[budget_name]
-    dataset = load_dataset(data_dir)
+    dataset = load_dataset(data_dir, check_images=False)  # the run's own load checks every image
     fingerprint = measure_fingerprint(dataset, task, seed=preset_config.seed)
     plan, sources = with_overrides(*derive_plan(fingerprint, budget), overrides)
     record: dict[str, Any] | None = None
