@@ -18,6 +18,7 @@ from celery import Celery
 from celery.result import AsyncResult
 from pydantic import BaseModel
 
+from usqa.service.jobs.reconcile import reconcile_pending
 from usqa.service.jobs.records import JobRecord, JobRecords, new_job_id
 from usqa.service.jobs.spec import JobSpec
 from usqa.service.settings import Settings
@@ -170,6 +171,8 @@ class JobStatus(BaseModel):
     progress: JobProgress | None = None
     report: dict[str, Any] | None = None
     error: str | None = None
+    # Set when the broker had lost the job and it was queued again (usqa/service/jobs/reconcile.py).
+    note: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -198,13 +201,7 @@ class JobClient:
             raise IdempotencyConflict(MSG_KEY_REUSED.format(job_id=job_id))
         if created:
             try:
-                self.app.send_task(
-                    RETRAIN_TASK,
-                    args=(job_id, record.spec),
-                    task_id=job_id,
-                    queue=RETRAIN_QUEUE,
-                    retry=False,
-                )
+                self._send(record)
             except Exception as exc:  # kombu's errors vary by transport; none may leave a record behind
                 self.records.delete(job_id)
                 raise QueueUnavailable(
@@ -213,16 +210,34 @@ class JobClient:
             log.info("queued job %s: %s on %s (%s)", job_id, spec.task, spec.dataset, spec.config)
         return self.status(job_id, record), created
 
+    def _send(self, record: JobRecord) -> None:
+        self.app.send_task(
+            RETRAIN_TASK, args=(record.id, record.spec), task_id=record.id, queue=RETRAIN_QUEUE, retry=False
+        )
+
     def status(self, job_id: str, record: JobRecord | None = None) -> JobStatus:
         record = record or self.records.get(job_id)
         result = AsyncResult(job_id, app=self.app)
         state, info = result.state, result.info
+        note = None
+        if state == "PENDING":  # or unknown to the broker: a job it lost is queued again, then failed
+            note, lost = reconcile_pending(
+                record,
+                self.records,
+                broker_url=self.settings.broker,
+                queue=RETRAIN_QUEUE,
+                max_requeues=self.settings.job_max_retries,
+                requeue=self._send,
+            )
+            if lost is not None:
+                state, info = "FAILURE", lost
         status = JobStatus(
             id=job_id,
             state=state,
             spec=record.spec,
             created=record.created,
             cancel_requested=self.records.cancel_requested(job_id),
+            note=note,
         )
         if state == "SUCCESS" and isinstance(info, dict):
             status.report = info

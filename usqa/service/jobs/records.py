@@ -19,6 +19,8 @@ from usqa.service.jobs.spec import JOB_ID_PATTERN, JobSpec, check_id
 
 RECORD_SUFFIX = ".json"
 CANCEL_SUFFIX = ".cancel"
+# How often the job was queued again after the broker lost it (usqa/service/jobs/reconcile.py).
+REQUEUED_SUFFIX = ".requeued"
 # Client retries of one POST /retrain (same Idempotency-Key) map to one job id.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("8b5f0c4e-33a1-4f55-9d0e-6b1f3f1c2a77")
 
@@ -112,3 +114,14 @@ class JobRecords:
 
     def cancel_requested(self, job_id: str) -> bool:
         return self._path(job_id, CANCEL_SUFFIX).exists()
+
+    def requeues(self, job_id: str) -> int:
+        try:
+            return int(self._path(job_id, REQUEUED_SUFFIX).read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def count_requeue(self, job_id: str) -> int:
+        count = self.requeues(job_id) + 1
+        self._path(job_id, REQUEUED_SUFFIX).write_text(str(count))
+        return count
