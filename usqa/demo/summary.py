@@ -32,7 +32,9 @@ def verdict_lines(verdict: dict[str, Any]) -> list[str]:
         (
             "trivial_predictor",
             f"predictor {verdict['metric']} {p['metric']:.3f}; the trivial predictor, {p['trivial_rule']}, gets "
-            f"{p['trivial']:.3f}: " + ("no better" if "trivial_predictor" in failed else "better"),
+            f"{p['trivial']:.3f}: "
+            + ("not better beyond chance" if "trivial_predictor" in failed else "better")
+            + _margin(p),
         ),
         (
             "controller_no_spread",
@@ -48,6 +50,13 @@ def verdict_lines(verdict: dict[str, Any]) -> list[str]:
     outcome = "FAILED" if failed else "passed"
     head = f"acceptance check on the {split} split ({verdict['frames']} frames): {outcome}"
     return [head] + [f"  {'x' if code in failed else '+'} {text}" for code, text in rules]
+
+
+def _margin(predictor: dict[str, Any]) -> str:
+    """The paired margin and its sampling error, where the verdict records them (issue 24)."""
+    if predictor.get("margin_se") is None:
+        return ""
+    return f" (margin {predictor['margin']:+.3f} ± {predictor['margin_se']:.3f}, 1 SE over {predictor['margin_frames']} frames)"
 
 
 def summary(demo: Demo, seconds: float) -> list[str]:
