@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # reliability suite, the container files, the shipped model, the import layers and the wheel. Tests marked
 # `torch` among them (a worker that trains) are skipped there, with the reason shown.
 TORCH_FREE_TESTS=(tests/contracts tests/service tests/usqa tests/reliability tests/containers tests/models tests/test_layers.py
-    tests/test_packaging.py)
+    tests/test_packaging.py tests/test_locks.py)
 # Left to 3.11 (make test): the load-with-swaps test wants every frame of 4 streams at 30 fps scored, client and
 # server in one process; on 3.12 on a shared 2-core machine the server drops 1 to 8 of 480 frames (it drops a
 # frame rather than queue it, by design), also with no swap at all, where 3.11 mostly scores them all.
