@@ -106,11 +106,12 @@ def paired_margin(predictor: np.ndarray, trivial: np.ndarray) -> PairedMargin:
     """The mean per-frame difference predictor - trivial and its standard error.
 
     A normal bound on paired differences rather than a paired bootstrap: it is deterministic (a verdict must
-    not depend on a resampling seed), closed-form, and at the validation split's hundreds of frames the two
-    bounds agree to the third decimal; for classification the differences are -1, 0 or 1 per frame, so this is
-    the large-sample form of McNemar's test of the discordant frames. Fewer than two frames give an infinite
-    error (nothing is established); a predictor identical to the trivial one has all d = 0, SE 0 and a lower
-    bound of 0, which is not above 0.
+    not depend on a resampling seed) and closed-form, and on planted cases of 180-752 frames the two lower
+    bounds differed by at most 0.003 (20,000 resamples), the normal one the more cautious where few frames
+    differ. For classification the differences are -1, 0 or 1 per frame, so this is the large-sample form of
+    McNemar's test of the discordant frames. Fewer than two frames give an infinite error (nothing is
+    established); a predictor identical to the trivial one has all d = 0, SE 0 and a lower bound of 0, which is
+    not above 0.
     """
     d = np.asarray(predictor, np.float64) - np.asarray(trivial, np.float64)
     n = len(d)
