@@ -15,7 +15,15 @@ from usqa.trainer.amenability.cli import MSG_NO_DATA
 from usqa.trainer.data import MSG_NO_MASKS
 from usqa.trainer.networks import ResNetBackbone, seeded_init
 
-RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "model.pt", "baseline.pt")
+RUN_FILES = (
+    "config.json",
+    "plan.json",
+    "checkpoint.pt",
+    "metrics.jsonl",
+    "model.pt",
+    "baseline.pt",
+    "supervised.pt",
+)
 
 
 @pytest.mark.parametrize("task", ["classify", "segment"])
@@ -33,7 +41,8 @@ def test_train_debug_run_writes_a_well_formed_run(
     assert (config["task"], config["reward"]["kind"], config["algo"]) == (task, reward, algo)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["episode"] for r in lines if r["stage"] == "amenability"] == [1, 2, 3]
-    assert all(0.0 <= r["selected_fraction"] <= 1.0 for r in lines)
+    assert lines[0]["stage"] == "supervised"  # the predictor trained before Algorithm 1
+    assert all(0.0 <= r["selected_fraction"] <= 1.0 for r in lines if r["stage"] != "supervised")
     model = torch.load(run / "model.pt", weights_only=False)
     assert set(model) == {"config", "controller", "predictor"}
 
