@@ -23,9 +23,8 @@ run trains in 2-3 min (the reference's includes the non-selective U-Net), a clas
 15 s, and each is evaluated in ~15 s. Under other load (an average of 8-10) the same work took 2-3x as long;
 pass `--methods` / `--seeds` / `--tasks` / `--datasets` to trim.
 
-The supervised reference (`reference.py`) runs on every (data set, task, seed) whatever `--methods` says;
-at about 80 ms (classify) and 170 ms (segment) a step on one thread, a run takes up to 4 and 6 min.
-"""
+The supervised reference (`reference.py`) runs on every (data set, task, seed) whatever `--methods` says; at
+about 80 ms (classify) and 170 ms (segment) a step on one thread, a run takes up to 4 and 6 min."""
 
 from __future__ import annotations
 
@@ -45,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments.generalisation.data import benchmark_data, build, describe
+from experiments.generalisation.data import benchmark_data, build, dataset_names, describe
 from experiments.generalisation.methods import (
     BUDGETS,
     METHODS,
@@ -359,7 +358,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (one torch thread each)")
     parser.add_argument("--resamples", type=int, default=None, help="subject-level bootstrap resamples")
-    parser.add_argument("--datasets", nargs="+", default=[d.name for d in benchmark_data()])
+    parser.add_argument(
+        "--datasets", nargs="+", default=None, help="default: all (--quick: all but held out)"
+    )
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     parser.add_argument("--methods", nargs="+", default=method_names())
     parser.add_argument("--force", action="store_true", help="retrain runs that are already done")
@@ -367,6 +368,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.budget = args.budget or ("debug" if args.quick else "benchmark")
     args.seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
+    args.datasets = args.datasets or dataset_names(args.quick)
     args.resamples = args.resamples if args.resamples is not None else (20 if args.quick else 200)
     for name in args.methods:
         get_method(name)

@@ -116,6 +116,12 @@ def benchmark_data(quick: bool = False) -> list[BenchmarkData]:
     ]
 
 
+def dataset_names(quick: bool = False) -> list[str]:
+    """The data sets a run covers unless told: all; a quick run (a code check) leaves out the held-out ones, since
+    its small sets are a few subjects of theirs and only the final benchmark may train on those."""
+    return [d.name for d in benchmark_data() if not quick or d.role != "held_out"]
+
+
 def build(data: BenchmarkData, root: Path) -> Path:
     """The data set's folder under `root`, built unless a folder with the same content key is complete."""
     out = root / f"{data.name}-{data.key()}"

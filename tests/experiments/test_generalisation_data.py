@@ -37,6 +37,9 @@ def test_breast_keeps_its_folder_so_earlier_runs_stay_comparable() -> None:
 def test_the_default_grid_plans_the_fresh_sets_and_a_subset_can_leave_them_out(tmp_path: Path) -> None:
     names = [d.name for d in benchmark_data()]
     assert parse(["--out", str(tmp_path)]).datasets == names  # `make results` evaluates them
+    quick = parse(["--quick", "--out", str(tmp_path)]).datasets  # a code check does not touch them
+    assert quick == [n for n in names if n not in FRESH]
+    assert parse(["--quick", "--out", str(tmp_path), "--datasets", *FRESH]).datasets == list(FRESH)
     args = parse(["--out", str(tmp_path), "--seeds", "0", "--methods", REFERENCE, "--tasks", "classify"])
     jobs = plan(args, {name: tmp_path / name for name in names})
     assert {j["dataset"] for j in jobs} == set(names)
