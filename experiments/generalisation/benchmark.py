@@ -8,7 +8,7 @@ ground-truth rejection; the non-selective predictor) and compared with the trivi
 empty mask). The generated block `generalisation` of docs/results.md is rendered from the JSON files only.
 
     python -m experiments.generalisation [--jobs 2] [--seeds 0 1 2] [--budget benchmark]
-    python -m experiments.generalisation --quick --out /tmp/gb      # debug budget, small sets, 2 seeds
+    python -m experiments.generalisation --quick --out /tmp/gb      # debug budget, small sets (none held out), 2 seeds
     python -m experiments.generalisation --render-only              # the page again from runs/generalisation
 
 Layout: runs/generalisation/data/NAME-KEY/ (data sets, KEY a content hash of their settings),
