@@ -32,6 +32,7 @@ from usqa.service.api.routes import (
 from usqa.service.api.routes.live import STATIC_DIR
 from usqa.service.api.state import ServiceState
 from usqa.service.datasets.uploads import sweep_staging
+from usqa.service.frames.lane import DecodeLane
 from usqa.service.inference.batcher import InferenceQueue
 from usqa.service.inference.holder import ModelHolder
 from usqa.service.inference.model import LoadedModel, load_model
@@ -111,6 +112,10 @@ def build_state(settings: Settings) -> ServiceState:
             max_frames=settings.max_frames_per_input,
             limits=signal_limits(settings),
             max_decoded_pixels=settings.max_decoded_pixels,
+            lane=DecodeLane(
+                settings.decode_lane_workers, settings.decode_lane_waiting, settings.retry_after_s
+            ),
+            max_decode_s=settings.max_decode_s,
         ),
         sessions=SessionLimiter(settings.max_scan_sessions),
         records=SessionStore(
@@ -161,6 +166,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.watcher is not None:
             await state.watcher.stop()
         state.queue.stop()
+        if state.scorer.lane is not None:
+            state.scorer.lane.close()
         if state.jobs is not None:
             state.jobs.close()
 

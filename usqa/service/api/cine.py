@@ -44,7 +44,13 @@ def demo_cine(preset: str, frames: int, seed: int = 0) -> CineFrames:
 
 
 def unpack_cine(
-    data: bytes, filename: str, *, max_pixels: int, max_frames: int, max_decoded_pixels: int | None = None
+    data: bytes,
+    filename: str,
+    *,
+    max_pixels: int,
+    max_frames: int,
+    max_decoded_pixels: int | None = None,
+    max_decode_s: float | None = None,
 ) -> CineFrames:
     """A DICOM cine, a video or an image file as PNG frames (the video decoder needs a file on disk)."""
     suffix = Path(filename).suffix.lower()[:8]
@@ -53,7 +59,11 @@ def unpack_cine(
         path.write_bytes(data)
         images = list(
             read_frames(
-                path, max_pixels=max_pixels, max_frames=max_frames, max_decoded_pixels=max_decoded_pixels
+                path,
+                max_pixels=max_pixels,
+                max_frames=max_frames,
+                max_decoded_pixels=max_decoded_pixels,
+                max_decode_s=max_decode_s,
             )
         )
         fps = _video_fps(path) if suffix in {".mp4", ".avi", ".mov", ".mkv"} else DEFAULT_CINE_FPS

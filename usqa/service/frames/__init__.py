@@ -17,6 +17,7 @@ from usqa.service.frames.decode import (
 from usqa.service.frames.errors import (
     CorruptFrameError,
     DecodeBudgetError,
+    DecodeTimeoutError,
     EmptyFrameError,
     FrameError,
     FrameTooLargeError,
@@ -39,6 +40,7 @@ __all__ = [
     "RAW_MEDIA_TYPE",
     "CorruptFrameError",
     "DecodeBudgetError",
+    "DecodeTimeoutError",
     "EmptyFrameError",
     "FrameError",
     "FrameSpec",

@@ -10,6 +10,7 @@ settings.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final, cast
@@ -22,6 +23,7 @@ from usqa.service.frames.errors import (
     CONTENT_MISMATCH,
     CORRUPT_IMAGE,
     DECODE_BUDGET,
+    DECODE_TOO_SLOW,
     EMPTY_FOLDER,
     EMPTY_IMAGE,
     EMPTY_INPUT,
@@ -35,6 +37,7 @@ from usqa.service.frames.errors import (
     UNSUPPORTED_MEDIA_TYPE,
     CorruptFrameError,
     DecodeBudgetError,
+    DecodeTimeoutError,
     EmptyFrameError,
     FrameTooLargeError,
     RawSizeMismatchError,
@@ -134,6 +137,7 @@ def decode_bytes(
     max_pixels: int,
     max_frames: int,
     max_decoded_pixels: int | None = None,
+    max_decode_s: float | None = None,
 ) -> list[np.ndarray]:
     """An upload as uint8 grayscale frames (one for an image, all for a DICOM cine).
 
@@ -160,13 +164,22 @@ def decode_bytes(
             )
     if kind == "dicom":
         return decode_dicom(
-            data, max_pixels=max_pixels, max_frames=max_frames, max_decoded_pixels=max_decoded_pixels
+            data,
+            max_pixels=max_pixels,
+            max_frames=max_frames,
+            max_decoded_pixels=max_decoded_pixels,
+            max_decode_s=max_decode_s,
         )
     return [decode_image_bytes(data, max_pixels=min(max_pixels, max_decoded_pixels or max_pixels))]
 
 
 def read_frames(
-    path: Path, *, max_pixels: int, max_frames: int, max_decoded_pixels: int | None = None
+    path: Path,
+    *,
+    max_pixels: int,
+    max_frames: int,
+    max_decoded_pixels: int | None = None,
+    max_decode_s: float | None = None,
 ) -> Iterator[np.ndarray]:
     """A file on disk as uint8 grayscale frames: an image (one frame), a DICOM (every frame), a video.
 
@@ -180,14 +193,18 @@ def read_frames(
     kind = sniff_format(head)
     if kind == "dicom":
         return iter_dicom_frames(
-            path, max_pixels=max_pixels, max_frames=max_frames, max_decoded_pixels=max_decoded_pixels
+            path,
+            max_pixels=max_pixels,
+            max_frames=max_frames,
+            max_decoded_pixels=max_decoded_pixels,
+            max_decode_s=max_decode_s,
         )
     if kind is not None:
         limit = min(max_pixels, max_decoded_pixels or max_pixels)
         return iter([decode_image_bytes(path.read_bytes(), max_pixels=limit)])
     if looks_like_video(path, head):
         frames = iter_video_frames(path, max_pixels=max_pixels, max_frames=max_frames)
-        return frames if max_decoded_pixels is None else within_budget(frames, max_decoded_pixels)
+        return within_budget(frames, max_decoded_pixels, max_decode_s)
     raise UnsupportedFormatError(UNRECOGNISED_FILE.format(name=shown(path.name)))
 
 
@@ -211,13 +228,19 @@ def iter_source_frames(path: Path, *, max_pixels: int, max_frames: int) -> Itera
             yield f"{file.name}#{index}", frame
 
 
-def within_budget(frames: Iterator[np.ndarray], max_decoded_pixels: int) -> Iterator[np.ndarray]:
-    """`frames` until their pixels together pass `max_decoded_pixels` (then DecodeBudgetError)."""
+def within_budget(
+    frames: Iterator[np.ndarray], max_decoded_pixels: int | None, max_decode_s: float | None = None
+) -> Iterator[np.ndarray]:
+    """`frames` until their pixels pass `max_decoded_pixels` (DecodeBudgetError) or the time `max_decode_s`
+    from this call (DecodeTimeoutError, checked between frames); None for either is no limit."""
+    deadline = None if max_decode_s is None else time.monotonic() + max_decode_s
     pixels = 0
     for count, frame in enumerate(frames, start=1):
+        if deadline is not None and time.monotonic() > deadline:
+            raise DecodeTimeoutError(DECODE_TOO_SLOW.format(seconds=max_decode_s, frames=count - 1))
         height, width = int(frame.shape[0]), int(frame.shape[1])
         pixels += height * width
-        if pixels > max_decoded_pixels:
+        if max_decoded_pixels is not None and pixels > max_decoded_pixels:
             raise DecodeBudgetError(
                 DECODE_BUDGET.format(
                     frames=count,

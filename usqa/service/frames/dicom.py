@@ -14,44 +14,31 @@ inflated with a cap of what its own header declares (pydicom would inflate it wh
 from __future__ import annotations
 
 import io
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
-from pydicom.dataset import Dataset, FileDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import parse_basic_offsets
-from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, get_decoder
 from pydicom.pixels.decoders.base import Decoder
 from pydicom.pixels.utils import get_expected_length
-from pydicom.tag import BaseTag
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
+from usqa.service.frames.dicom_budget import DecodeBudget, attribute, check_sizes, int_attribute, read_within
 from usqa.service.frames.errors import (
-    CORRUPT_DICOM,
-    DECODE_BUDGET,
-    DEFLATED_HEADER_TOO_LONG,
-    DEFLATED_TOO_LARGE,
     DICOM_BAD_ATTRIBUTE,
     DICOM_SHORT_PIXEL_DATA,
     DICOM_UNDECODABLE,
-    EMPTY_IMAGE,
     EMPTY_INPUT,
-    FRAME_TOO_LARGE,
     NO_PIXEL_DATA,
     PIXEL_DATA_FRAMES,
-    TOO_MANY_FRAMES,
     UNSUPPORTED_PHOTOMETRIC,
     UNSUPPORTED_TRANSFER_SYNTAX,
     CorruptFrameError,
-    DecodeBudgetError,
     EmptyFrameError,
     FrameError,
-    FrameTooLargeError,
     NoPixelDataError,
     TooManyFramesError,
     UnsupportedFormatError,
@@ -70,32 +57,42 @@ SUPPORTED_PHOTOMETRICS = MONOCHROME | {
     "YBR_RCT",
     "PALETTE COLOR",
 }
-PIXEL_DATA_TAG = 0x7FE00010
-# A deflated data set is first inflated this far to read its header; the rest is capped by that header.
-DEFLATED_HEADER_BYTES = 1024 * 1024
-# Elements after the pixel data (trailing padding, a digital signature) that a deflated data set may hold.
-DEFLATED_TRAILER_BYTES = 64 * 1024
 
 
 def decode_dicom(
-    source: bytes | Path, *, max_pixels: int, max_frames: int, max_decoded_pixels: int | None = None
+    source: bytes | Path,
+    *,
+    max_pixels: int,
+    max_frames: int,
+    max_decoded_pixels: int | None = None,
+    max_decode_s: float | None = None,
 ) -> list[np.ndarray]:
     """Every frame of a DICOM file (bytes or a path) as uint8 grayscale HxW arrays, in frame order."""
     return list(
         iter_dicom_frames(
-            source, max_pixels=max_pixels, max_frames=max_frames, max_decoded_pixels=max_decoded_pixels
+            source,
+            max_pixels=max_pixels,
+            max_frames=max_frames,
+            max_decoded_pixels=max_decoded_pixels,
+            max_decode_s=max_decode_s,
         )
     )
 
 
 def iter_dicom_frames(
-    source: bytes | Path, *, max_pixels: int, max_frames: int, max_decoded_pixels: int | None = None
+    source: bytes | Path,
+    *,
+    max_pixels: int,
+    max_frames: int,
+    max_decoded_pixels: int | None = None,
+    max_decode_s: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Check the header now, then decode frames lazily: a long cine streams one frame at a time.
 
     `max_pixels` bounds Rows * Columns (one frame), `max_frames` bounds NumberOfFrames and the frames the
     pixel data holds, and `max_decoded_pixels` (None: no bound beyond the other two) bounds frames x Rows x
-    Columns over the whole input. Display mapping: 8-bit monochrome is used as stored (scanners burn their
+    Columns over the whole input; `max_decode_s` (None: none) bounds the decoding time, checked between
+    frames from this call on. Display mapping: 8-bit monochrome is used as stored (scanners burn their
     display mapping into it); deeper monochrome goes through the modality LUT and then the VOI LUT or
     window when the header has one, else a per-frame min-max stretch; MONOCHROME1 is inverted; colour
     becomes luminance.
@@ -103,123 +100,17 @@ def iter_dicom_frames(
     data = source.read_bytes() if isinstance(source, Path) else source
     if not data:
         raise EmptyFrameError(EMPTY_INPUT)
-    budget = _Budget(max_pixels, max_frames, max_decoded_pixels)
-    dataset = _read(data, budget)
+    budget = DecodeBudget(max_pixels, max_frames, max_decoded_pixels, max_decode_s)
+    dataset = read_within(data, budget)
     decoder, frames = _check_header(dataset, budget)
     return _decoded_frames(dataset, decoder, frames, budget)
 
 
-class _Budget:
-    """The limits one input is decoded under."""
-
-    def __init__(self, max_pixels: int, max_frames: int, max_decoded_pixels: int | None) -> None:
-        self.max_pixels = max_pixels
-        self.max_frames = max_frames
-        self.max_decoded_pixels = max_decoded_pixels
-
-    def over(self, pixels: int) -> bool:
-        return self.max_decoded_pixels is not None and pixels > self.max_decoded_pixels
-
-    def error(self, frames: int, rows: int, columns: int, pixels: int) -> DecodeBudgetError:
-        return DecodeBudgetError(
-            DECODE_BUDGET.format(
-                frames=frames,
-                width=columns,
-                height=rows,
-                pixels=pixels,
-                max_decoded_pixels=self.max_decoded_pixels,
-            )
-        )
-
-
-def _read(data: bytes, budget: _Budget) -> Dataset:
-    """The data set; a deflated one is inflated here, capped by what its header declares."""
-    try:
-        stream = io.BytesIO(data)
-        preamble = read_preamble(stream, False)
-        file_meta = _read_file_meta_info(stream)
-        if file_meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
-            return pydicom.dcmread(io.BytesIO(data))
-        body = data[stream.tell() :]
-    except FrameError:
-        raise
-    except Exception as exc:  # pydicom raises many types on bad bytes; the client gets one
-        raise CorruptFrameError(CORRUPT_DICOM) from exc
-    inflated = _inflate(body, budget)
-    try:
-        dataset = read_dataset(io.BytesIO(inflated), is_implicit_VR=False, is_little_endian=True)
-    except Exception as exc:
-        raise CorruptFrameError(CORRUPT_DICOM) from exc
-    # The inflated bytes are plain explicit VR little endian from here on.
-    file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    return FileDataset("deflated", dataset, preamble, file_meta, False, True)
-
-
-def _inflate(body: bytes, budget: _Budget) -> bytes:
-    """Inflate the header first, check it, then the rest with a cap of the pixel data it declares."""
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    try:
-        head = inflater.decompress(body, DEFLATED_HEADER_BYTES)
-        stream = io.BytesIO(head)
-        header = read_dataset(stream, is_implicit_VR=False, is_little_endian=True, stop_when=_at_pixel_data)
-    except Exception as exc:
-        raise CorruptFrameError(CORRUPT_DICOM) from exc
-    if inflater.eof:
-        return head
-    if "Rows" not in header or not _pixel_data_follows(head, stream.tell()):
-        raise DecodeBudgetError(DEFLATED_HEADER_TOO_LONG.format(limit=DEFLATED_HEADER_BYTES))
-    _check_sizes(header, budget)
-    try:
-        declared = int(get_expected_length(header, "bytes"))
-    except Exception as exc:
-        raise CorruptFrameError(DICOM_UNDECODABLE) from exc
-    # The pixel data element's own header is 12 bytes (tag, VR, reserved, 32-bit length).
-    cap = stream.tell() + 12 + declared + declared % 2 + DEFLATED_TRAILER_BYTES
-    if len(head) > cap:
-        raise DecodeBudgetError(DEFLATED_TOO_LARGE.format(limit=cap))
-    try:
-        rest = inflater.decompress(inflater.unconsumed_tail, cap - len(head) + 1)
-    except zlib.error as exc:
-        raise CorruptFrameError(CORRUPT_DICOM) from exc
-    if len(head) + len(rest) > cap:
-        raise DecodeBudgetError(DEFLATED_TOO_LARGE.format(limit=cap))
-    return head + rest
-
-
-def _at_pixel_data(tag: BaseTag, vr: str | None, length: int) -> bool:
-    return int(tag) == PIXEL_DATA_TAG
-
-
-def _pixel_data_follows(head: bytes, offset: int) -> bool:
-    """True when the header read stopped at the PixelData element (not at the end of the inflated bytes)."""
-    return head[offset : offset + 4] == b"\xe0\x7f\x10\x00"
-
-
-def _check_sizes(dataset: Dataset, budget: _Budget) -> int:
-    """Rows, Columns and NumberOfFrames against the limits; the declared frame count."""
-    rows = _int_attribute(dataset, "Rows")
-    columns = _int_attribute(dataset, "Columns")
-    frames = _int_attribute(dataset, "NumberOfFrames", default=1)
-    if rows <= 0 or columns <= 0:
-        raise EmptyFrameError(EMPTY_IMAGE.format(width=columns, height=rows))
-    if rows * columns > budget.max_pixels:
-        raise FrameTooLargeError(
-            FRAME_TOO_LARGE.format(width=columns, height=rows, max_pixels=budget.max_pixels)
-        )
-    if frames <= 0:
-        raise CorruptFrameError(DICOM_BAD_ATTRIBUTE.format(keyword="NumberOfFrames"))
-    if frames > budget.max_frames:
-        raise TooManyFramesError(TOO_MANY_FRAMES.format(max_frames=budget.max_frames), frames=frames)
-    if budget.over(frames * rows * columns):
-        raise budget.error(frames, rows, columns, frames * rows * columns)
-    return frames
-
-
-def _check_header(dataset: Dataset, budget: _Budget) -> tuple[Decoder, int]:
+def _check_header(dataset: Dataset, budget: DecodeBudget) -> tuple[Decoder, int]:
     """Refuse what cannot or must not be decoded, from header attributes and the pixel data's length."""
     # The transfer syntax first: pydicom stops quietly where bytes turn to garbage, and a file meta
     # without a transfer syntax tells garbage apart from a real data set that has no pixels.
-    transfer_syntax = _attribute(getattr(dataset, "file_meta", Dataset()), "TransferSyntaxUID")
+    transfer_syntax = attribute(getattr(dataset, "file_meta", Dataset()), "TransferSyntaxUID")
     if "PixelData" not in dataset:
         raise NoPixelDataError(NO_PIXEL_DATA)
     unsupported = UNSUPPORTED_TRANSFER_SYNTAX.format(
@@ -232,12 +123,12 @@ def _check_header(dataset: Dataset, budget: _Budget) -> tuple[Decoder, int]:
     if not decoder.is_available:  # a codec whose plugin is not installed
         raise UnsupportedFormatError(unsupported)
 
-    frames = _check_sizes(dataset, budget)
+    frames = check_sizes(dataset, budget)
     photometric = _photometric(dataset)
     if photometric not in SUPPORTED_PHOTOMETRICS:
         raise UnsupportedFormatError(UNSUPPORTED_PHOTOMETRIC.format(value=shown(photometric)))
     for keyword in ("BitsAllocated", "BitsStored", "SamplesPerPixel"):
-        _int_attribute(dataset, keyword)
+        int_attribute(dataset, keyword)
 
     if decoder.is_native:
         # A header that promises more frames or pixels than the data holds (a "lying" header).
@@ -271,7 +162,7 @@ def _encapsulated_frames(dataset: Dataset) -> int:
 
 
 def _decoded_frames(
-    dataset: Dataset, decoder: Decoder, declared: int, budget: _Budget
+    dataset: Dataset, decoder: Decoder, declared: int, budget: DecodeBudget
 ) -> Iterator[np.ndarray]:
     # Never more frames than declared (pydicom would otherwise return whatever else fits in the pixel
     # data), and the pixels actually decoded are counted against the budget frame by frame.
@@ -291,6 +182,7 @@ def _decoded_frames(
             pixels += rows * columns
             if budget.over(pixels):
                 raise budget.error(decoded, rows, columns, pixels)
+            budget.check_time(decoded)
             frame = _display_u8(array, _text(meta["photometric_interpretation"]), dataset)
         except FrameError:
             raise
@@ -307,14 +199,14 @@ def _display_u8(pixels: np.ndarray, photometric: str, dataset: Dataset) -> np.nd
     if photometric == "PALETTE COLOR":
         return to_grayscale_u8(apply_color_lut(pixels, dataset))
     if photometric == "RGB":
-        bits_stored = _int_attribute(dataset, "BitsStored")
+        bits_stored = int_attribute(dataset, "BitsStored")
         return to_grayscale_u8(pixels if bits_stored == 8 else _scale_to_u8(pixels, bits_stored))
     raise UnsupportedFormatError(UNSUPPORTED_PHOTOMETRIC.format(value=shown(photometric)))
 
 
 def _monochrome_u8(pixels: np.ndarray, dataset: Dataset) -> np.ndarray:
-    bits_stored = _int_attribute(dataset, "BitsStored")
-    signed = _int_attribute(dataset, "PixelRepresentation", default=0) == 1
+    bits_stored = int_attribute(dataset, "BitsStored")
+    signed = int_attribute(dataset, "PixelRepresentation", default=0) == 1
     if bits_stored <= 8 and not signed:
         return pixels.astype(np.uint8) if bits_stored == 8 else _scale_to_u8(pixels, bits_stored)
     values = apply_modality_lut(pixels, dataset)
@@ -365,29 +257,9 @@ def _text(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
-def _attribute(dataset: Dataset, keyword: str) -> Any:
-    try:
-        value = dataset.get(keyword)
-    except Exception as exc:  # pydicom converts raw values lazily, so a bad VR surfaces here
-        raise CorruptFrameError(DICOM_BAD_ATTRIBUTE.format(keyword=keyword)) from exc
-    if value is None or value == "":
-        raise CorruptFrameError(DICOM_BAD_ATTRIBUTE.format(keyword=keyword))
-    return value
-
-
-def _int_attribute(dataset: Dataset, keyword: str, default: int | None = None) -> int:
-    if default is not None and keyword not in dataset:
-        return default
-    value = _attribute(dataset, keyword)
-    try:
-        return int(value)
-    except (TypeError, ValueError) as exc:
-        raise CorruptFrameError(DICOM_BAD_ATTRIBUTE.format(keyword=keyword)) from exc
-
-
 def _first_float(dataset: Dataset, keyword: str) -> float:
     """A multi-valued window attribute offers alternative windows; the first is the default view."""
-    value = _attribute(dataset, keyword)
+    value = attribute(dataset, keyword)
     try:
         return float(value[0] if isinstance(value, MultiValue) else value)
     except (TypeError, ValueError, IndexError) as exc:

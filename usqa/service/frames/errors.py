@@ -48,6 +48,7 @@ DECODE_BUDGET = (
     "limit of {max_decoded_pixels} decoded pixels per request"
 )
 DEFLATED_TOO_LARGE = "deflated DICOM data inflates past {limit} bytes, more than its header declares"
+DECODE_TOO_SLOW = "decoding took longer than the limit of {seconds:g} s per request after {frames} frames; the input was refused"
 DEFLATED_HEADER_TOO_LONG = "deflated DICOM data: no pixel data in its first {limit} inflated bytes"
 # A value taken from the input (a header field, a media type, a file name) is shown at most this long.
 SHOWN_VALUE_CHARS = 64
@@ -121,3 +122,9 @@ class DecodeBudgetError(FrameTooLargeError):
     """An input whose decoded pixels (frames x width x height) or inflated bytes exceed the request's budget."""
 
     code: ClassVar[str] = "decode_budget_exceeded"
+
+
+class DecodeTimeoutError(DecodeBudgetError):
+    """An input whose frames took longer to decode than the request's time limit (checked between frames)."""
+
+    code: ClassVar[str] = "decode_time_exceeded"

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
 
 from usqa.service.frames import FrameError, TooManyFramesError, decode_bytes
-from usqa.service.inference.batcher import BatchTiming, InferenceJob, InferenceQueue
+from usqa.service.frames.lane import DecodeLane, DecodeLaneFullError
+from usqa.service.inference.batcher import BatchTiming, InferenceJob, InferenceQueue, QueueFullError
 from usqa.service.inference.geometry import PreparedFrame, prepare_with_geometry, stack_pixels
 from usqa.service.inference.model import LoadedModel, ModelOutputs
 from usqa.service.inference.predictions import Prediction, classify, segment
@@ -127,6 +129,7 @@ def decode_and_prepare(
     max_frames: int,
     max_decoded_pixels: int | None = None,
     limits: SignalLimits = DEFAULT_LIMITS,
+    max_decode_s: float | None = None,
 ) -> DecodedInput:
     """Decode an upload once and prepare every frame for `model` (runs in a worker thread)."""
     started = time.perf_counter()
@@ -138,6 +141,7 @@ def decode_and_prepare(
         max_pixels=max_pixels,
         max_frames=max_frames,
         max_decoded_pixels=max_decoded_pixels,
+        max_decode_s=max_decode_s,
     )
     prepared = [prepare_with_geometry(image, model.spec, limits) for image in images]
     return DecodedInput(frames=prepared, decode_s=time.perf_counter() - started)
@@ -160,9 +164,14 @@ class UploadJob(InferenceJob[list[ScoredFrame]]):
         single_frame: bool,
         limits: SignalLimits,
         max_decoded_pixels: int | None = None,
+        decoded: DecodedInput | None = None,
     ) -> None:
         self.model = model
         self.limits = limits
+        # Decoded already (in the decode lane, usqa/service/frames/lane.py): the worker only runs the graphs.
+        self.decoded = decoded
+        if decoded is not None:
+            self.frame_hint = len(decoded.frames)
         self.data = data
         self.media_type = media_type
         self.options = options
@@ -175,6 +184,9 @@ class UploadJob(InferenceJob[list[ScoredFrame]]):
         self.prepared: list[PreparedFrame] = []
 
     def prepare(self) -> np.ndarray:
+        if self.decoded is not None:
+            self.prepared = self.decoded.frames
+            return stack_pixels(self.prepared)
         # A stream message may hold one frame: counted by the decoder before any frame is decoded.
         try:
             decoded = decode_and_prepare(
@@ -212,12 +224,17 @@ class FrameScorer:
         max_frames: int,
         limits: SignalLimits = DEFAULT_LIMITS,
         max_decoded_pixels: int | None = None,
+        lane: DecodeLane | None = None,
+        max_decode_s: float | None = None,
     ) -> None:
         self.queue = queue
         self.limits = limits
         self.max_pixels = max_pixels
         self.max_frames = max_frames
         self.max_decoded_pixels = max_decoded_pixels
+        # Whole uploads decode in the lane, within `max_decode_s`; stream frames decode in the workers.
+        self.lane = lane
+        self.max_decode_s = max_decode_s
 
     async def score(
         self,
@@ -232,6 +249,25 @@ class FrameScorer:
         admit_when_full: bool = False,
     ) -> ScoredBatch:
         """Score every frame of `data` on `model`; FrameError for input the pipeline refuses."""
+        decoded = None
+        if self.lane is not None and not single_frame:
+            work = partial(
+                decode_and_prepare,
+                data,
+                media_type,
+                model,
+                width=width,
+                height=height,
+                max_pixels=self.max_pixels,
+                max_frames=self.max_frames,
+                max_decoded_pixels=self.max_decoded_pixels,
+                limits=self.limits,
+                max_decode_s=self.max_decode_s,
+            )
+            try:
+                decoded = await self.lane.run(work)
+            except DecodeLaneFullError as exc:
+                raise QueueFullError(str(exc)) from exc
         job = UploadJob(
             model,
             data,
@@ -244,6 +280,7 @@ class FrameScorer:
             single_frame=single_frame,
             limits=self.limits,
             max_decoded_pixels=self.max_decoded_pixels,
+            decoded=decoded,
         )
         frames, timing = await self.queue.submit(model, job, admit_when_full=admit_when_full)
         return ScoredBatch(model=model, frames=frames, timing=timing)

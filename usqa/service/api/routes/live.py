@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Annotated
 
@@ -16,11 +16,12 @@ from fastapi.responses import FileResponse, Response
 from usqa.contracts.protocol import page_constants
 from usqa.service.api.cine import demo_cine, unpack_cine
 from usqa.service.api.deps import ScoringAuth, ServiceDep
-from usqa.service.api.errors import from_frame_error
+from usqa.service.api.errors import ApiError, from_frame_error
 from usqa.service.api.request_body import MULTIPART, file_part, media_type_of, read_body
 from usqa.service.api.routes.assess import ERRORS
 from usqa.service.api.schemas import CineFrames
 from usqa.service.frames import FrameError
+from usqa.service.frames.lane import DecodeLaneFullError
 
 router = APIRouter(tags=["live page"])
 
@@ -68,7 +69,7 @@ async def demo(service: ServiceDep, frames: Annotated[int | None, Query(gt=0, le
     "/cine/frames",
     response_model=CineFrames,
     dependencies=[ScoringAuth],
-    responses={k: v for k, v in ERRORS.items() if k not in (429, 503)},
+    responses={k: v for k, v in ERRORS.items() if k != 503},
 )
 async def unpack(request: Request, service: ServiceDep, name: str = "upload") -> CineFrames:
     """A DICOM cine, video or image (raw body or multipart `file`) as PNG frames for the page to play."""
@@ -76,14 +77,20 @@ async def unpack(request: Request, service: ServiceDep, name: str = "upload") ->
     body = await read_body(request, settings.max_body_bytes)
     if media_type_of(request.headers.get("content-type")) == MULTIPART:
         body, _ = await file_part(request, body)
+    work = partial(
+        unpack_cine,
+        body,
+        name,
+        max_pixels=settings.max_frame_pixels,
+        max_frames=settings.max_frames_per_input,
+        max_decoded_pixels=settings.max_decoded_pixels,
+        max_decode_s=settings.max_decode_s,
+    )
     try:
-        return await asyncio.to_thread(
-            unpack_cine,
-            body,
-            name,
-            max_pixels=settings.max_frame_pixels,
-            max_frames=settings.max_frames_per_input,
-            max_decoded_pixels=settings.max_decoded_pixels,
-        )
+        # The decode lane: a cine never decodes on the inference workers nor unbounded in the default pool.
+        lane = service.scorer.lane
+        return await (lane.run(work) if lane is not None else asyncio.to_thread(work))
     except FrameError as exc:
         raise from_frame_error(exc) from exc
+    except DecodeLaneFullError as exc:
+        raise ApiError(429, "queue_full", str(exc), {"Retry-After": str(settings.retry_after_s)}) from exc

@@ -1,0 +1,59 @@
+"""The decode lane and the decode time limit (issue 28): whole-file decodes run in a bounded pool of their own
+and stop between frames past their time limit."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from tests.support import hostile_dicom
+from usqa.service.frames import DecodeTimeoutError, decode_bytes
+from usqa.service.frames.decode import within_budget
+from usqa.service.frames.lane import DecodeLane, DecodeLaneFullError
+
+
+def test_the_lane_runs_work_and_refuses_past_its_bound() -> None:
+    lane = DecodeLane(workers=1, max_waiting=1)
+    release = threading.Event()
+
+    async def scenario() -> list[object]:
+        blocked = [asyncio.ensure_future(lane.run(release.wait)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        assert lane.busy == 2
+        with pytest.raises(DecodeLaneFullError, match="2 file decodes running or waiting"):
+            await lane.run(lambda: None)
+        release.set()
+        done = await asyncio.gather(*blocked)
+        return [*done, await lane.run(lambda: "after")]
+
+    try:
+        assert asyncio.run(scenario()) == [True, True, "after"]
+        assert lane.busy == 0
+    finally:
+        lane.close()
+
+
+def test_the_lane_runs_decodes_in_its_own_threads() -> None:
+    lane = DecodeLane(workers=1, max_waiting=0)
+    try:
+        name = asyncio.run(lane.run(lambda: threading.current_thread().name))
+    finally:
+        lane.close()
+    assert name.startswith("usqa-decode")
+
+
+def test_a_dicom_decode_stops_past_its_time_limit() -> None:
+    data = hostile_dicom.excess_frames(40, side=16, declared=40)
+    with pytest.raises(DecodeTimeoutError, match="longer than the limit of 0 s") as raised:
+        decode_bytes(data, max_pixels=1024, max_frames=100, max_decode_s=0.0)
+    assert raised.value.code == "decode_time_exceeded"
+    assert len(decode_bytes(data, max_pixels=1024, max_frames=100, max_decode_s=60.0)) == 40
+
+
+def test_video_frames_stop_past_their_time_limit() -> None:
+    frames = (np.zeros((4, 4), np.uint8) for _ in range(3))
+    with pytest.raises(DecodeTimeoutError):
+        list(within_budget(frames, None, 0.0))
