@@ -25,6 +25,7 @@ from usqa.contracts.training import (
     TrainConfig,
     UNetConfig,
 )
+from usqa.trainer.recipe.plan import BUDGETS, PATIENCE
 
 
 def preset(
@@ -94,7 +95,7 @@ def preset(
                 critic_backbone=BackboneConfig(widths=(4, 8, 16)), updates_per_episode=4, critic_hidden=32
             ),
             checkpoint_every=4,
-            supervised=SupervisedConfig(steps=300, eval_every=25, patience=4),
+            supervised=stage_for("demo", 64),
         )
     if name == "default":
         if task == "segment":
@@ -110,15 +111,24 @@ def preset(
                 batch_size=16,
                 reward_frames=64,
                 recipe=recipe_for(task, 40),
-                supervised=SupervisedConfig(steps=2000, eval_every=100, patience=5),
+                supervised=stage_for("default", 64),
             )
         return replace(
             base,
             name="default",
             recipe=recipe_for(task, base.episodes),
-            supervised=SupervisedConfig(steps=3000, eval_every=100, patience=5),
+            supervised=stage_for("default", base.frame.size),
         )
     raise ValueError(f"unknown config preset {name!r}; choose one of {', '.join(PRESETS)}")
+
+
+def stage_for(budget: str, size: int) -> SupervisedConfig:
+    """The supervised stage of a preset used without a plan (library callers; `usqa train` plans its own): the
+    budget's compute at `size` (usqa.trainer.recipe.plan.BUDGETS), a check every 100 steps (20 for demo)."""
+    steps = max(1, round(BUDGETS[budget].supervised_steps_at_64 * (64 / size) ** 2))
+    return SupervisedConfig(
+        steps=steps, eval_every=min(steps, 20 if budget == "demo" else 100), patience=PATIENCE
+    )
 
 
 def recipe_for(task: Task, episodes: int) -> RecipeConfig:
