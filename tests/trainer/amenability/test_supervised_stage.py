@@ -16,6 +16,7 @@ from usqa.trainer.amenability.run import train
 from usqa.trainer.amenability.run_folder import METRICS_FILE, SUPERVISED_FILE
 from usqa.trainer.amenability.supervised_stage import supervised_stage
 from usqa.trainer.data import SplitTensors
+from usqa.trainer.engine.base import Callback, Engine, Logs
 from usqa.trainer.recipe.presets import preset
 
 
@@ -76,3 +77,24 @@ def test_both_stages_of_a_run_start_from_the_stages_predictor(tiny_data: Path, t
             assert torch.equal(saved["predictor"][key], value), key
     stages = [json.loads(line)["stage"] for line in (run / METRICS_FILE).read_text().splitlines()]
     assert set(stages) == {"supervised"}
+
+
+class CrashAt(Callback):
+    def on_iteration_end(self, engine: Engine, logs: Logs) -> None:
+        if logs.get("stage") == "supervised" and engine.iteration == 2:
+            raise KeyboardInterrupt
+
+
+def test_a_run_that_crashed_inside_the_stage_resumes_exactly(tiny_data: Path, tmp_path: Path) -> None:
+    cfg = replace(preset("debug"), episodes=1)
+    whole = train(cfg, tiny_data, tmp_path / "whole", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tiny_data, tmp_path / "cut", [CrashAt()], progress=False)
+    assert not (tmp_path / "cut" / SUPERVISED_FILE).exists()
+    resumed = train(cfg, tiny_data, tmp_path / "cut", resume=True, progress=False)
+    for a, b in ((whole.predictor, resumed.predictor), (whole.baseline, resumed.baseline)):
+        assert a is not None and b is not None
+        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert torch.equal(p, q), name
+    lines = (tmp_path / "cut" / METRICS_FILE).read_text().splitlines()
+    assert len(lines) == len((tmp_path / "whole" / METRICS_FILE).read_text().splitlines())
