@@ -76,3 +76,13 @@ def test_a_heated_backbone_sets_the_input_size_not_the_other_way_round(
         plan["plan"]["input_size"] == 64 and config["frame"]["size"] == 64
     )  # the debug budget's rule says 32
     assert config["backbone"]["widths"] == [4, 8, 8]
+
+
+def test_a_run_from_before_plans_resumes_from_its_config(tiny_data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_data), "--config", "debug", "--out", str(run), "--quiet"]
+    assert main([*argv, "--plan", "input_size=64"]) == 0
+    (run / "plan.json").unlink()
+    config = json.loads((run / "config.json").read_text())
+    assert main([*argv, "--resume"]) == 0  # re-planning would say 32 px, and the checkpoint would not fit
+    assert json.loads((run / "config.json").read_text()) == config

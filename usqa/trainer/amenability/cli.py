@@ -124,7 +124,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def planned_config(args: argparse.Namespace, config: TrainConfig) -> TrainConfig:
     """The preset with the run's plan: read from RUN/plan.json on a resume, else made, printed and written."""
-    from usqa.trainer.amenability.run_folder import read_plan, write_plan
+    from usqa.trainer.amenability.run_folder import CONFIG_FILE, read_plan, write_plan
+    from usqa.trainer.recipe.config_files import read_config
     from usqa.trainer.recipe.planning import PlanRecord, make_plan, parse_overrides
 
     saved = read_plan(args.out) if args.resume and not args.plan_only else None
@@ -132,6 +133,8 @@ def planned_config(args: argparse.Namespace, config: TrainConfig) -> TrainConfig
         record = PlanRecord.from_dict(saved)
         print(record.summary())
         return record.config(config)
+    if args.resume and (args.out / CONFIG_FILE).is_file():  # a run from before plans: its config rebuilds it
+        return replace(read_config(args.out / CONFIG_FILE), device=config.device)
     overrides = parse_overrides(args.plan)
     if args.backbone is not None and "input_size" not in overrides:
         size = backbone_frame_size(args.backbone)
