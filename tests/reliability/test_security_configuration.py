@@ -30,7 +30,12 @@ from tests.support.security import (
 )
 from usqa.service.api import create_app
 from usqa.service.api.app import TOKEN_FOR_SCORING_WITHOUT_TOKEN
-from usqa.service.api.errors import CONTROL_DISABLED, TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError
+from usqa.service.api.errors import (
+    CONTROL_DISABLED,
+    TOKEN_REQUIRED_IN_PRODUCTION,
+    TOKEN_TOO_WEAK_IN_PRODUCTION,
+    ConfigurationError,
+)
 
 from ..service.conftest import make_settings
 from .conftest import REPO_ROOT, Figures, ServiceUnderTest, service_under_test, unclear_reason
@@ -134,6 +139,8 @@ def test_production_refuses_to_start_without_a_token(
     refusals: list[tuple[dict[str, Any], str]] = [
         ({"environment": "production", "api_token": None}, TOKEN_REQUIRED_IN_PRODUCTION),
         ({"environment": "production", "api_token": ""}, TOKEN_REQUIRED_IN_PRODUCTION),
+        ({"environment": "production", "api_token": "x"}, TOKEN_TOO_WEAK_IN_PRODUCTION),
+        ({"environment": "production", "api_token": " " * 40}, TOKEN_TOO_WEAK_IN_PRODUCTION),
         ({"require_token_for_scoring": True, "api_token": None}, TOKEN_FOR_SCORING_WITHOUT_TOKEN),
     ]
     for overrides, message in refusals:

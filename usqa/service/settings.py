@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     # Frame pipeline limits: a frame larger than this is refused before it is decoded into memory.
     max_frame_pixels: int = Field(default=4096 * 4096, gt=0)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    # Request bodies held at once by all requests together (then 503), and how long a body may take: nothing
+    # for the idle timeout, or not complete after the read timeout, is a 408 (usqa/service/api/body_limits.py).
+    max_inflight_body_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    body_idle_timeout_s: float = Field(default=15.0, gt=0)
+    body_read_timeout_s: float = Field(default=120.0, gt=0)
     # Multi-frame inputs (DICOM cine, video) stop with a clear error past this many frames.
     max_frames_per_input: int = Field(default=5000, gt=0)
     # Decoded pixels (frames x width x height) one request may produce: checked from the headers and again

@@ -12,7 +12,13 @@ from websockets.sync.client import connect
 from usqa.contracts.protocol import CloseCode
 from usqa.service.api import create_app
 from usqa.service.api.app import TOKEN_FOR_SCORING_WITHOUT_TOKEN, build_state
-from usqa.service.api.errors import NO_MODEL, TOKEN_MISSING, TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError
+from usqa.service.api.errors import (
+    NO_MODEL,
+    TOKEN_MISSING,
+    TOKEN_REQUIRED_IN_PRODUCTION,
+    TOKEN_TOO_WEAK_IN_PRODUCTION,
+    ConfigurationError,
+)
 from usqa.service.api.scan_messages import MSG_NO_MODEL_REASON
 from usqa.service.inference.batcher import MSG_QUEUE_FULL
 from usqa.service.inference.providers import ProviderError
@@ -26,7 +32,14 @@ def test_production_refuses_to_start_without_a_token(registry_root: Path) -> Non
     with pytest.raises(ConfigurationError) as info:
         create_app(make_settings(registry_root, environment="production"))
     assert str(info.value) == TOKEN_REQUIRED_IN_PRODUCTION
-    create_app(make_settings(registry_root, environment="production", api_token="t"))  # fine with one
+    create_app(make_settings(registry_root, environment="production", api_token="t" * 24))  # fine with one
+
+
+@pytest.mark.parametrize("token", ["t", "x" * 23, " " * 40, "a strong-looking token with spaces"])
+def test_production_refuses_a_weak_token(registry_root: Path, token: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        create_app(make_settings(registry_root, environment="production", api_token=token))
+    assert str(info.value) == TOKEN_TOO_WEAK_IN_PRODUCTION
 
 
 def test_requiring_a_scoring_token_needs_one_configured(registry_root: Path) -> None:

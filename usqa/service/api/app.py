@@ -12,8 +12,14 @@ from fastapi.staticfiles import StaticFiles
 
 from usqa.contracts.version import __version__
 from usqa.service.api import log_redaction
+from usqa.service.api.body_limits import BodyLimits
 from usqa.service.api.error_handlers import install_handlers
-from usqa.service.api.errors import TOKEN_REQUIRED_IN_PRODUCTION, ConfigurationError
+from usqa.service.api.errors import (
+    MIN_PRODUCTION_TOKEN_CHARS,
+    TOKEN_REQUIRED_IN_PRODUCTION,
+    TOKEN_TOO_WEAK_IN_PRODUCTION,
+    ConfigurationError,
+)
 from usqa.service.api.metrics import ServiceMetrics
 from usqa.service.api.openapi_errors import document_error_shape
 from usqa.service.api.routes import (
@@ -57,8 +63,14 @@ def check_settings(settings: Settings) -> None:
     """Unsafe combinations fail at start-up, loudly."""
     if settings.environment == "production" and not settings.api_token:
         raise ConfigurationError(TOKEN_REQUIRED_IN_PRODUCTION)
+    if settings.environment == "production" and not _strong(settings.api_token or ""):
+        raise ConfigurationError(TOKEN_TOO_WEAK_IN_PRODUCTION)
     if settings.require_token_for_scoring and not settings.api_token:
         raise ConfigurationError(TOKEN_FOR_SCORING_WITHOUT_TOKEN)
+
+
+def _strong(token: str) -> bool:
+    return len(token) >= MIN_PRODUCTION_TOKEN_CHARS and not any(c.isspace() for c in token)
 
 
 def _load(
@@ -197,4 +209,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(docs.ASSETS_PATH, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")
+    app.add_middleware(
+        BodyLimits,
+        max_inflight_bytes=settings.max_inflight_body_bytes,
+        idle_timeout_s=settings.body_idle_timeout_s,
+        read_timeout_s=settings.body_read_timeout_s,
+        retry_after_s=settings.retry_after_s,
+    )
     return app

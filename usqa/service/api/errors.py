@@ -29,6 +29,12 @@ CONTROL_DISABLED: Final = "control endpoints are disabled: no API token is confi
 TOKEN_REQUIRED_IN_PRODUCTION: Final = (
     "refusing to start in production without an API token: set USQA_API_TOKEN (or USQA_ENVIRONMENT=dev)"
 )
+# A production token is a secret, not a word: at least this long, no whitespace (e.g. `openssl rand -hex 24`).
+MIN_PRODUCTION_TOKEN_CHARS: Final = 24
+TOKEN_TOO_WEAK_IN_PRODUCTION: Final = (
+    "refusing to start in production with a weak API token: USQA_API_TOKEN must be at least "
+    f"{MIN_PRODUCTION_TOKEN_CHARS} characters without whitespace (e.g. openssl rand -hex 24)"
+)
 INTERNAL_ERROR: Final = "internal error while scoring; the request was not scored"
 INVALID_REQUEST: Final = "invalid request: {problems}"
 INVALID_REQUEST_MORE: Final = "; and {count} more"

@@ -11,6 +11,10 @@ from usqa.service.api.schemas import ErrorResponse
 
 MALFORMED_BODY_DESCRIPTION: Final = "Malformed request body (not parsable as its content type)"
 VALIDATION_DESCRIPTION: Final = "A parameter or body field is missing or invalid"
+BODY_TIMEOUT_DESCRIPTION: Final = "The request body did not arrive in time (usqa/service/api/body_limits.py)"
+BODY_BUDGET_DESCRIPTION: Final = (
+    "Service unavailable: no model yet, shutting down, or too many request bodies held at once (Retry-After)"
+)
 
 
 def document_error_shape(app: FastAPI) -> None:
@@ -39,6 +43,9 @@ def _documenting_error_shape(generate: Callable[[], dict[str, Any]]) -> Callable
                     responses["422"] = {"description": VALIDATION_DESCRIPTION, "content": error}
                 if "requestBody" in operation and "400" not in responses:
                     responses["400"] = {"description": MALFORMED_BODY_DESCRIPTION, "content": error}
+                if "requestBody" in operation:
+                    responses.setdefault("408", {"description": BODY_TIMEOUT_DESCRIPTION, "content": error})
+                    responses.setdefault("503", {"description": BODY_BUDGET_DESCRIPTION, "content": error})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
         return document

@@ -1,0 +1,95 @@
+"""Request bodies bounded server-wide (issue 28): a total in-flight budget across requests (503) and read
+timeouts (408), so a client that stops half-way holds neither memory nor a connection for long."""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from usqa.service.api import create_app
+from usqa.service.api.body_limits import BODY_BUDGET_EXCEEDED, BODY_TIMEOUT
+
+from ..conftest import FIXTURE_MODEL_NAME, LiveServer, frame_of_level, make_settings, png_bytes, serve
+
+IDLE_S = 0.5
+READ_S = 3.0
+BUDGET = 100_000
+
+
+@pytest.fixture(scope="module")
+def bounded(source_registry: Path) -> Iterator[LiveServer]:
+    settings = make_settings(
+        source_registry,
+        model_name=FIXTURE_MODEL_NAME,
+        body_idle_timeout_s=IDLE_S,
+        body_read_timeout_s=READ_S,
+        max_inflight_body_bytes=BUDGET,
+    )
+    with serve(create_app(settings)) as live:
+        yield live
+
+
+def _start(live: LiveServer, declared: int, sent: bytes) -> socket.socket:
+    """A POST /assess that declares `declared` bytes and sends only `sent`, then waits."""
+    sock = socket.create_connection((live.host, live.port), timeout=10)
+    head = (
+        f"POST /assess HTTP/1.1\r\nHost: {live.host}\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    ).encode()
+    sock.sendall(head + sent)
+    return sock
+
+
+def _answer(sock: socket.socket) -> tuple[int, dict[str, str]]:
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_a_body_that_stops_half_way_is_answered_408(bounded: LiveServer) -> None:
+    started = time.monotonic()
+    with _start(bounded, 1000, b"x" * 10) as sock:
+        status, payload = _answer(sock)
+    assert (status, payload["code"]) == (408, "body_timeout")
+    assert payload["detail"] == BODY_TIMEOUT.format(idle=IDLE_S, total=READ_S)
+    assert time.monotonic() - started < IDLE_S + 2
+
+
+def test_a_body_trickling_in_is_cut_at_the_read_timeout(bounded: LiveServer) -> None:
+    started = time.monotonic()
+    with _start(bounded, 10_000, b"x") as sock:
+        answered = False
+        while not answered and time.monotonic() - started < READ_S + 3:
+            sock.sendall(b"x")  # one byte at a time, each well within the idle timeout
+            answered = bool(select.select([sock], [], [], IDLE_S / 3)[0])
+        status, payload = _answer(sock)
+    assert (status, payload["code"]) == (408, "body_timeout")
+    assert time.monotonic() - started < READ_S + 2
+
+
+def test_bodies_past_the_total_budget_are_refused_until_it_frees(bounded: LiveServer) -> None:
+    frame = png_bytes(frame_of_level(90, seed=2))
+    assert len(frame) < BUDGET // 4
+    with _start(bounded, 80_000, b"x" * 40_000) as holder:
+        time.sleep(0.1)
+        refused = httpx.post(f"{bounded.http}/assess", content=b"y" * 30_000, timeout=10)
+        assert refused.status_code == 503 and refused.json()["code"] == "body_budget_exceeded"
+        assert refused.json()["detail"] == BODY_BUDGET_EXCEEDED.format(retry=1)
+        assert refused.headers["retry-after"] == "1"
+        assert _answer(holder)[0] == 408  # the holder stalls; its bytes go back to the budget
+    served = httpx.post(
+        f"{bounded.http}/assess", content=frame, headers={"Content-Type": "image/png"}, timeout=10
+    )
+    assert served.status_code == 200
