@@ -70,11 +70,11 @@ def retrain(demo: Demo) -> str:
         }
         job = usqa.retrain(spec)
         print(f"    queued retraining job {job.id}; following its progress")
-        last = ""
+        last: tuple[object, ...] = ()
         for status in usqa.follow_job(job.id, timeout_s=JOB_TIMEOUT_S):
-            if (line := _progress_line(status)) != last:
-                print(line, flush=True)
-                last = line
+            if (step := _progress_step(status)) != last:  # a line per stage and per quarter of its episodes
+                print(_progress_line(status), flush=True)
+                last = step
             job = status
     demo.facts.job = job
     if not job.finished or job.state != "SUCCESS":
@@ -112,6 +112,13 @@ def _promoted(job: Job | None) -> int | None:
     if job is None or job.state != "SUCCESS" or not (job.report or {}).get("promoted"):
         return None
     return int((job.report or {})["version"])
+
+
+def _progress_step(job: Job) -> tuple[object, ...]:
+    progress = job.progress
+    episodes = int(progress.get("episodes") or 0)
+    quarter = int(progress.get("episode") or 0) * 4 // episodes if episodes else 0
+    return (job.state, progress.get("stage"), progress.get("message"), quarter)
 
 
 def _progress_line(job: Job) -> str:
