@@ -66,3 +66,26 @@ def test_the_client_knows_the_services_finished_states() -> None:
     from usqa.service.jobs.queue import TERMINAL_STATES as SERVICE_STATES
 
     assert TERMINAL_STATES == SERVICE_STATES
+
+
+def test_nothing_outside_the_client_speaks_the_stream_or_the_control_routes_by_hand() -> None:
+    """One client: outside usqa/client (and the service that answers), no WebSocket client and no hand-built
+    request to /datasets, /retrain or /jobs (tests may, when they test the raw protocol)."""
+    import re
+
+    repo = Path(__file__).resolve().parents[2]
+    by_hand = re.compile(
+        r"^\s*(import websockets|from websockets)|\.(post|get|delete|stream)\(\s*(\"[A-Z]+\",\s*)?f?\"/(retrain|datasets|jobs)",
+        re.MULTILINE,
+    )
+    found = [
+        f"{path.relative_to(repo)}: {match.group(0).strip()}"
+        for root in ("usqa", "bench", "docs_gen", "scripts", "experiments")
+        for path in sorted((repo / root).rglob("*.py"))
+        if not path.is_relative_to(repo / "usqa" / "client")
+        and not path.is_relative_to(repo / "usqa" / "service")
+        for match in by_hand.finditer(path.read_text())
+    ]
+    # The compose test checks, as a user would by hand, that GET /jobs without the token is refused.
+    allowed = ['scripts/compose_test/user_paths.py: .get("/jobs']
+    assert found == allowed, found
