@@ -32,12 +32,12 @@ class Settings(BaseSettings):
     # Decoded pixels (frames x width x height) one request may produce: checked from the headers and again
     # while decoding, so a small file declaring or holding huge frames is refused before it is materialised.
     max_decoded_pixels: int = Field(default=128 * 1024 * 1024, gt=0)
-    # A whole-file decode (/assess, /cine/frames) stops with 413 past this many seconds (checked between frames),
-    # and runs in a lane of its own: this many threads, with this many more requests waiting (then 429), so
-    # uploads never queue in front of stream frames on the inference workers.
+    # A whole-file decode (a DICOM on /assess, anything on /cine/frames) stops with 413 past this many seconds
+    # (checked between frames), and runs in a lane of its own: this many threads, with this many more requests
+    # waiting (then 429), so such uploads never queue in front of stream frames on the inference workers.
     max_decode_s: float = Field(default=10.0, gt=0)
     decode_lane_workers: int = Field(default=1, gt=0)
-    decode_lane_waiting: int = Field(default=4, ge=0)
+    decode_lane_waiting: int = Field(default=8, ge=0)
 
     # The writable model registry (publish, promote); relative to the working directory, as in a checkout.
     registry: Path = Path("models")

@@ -20,7 +20,7 @@ from usqa.service.inference import scoring
 
 from ..conftest import FIXTURE_MODEL_NAME, LiveServer, frame_of_level, make_settings, png_bytes, serve
 
-SLOW_BODY = b"slow upload"
+SLOW_BODY = bytes(128) + b"DICM" + b"slow upload"  # sniffed as DICOM: decoded in the lane
 SLOW_S = 3.0
 RECV_TIMEOUT_S = 10.0
 

@@ -13,7 +13,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from usqa.service.frames import FrameError, TooManyFramesError, decode_bytes
+from usqa.service.frames import FrameError, TooManyFramesError, decode_bytes, sniff_format
+from usqa.service.frames.headers import SNIFF_LENGTH
 from usqa.service.frames.lane import DecodeLane, DecodeLaneFullError
 from usqa.service.inference.batcher import BatchTiming, InferenceJob, InferenceQueue, QueueFullError
 from usqa.service.inference.geometry import PreparedFrame, prepare_with_geometry, stack_pixels
@@ -232,7 +233,7 @@ class FrameScorer:
         self.max_pixels = max_pixels
         self.max_frames = max_frames
         self.max_decoded_pixels = max_decoded_pixels
-        # Whole uploads decode in the lane, within `max_decode_s`; stream frames decode in the workers.
+        # DICOM uploads decode in the lane, within `max_decode_s`; images and stream frames in the workers.
         self.lane = lane
         self.max_decode_s = max_decode_s
 
@@ -250,7 +251,9 @@ class FrameScorer:
     ) -> ScoredBatch:
         """Score every frame of `data` on `model`; FrameError for input the pipeline refuses."""
         decoded = None
-        if self.lane is not None and not single_frame:
+        # A DICOM (a cine, up to the whole decode budget) decodes in the lane; a single image costs what a
+        # stream frame does and decodes in the workers like one.
+        if self.lane is not None and not single_frame and sniff_format(data[:SNIFF_LENGTH]) == "dicom":
             work = partial(
                 decode_and_prepare,
                 data,
