@@ -48,3 +48,28 @@ def test_the_verdict_reader_takes_todays_and_older_messages() -> None:
     assert (verdict_of(stream), display_score_of(stream)) == ("out_of_scope", 0.7)
     assert (verdict_of(older_stream), display_score_of(older_stream)) == ("adjust", 0.4)
     assert (verdict_of(older_assess_frame), display_score_of(older_assess_frame)) == ("good", 0.8)
+
+
+def test_each_protocol_word_is_spelled_once_in_python() -> None:
+    """Issue #23: a verdict, reason or message type is a string literal only in usqa/contracts/protocol.py."""
+    import ast
+    from pathlib import Path
+
+    import usqa
+    from usqa.contracts.protocol import MessageType, Reason, Verdict
+
+    package = Path(usqa.__file__).resolve().parent
+    # Words that are also ordinary English or keys of another vocabulary ("summary" of an AsyncAPI operation,
+    # a metric's "result" label, the data set's "amenable" column) are left out: only the protocol's own are
+    # searched for.
+    words = {str(w) for w in (*Verdict, *Reason) if str(w) != "amenable"} | {
+        str(t) for t in MessageType if str(t) not in {"summary", "result", "error", "end"}
+    }
+    spelled: dict[str, list[str]] = {}
+    for path in package.rglob("*.py"):
+        if path.name == "protocol.py" and path.parent.name == "contracts":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in words:
+                spelled.setdefault(node.value, []).append(f"{path.relative_to(package.parent)}:{node.lineno}")
+    assert spelled == {}
