@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_decode_s: float = Field(default=10.0, gt=0)
     decode_lane_workers: int = Field(default=1, gt=0)
     decode_lane_waiting: int = Field(default=8, ge=0)
+    # Processes (the default) keep a codec that holds the GIL from stalling the stream; threads save a process.
+    decode_lane_processes: bool = True
 
     # The writable model registry (publish, promote); relative to the working directory, as in a checkout.
     registry: Path = Path("models")

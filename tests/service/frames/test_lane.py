@@ -4,19 +4,21 @@ and stop between frames past their time limit."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+from functools import partial
 
 import numpy as np
 import pytest
 
 from tests.support import hostile_dicom
-from usqa.service.frames import DecodeTimeoutError, decode_bytes
+from usqa.service.frames import CorruptFrameError, DecodeTimeoutError, decode_bytes
 from usqa.service.frames.decode import within_budget
 from usqa.service.frames.lane import DecodeLane, DecodeLaneFullError
 
 
 def test_the_lane_runs_work_and_refuses_past_its_bound() -> None:
-    lane = DecodeLane(workers=1, max_waiting=1)
+    lane = DecodeLane(workers=1, max_waiting=1, processes=False)
     release = threading.Event()
 
     async def scenario() -> list[object]:
@@ -37,12 +39,26 @@ def test_the_lane_runs_work_and_refuses_past_its_bound() -> None:
 
 
 def test_the_lane_runs_decodes_in_its_own_threads() -> None:
-    lane = DecodeLane(workers=1, max_waiting=0)
+    lane = DecodeLane(workers=1, max_waiting=0, processes=False)
     try:
         name = asyncio.run(lane.run(lambda: threading.current_thread().name))
     finally:
         lane.close()
     assert name.startswith("usqa-decode")
+
+
+def test_the_lane_decodes_in_a_process_of_its_own() -> None:
+    lane = DecodeLane(workers=1, max_waiting=0)
+    data = hostile_dicom.excess_frames(3, side=16, declared=3)
+    decode = partial(decode_bytes, data, max_pixels=1024, max_frames=10)
+    try:
+        pid = asyncio.run(lane.run(os.getpid))
+        frames = asyncio.run(lane.run(decode))
+        with pytest.raises(DecodeTimeoutError):  # errors come back as themselves
+            asyncio.run(lane.run(partial(decode, max_decode_s=0.0)))
+    finally:
+        lane.close()
+    assert pid != os.getpid() and len(frames) == 3
 
 
 def test_a_dicom_decode_stops_past_its_time_limit() -> None:
@@ -57,3 +73,13 @@ def test_video_frames_stop_past_their_time_limit() -> None:
     frames = (np.zeros((4, 4), np.uint8) for _ in range(3))
     with pytest.raises(DecodeTimeoutError):
         list(within_budget(frames, None, 0.0))
+
+
+def test_a_decoder_that_crashes_its_process_refuses_that_input_and_the_lane_goes_on() -> None:
+    lane = DecodeLane(workers=1, max_waiting=0)
+    try:
+        with pytest.raises(CorruptFrameError, match="the decoder stopped on this input"):
+            asyncio.run(lane.run(partial(os._exit, 1)))  # what a segfault in a codec looks like from here
+        assert asyncio.run(lane.run(partial(abs, -3))) == 3
+    finally:
+        lane.close()

@@ -125,7 +125,10 @@ def build_state(settings: Settings) -> ServiceState:
             limits=signal_limits(settings),
             max_decoded_pixels=settings.max_decoded_pixels,
             lane=DecodeLane(
-                settings.decode_lane_workers, settings.decode_lane_waiting, settings.retry_after_s
+                settings.decode_lane_workers,
+                settings.decode_lane_waiting,
+                settings.retry_after_s,
+                processes=settings.decode_lane_processes,
             ),
             max_decode_s=settings.max_decode_s,
         ),

@@ -49,6 +49,7 @@ DECODE_BUDGET = (
 )
 DEFLATED_TOO_LARGE = "deflated DICOM data inflates past {limit} bytes, more than its header declares"
 DECODE_TOO_SLOW = "decoding took longer than the limit of {seconds:g} s per request after {frames} frames; the input was refused"
+DECODER_CRASHED = "corrupt data: the decoder stopped on this input (its process ended); the input was refused"
 DEFLATED_HEADER_TOO_LONG = "deflated DICOM data: no pixel data in its first {limit} inflated bytes"
 # A value taken from the input (a header field, a media type, a file name) is shown at most this long.
 SHOWN_VALUE_CHARS = 64

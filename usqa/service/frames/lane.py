@@ -1,22 +1,34 @@
-"""The decode lane: whole-file decodes (an /assess upload, a /cine/frames cine) run here, never on the
+"""The decode lane: whole-file decodes (a DICOM on /assess, a /cine/frames cine) run here, never on the
 inference workers that stream frames wait for.
 
-A small thread pool of its own with a bounded wait: at most `workers` decodes run and `max_waiting` more wait;
-past that `run` refuses with DecodeLaneFullError (the API answers 429 with Retry-After) instead of queueing
-without end. Stream frames (one small frame per message) keep decoding in the inference workers, so an
-upload never queues in front of them; with the per-file time limit (`max_decode_s` in the decoders) a
-hostile file holds one lane thread for seconds at most.
+A small pool of its own with a bounded wait: at most `workers` decodes run and `max_waiting` more wait; past
+that `run` refuses with DecodeLaneFullError (the API answers 429 with Retry-After) instead of queueing without
+end. By default the pool is of processes: codecs such as OpenJPEG hold the GIL for the whole of a frame
+(0.2-0.4 s for 4096x4096), so a decode thread would still stall the event loop and the stream frames beside
+it. Stream frames (one small frame per message) keep decoding in the inference workers, so an upload never
+queues in front of them; with the per-file time limit (`max_decode_s` in the decoders) a hostile file holds
+the lane for seconds at most. The process starts with the first decode (spawned, not forked from a process
+that runs threads); `work` must then pickle (a module-level function and plain arguments).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import multiprocessing
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
+from usqa.service.frames.errors import DECODER_CRASHED, CorruptFrameError
+
 T = TypeVar("T")
+
+_LIBC_NAME = ctypes.util.find_library("c")
+_MALLOC_TRIM = getattr(ctypes.CDLL(_LIBC_NAME), "malloc_trim", None) if _LIBC_NAME else None
 
 MSG_LANE_FULL = (
     "the decode lane is full ({busy} file decodes running or waiting); retry after {retry_after} s"
@@ -28,10 +40,14 @@ class DecodeLaneFullError(RuntimeError):
 
 
 class DecodeLane:
-    def __init__(self, workers: int, max_waiting: int, retry_after_s: int = 1) -> None:
+    def __init__(
+        self, workers: int, max_waiting: int, retry_after_s: int = 1, *, processes: bool = True
+    ) -> None:
         self.limit = workers + max_waiting
         self.retry_after_s = retry_after_s
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="usqa-decode")
+        self.workers = workers
+        self.processes = processes
+        self._executor = self._new_executor()
         self._lock = threading.Lock()
         self._busy = 0
 
@@ -40,17 +56,40 @@ class DecodeLane:
         return self._busy
 
     async def run(self, work: Callable[[], T]) -> T:
-        """`work()` in the lane's threads; DecodeLaneFullError at once when the lane is full."""
+        """`work()` in the lane; DecodeLaneFullError at once when the lane is full."""
         with self._lock:
             if self._busy >= self.limit:
                 raise DecodeLaneFullError(
                     MSG_LANE_FULL.format(busy=self._busy, retry_after=self.retry_after_s)
                 )
             self._busy += 1
-        future = self._executor.submit(work)
+        try:
+            future = self._executor.submit(_trimmed, work)
+        except BaseException:
+            self._release(None)
+            raise
         future.add_done_callback(self._release)
         # A cancelled request (the client went away) does not stop its decode; the slot frees when it ends.
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        except (
+            BrokenProcessPool
+        ) as exc:  # a codec crashed its process: that input is refused, the lane goes on
+            self._restart(broken=self._executor)
+            raise CorruptFrameError(DECODER_CRASHED) from exc
+
+    def _new_executor(self) -> Executor:
+        if self.processes:
+            return ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        return ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="usqa-decode")
+
+    def _restart(self, broken: Executor) -> None:
+        with self._lock:
+            if self._executor is broken:
+                self._executor = self._new_executor()
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def _release(self, _: object) -> None:
         with self._lock:
@@ -58,3 +97,13 @@ class DecodeLane:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _trimmed(work: Callable[[], T]) -> T:
+    """`work()`, then the freed heap handed back to the system (glibc keeps a thread's arena otherwise: a
+    decode of the whole budget would leave ~80 MB resident for good)."""
+    try:
+        return work()
+    finally:
+        if _MALLOC_TRIM is not None:
+            _MALLOC_TRIM(0)

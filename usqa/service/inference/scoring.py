@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from usqa.contracts.frames import FrameSpec
 from usqa.service.frames import FrameError, TooManyFramesError, decode_bytes, sniff_format
 from usqa.service.frames.headers import SNIFF_LENGTH
 from usqa.service.frames.lane import DecodeLane, DecodeLaneFullError
@@ -133,6 +134,34 @@ def decode_and_prepare(
     max_decode_s: float | None = None,
 ) -> DecodedInput:
     """Decode an upload once and prepare every frame for `model` (runs in a worker thread)."""
+    return decode_for_spec(
+        model.spec,
+        data,
+        media_type,
+        width=width,
+        height=height,
+        max_pixels=max_pixels,
+        max_frames=max_frames,
+        max_decoded_pixels=max_decoded_pixels,
+        limits=limits,
+        max_decode_s=max_decode_s,
+    )
+
+
+def decode_for_spec(
+    spec: FrameSpec,
+    data: bytes,
+    media_type: str | None,
+    *,
+    width: int | None,
+    height: int | None,
+    max_pixels: int,
+    max_frames: int,
+    max_decoded_pixels: int | None = None,
+    limits: SignalLimits = DEFAULT_LIMITS,
+    max_decode_s: float | None = None,
+) -> DecodedInput:
+    """`decode_and_prepare` for a frame spec: everything it takes pickles, so it can run in another process."""
     started = time.perf_counter()
     images = decode_bytes(
         data,
@@ -144,7 +173,7 @@ def decode_and_prepare(
         max_decoded_pixels=max_decoded_pixels,
         max_decode_s=max_decode_s,
     )
-    prepared = [prepare_with_geometry(image, model.spec, limits) for image in images]
+    prepared = [prepare_with_geometry(image, spec, limits) for image in images]
     return DecodedInput(frames=prepared, decode_s=time.perf_counter() - started)
 
 
@@ -255,10 +284,10 @@ class FrameScorer:
         # stream frame does and decodes in the workers like one.
         if self.lane is not None and not single_frame and sniff_format(data[:SNIFF_LENGTH]) == "dicom":
             work = partial(
-                decode_and_prepare,
+                decode_for_spec,
+                model.spec,
                 data,
                 media_type,
-                model,
                 width=width,
                 height=height,
                 max_pixels=self.max_pixels,
