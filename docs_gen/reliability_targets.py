@@ -74,13 +74,20 @@ SECTIONS: tuple[Section, ...] = (
         "retraining workers SIGKILLed mid-job (the pool process, or the whole worker with a new one started) "
         "while every visible version is verified in a loop; Redis stopped and restarted under scoring "
         "traffic; the API SIGKILLed and restarted; tampered, truncated and corrupt versions forced onto the "
-        "champion alias; a publish onto a full disk.",
+        "champion alias; a publish onto a full disk. A registry that trusts nothing it reads: manifests naming "
+        "a graph outside the version folder or leaving it unhashed, forced onto the champion; a version whose "
+        "intact files cannot load, promoted through the API and the CLI. An upload SIGKILLed while unpacking, "
+        "then a restart; an upload onto a full disk.",
     ),
     Section(
         "resource_bounds",
         "Resource bounds",
         "A 300 fps WebSocket flood and an unpaced burst (memory and drops), oversized bodies on every upload "
-        "route (declared and chunked), and more streams than the session limit allows (1013).",
+        "route (declared and chunked), and more streams than the session limit allows (1013). Hostile DICOM "
+        "files that decode to far more than they look (pixel data holding more frames than declared, deflated "
+        "data inflating past its header, huge declared compressed frames) on /assess, /cine/frames and "
+        "/ws/scan; sixteen idle WebSockets against a seventeenth client, and foreign browser Origins; a 10 fps "
+        "stream beside two clients posting files that take the whole decode budget.",
     ),
     Section(
         "security",
@@ -174,6 +181,31 @@ TARGETS: dict[str, tuple[Target, ...]] = {
         Target("Registry files changed by the API's death", ("registry_files_changed_by_kill",), "==", 0),
         Target("Half versions visible after a full disk", ("half_versions_visible",), "==", 0),
         Target("Temporary folders left by a full disk", ("temporary_folders_left",), "==", 0),
+        Target(
+            "Untrusted manifests (graph outside its folder, unhashed) served",
+            ("registry.untrusted_manifests_served",),
+            "==",
+            0,
+        ),
+        Target(
+            "Promotions of a version that cannot load accepted (API and CLI)",
+            ("registry.unservable_promotions_accepted",),
+            "==",
+            0,
+        ),
+        Target(
+            "Replicas unready after a refused promotion",
+            ("registry.replicas_unready_after_refused_promotion",),
+            "==",
+            0,
+        ),
+        Target(
+            "Staging folders left after an upload SIGKILLed and a restart",
+            ("uploads.staging_left_after_restart",),
+            "==",
+            0,
+        ),
+        Target("Full-disk uploads not answered with a JSON 507", ("uploads.full_disk_not_json",), "==", 0),
     ),
     "resource_bounds": (
         Target("Frames sent at 300 fps", ("flood.frames_sent",), ">=", 3000),
@@ -230,6 +262,15 @@ TARGETS: dict[str, tuple[Target, ...]] = {
             ("origins.wrong_answers",),
             "==",
             0,
+        ),
+        Target(
+            "Stalled bodies not answered 408, or 503 past the in-flight budget",
+            ("bodies.stalled_wrong_answers",),
+            "==",
+            0,
+        ),
+        Target(
+            "Stream p99 round trip beside two hostile uploads", ("isolation.stream_p99_ms",), "<=", 100, "ms"
         ),
         Target(
             "Peak memory growth refusing a hostile DICOM",
@@ -292,12 +333,23 @@ HIGHLIGHTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("Frames scored while Redis was down and back", ("frames_scored_during_outage",)),
         ("Retrain and job calls while Redis was down", ("retrain_calls_while_redis_down",)),
         ("Damaged versions refused (tampered, truncated, corrupt manifest)", ("damaged_versions_refused",)),
+        ("Untrusted manifests forced onto the champion", ("registry.untrusted_manifests",)),
+        ("Uploads SIGKILLed mid-way", ("uploads.killed_mid_way",)),
     ),
     "resource_bounds": (
         ("Frames scored per second under the flood", ("flood.scored_fps",)),
         ("Drop rate at 300 fps", ("flood.drop_rate",)),
         ("Drop rate of the unpaced burst", ("burst.drop_rate",)),
         ("Oversized-body cases", ("bodies.cases",)),
+        ("Hostile DICOM cases (file x route)", ("decode_budgets.cases",)),
+        (
+            "Peak memory while decoding a file of the whole pixel budget (MB)",
+            ("decode_budgets.full_budget_peak_mb",),
+        ),
+        ("Memory still held after three such decodes (MB)", ("decode_budgets.full_budget_retained_mb",)),
+        ("17th client served after, behind 16 silent sockets (s)", ("slots.lockout_silent_s",)),
+        ("17th client served after, behind 16 hello-only sockets (s)", ("slots.lockout_hellos_s",)),
+        ("Stream p50 round trip beside hostile uploads (ms)", ("isolation.stream_p50_ms",)),
         ("Sessions refused with 1013", ("sessions.refused_1013",)),
     ),
     "security": (

@@ -79,3 +79,18 @@ def offset_table_frames(held: int, *, declared: int = 1, side: int = 16) -> byte
     dataset.PixelData = encapsulate([J2K_STUB] * held, has_bot=True)
     dataset["PixelData"].VR = "OB"
     return _written(dataset)
+
+
+def zero_j2k_frames(frames: int = 8, side: int = 4096) -> bytes:
+    """`frames` real JPEG 2000 frames of side x side zeros: a few hundred bytes that take seconds to decode.
+
+    8 of 4096x4096 are exactly the default budget of decoded pixels (128 Mi), so they are decoded, not refused.
+    """
+    import numpy as np
+    from openjpeg import encode
+
+    codestream = encode(np.zeros((side, side), np.uint8))
+    dataset = _dataset(side, side, frames, JPEG2000Lossless)
+    dataset.PixelData = encapsulate([codestream] * frames, has_bot=True)
+    dataset["PixelData"].VR = "OB"
+    return _written(dataset)
