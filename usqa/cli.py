@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import os
 import select
@@ -43,6 +44,8 @@ TRAINER_COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("usqa.trainer.heating.cli", "fine-tune a heated backbone on a task without masks"),
     "worker": ("usqa.trainer.jobs.cli", "run a retraining worker (Celery, queue 'retrain')"),
 }
+# Runtime commands that still train on the way (the demo trains its first version): same message without torch.
+RUNTIME_COMMANDS_NEEDING_TORCH: frozenset[str] = frozenset({"demo"})
 MSG_NO_TORCH = "`usqa {command}` needs the train extra (torch): pip install 'usqa[train]'"
 # What a coreutils program killed by SIGPIPE reports (128 + 13) when its reader is gone (`usqa ... | head`).
 EXIT_READER_GONE = 128 + 13
@@ -50,6 +53,16 @@ EXIT_READER_GONE = 128 + 13
 
 def _requested_command(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
+
+
+def require_train_extra(command: str) -> None:
+    """Refuse `command` with MSG_NO_TORCH unless torch is installed (found, not imported: that is slow)."""
+    try:
+        found = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or a half-imported torch
+        found = False
+    if not found:
+        raise UsageError(MSG_NO_TORCH.format(command=command))
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -63,14 +76,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         importlib.import_module(name).register(subparsers)
     requested = _requested_command(argv)
     registered: set[str] = set()
+    if requested in RUNTIME_COMMANDS_NEEDING_TORCH:
+        require_train_extra(requested)
     if requested in TRAINER_COMMANDS:
+        require_train_extra(requested)  # before the import: some (the worker) import torch only when they run
         module_name = TRAINER_COMMANDS[requested][0]
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != "torch":
-                raise
-            raise UsageError(MSG_NO_TORCH.format(command=requested)) from exc
+        module = importlib.import_module(module_name)
         module.register(subparsers)
         registered = {c for c, (m, _) in TRAINER_COMMANDS.items() if m == module_name}
     for command, (_, help_text) in TRAINER_COMMANDS.items():
