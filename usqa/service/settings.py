@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     target_rejection: float = Field(default=0.05, gt=0, lt=1)
     # When set, /assess and /ws/scan also need the bearer token (control endpoints always do).
     require_token_for_scoring: bool = False
+    # `usqa serve` on an address other than loopback refuses to start without `api_token` (session reports
+    # and captures are patient images) unless this says the network in front of it is trusted.
+    trusted_network: bool = False
 
     # onnxruntime: providers by preference; `require_provider` makes start-up fail unless that one serves.
     providers: tuple[str, ...] = DEFAULT_PROVIDERS

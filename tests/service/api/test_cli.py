@@ -13,7 +13,9 @@ import httpx
 import pytest
 
 from usqa.cli import RUNTIME_COMMANDS
-from usqa.service.api.cli import register
+from usqa.contracts.cli import UsageError
+from usqa.service.api.cli import MSG_OPEN_WITHOUT_TOKEN, check_listen_address, register
+from usqa.service.settings import Settings
 
 from ..conftest import MODEL_NAME, REPO_ROOT
 
@@ -83,3 +85,41 @@ def test_usqa_serve_starts_a_ready_service(registry_root: Path, tmp_path: Path) 
             proc.kill()
             pytest.fail("usqa serve did not stop on SIGINT")
     assert proc.returncode == 0, log.read_text()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.1.1", "localhost", "::1", "[::1]"])
+def test_loopback_serves_without_a_token(host: str) -> None:
+    check_listen_address(host, Settings(api_token=None))
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.168.1.20", "scanner-gw.example"])
+def test_another_address_needs_a_token_or_a_trusted_network(host: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        check_listen_address(host, Settings(api_token=None))
+    assert str(refused.value) == MSG_OPEN_WITHOUT_TOKEN.format(host=host or "every interface")
+    assert "USQA_TRUSTED_NETWORK=1" in str(refused.value)
+    check_listen_address(host, Settings(api_token="a-token-long-enough-for-production"))
+    check_listen_address(host, Settings(api_token=None, trusted_network=True))
+    with pytest.raises(UsageError):
+        check_listen_address(host, Settings(api_token=""))  # an empty USQA_API_TOKEN= is no token
+
+
+def test_usqa_serve_on_every_interface_without_a_token_exits_with_the_message(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USQA_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "usqa", "serve", "--host", "0.0.0.0", "--port", str(port)],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip() == f"usqa serve: {MSG_OPEN_WITHOUT_TOKEN.format(host='0.0.0.0')}"
+
+
+def test_the_trusted_network_is_said_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USQA_TRUSTED_NETWORK", "1")
+    assert Settings().trusted_network is True

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
 from pathlib import Path
 
 from usqa.contracts.cli import UsageError
 from usqa.service.api.app import create_app
 from usqa.service.api.errors import ConfigurationError
-from usqa.service.settings import get_settings
+from usqa.service.settings import Settings, get_settings
 
 # Headroom over the service's own message limit, so the service (not the protocol layer) answers with
 # its explanatory error for messages just over the limit.
 WS_FRAME_HEADROOM_BYTES = 64 * 1024
+LOOPBACK_NAMES = frozenset({"localhost"})
+MSG_OPEN_WITHOUT_TOKEN = (
+    "refusing to listen on {host} without USQA_API_TOKEN: anyone who reaches it could read the scan sessions' "
+    "reports and captured frames (patient images). Set USQA_API_TOKEN, listen on 127.0.0.1, or set "
+    "USQA_TRUSTED_NETWORK=1 if the network in front of it is trusted"
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +37,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, localhost); names are not resolved."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name (or "" for every interface): it may face the network
+
+
+def check_listen_address(host: str, settings: Settings) -> None:
+    """Patient records are not served openly to a network nobody said was trusted."""
+    if not settings.api_token and not settings.trusted_network and not is_loopback(host):
+        raise UsageError(MSG_OPEN_WITHOUT_TOKEN.format(host=host or "every interface"))
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -40,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None:
         overrides["model_name"] = args.model
     settings = settings.model_copy(update=overrides) if overrides else settings
+    check_listen_address(args.host, settings)
     try:
         app = create_app(settings)
     except ConfigurationError as exc:
