@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from usqa.trainer.amenability.evaluate import (
+    DICE_TOLERANCE,
     HoldoutScores,
     bootstrap_curves,
     build_report,
@@ -102,3 +106,53 @@ def test_ties_are_not_rejected_by_position() -> None:
     assert rejected.sum() == 100
     assert rejected[:500].sum() not in (0, 100)  # spread over the set, not the first 100 frames
     assert np.array_equal(rejected, rejected_mask(scores, 0.1))  # and reproducible
+
+
+def test_report_judges_rejectors_as_the_field_does() -> None:
+    report = build_report("classify", scores(), resamples=10, seed=0, extra={})
+    json.dumps(report["selective"], allow_nan=False)  # undefined numbers are null, not NaN
+    selective = report["selective"]
+    assert set(selective) == {"controller", "confidence", "labels", "random"}
+    for numbers in selective.values():
+        assert set(numbers) == {"aurc", "eaurc", "augrc", "failure_auroc", "risk_at_coverage"}
+        assert set(numbers["risk_at_coverage"]) == {"0.80", "0.90", "0.95"}
+    # The perfect controller ranks every failure below every success: no excess over the oracle.
+    assert selective["controller"]["eaurc"] == pytest.approx(0.0, abs=1e-12)
+    assert selective["controller"]["failure_auroc"] == pytest.approx(1.0)
+    assert selective["labels"]["aurc"] == pytest.approx(selective["controller"]["aurc"])
+    # Random rejection: AUROC one half, the mean risk at every coverage.
+    error = 1.0 - scores().metric.mean()
+    assert selective["random"]["failure_auroc"] == pytest.approx(0.5)
+    assert selective["random"]["aurc"] == pytest.approx(error)
+    assert selective["random"]["augrc"] == pytest.approx(error / 2)
+    assert (
+        selective["controller"]["aurc"] < selective["confidence"]["aurc"] < selective["random"]["aurc"] + 0.2
+    )
+    intervals = report["selective_intervals"]["controller"]
+    assert len(intervals) == 7
+    low, high = intervals["aurc"]
+    assert low <= selective["controller"]["aurc"] <= high
+    assert report["selective_definition"] == {
+        "risk": "1 - accuracy",
+        "failure": "wrong class",
+        "dice_tolerance": None,
+    }
+
+
+def test_segmentation_failures_are_dice_below_the_tolerance() -> None:
+    s = scores()
+    dice = np.where(s.amenable == 1, 0.9, 0.5)  # failures exactly where the controller scores low
+    report = build_report("segment", replace(s, metric=dice), resamples=0, seed=0, extra={})
+    assert report["selective_definition"]["dice_tolerance"] == DICE_TOLERANCE
+    assert report["selective"]["controller"]["failure_auroc"] == pytest.approx(1.0)
+    # risk is 1 - Dice, not the failure event: the oracle still has risk 0.1 on kept frames
+    assert report["selective"]["controller"]["risk_at_coverage"]["0.80"] > 0.09
+    assert report["selective_intervals"] == {}
+
+
+def test_no_failures_gives_a_null_auroc() -> None:
+    s = replace(scores(), metric=np.ones(40), baseline_metric=None, baseline_confidence=None)
+    report = build_report("classify", s, resamples=5, seed=0, extra={})
+    assert report["selective"]["controller"]["failure_auroc"] is None
+    assert report["selective_intervals"]["controller"]["failure_auroc"] == [None, None]
+    assert report["selective"]["controller"]["aurc"] == 0.0

@@ -15,7 +15,15 @@ report.json schema (all lists follow `rejection_ratios`):
   frames with a known amenability label; `kappa`: {method: Cohen's kappa of that table};
 - `kappa_at_prevalence`: {method: kappa when the rejected fraction equals the non-amenable fraction};
 - `ttest`: paired t-test over subjects at the operating point, controller-selected RL predictor vs the
-  non-selective baseline on all frames ({"t", "p", "mean_difference", "subjects"}; null without a baseline).
+  non-selective baseline on all frames ({"t", "p", "mean_difference", "subjects"}; null without a baseline);
+- `selective`: {rejector: {"aurc", "eaurc", "augrc", "failure_auroc", "risk_at_coverage": {"0.80", "0.90",
+  "0.95"}}} (usqa/service/inference/selective.py) for the RL predictor's frames, rejectors `controller`,
+  `confidence` (its softmax response), `labels` (ground-truth amenability) and `random` (a constant score:
+  the exact expectation over random orders); risk is 1 - metric, the failure event a wrong class or Dice
+  below `selective_definition["dice_tolerance"]`; undefined numbers (AUROC without failures) are null;
+- `selective_intervals`: {rejector: {number: [low, high]}}, percentile 95 % over the subject-level resamples
+  (number keys: aurc, eaurc, augrc, failure_auroc, risk_at_coverage_0.80, ...); `selective_definition`:
+  {"risk", "failure", "dice_tolerance"}.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from torch import nn
 
 from usqa.contracts.training import OPERATING_POINT
 from usqa.service.inference.evaluation import METRIC_NAME, rejected_mask
+from usqa.service.inference.selective import bootstrap_intervals, segmentation_risk, selective_metrics
 from usqa.trainer.amenability.agreement import cohens_kappa, contingency_table, non_amenable_fraction
 from usqa.trainer.amenability.engine import frame_metric, infer
 from usqa.trainer.amenability.rewards import frame_confidence
@@ -41,6 +50,8 @@ from usqa.trainer.data import SplitTensors, load_task_data
 from usqa.trainer.engine.device import resolve_device
 
 REJECTION_RATIOS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(9))
+# A segmentation counts as failed below this Dice (the failure event of the failure-detection AUROC).
+DICE_TOLERANCE = 0.8
 
 
 @dataclass(frozen=True)
@@ -167,6 +178,41 @@ def paired_ttest(s: HoldoutScores, ratio: float) -> dict[str, float] | None:
     }
 
 
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _selective_risk(task: str, metric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if task == "classify":
+        return 1.0 - metric, metric < 1.0
+    return segmentation_risk(metric, DICE_TOLERANCE)
+
+
+def selective_section(task: str, s: HoldoutScores, resamples: int, seed: int) -> dict[str, Any]:
+    """The field's numbers per rejector of the RL predictor, with subject-level intervals."""
+    risks, failures = _selective_risk(task, s.metric)
+    rejectors = {
+        "controller": s.controller,
+        "confidence": s.confidence,
+        "labels": (s.amenable != 0).astype(np.float64),  # unknown (-1) counted as amenable
+        "random": np.zeros(len(s.metric)),
+    }
+    selective: dict[str, Any] = {}
+    intervals: dict[str, Any] = {}
+    for name, scores in rejectors.items():
+        metrics = selective_metrics(scores, risks, failures)
+        selective[name] = {**metrics.as_dict(), "failure_auroc": _finite_or_none(metrics.failure_auroc)}
+        if resamples > 0:
+            found = bootstrap_intervals(scores, risks, failures, s.subjects, n_resamples=resamples, seed=seed)
+            intervals[name] = {k: [_finite_or_none(v) for v in pair] for k, pair in found.items()}
+    definition = {
+        "risk": f"1 - {METRIC_NAME[task]}",
+        "failure": "wrong class" if task == "classify" else "dice < dice_tolerance",
+        "dice_tolerance": None if task == "classify" else DICE_TOLERANCE,
+    }
+    return {"selective": selective, "selective_intervals": intervals, "selective_definition": definition}
+
+
 def build_report(
     task: str, s: HoldoutScores, resamples: int, seed: int, extra: dict[str, Any]
 ) -> dict[str, Any]:
@@ -193,6 +239,7 @@ def build_report(
         "non_amenable_fraction": prevalence,
         "kappa_at_prevalence": at_prevalence,
         "ttest": paired_ttest(s, ratio),
+        **selective_section(task, s, resamples, seed),
     }
 
 
