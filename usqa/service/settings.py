@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     capture_spacing_s: float = Field(default=1.0, ge=0)
     # When set, each finished session is also written here (report.json and PNGs); never otherwise.
     sessions_dir: Path | None = None
+    # A finished session (its report and captures, in memory and in `sessions_dir`) is deleted this long
+    # after it ended (docs/privacy.md); DELETE /sessions/{id} removes one sooner.
+    session_retention_s: float = Field(default=24 * 3600.0, gt=0)
 
     # -- scope checks (usqa/service/inference/verdict.py), judged on the frame before letterbox padding --------
     # Saturated: more than this share of pixels at 250 or above. No contact: more than this share of the

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 from usqa.service.live.captures import FrameBytes
@@ -70,6 +72,51 @@ def test_the_archive_is_written_whole(tmp_path: Path) -> None:
     assert json.loads((folder / "report.json").read_text())["session"] == record.session_id
     assert (folder / "capture-0.png").read_bytes() == FRAME
     assert [p.name for p in folder.parent.iterdir()] == [record.session_id]  # no staging folder left
+
+
+def test_delete_forgets_a_session_and_removes_its_folder(tmp_path: Path) -> None:
+    store = SessionStore(max_sessions=4, max_bytes=10**9, folder=tmp_path)
+    kept, gone = finished_record(store), finished_record(store)
+    for record in (kept, gone):
+        store.archive(record)
+    assert store.delete(gone.session_id) is True
+    assert store.get(gone.session_id) is None and not (tmp_path / gone.session_id).exists()
+    assert store.get(kept.session_id) is kept and (tmp_path / kept.session_id).is_dir()
+    assert store.delete(gone.session_id) is False and store.delete("nope") is False
+    assert store.delete("..") is False and tmp_path.is_dir()  # only a session id names a folder
+    # Evicted from memory but still archived: the folder alone is deleted.
+    store.max_sessions = 0
+    store.evict()
+    assert store.get(kept.session_id) is None and store.delete(kept.session_id) is True
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_session_deleted_while_it_streams_or_archives_is_never_kept(tmp_path: Path) -> None:
+    store = SessionStore(max_sessions=4, max_bytes=10**9, folder=tmp_path)
+    live = SessionRecord(ScanSessionStats(reference=None), captures=1, spacing_s=1.0, max_pixels=10**6)
+    store.open(live)
+    assert store.delete(live.session_id) is True
+    store.finish(live)  # the stream ends after the deletion
+    assert store.get(live.session_id) is None and store.archive(live) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_finished_sessions_expire_from_memory_and_disk(tmp_path: Path) -> None:
+    store = SessionStore(max_sessions=10, max_bytes=10**9, folder=tmp_path, retention_s=0.3)
+    live = SessionRecord(ScanSessionStats(reference=None), captures=1, spacing_s=1.0, max_pixels=1)
+    store.open(live)
+    old = finished_record(store)
+    store.archive(old)
+    # A folder an earlier process left behind, and a staging folder of a crashed archive.
+    for name in ("0123456789ab", ".0123456789ab.x1"):
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (time.time() - 3600, time.time() - 3600))
+    time.sleep(0.35)
+    fresh = finished_record(store)  # a new session sweeps memory and disk
+    assert store.get(old.session_id) is None and store.get(fresh.session_id) is fresh
+    assert store.get(live.session_id) is live  # open streams never expire
+    assert list(tmp_path.iterdir()) == []
+    assert store.expire(now=time.time() + 1) == [fresh.session_id] and len(store) == 1
 
 
 def test_summary_text_is_in_words() -> None:

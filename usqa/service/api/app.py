@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,7 +48,7 @@ from usqa.service.inference.scoring import FrameScorer
 from usqa.service.inference.verdict import signal_limits
 from usqa.service.inference.watcher import RegistryWatcher
 from usqa.service.jobs import JobClient
-from usqa.service.live.session_store import SessionStore
+from usqa.service.live.session_store import SessionStore, sweep_periodically
 from usqa.service.live.sessions import SessionLimiter
 from usqa.service.registry import ModelVersion, open_registry
 from usqa.service.settings import Settings, get_settings
@@ -134,7 +135,10 @@ def build_state(settings: Settings) -> ServiceState:
         ),
         sessions=SessionLimiter(settings.max_scan_sessions),
         records=SessionStore(
-            settings.max_stored_sessions, settings.session_store_bytes, settings.sessions_dir
+            settings.max_stored_sessions,
+            settings.session_store_bytes,
+            settings.sessions_dir,
+            retention_s=settings.session_retention_s,
         ),
         jobs=JobClient(settings) if settings.broker else None,
     )
@@ -159,6 +163,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Uploads killed mid-way (SIGKILL, a crash) leave staging folders; this process's start ends them.
     sweep_staging(settings.data_root, at_start=True)
     state.queue.start()
+    # Retention holds when nobody reads or streams too: expired sessions leave memory and disk on a timer.
+    session_sweeper = asyncio.create_task(sweep_periodically(state.records))
     try:
         outcome = await state.holder.refresh("startup")
         if outcome.status == "failed":
@@ -178,6 +184,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         state.ready = False
+        session_sweeper.cancel()
         if state.watcher is not None:
             await state.watcher.stop()
         state.queue.stop()

@@ -9,16 +9,25 @@ Disk, only when a folder is configured: a finished session is written to `<folde
 (`report.json` and `capture-<k>.png`, k = rank, 0 the best) by building it in a temporary sibling folder,
 fsyncing each file, then renaming it into place, so a reader sees a whole session or none. The folder is an
 archive for people and other tools; the routes serve memory only.
+
+Retention: a finished session is kept `retention_s` after it ended, then it is gone from memory and its
+folder from disk (swept on every read and new session, and periodically by `sweep_periodically`; the disk
+sweep goes by the folder's modification time, so folders an earlier process left expire too). `delete`
+removes one session now, from memory and disk. A session deleted or expired while its archive is being
+written never reaches the folder.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -42,6 +51,11 @@ REPORT_FILE = "report.json"
 CAPTURE_URL = "/sessions/{session}/captures/{rank}.png"
 CAPTURE_FILE = "capture-{rank}.png"
 LIVE, FINISHED = "live", "finished"
+DEFAULT_RETENTION_S = 24 * 3600.0
+# The disk is swept at most this often (and at least once per retention): each sweep lists the folder.
+MAX_SWEEP_INTERVAL_S = 300.0
+# What a session id may look like on disk (ours are 12 hex digits): nothing else names a folder to delete.
+SESSION_FOLDER_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")
 
 
 class SessionRecord:
@@ -57,6 +71,8 @@ class SessionRecord:
         self.verdict_seconds: dict[Verdict, float] = dict.fromkeys(VERDICTS, 0.0)
         self.dicom: list[InstanceUids] = []
         self.finished_after_s: float | None = None
+        self.finished_at: float | None = None  # wall clock, for retention
+        self.removed = False  # deleted or expired: never archived, never held again
         self._last: tuple[float, Verdict] | None = None
 
     @property
@@ -99,6 +115,7 @@ class SessionRecord:
         self._advance(now)
         self._last = None
         self.finished_after_s = now
+        self.finished_at = time.time()
 
     def _advance(self, time_s: float) -> None:
         if self._last is not None:
@@ -203,19 +220,33 @@ def summary_text(
 class SessionStore:
     """Open and recent finished sessions by id, bounded in count and capture bytes; optional disk archive."""
 
-    def __init__(self, max_sessions: int, max_bytes: int, folder: Path | None = None) -> None:
+    def __init__(
+        self,
+        max_sessions: int,
+        max_bytes: int,
+        folder: Path | None = None,
+        retention_s: float = DEFAULT_RETENTION_S,
+    ) -> None:
         self.max_sessions = max_sessions
         self.max_bytes = max_bytes
         self.folder = folder
+        self.retention_s = retention_s
+        self.sweep_interval_s = min(MAX_SWEEP_INTERVAL_S, retention_s)
         self._records: OrderedDict[str, SessionRecord] = OrderedDict()  # least recently used first
+        self._disk = threading.Lock()  # an archive's last step against a deletion of the same folder
+        self._disk_swept_at = 0.0
 
     def __len__(self) -> int:
         return len(self._records)
 
     def open(self, record: SessionRecord) -> None:
+        self.expire()
+        if time.monotonic() - self._disk_swept_at >= self.sweep_interval_s:
+            self.sweep_disk()
         self._records[record.session_id] = record
 
     def get(self, session_id: str) -> SessionRecord | None:
+        self.expire()
         record = self._records.get(session_id)
         if record is not None:
             self._records.move_to_end(session_id)
@@ -223,14 +254,69 @@ class SessionStore:
 
     def recent(self) -> list[SessionRecord]:
         """Every held session, newest start first."""
+        self.expire()
         return sorted(self._records.values(), key=lambda r: r.started_at, reverse=True)
 
     def finish(self, record: SessionRecord) -> None:
         """The stream ended: its record joins the finished ones, and the oldest beyond the bounds go."""
         record.finish()
+        if record.removed:
+            return  # deleted while it streamed
         self._records[record.session_id] = record
         self._records.move_to_end(record.session_id)
         self.evict()
+
+    def delete(self, session_id: str) -> bool:
+        """Forget a session (open or finished) and remove its folder; False when neither existed."""
+        record = self._records.pop(session_id, None)
+        if record is not None:
+            record.removed = True
+        return self._remove_folder(session_id) or record is not None
+
+    def expire(self, now: float | None = None) -> list[str]:
+        """Forget the finished sessions older than the retention, and remove their folders; their ids."""
+        now = time.time() if now is None else now
+        expired = [
+            r
+            for r in self._records.values()
+            if r.finished_at is not None and now - r.finished_at >= self.retention_s
+        ]
+        for record in expired:
+            del self._records[record.session_id]
+            record.removed = True
+            self._remove_folder(record.session_id)
+        if expired:
+            log.info(
+                "scan sessions expired after %.0f s: %s", self.retention_s, [r.session_id for r in expired]
+            )
+        return [r.session_id for r in expired]
+
+    def sweep_disk(self, now: float | None = None) -> list[str]:
+        """Remove the folder's sessions (and stale staging folders) last written before the retention."""
+        self._disk_swept_at = time.monotonic()
+        if self.folder is None or not self.folder.is_dir():
+            return []
+        now = time.time() if now is None else now
+        removed = []
+        with self._disk:
+            for entry in self.folder.iterdir():
+                with contextlib.suppress(OSError):  # gone already, or not ours to stat
+                    if entry.is_dir() and now - entry.stat().st_mtime >= self.retention_s:
+                        shutil.rmtree(entry)
+                        removed.append(entry.name)
+        if removed:
+            log.info("scan session folders expired after %.0f s: %s", self.retention_s, removed)
+        return removed
+
+    def _remove_folder(self, session_id: str) -> bool:
+        if self.folder is None or not SESSION_FOLDER_NAME.fullmatch(session_id):
+            return False
+        target = self.folder / session_id
+        with self._disk:
+            if not target.is_dir():
+                return False
+            shutil.rmtree(target)
+        return True
 
     def evict(self) -> None:
         finished = [r for r in self._records.values() if r.finished_after_s is not None]
@@ -242,13 +328,29 @@ class SessionStore:
 
     def archive(self, record: SessionRecord) -> Path | None:
         """Write a finished session to the folder (atomically), if one is configured; runs in a thread."""
-        if self.folder is None:
+        if self.folder is None or record.removed:
             return None
         try:
-            return write_session(self.folder, record)
+            target = write_session(self.folder, record)
         except Exception:  # the report stays in memory; the archive is best effort, and says so
             log.exception("could not archive scan session %s to %s", record.session_id, self.folder)
             return None
+        with self._disk:
+            if record.removed:  # deleted or expired while it was being written
+                shutil.rmtree(target, ignore_errors=True)
+                return None
+        return target
+
+
+async def sweep_periodically(store: SessionStore) -> None:
+    """Expire sessions even when nobody reads or streams (the disk part in a thread); cancel to stop."""
+    while True:
+        await asyncio.sleep(store.sweep_interval_s)
+        try:
+            store.expire()
+            await asyncio.to_thread(store.sweep_disk)
+        except Exception:  # a failing sweep must not end the sweeping
+            log.exception("scan session sweep failed")
 
 
 def write_session(folder: Path, record: SessionRecord) -> Path:

@@ -1,6 +1,7 @@
-"""Scan session reports: recent sessions, one session's report, its auto-captured frames as PNG.
+"""Scan session reports: recent sessions, one session's report, its auto-captured frames as PNG, deletion.
 
 They hold patient images, so they need the bearer token whenever one is configured (scoring may be open).
+They expire after USQA_SESSION_RETENTION_S (usqa/service/live/session_store.py; docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorResponse,
         "description": "A token is configured and the request's is missing or wrong",
     },
-    404: {"model": ErrorResponse, "description": "No such session (or it was evicted), or no such capture"},
+    404: {
+        "model": ErrorResponse,
+        "description": "No such session (or it was evicted, expired or deleted), or no such capture",
+    },
 }
 PNG_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}}, "description": "The captured frame as PNG"}
@@ -68,3 +72,11 @@ async def capture(session_id: str, rank: int, store: SessionStoreDep) -> Respons
         )
     png = await asyncio.to_thread(kept.png)
     return Response(png, media_type="image/png")
+
+
+@router.delete("/{session_id}", status_code=204, response_class=Response, responses=ERRORS)
+async def delete(session_id: str, store: SessionStoreDep) -> Response:
+    """Delete a session now: its report and captures, in memory and in the sessions folder."""
+    if not store.delete(session_id):
+        raise ApiError(404, "session_not_found", SESSION_NOT_FOUND.format(session=cut(session_id)))
+    return Response(status_code=204)
