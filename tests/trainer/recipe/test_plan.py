@@ -71,6 +71,9 @@ def test_depth_width_and_budget_rules() -> None:
     assert plan.supervised_steps == min(60 * epoch, 2000) and plan.eval_every == epoch
     small, _ = derive_plan(fingerprint(frames=100), BUDGETS["default"])
     assert small.batch_size == 6 and small.supervised_steps == 60 * 17  # a few frames: 60 epochs
+    assert plan.steps_per_episode == 10
+    big, _ = derive_plan(fingerprint(), BUDGETS["default"], size=128)
+    assert big.steps_per_episode == 2 and big.supervised_steps == 500  # a quarter of the compute per pixel
     assert not plan.balanced_sampling
     assert derive_plan(fingerprint(majority_fraction=0.85), BUDGETS["demo"])[0].balanced_sampling
     assert plan.pixel_mean == pytest.approx(0.2) and plan.pixel_std == pytest.approx(0.2)

@@ -172,6 +172,11 @@ def stage_steps(fingerprint: Fingerprint, budget: Budget, size: int, batch: int)
     return steps, min(eval_every, steps)
 
 
+def episode_steps(budget: Budget, size: int) -> int:
+    """Algorithm 1's T: the budget's steps at 64 px, fewer for larger inputs (the same compute), at least 2."""
+    return max(2, min(budget.steps_per_episode, round(budget.steps_per_episode * (64 / size) ** 2)))
+
+
 def derive_plan(
     fingerprint: Fingerprint, budget: Budget, size: int | None = None
 ) -> tuple[Plan, dict[str, str]]:
@@ -195,7 +200,7 @@ def derive_plan(
         eval_every=eval_every,
         patience=PATIENCE,
         episodes=budget.episodes[task],
-        steps_per_episode=budget.steps_per_episode,
+        steps_per_episode=episode_steps(budget, size),
         predictor_learning_rate=round(PEAK_LEARNING_RATE * CONTINUE_LR_FACTOR, 6),
         augment=budget.augment,
         balanced_sampling=task == "classify" and fingerprint.majority_fraction >= IMBALANCE,
@@ -213,7 +218,7 @@ def derive_plan(
         eval_every="rule: a validation check about every epoch",
         patience=f"rule: stop after {PATIENCE} checks without a better validation metric",
         episodes=f"budget {budget.name}",
-        steps_per_episode=f"budget {budget.name}",
+        steps_per_episode=f"budget {budget.name} ({budget.steps_per_episode} at 64 px), scaled by (64 / size)^2",
         predictor_learning_rate="rule: a tenth of the peak (continuing from the supervised stage)",
         augment=f"budget {budget.name}",
         balanced_sampling=f"rule: on when the majority class is >= {IMBALANCE:.0%} of the training frames",

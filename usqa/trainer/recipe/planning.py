@@ -23,7 +23,16 @@ import numpy as np
 from usqa.contracts.training import Task, TrainConfig, apply_overrides, from_dict
 from usqa.service.datasets import LabelledDataset, load_dataset
 from usqa.trainer.recipe.fingerprint import Fingerprint, measure_fingerprint
-from usqa.trainer.recipe.plan import BUDGETS, Budget, Plan, apply_plan, depth_for, derive_plan, stage_steps
+from usqa.trainer.recipe.plan import (
+    BUDGETS,
+    Budget,
+    Plan,
+    apply_plan,
+    depth_for,
+    derive_plan,
+    episode_steps,
+    stage_steps,
+)
 
 # Segmentation's trial tolerance: Dice has no binomial error; about one standard error of 100 frames' mean Dice.
 DICE_TOLERANCE = 0.02
@@ -171,6 +180,7 @@ def make_plan(
         steps, eval_every = stage_steps(fingerprint, budget, plan.input_size, plan.batch_size)
         follow: dict[str, Any] = {
             "depth": depth_for(task, plan.input_size),
+            "steps_per_episode": episode_steps(budget, plan.input_size),
             "supervised_steps": steps,
             "eval_every": eval_every,
         }
