@@ -1,16 +1,20 @@
-"""Patient data over HTTP: DELETE /sessions/{id} and retention remove a session from memory and disk."""
+"""Patient data over HTTP: DELETE /sessions/{id} and retention remove a session from memory and disk; every
+access to a session is a line of the audit log."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from usqa.client.stream import stream_frames
 from usqa.service.api import create_app
+from usqa.service.api.audit import AUDIT_LOGGER
 from usqa.service.api.errors import SESSION_NOT_FOUND, TOKEN_MISSING
 
 from ..conftest import FIXTURE_MODEL_NAME, LiveServer, frame_of_level, make_settings, serve
@@ -62,7 +66,9 @@ def test_delete_removes_the_report_captures_and_folder(registry_root: Path, tmp_
         assert folder.is_dir()
 
 
-def test_sessions_expire_after_the_retention(registry_root: Path, tmp_path: Path) -> None:
+def test_sessions_expire_after_the_retention(
+    registry_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     folder = tmp_path / "sessions"
     settings = make_settings(
         registry_root, model_name=FIXTURE_MODEL_NAME, sessions_dir=folder, session_retention_s=1.0
@@ -70,8 +76,47 @@ def test_sessions_expire_after_the_retention(registry_root: Path, tmp_path: Path
     with serve(create_app(settings)) as live:
         session = streamed_session(live)
         wait_for(lambda: (folder / session / "report.json").exists())
-        assert httpx.get(f"{live.http}/sessions/{session}").status_code == 200
+        with caplog.at_level(logging.INFO, logger=AUDIT_LOGGER):
+            assert httpx.get(f"{live.http}/sessions/{session}").status_code == 200
+        (read,) = [r for r in caplog.records if r.name == AUDIT_LOGGER]
+        assert read.audit["token"] is False and "token=no" in read.getMessage()  # no token configured
         # Nobody reads or streams: the periodic sweep removes the folder, and memory forgets it.
         wait_for(lambda: not (folder / session).exists(), timeout_s=10.0)
         assert httpx.get(f"{live.http}/sessions/{session}").status_code == 404
         assert httpx.get(f"{live.http}/sessions").json()["sessions"] == []
+
+
+def test_every_access_is_audited_without_the_token_or_pixels(
+    registry_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(registry_root, model_name=FIXTURE_MODEL_NAME, api_token=TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with serve(create_app(settings)) as live:
+        session = streamed_session(live)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger=AUDIT_LOGGER):
+            base = f"{live.http}/sessions"
+            assert httpx.get(base, headers=auth).status_code == 200
+            assert httpx.get(f"{base}/{session}", headers=auth).status_code == 200
+            png = httpx.get(f"{base}/{session}/captures/0.png", headers=auth)
+            assert png.status_code == 200
+            assert httpx.get(f"{base}/{session}/captures/9.png", headers=auth).status_code == 404
+            assert httpx.get(f"{base}/nope", headers=auth).status_code == 404
+            assert httpx.delete(f"{base}/{session}", headers=auth).status_code == 204
+    records = [r for r in caplog.records if r.name == AUDIT_LOGGER]
+    seen = [(r.audit["action"], r.audit["session"], r.audit["capture"], r.audit["outcome"]) for r in records]
+    assert seen == [
+        ("list_sessions", None, None, "ok"),
+        ("read_report", session, None, "ok"),
+        ("read_capture", session, 0, "ok"),
+        ("read_capture", session, 9, "not_found"),
+        ("read_report", "nope", None, "not_found"),
+        ("delete_session", session, None, "ok"),
+    ]
+    for record in records:
+        assert record.levelno == logging.INFO
+        assert record.audit["client"].startswith("127.0.0.1:") and record.audit["token"] is True
+        assert record.audit["at"].endswith("+00:00")
+        line = record.getMessage()
+        assert f"client={record.audit['client']}" in line and "token=yes" in line
+        assert TOKEN not in line and len(line) < 300  # never the token, never pixels

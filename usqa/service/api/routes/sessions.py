@@ -1,7 +1,8 @@
 """Scan session reports: recent sessions, one session's report, its auto-captured frames as PNG, deletion.
 
 They hold patient images, so they need the bearer token whenever one is configured (scoring may be open).
-They expire after USQA_SESSION_RETENTION_S (usqa/service/live/session_store.py; docs/privacy.md).
+They expire after USQA_SESSION_RETENTION_S (usqa/service/live/session_store.py; docs/privacy.md), and every
+access that reached a route is a line of the audit log (usqa/service/api/audit.py), found or not.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
+from usqa.service.api.audit import Action, audit
 from usqa.service.api.deps import RecordsAuth, SessionStoreDep
 from usqa.service.api.errors import CAPTURE_NOT_FOUND, SESSION_NOT_FOUND, ApiError
 from usqa.service.api.schemas import ErrorResponse
@@ -35,23 +37,34 @@ PNG_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _record(store: SessionStore, session_id: str) -> SessionRecord:
+def _session_not_found(request: Request, action: Action, session_id: str, capture: int | None) -> ApiError:
+    audit(request, action, "not_found", session=session_id, capture=capture)
+    return ApiError(404, "session_not_found", SESSION_NOT_FOUND.format(session=cut(session_id)))
+
+
+def _record(
+    request: Request, store: SessionStore, action: Action, session_id: str, capture: int | None = None
+) -> SessionRecord:
     record = store.get(session_id)
     if record is None:
-        raise ApiError(404, "session_not_found", SESSION_NOT_FOUND.format(session=cut(session_id)))
+        raise _session_not_found(request, action, session_id, capture)
     return record
 
 
 @router.get("", response_model=SessionList, responses=ERRORS)
-async def recent(store: SessionStoreDep) -> SessionList:
+async def recent(request: Request, store: SessionStoreDep) -> SessionList:
     """Open and recent scan sessions, newest first."""
-    return SessionList.model_validate({"sessions": [r.listing() for r in store.recent()]})
+    listing = SessionList.model_validate({"sessions": [r.listing() for r in store.recent()]})
+    audit(request, "list_sessions", "ok")
+    return listing
 
 
 @router.get("/{session_id}", response_model=SessionReport, responses=ERRORS)
-async def report(session_id: str, store: SessionStoreDep) -> SessionReport:
+async def report(session_id: str, request: Request, store: SessionStoreDep) -> SessionReport:
     """One session's report: frames, time in each verdict, captures, model versions, DICOM UIDs, in words."""
-    return SessionReport.model_validate(_record(store, session_id).report())
+    answer = SessionReport.model_validate(_record(request, store, "read_report", session_id).report())
+    audit(request, "read_report", "ok", session=session_id)
+    return answer
 
 
 @router.get(
@@ -59,11 +72,12 @@ async def report(session_id: str, store: SessionStoreDep) -> SessionReport:
     response_class=Response,
     responses={**PNG_RESPONSE, **ERRORS},
 )
-async def capture(session_id: str, rank: int, store: SessionStoreDep) -> Response:
+async def capture(session_id: str, rank: int, request: Request, store: SessionStoreDep) -> Response:
     """The session's `rank`-th best captured frame (0 is the best), as PNG."""
-    record = _record(store, session_id)
+    record = _record(request, store, "read_capture", session_id, rank)
     kept = record.capture(rank)
     if kept is None:
+        audit(request, "read_capture", "not_found", session=session_id, capture=rank)
         count = len(record.keeper.captures)
         raise ApiError(
             404,
@@ -71,12 +85,14 @@ async def capture(session_id: str, rank: int, store: SessionStoreDep) -> Respons
             CAPTURE_NOT_FOUND.format(rank=rank, session=cut(session_id), count=count),
         )
     png = await asyncio.to_thread(kept.png)
+    audit(request, "read_capture", "ok", session=session_id, capture=rank)
     return Response(png, media_type="image/png")
 
 
 @router.delete("/{session_id}", status_code=204, response_class=Response, responses=ERRORS)
-async def delete(session_id: str, store: SessionStoreDep) -> Response:
+async def delete(session_id: str, request: Request, store: SessionStoreDep) -> Response:
     """Delete a session now: its report and captures, in memory and in the sessions folder."""
     if not store.delete(session_id):
-        raise ApiError(404, "session_not_found", SESSION_NOT_FOUND.format(session=cut(session_id)))
+        raise _session_not_found(request, "delete_session", session_id, None)
+    audit(request, "delete_session", "ok", session=session_id)
     return Response(status_code=204)
