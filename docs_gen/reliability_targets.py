@@ -77,7 +77,7 @@ SECTIONS: tuple[Section, ...] = (
         "champion alias; a publish onto a full disk. A registry that trusts nothing it reads: manifests naming "
         "a graph outside the version folder or leaving it unhashed, forced onto the champion; a version whose "
         "intact files cannot load, promoted through the API and the CLI. An upload SIGKILLed while unpacking, "
-        "then a restart; an upload onto a full disk.",
+        "then a restart; an upload onto a full disk; a queued job whose Redis restarts without persistence.",
     ),
     Section(
         "resource_bounds",
@@ -206,6 +206,7 @@ TARGETS: dict[str, tuple[Target, ...]] = {
             0,
         ),
         Target("Full-disk uploads not answered with a JSON 507", ("uploads.full_disk_not_json",), "==", 0),
+        Target("Jobs lost by the broker left PENDING", ("jobs.lost_left_pending",), "==", 0),
     ),
     "resource_bounds": (
         Target("Frames sent at 300 fps", ("flood.frames_sent",), ">=", 3000),

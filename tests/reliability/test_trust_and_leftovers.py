@@ -7,12 +7,14 @@ uploads killed mid-way, a full disk during an upload, and a job its broker lost.
   refused, the champion stays, and a service started afterwards serves.
 - An API SIGKILLed while it unpacks an upload, then started again: no staging folder remains.
 - An upload onto a full disk (a real tmpfs where mounting is allowed, else a write that fails): a JSON error.
+- A queued job whose Redis restarts without persistence: queued again on GET /jobs/{id}, then failed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import shutil
 import signal
 import subprocess
@@ -20,14 +22,16 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 import httpx
 import pytest
 
-from tests.support.topology import TOKEN, Topology, free_port
+from tests.support.topology import TOKEN, Topology, free_port, zip_folder
 from usqa.cli import main
+from usqa.local_stack import start_redis
 from usqa.service.datasets.uploads import INCOMING_PREFIX, TMP_PREFIX
 from usqa.service.registry import CHAMPION, IntegrityError, ModelRegistry, ModelVersion
 from usqa.service.registry.store import ALIASES_FILE, Aliases
@@ -261,3 +265,42 @@ def test_a_full_disk_during_an_upload_is_a_json_error(
     )
     assert answer.status_code == 507 and problem is None, answer.text[:300]
     assert scored.status_code == 200 and not left
+
+
+def test_a_job_the_broker_lost_is_queued_again_then_failed(tmp_path: Path, figures: Figures) -> None:
+    topology = Topology(tmp_path / "stack", redis_port=free_port())
+    topology.extra_env = {"USQA_JOB_MAX_RETRIES": "1"}
+    try:
+        # No persistence: a restart loses every queued message, as a Redis without AOF or RDB does.
+        topology.redis = start_redis(topology.redis_port, topology.root / "redis", appendonly=False)
+        topology.start_api()
+        write_dataset(
+            topology.root / "set", frames=24, subjects=4, seed=0, size=32, preset="transrectal_prostate"
+        )
+        uploaded = topology.upload(zip_folder(topology.root / "set", topology.root / "set.zip"))
+        assert uploaded.status_code == 201, uploaded.text
+        spec = {"dataset": uploaded.json()["id"], "task": "classify", "config": "debug", "force": True}
+        job_id = topology.retrain(spec).json()["id"]  # no worker: it stays queued
+        states = []
+        for _ in range(2):
+            topology.redis.stop()
+            topology.redis = start_redis(topology.redis_port, topology.root / "redis", appendonly=False)
+            _age_record(topology.root / "jobs" / f"{job_id}.json")
+            states.append(topology.job(job_id))
+        requeued, lost = states
+        figures.count("jobs.lost_by_broker", 2)
+        figures.count(
+            "jobs.lost_left_pending",
+            (requeued["state"] == "PENDING" and not requeued["note"]) + (lost["state"] != "FAILURE"),
+        )
+        assert requeued["state"] == "PENDING" and "queued again (1 of 1)" in requeued["note"]
+        assert lost["state"] == "FAILURE" and "never ran" in lost["error"]
+    finally:
+        topology.stop()
+
+
+def _age_record(path: Path) -> None:
+    """The job looks a minute old: younger jobs are left alone (the broker may not show them yet)."""
+    record = json.loads(path.read_text())
+    record["created"] = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="seconds")
+    path.write_text(json.dumps(record))
