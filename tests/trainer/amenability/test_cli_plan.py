@@ -16,13 +16,16 @@ from usqa.trainer.networks import ResNetBackbone, seeded_init
 def test_plan_only_prints_the_plan_without_a_run(
     tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["train", "--plan-only", "--data", str(tiny_data), "--task", "segment", "--plan", "width=8"]
+    argv = ["train", "--plan-only", "--data", str(tiny_data), "--task", "classify", "--plan", "width=8"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "plan (budget default)" in out and "target" in out
+    assert "plan (budget default)" in out and "majority class" in out
     assert "input_size" in out and "the size trial was skipped" in out
     assert "override" in out.split("width", 1)[1].splitlines()[0]
     assert list(tmp_path.iterdir()) == []
+    assert main(["train", "--plan-only", "--data", str(tiny_data), "--task", "segment"]) == 0
+    out = capsys.readouterr().out
+    assert "target" in out and "trial" not in out  # segmentation: the target's rule, no trial
 
 
 def test_the_run_writes_and_honours_its_plan(

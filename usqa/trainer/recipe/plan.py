@@ -54,7 +54,7 @@ class Budget:
     width: int  # the classifier's first stage (doubling per stage)
     unet_width: int
     augment: Literal["none", "ultrasound"]
-    trial_sizes: tuple[int, ...] = ()  # empty: no size trial, the rule decides
+    trial_sizes: tuple[int, ...] = ()  # classification only; empty: no size trial, the rule decides
     trial_steps: int = 0
     trial_frames: int = 0  # training frames the trial uses (a seeded subset)
 
