@@ -3,7 +3,7 @@ on /assess, /cine/frames and /ws/scan in under a second, with resident memory gr
 
 The files (tests/support/hostile_dicom.py): native pixel data holding 16,384 frames while NumberOfFrames
 says 1; the same deflated (32x32 frames, 16 MiB inflated from 17 KB); 40 JPEG 2000 frames declared
-4096x4096 in 3 KB. The server runs with the production limits (5,000 frames, 128 Mi decoded pixels).
+4096x4096 in 3 KB; 8 frames declared 64x64 whose JPEG 2000 codestreams are 4096x4096. The server runs with the production limits (5,000 frames, 128 Mi decoded pixels).
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ HOSTILE: Final[dict[str, Callable[[], bytes]]] = {
     "excess native frames": lambda: hostile_dicom.excess_frames(16384, side=2),
     "excess deflated frames": lambda: hostile_dicom.excess_frames(16384, side=32, deflated=True),
     "huge compressed frames": lambda: hostile_dicom.huge_compressed_frames(40, 4096),
+    "codestreams larger than the header": lambda: hostile_dicom.undersized_header_j2k(64, 4096, 8),
 }
-HTTP_CODES: Final = {"too_many_frames", "decode_budget_exceeded"}
+# The last is refused as corrupt (400): its header is honest about nothing, not over a limit.
+HTTP_CODES: Final = {"too_many_frames", "decode_budget_exceeded", "corrupt_frame"}
 MB: Final = 1_000_000
 
 
@@ -89,7 +91,7 @@ def _post(service: ServiceUnderTest, path: str, data: bytes) -> tuple[str | None
         timeout=TIMEOUT_S,
     )
     problem = error_body_problem(answer.status_code, answer.headers.get("content-type"), answer.content)
-    if answer.status_code not in (413, 422) or problem is not None:
+    if answer.status_code not in (400, 413, 422) or problem is not None:
         return None, f"{answer.status_code} {problem or answer.text[:160]}"
     code = answer.json()["code"]
     return code, answer.json()["detail"]
@@ -139,7 +141,7 @@ def test_hostile_dicom_is_refused_fast_and_small_on_every_route(
             problems.append(f"{name} on {route}: resident memory grew {growth:.0f} MB")
     figures.count("decode_budgets.wrong_answers", len(problems))
     figures.note(
-        "decode budgets: three hostile DICOM files of 3 to 70 KB, each sent to /assess, /cine/frames and "
+        "decode budgets: four hostile DICOM files of 2 to 70 KB, each sent to /assess, /cine/frames and "
         "/ws/scan; memory is the resident set of this process (server and client) and its children (the decode "
         "lane), sampled every 20 ms"
     )

@@ -94,3 +94,15 @@ def zero_j2k_frames(frames: int = 8, side: int = 4096) -> bytes:
     dataset.PixelData = encapsulate([codestream] * frames, has_bot=True)
     dataset["PixelData"].VR = "OB"
     return _written(dataset)
+
+
+def undersized_header_j2k(declared_side: int = 64, encoded_side: int = 4096, frames: int = 1) -> bytes:
+    """A header of declared_side x declared_side frames whose JPEG 2000 codestreams are encoded_side wide."""
+    import numpy as np
+    from openjpeg import encode
+
+    codestream = encode(np.zeros((encoded_side, encoded_side), np.uint8))
+    dataset = _dataset(declared_side, declared_side, frames, JPEG2000Lossless)
+    dataset.PixelData = encapsulate([codestream] * frames, has_bot=True)
+    dataset["PixelData"].VR = "OB"
+    return _written(dataset)

@@ -11,6 +11,7 @@ import pytest
 
 from tests.support import hostile_dicom
 from usqa.service.frames import (
+    CorruptFrameError,
     DecodeBudgetError,
     FrameTooLargeError,
     TooManyFramesError,
@@ -88,3 +89,14 @@ def test_one_frame_per_message_counts_before_decoding() -> None:
     with pytest.raises(TooManyFramesError) as raised:
         decode_bytes(hostile_dicom.excess_frames(16384, side=2), **{**LIMITS, "max_frames": 1})
     assert raised.value.frames == 16384
+
+
+def test_a_codestream_larger_than_its_header_is_refused_before_decoding() -> None:
+    data = hostile_dicom.undersized_header_j2k(64, 4096)
+    message = refused(data, CorruptFrameError)
+    assert "encoded as 4096x4096 but the header declares 64x64" in message
+
+
+def test_honest_jpeg_2000_frames_pass_the_codestream_check() -> None:
+    frames = decode_bytes(hostile_dicom.zero_j2k_frames(2, 64), **LIMITS)
+    assert [frame.shape for frame in frames] == [(64, 64)] * 2

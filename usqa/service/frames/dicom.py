@@ -26,7 +26,14 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, get_d
 from pydicom.pixels.decoders.base import Decoder
 from pydicom.pixels.utils import get_expected_length
 
-from usqa.service.frames.dicom_budget import DecodeBudget, attribute, check_sizes, int_attribute, read_within
+from usqa.service.frames.dicom_budget import (
+    DecodeBudget,
+    attribute,
+    check_codestreams,
+    check_sizes,
+    int_attribute,
+    read_within,
+)
 from usqa.service.frames.errors import (
     DICOM_BAD_ATTRIBUTE,
     DICOM_SHORT_PIXEL_DATA,
@@ -142,6 +149,10 @@ def _check_header(dataset: Dataset, budget: DecodeBudget) -> tuple[Decoder, int]
         held = actual * frames // max(expected, 1)
     else:
         held = _encapsulated_frames(dataset)
+        if held <= budget.max_frames:
+            check_codestreams(
+                dataset, frames, int_attribute(dataset, "Rows"), int_attribute(dataset, "Columns")
+            )
     # The pixel data may hold more frames than NumberOfFrames says; only the declared ones are decoded,
     # but an input holding more than the limit is refused outright.
     if held > budget.max_frames:

@@ -5,16 +5,23 @@ would inflate it whole before any check)."""
 from __future__ import annotations
 
 import io
+import struct
 import time
 import zlib
 from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset, FileDataset
+from pydicom.encaps import generate_frames
 from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 from pydicom.pixels.utils import get_expected_length
 from pydicom.tag import BaseTag
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    JPEG2000TransferSyntaxes,
+    JPEGTransferSyntaxes,
+)
 
 from usqa.service.frames.errors import (
     CORRUPT_DICOM,
@@ -23,6 +30,7 @@ from usqa.service.frames.errors import (
     DEFLATED_HEADER_TOO_LONG,
     DEFLATED_TOO_LARGE,
     DICOM_BAD_ATTRIBUTE,
+    DICOM_CODESTREAM_SIZE,
     DICOM_UNDECODABLE,
     EMPTY_IMAGE,
     FRAME_TOO_LARGE,
@@ -35,6 +43,7 @@ from usqa.service.frames.errors import (
     FrameTooLargeError,
     TooManyFramesError,
 )
+from usqa.service.frames.headers import declared_size
 
 PIXEL_DATA_TAG = 0x7FE00010
 # A deflated data set is first inflated this far to read its header; the rest is capped by that header.
@@ -175,3 +184,51 @@ def int_attribute(dataset: Dataset, keyword: str, default: int | None = None) ->
         return int(value)
     except (TypeError, ValueError) as exc:
         raise CorruptFrameError(DICOM_BAD_ATTRIBUTE.format(keyword=keyword)) from exc
+
+
+def check_codestreams(dataset: Dataset, declared: int, rows: int, columns: int) -> None:
+    """Each JPEG 2000 or JPEG frame's own size (SIZ, SOF) must be the header's: a tiny file whose header says
+    64x64 must not hand the codec a 4096x4096 codestream. Read before any frame is decoded."""
+    syntax = dataset.file_meta.TransferSyntaxUID
+    reader = (
+        _j2k_size
+        if syntax in JPEG2000TransferSyntaxes
+        else _jpeg_size
+        if syntax in JPEGTransferSyntaxes
+        else None
+    )
+    if reader is None:
+        return
+    try:
+        encoded_frames = generate_frames(dataset.PixelData, number_of_frames=declared)
+        for index, encoded in enumerate(encoded_frames):
+            if index >= declared:
+                return
+            size = reader(encoded)
+            if size is not None and size != (columns, rows):
+                raise CorruptFrameError(
+                    DICOM_CODESTREAM_SIZE.format(
+                        index=index, width=size[0], height=size[1], columns=columns, rows=rows
+                    )
+                )
+    except FrameError:
+        raise
+    except Exception as exc:  # fragments that cannot be split into frames
+        raise CorruptFrameError(DICOM_UNDECODABLE) from exc
+
+
+def _j2k_size(codestream: bytes) -> tuple[int, int] | None:
+    """Width and height from a JPEG 2000 codestream's SIZ segment (ISO/IEC 15444-1 A.5.1), or None."""
+    at = codestream.find(b"\xff\x4f\xff\x51", 0, 256)  # SOC then SIZ (also inside a JP2 wrapper)
+    if at < 0 or len(codestream) < at + 24:
+        return None
+    xsiz, ysiz, x_offset, y_offset = struct.unpack_from(">IIII", codestream, at + 8)
+    return xsiz - x_offset, ysiz - y_offset
+
+
+def _jpeg_size(codestream: bytes) -> tuple[int, int] | None:
+    try:
+        width, height = declared_size(codestream, "jpeg")
+    except CorruptFrameError:
+        return None
+    return width, height

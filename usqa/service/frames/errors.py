@@ -27,6 +27,10 @@ DICOM_SHORT_PIXEL_DATA = (
     "corrupt DICOM data: the header declares {expected} bytes of pixel data but {actual} are present"
 )
 DICOM_UNDECODABLE = "corrupt DICOM data: the pixel data could not be decoded"
+DICOM_CODESTREAM_SIZE = (
+    "corrupt DICOM data: frame {index} is encoded as {width}x{height} but the header declares {columns}x{rows}; "
+    "refused before decoding"
+)
 CORRUPT_VIDEO = "corrupt video: {name} could not be opened or read as a video"
 
 EMPTY_INPUT = "empty input: no bytes received"
