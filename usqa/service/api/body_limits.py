@@ -98,7 +98,8 @@ class _Body:
             self._hold(self.declared)  # a crowd of declared bodies is refused before any byte is read
         wait = min(self.limits.idle_timeout_s, self.deadline - time.monotonic())
         try:
-            message = await asyncio.wait_for(self.inner(), max(wait, 0.0))
+            async with asyncio.timeout(max(wait, 0.0)):  # no task per message, as wait_for would make
+                message = await self.inner()
         except TimeoutError:
             self.complete = True
             raise self.limits.timed_out() from None

@@ -143,7 +143,8 @@ class ScanSession:
             if first:
                 deadline = min(deadline, opened + settings.scan_first_message_s)
             try:
-                message = await asyncio.wait_for(self.ws.receive(), max(deadline - clock(), 0.0))
+                async with asyncio.timeout(max(deadline - clock(), 0.0)):  # no task per message
+                    message = await self.ws.receive()
             except TimeoutError:
                 self._close_code = CloseCode.POLICY
                 self._close_reason = (
