@@ -8,7 +8,6 @@ from typing import Any
 from scripts.compose_test.config import JOB_TIMEOUT_S, SERVED_MODEL, SIDE_MODEL, SWAP_TIMEOUT_S
 from scripts.compose_test.engine import Stack, container_logs, exec_json, healthy_now, inspect
 from scripts.compose_test.shell import Failed, docker, until
-from scripts.compose_test.user_paths import expect
 from usqa.client import UsqaError
 
 
@@ -68,11 +67,13 @@ def job_worker(stack: Stack, job_id: str) -> str:
 
 
 def versions(stack: Stack, model: str) -> list[int]:
-    with stack.client() as c:
-        response = c.get(f"/models/{model}")
-    return (
-        [] if response.status_code == 404 else list(expect(response, 200, f"GET /models/{model}")["versions"])
-    )
+    try:
+        with stack.usqa() as usqa:
+            return list(usqa.model(model)["versions"])
+    except UsqaError as exc:
+        if exc.status == 404:
+            return []
+        raise Failed(f"GET /models/{model}: {exc}") from exc
 
 
 def run_two_jobs(stack: Stack, dataset: str) -> dict[str, Any]:
@@ -96,8 +97,11 @@ def promote_everywhere(stack: Stack, version: int) -> None:
     """POST promote, then every replica's own /readyz serves `version`, none restarted."""
     apis = stack.containers("api")
     starts = {c: inspect(c, "{{.State.StartedAt}} {{.RestartCount}}") for c in apis}
-    with stack.client() as c:
-        expect(c.post(f"/models/{SERVED_MODEL}/promote", json={"ref": str(version)}), 200, "promote")
+    try:
+        with stack.usqa() as usqa:
+            usqa.promote(SERVED_MODEL, version)
+    except UsqaError as exc:
+        raise Failed(f"promote: {exc}") from exc
     for container in apis:
 
         def serves(container: str = container) -> bool:

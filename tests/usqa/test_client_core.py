@@ -70,12 +70,13 @@ def test_the_client_knows_the_services_finished_states() -> None:
 
 def test_nothing_outside_the_client_speaks_the_stream_or_the_control_routes_by_hand() -> None:
     """One client: outside usqa/client (and the service that answers), no WebSocket client and no hand-built
-    request to /datasets, /retrain or /jobs (tests may, when they test the raw protocol)."""
+    request to /datasets, /retrain, /jobs or a model's control routes (tests may, when they test the raw
+    protocol)."""
     import re
 
     repo = Path(__file__).resolve().parents[2]
     by_hand = re.compile(
-        r"^\s*(import websockets|from websockets)|\.(post|get|delete|stream)\(\s*(\"[A-Z]+\",\s*)?f?\"/(retrain|datasets|jobs)",
+        r"^\s*(import websockets|from websockets)|\.(post|get|delete|stream)\(\s*(\"[A-Z]+\",\s*)?f?\"/(retrain|datasets|jobs|models/[^\"]*/(promote|rollback))",
         re.MULTILINE,
     )
     found = [

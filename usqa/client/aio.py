@@ -104,6 +104,18 @@ class AsyncClient:
         """A job's status now (GET /jobs/{id})."""
         return Job.of((await self._ok(core.job_request(job_id))).json())
 
+    async def model(self, name: str) -> dict[str, Any]:
+        """A model's versions, aliases and the version this replica serves (GET /models/{name})."""
+        return dict((await self._ok(core.model_request(name))).json())
+
+    async def promote(self, name: str, ref: str | int, alias: str = "champion") -> dict[str, Any]:
+        """Point `alias` at version `ref` (a number, an alias or 'latest') and swap here: POST promote."""
+        return dict((await self._ok(core.promote_request(name, ref, alias))).json())
+
+    async def rollback(self, name: str, alias: str = "champion") -> dict[str, Any]:
+        """Point `alias` back at the version it named before: POST rollback."""
+        return dict((await self._ok(core.rollback_request(name, alias))).json())
+
     async def job_events(self, job_id: str, *, timeout_s: float | None = None) -> AsyncIterator[JobEvent]:
         """GET /jobs/{id}/events as it comes: every server-sent event, until the stream ends."""
         response = await self.send(core.job_events_request(job_id, timeout_s), stream=True)

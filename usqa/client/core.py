@@ -148,6 +148,18 @@ def job_request(job_id: str) -> Request:
     return Request("GET", f"/jobs/{job_id}")
 
 
+def model_request(name: str) -> Request:
+    return Request("GET", f"/models/{name}")
+
+
+def promote_request(name: str, ref: str | int, alias: str = "champion") -> Request:
+    return Request("POST", f"/models/{name}/promote", {"json": {"ref": str(ref), "alias": alias}})
+
+
+def rollback_request(name: str, alias: str = "champion") -> Request:
+    return Request("POST", f"/models/{name}/rollback", {"json": {"alias": alias}})
+
+
 def job_events_request(job_id: str, timeout_s: float | None) -> Request:
     """GET /jobs/{id}/events; the server sends a keep-alive while a job is quiet, so reads may wait long."""
     return Request("GET", f"/jobs/{job_id}/events", {"timeout": httpx.Timeout(30.0, read=timeout_s)})

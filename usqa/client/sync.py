@@ -101,6 +101,18 @@ class Client:
         """A job's status now (GET /jobs/{id})."""
         return Job.of(self._ok(core.job_request(job_id)).json())
 
+    def model(self, name: str) -> dict[str, Any]:
+        """A model's versions, aliases and the version this replica serves (GET /models/{name})."""
+        return dict(self._ok(core.model_request(name)).json())
+
+    def promote(self, name: str, ref: str | int, alias: str = "champion") -> dict[str, Any]:
+        """Point `alias` at version `ref` (a number, an alias or 'latest') and swap here: POST promote."""
+        return dict(self._ok(core.promote_request(name, ref, alias)).json())
+
+    def rollback(self, name: str, alias: str = "champion") -> dict[str, Any]:
+        """Point `alias` back at the version it named before: POST rollback."""
+        return dict(self._ok(core.rollback_request(name, alias)).json())
+
     def job_events(self, job_id: str, *, timeout_s: float | None = None) -> Iterator[JobEvent]:
         """GET /jobs/{id}/events as it comes: every server-sent event, until the stream ends."""
         response = self.send(core.job_events_request(job_id, timeout_s), stream=True)
