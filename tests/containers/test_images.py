@@ -115,6 +115,8 @@ def test_images_install_their_hashed_lock_then_usqa_without_dependencies(dockerf
     assert "torch==" not in (REPO_ROOT / "requirements" / lock).read_text()
 
 
+# `usqa worker` needs the train extra (the worker image has it): its parser refuses to build without torch.
+@pytest.mark.torch
 def test_worker_image_runs_and_pings_the_celery_worker_without_importing_the_app() -> None:
     assert arguments(WORKER_DOCKERFILE, "CMD") == ['["python", "-m", "usqa", "worker"]']
     healthcheck = arguments(WORKER_DOCKERFILE, "HEALTHCHECK")[0]
