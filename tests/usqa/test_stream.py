@@ -65,3 +65,31 @@ def test_play_without_a_rate_waits_for_each_answer(shared_server: LiveServer) ->
     assert report.sent == report.results == 10 and report.errors == 0
     assert report.summary is not None and report.summary["frames"]["dropped"] == 0
     assert len(report.latencies_ms) == 10 and report.close_code == 1000
+
+
+def test_play_encodes_the_cine_before_the_stream_opens(
+    shared_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encoding on an open stream held up every other stream of the loop: four streams opened together, the
+    first one's frames then arrived in a burst and the server replaced ~50 of 10,000 (test_load_with_swaps)."""
+    import usqa.client.stream as stream_module
+    from usqa.client.aio import AsyncClient
+
+    events: list[str] = []
+    encode = stream_module.encode_frames
+    open_scan = AsyncClient.open_scan
+
+    def encoding(*args: Any, **kwargs: Any) -> list[bytes]:
+        events.append("encode")
+        return encode(*args, **kwargs)
+
+    def opening(self: AsyncClient) -> Any:
+        events.append("open")
+        return open_scan(self)
+
+    monkeypatch.setattr(stream_module, "encode_frames", encoding)
+    monkeypatch.setattr(AsyncClient, "open_scan", opening)
+    frames = [frame_of_level(100, shape=(48, 40), seed=i) for i in range(3)]
+    report = asyncio.run(stream_frames(shared_server.ws, frames, fps=60, raw=True))
+    assert events == ["encode", "open"]
+    assert report.sent == 3 and report.errors == 0 and report.close_code == 1000

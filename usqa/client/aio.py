@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from usqa.client import core
 from usqa.client.core import Assessment, Dataset, Frame, Job, JobEvent, Verdict
 from usqa.client.pacing import DEFAULT_WINDOW
-from usqa.client.stream import OnMessage, StreamReport, play_on
+from usqa.client.stream import OnMessage, StreamReport, play_on, prepared
 
 
 class AsyncClient:
@@ -206,18 +206,12 @@ class AsyncClient:
         With `until`, the frames play in a loop until `until()` is true. `dicom` names the DICOM instances the
         frames came from (their UIDs reach the session report); `offset_s` delays the schedule's start.
         """
+        payloads, hello = prepared(frames, raw, dicom)
         async with self.open_scan() as (ws, ready):
             if on_message is not None:
                 on_message(ready, None)
             return await play_on(
-                ws,
-                frames,
-                fps=fps,
-                raw=raw,
-                on_message=on_message,
-                until=until,
-                dicom=dicom,
-                offset_s=offset_s,
+                ws, payloads, fps=fps, hello=hello, on_message=on_message, until=until, offset_s=offset_s
             )
 
 

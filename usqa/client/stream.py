@@ -87,19 +87,28 @@ def encode_frames(frames: Sequence[np.ndarray | bytes], raw: bool) -> list[bytes
     return [frame if isinstance(frame, bytes) else encode_frame(frame, raw) for frame in frames]
 
 
+def prepared(
+    frames: Sequence[np.ndarray | bytes], raw: bool, dicom: Sequence[dict[str, str]] = ()
+) -> tuple[list[bytes], dict[str, Any] | None]:
+    """A cine's payloads and its hello (None when it needs none), made before the stream opens: encoding a
+    long cine takes a while, and on an open stream it would hold up every other stream of the event loop."""
+    first = frames[0] if raw and frames and isinstance(frames[0], np.ndarray) else None
+    hello = hello_message(first, dicom) if first is not None or dicom else None
+    return encode_frames(frames, raw), hello
+
+
 async def play_on(
     ws: Any,
-    frames: Sequence[np.ndarray | bytes],
+    payloads: Sequence[bytes],
     *,
     fps: float | None,
-    raw: bool = False,
+    hello: dict[str, Any] | None = None,
     on_message: OnMessage | None = None,
     until: Callable[[], bool] | None = None,
-    dicom: Sequence[dict[str, str]] = (),
     offset_s: float = 0.0,
 ) -> StreamReport:
-    """Send `frames` on an open stream (past `ready`) at `fps`, then `end`; collect results and the summary."""
-    payloads = encode_frames(frames, raw)
+    """Send `payloads` (see `prepared`) on an open stream (past `ready`) at `fps`, after `hello` if any, then
+    `end`; collect results and the summary."""
     report = StreamReport()
     sent_at: dict[int, float] = {}
     pacer = ScanPacer() if fps is None else None  # no rate: each frame as soon as the last is answered
@@ -120,9 +129,8 @@ async def play_on(
 
     receiver = asyncio.create_task(receive())
     try:
-        first = frames[0] if raw and frames and isinstance(frames[0], np.ndarray) else None
-        if first is not None or dicom:
-            await ws.send(json.dumps(hello_message(first, dicom)))
+        if hello is not None:
+            await ws.send(json.dumps(hello))
         period = 1.0 / fps if fps else 0.0
         start = time.perf_counter() + offset_s
         seq = 0
