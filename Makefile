@@ -90,6 +90,7 @@ bench: install
 	$(BIN)/python -m bench.service_latency --registry models --name usqa-prostate \
 		$(if $(wildcard $(DEFAULT_MODEL_RUN)/run/model.pt),--run $(DEFAULT_MODEL_RUN)/run)
 	$(BIN)/python -m bench.deploy_footprint
+	$(BIN)/python -m bench.live_isolation --registry models --name usqa-prostate
 
 # The generalisation benchmark: every method on the development, held-out and real-frame data sets, 3 seeds
 # each, into the generated block of docs/results.md (~1 h on 2 cores; runs/generalisation is reused by config).
