@@ -10,7 +10,7 @@ names this output and the distance passes its threshold). docs/export.md states 
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 Role = Literal["controller", "classifier", "segmenter"]
 Task = Literal["classify", "segment"]
@@ -38,6 +38,10 @@ CONTROLLER_FILE: Final = "controller.onnx"
 PREDICTOR_FILE: Final = "predictor.onnx"
 GRAPH_FILES: Final[dict[str, str]] = {CONTROLLER: CONTROLLER_FILE, PREDICTOR: PREDICTOR_FILE}
 OPSET: Final = 18
+
+# The rejectors a manifest may serve: formulas over the two graphs' outputs (usqa/service/inference/rejectors.py).
+RejectorName = Literal["controller", "softmax", "doctor", "fused"]
+REJECTORS: Final[tuple[RejectorName, ...]] = get_args(RejectorName)
 
 
 def int8_file(file: str) -> str:

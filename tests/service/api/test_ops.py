@@ -12,6 +12,7 @@ from usqa.service.api import create_app
 from usqa.service.api.schemas import ReadinessResponse
 from usqa.service.inference.calibration import MSG_UNCALIBRATED
 from usqa.service.inference.model import LoadedModel
+from usqa.service.registry.pass_line import pass_line
 
 from ..conftest import (
     FIXTURE_MODEL_NAME,
@@ -58,8 +59,12 @@ def test_healthz_and_readyz(shared_server: LiveServer, served_model: LoadedModel
     serving = f"serving {MODEL_NAME} version {served_model.number} on CPUExecutionProvider"
     if served_model.scale.fallback:  # a v1 manifest says it serves raw scores with no out-of-scope check
         serving += "; " + MSG_UNCALIBRATED.format(name=MODEL_NAME, version=served_model.number)
+    line = pass_line(served_model.manifest)
+    if not line.certified:  # an uncertified pass line is said, not hidden
+        serving += f"; pass line {line.promise}"
     assert ready.detail == serving
     assert ready.model is not None and ready.model.display_scale == served_model.scale.scale
+    assert ready.model.pass_line.certified == line.certified and ready.model.pass_line.promise == line.promise
 
 
 def test_metrics_cover_requests_streams_scores_and_drift(registry_root: Path) -> None:

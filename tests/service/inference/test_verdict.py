@@ -51,21 +51,19 @@ def test_a_dim_real_echo_is_judged_before_the_letterbox_dims_it() -> None:
 def test_judging_order_and_amenable_follow_the_verdict() -> None:
     ok = measure_signal(_speckle(), LIMITS)
     blank = measure_signal(np.zeros((8, 8), np.uint8), LIMITS)
-    kwargs = {"display_threshold": 0.05, "ood_threshold": 10.0}
-    assert judge(blank, display_score=1.0, ood_distance=50.0, **kwargs).reason == "blank"
-    far = judge(ok, display_score=1.0, ood_distance=50.0, **kwargs)
+    kwargs = {"threshold": 0.05, "ood_threshold": 10.0}
+    assert judge(blank, score=1.0, ood_distance=50.0, **kwargs).reason == "blank"
+    far = judge(ok, score=1.0, ood_distance=50.0, **kwargs)
     assert (far.verdict, far.reason, far.amenable) == ("out_of_scope", "out_of_distribution", False)
-    assert judge(ok, display_score=1.0, ood_distance=float("nan"), **kwargs).verdict == "out_of_scope"
-    good = judge(ok, display_score=0.5, ood_distance=1.0, **kwargs)
+    assert judge(ok, score=1.0, ood_distance=float("nan"), **kwargs).verdict == "out_of_scope"
+    good = judge(ok, score=0.5, ood_distance=1.0, **kwargs)
     assert (good.verdict, good.reason, good.amenable) == ("good", "amenable", True)
-    low = judge(ok, display_score=0.01, ood_distance=None, display_threshold=0.05, ood_threshold=None)
+    low = judge(ok, score=0.01, ood_distance=None, threshold=0.05, ood_threshold=None)
     assert (low.verdict, low.reason, low.amenable) == ("adjust", "low_score", False)
     assert (
         frozen_verdict(good).reason == "frozen"
         and frozen_verdict(
-            blank_verdict := judge(
-                blank, display_score=1.0, ood_distance=None, display_threshold=0.0, ood_threshold=None
-            )
+            blank_verdict := judge(blank, score=1.0, ood_distance=None, threshold=0.0, ood_threshold=None)
         )
         == blank_verdict
     )

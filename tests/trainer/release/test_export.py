@@ -166,7 +166,7 @@ def test_export_calibrates_the_display_scale_and_the_scope_check(
     )
     version = registry.load("m", CHAMPION)
     manifest = version.manifest
-    assert manifest.schema_version == 2 and manifest.calibration is not None and manifest.ood is not None
+    assert manifest.schema_version == 3 and manifest.calibration is not None and manifest.ood is not None
     assert manifest.drift_reference is not None and manifest.drift_reference.ood is not None
     assert (
         manifest.ood.false_alarm_rate == 0.01

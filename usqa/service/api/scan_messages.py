@@ -22,7 +22,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from usqa.contracts.protocol import MessageType, Reason, Verdict
-from usqa.service.api.schemas import ModelRef, PredictionOut, milliseconds, prediction_dict, rounded
+from usqa.service.api.schemas import (
+    ModelRef,
+    PassLineOut,
+    PredictionOut,
+    milliseconds,
+    prediction_dict,
+    rounded,
+)
 from usqa.service.frames.dicom_uids import UID_MAX_LENGTH, UID_PATTERN
 from usqa.service.inference.guidance import GuidanceConfig
 from usqa.service.inference.model import LoadedModel
@@ -100,9 +107,12 @@ class ScanReady(BaseModel):
     model: ModelRef
     threshold: float
     target_rejection: float
-    display_scale: str = Field(description="percentile (calibrated manifest) or raw (v1 fallback)")
+    display_scale: str = Field(
+        description="p_correct (P(the task model is right), schema_version 3), percentile (v2) or raw (v1)"
+    )
     display_threshold: float = Field(description="The threshold on the display scale; the gauge's tick")
     out_of_scope_check: bool
+    pass_line: PassLineOut
     guidance: GuidanceParameters
     max_message_bytes: int
 
@@ -164,6 +174,7 @@ class ModelSwap(BaseModel):
     to_version: int
     model: ModelRef
     threshold: float
+    pass_line: PassLineOut
 
 
 class FrameCounts(BaseModel):
@@ -238,6 +249,7 @@ def ready_message(
         display_scale=model.scale.scale,
         display_threshold=model.scale.display_threshold,
         out_of_scope_check=model.scale.ood_threshold is not None,
+        pass_line=PassLineOut.of(model),
         guidance=GuidanceParameters(
             smoothing=guidance.smoothing, margin=guidance.margin, dwell_frames=guidance.dwell_frames
         ),
@@ -296,4 +308,5 @@ def model_swap_message(previous: LoadedModel | None, model: LoadedModel) -> dict
         "to_version": model.number,
         "model": ModelRef.of(model).model_dump(mode="json"),
         "threshold": model.threshold,
+        "pass_line": PassLineOut.of(model).model_dump(mode="json"),
     }

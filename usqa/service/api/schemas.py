@@ -12,6 +12,7 @@ from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.predictions import ClassPrediction, MaskPrediction, Prediction
 from usqa.service.inference.scoring import ScoredBatch
 from usqa.service.jobs.queue import JobStatus
+from usqa.service.registry.pass_line import pass_line
 
 
 def rounded(value: float | None, digits: int = 6) -> float | None:
@@ -201,6 +202,27 @@ class AssessResponse(BaseModel):
         )
 
 
+class PassLineOut(BaseModel):
+    """What the pass line promises (usqa.service.registry.pass_line.py)."""
+
+    rejector: str = Field(description="The served rejector: controller, softmax, doctor or fused")
+    certified: bool
+    alpha: float | None = Field(description="The certified risk among frames called good")
+    delta: float | None = Field(description="The chance the promise does not hold")
+    promise: str = Field(description="The promise in one sentence, or 'not certified' and why")
+
+    @classmethod
+    def of(cls, model: LoadedModel) -> PassLineOut:
+        line = pass_line(model.manifest)
+        return cls(
+            rejector=line.rejector,
+            certified=line.certified,
+            alpha=line.alpha,
+            delta=line.delta,
+            promise=line.promise,
+        )
+
+
 class ModelStatus(BaseModel):
     name: str
     version: int
@@ -209,9 +231,12 @@ class ModelStatus(BaseModel):
     target_rejection: float
     provider: str
     loaded_at: float
-    display_scale: str = Field(description="percentile (calibrated manifest) or raw (v1 fallback)")
+    display_scale: str = Field(
+        description="p_correct (P(the task model is right), schema_version 3), percentile (v2) or raw (v1)"
+    )
     display_threshold: float
     out_of_scope_check: bool = Field(description="False for v1 manifests: no OOD threshold to judge by")
+    pass_line: PassLineOut
 
 
 class ProviderStatus(BaseModel):

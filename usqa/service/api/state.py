@@ -6,7 +6,13 @@ import logging
 from dataclasses import dataclass, field
 
 from usqa.service.api.metrics import ScoringMetrics, ServiceMetrics
-from usqa.service.api.schemas import ModelStatus, ProviderStatus, ReadinessResponse, SwapReport
+from usqa.service.api.schemas import (
+    ModelStatus,
+    PassLineOut,
+    ProviderStatus,
+    ReadinessResponse,
+    SwapReport,
+)
 from usqa.service.inference.batcher import InferenceQueue
 from usqa.service.inference.calibration import MSG_UNCALIBRATED
 from usqa.service.inference.holder import ModelHolder, SwapOutcome
@@ -18,6 +24,7 @@ from usqa.service.jobs import JobClient
 from usqa.service.live.drift import DriftMonitor, ood_reference, score_reference
 from usqa.service.live.session_store import SessionStore
 from usqa.service.live.sessions import SessionLimiter
+from usqa.service.registry.pass_line import pass_line
 from usqa.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,6 +115,8 @@ class ServiceState:
             detail = f"serving {model.name} version {model.number} on {model.provider}"
         if model is not None and model.scale.fallback:
             detail += f"; {MSG_UNCALIBRATED.format(name=model.name, version=model.number)}"
+        if model is not None and not (line := pass_line(model.manifest)).certified:
+            detail += f"; pass line {line.promise}"
         announcements = "off"
         if self.watcher is not None and self.watcher.redis_url:
             announcements = "subscribed" if self.watcher.subscribed else "disconnected"
@@ -127,6 +136,7 @@ class ServiceState:
                 display_scale=model.scale.scale,
                 display_threshold=model.scale.display_threshold,
                 out_of_scope_check=model.scale.ood_threshold is not None,
+                pass_line=PassLineOut.of(model),
             ),
             provider=ProviderStatus(
                 name=None if model is None else model.provider,

@@ -18,6 +18,7 @@ import onnxruntime as ort
 
 from usqa.contracts.graphs import INPUT_NAME
 from usqa.service.inference.model import ModelOutputs, run_graphs
+from usqa.service.registry import RejectorSpec
 
 CPU = ("CPUExecutionProvider",)
 GRAPH_BATCH = 64
@@ -53,13 +54,18 @@ class GraphPair:
     controller: ort.InferenceSession
     predictor: ort.InferenceSession
     task: str
+    rejector: RejectorSpec | None = None  # the served rejector's score in `scores` (the controller's: None)
 
     def run(self, frames: np.ndarray) -> ModelOutputs:
-        return run_graphs(self.controller, self.predictor, self.task, frames)
+        return run_graphs(self.controller, self.predictor, self.task, frames, rejector=self.rejector)
 
 
 def open_graphs(
-    controller: Path | str, predictor: Path | str, task: str, providers: Sequence[str] = CPU
+    controller: Path | str,
+    predictor: Path | str,
+    task: str,
+    providers: Sequence[str] = CPU,
+    rejector: RejectorSpec | None = None,
 ) -> GraphPair:
     """Sessions for two graph files that follow the contract, run as a served version's pair."""
-    return GraphPair(open_graph(controller, providers), open_graph(predictor, providers), task)
+    return GraphPair(open_graph(controller, providers), open_graph(predictor, providers), task, rejector)

@@ -16,7 +16,8 @@ from usqa.contracts.graphs import CONTROLLER, INPUT_DTYPE, INPUT_NAME, OUTPUT_BY
 from usqa.service.frames import FrameSpec
 from usqa.service.inference.calibration import MSG_UNCALIBRATED, ScoreScale, score_scale
 from usqa.service.inference.providers import ProviderError, ProviderPlan, create_session
-from usqa.service.registry import Manifest, ModelVersion
+from usqa.service.inference.rejectors import rejector_scores
+from usqa.service.registry import Manifest, ModelVersion, RejectorSpec
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,13 @@ class ModelLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelOutputs:
-    """Raw graph outputs for a batch of N frames."""
+    """Raw graph outputs for a batch of N frames, and the served rejector's score of each."""
 
-    scores: np.ndarray  # float32 [N]
+    scores: np.ndarray  # [N] the served rejector's score (the controller's when it is served)
     probabilities: np.ndarray | None = None  # float32 [N, C] (classify)
     mask_probability: np.ndarray | None = None  # float32 [N, S, S] (segment)
     ood_distance: np.ndarray | None = None  # float32 [N], when the manifest has an `ood` section
+    controller_scores: np.ndarray | None = None  # float32 [N], when another rejector is served
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -51,7 +53,13 @@ class ModelOutputs:
             probabilities=None if self.probabilities is None else self.probabilities[start:stop],
             mask_probability=None if self.mask_probability is None else self.mask_probability[start:stop],
             ood_distance=None if self.ood_distance is None else self.ood_distance[start:stop],
+            controller_scores=None if self.controller_scores is None else self.controller_scores[start:stop],
         )
+
+    @property
+    def controller(self) -> np.ndarray:
+        """The paper's controller score of each frame, whichever rejector is served."""
+        return self.scores if self.controller_scores is None else self.controller_scores
 
 
 def concat_outputs(parts: list[ModelOutputs]) -> ModelOutputs:
@@ -69,6 +77,9 @@ def concat_outputs(parts: list[ModelOutputs]) -> ModelOutputs:
         ood_distance=None
         if first.ood_distance is None
         else np.concatenate([p.ood_distance for p in parts if p.ood_distance is not None]),
+        controller_scores=None
+        if first.controller_scores is None
+        else np.concatenate([p.controller_scores for p in parts if p.controller_scores is not None]),
     )
 
 
@@ -78,8 +89,10 @@ def run_graphs(
     task: str,
     frames: np.ndarray,
     ood_output: str | None = None,
+    rejector: RejectorSpec | None = None,
 ) -> ModelOutputs:
-    """The graph contract's one run: prepared frames, uint8 [N, S, S] (C-contiguous), through both graphs."""
+    """The graph contract's one run: prepared frames, uint8 [N, S, S] (C-contiguous), through both graphs;
+    `scores` is `rejector`'s (the controller's without one)."""
     batch = frames[:, None]  # [N, 1, S, S]: a view, no copy
     feed = {INPUT_NAME: batch}
     (scores,) = controller.run([SCORE_OUTPUT], feed)
@@ -88,13 +101,30 @@ def run_graphs(
         names.append(ood_output)  # the same graph run: the features are already there
     predicted, *ood = predictor.run(names, feed)
     distance = ood[0] if ood else None
+    task_output = predicted if task == "classify" else predicted[:, 0]
+    controller_scores = None
+    if rejector is not None and rejector.name != "controller":
+        controller_scores = scores
+        scores = rejector_scores(
+            rejector.name,
+            task,
+            scores,
+            task_output,
+            temperature=rejector.temperature,
+            weights=rejector.weights,
+            bias=rejector.bias,
+        )
     if task == "classify":
-        return ModelOutputs(scores=scores, probabilities=predicted, ood_distance=distance)
-    return ModelOutputs(scores=scores, mask_probability=predicted[:, 0], ood_distance=distance)
+        return ModelOutputs(scores, task_output, None, distance, controller_scores)
+    return ModelOutputs(scores, None, task_output, distance, controller_scores)
 
 
 def threshold_for(manifest: Manifest, target_rejection: float) -> float:
-    """The calibrated controller threshold at `target_rejection` ("0.05" and 0.05 are the same key)."""
+    """The served rejector's pass line: the certified one when the manifest has it, else the threshold at
+    `target_rejection` ("0.05" and 0.05 are the same key) calibrated on validation scores."""
+    certification = manifest.certification
+    if certification is not None and certification.certified and certification.threshold is not None:
+        return float(certification.threshold)
     for key, value in manifest.thresholds.items():
         try:
             if abs(float(key) - target_rejection) < 1e-9:
@@ -147,7 +177,9 @@ class LoadedModel:
 
     def run(self, frames: np.ndarray) -> ModelOutputs:
         """Score prepared frames, uint8 [N, S, S] (C-contiguous), with both graphs."""
-        return run_graphs(self.controller, self.predictor, self.task, frames, self.scale.ood_output)
+        return run_graphs(
+            self.controller, self.predictor, self.task, frames, self.scale.ood_output, self.manifest.rejector
+        )
 
     def warm_up(self, runs: int, batch_sizes: tuple[int, ...] = (1,)) -> None:
         """Run each batch size a few times so the first real frame does not pay for allocations."""

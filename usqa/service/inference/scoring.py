@@ -35,8 +35,8 @@ class ScoringOptions:
 @dataclass(frozen=True)
 class ScoredFrame:
     index: int
-    score: float  # the raw controller output
-    threshold: float  # raw, at the served target rejection
+    score: float  # the served rejector's raw score (the controller's unless the manifest serves another)
+    threshold: float  # raw: the certified line, or the one at the served target rejection
     prediction: Prediction
     signal: FrameSignal
     display_score: float  # on the version's display scale (usqa/service/inference/calibration.py)
@@ -81,7 +81,7 @@ class SingleFrameError(FrameError):
 def score_outputs(
     model: LoadedModel, outputs: ModelOutputs, prepared: list[PreparedFrame], options: ScoringOptions
 ) -> list[ScoredFrame]:
-    """Verdicts for a batch (`verdict.judge`): the display score against the threshold at the target rejection."""
+    """Verdicts for a batch (`verdict.judge`): the served rejector's score against the version's pass line."""
     scale = model.scale
     scored = []
     for i, frame in enumerate(prepared):
@@ -98,8 +98,8 @@ def score_outputs(
             )
         verdict = judge(
             frame.signal,
-            display_score=display,
-            display_threshold=scale.display_threshold,
+            score=score,
+            threshold=model.threshold,
             ood_distance=distance,
             ood_threshold=scale.ood_threshold,
         )

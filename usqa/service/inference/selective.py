@@ -30,6 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 COVERAGES: tuple[str, ...] = ("0.80", "0.90", "0.95")
+# A segmentation counts as failed below this Dice (the failure event of the failure-detection AUROC and of
+# the certified pass line).
+DICE_TOLERANCE = 0.8
 METRICS: tuple[str, ...] = ("aurc", "eaurc", "augrc", "failure_auroc")
 
 
@@ -73,6 +76,14 @@ def segmentation_risk(dice: np.ndarray, tolerance: float) -> tuple[np.ndarray, n
     """Per-frame (risk, failure): 1 - Dice, and a failure is Dice below `tolerance`."""
     dice = np.asarray(dice, dtype=np.float64)
     return 1.0 - dice, dice < tolerance
+
+
+def task_risk(task: str, metric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame (risk, failure) of a task's per-frame metric (accuracy 0/1, or Dice)."""
+    metric = np.asarray(metric, dtype=np.float64)
+    if task == "classify":
+        return 1.0 - metric, metric < 1.0
+    return segmentation_risk(metric, DICE_TOLERANCE)
 
 
 def _checked(scores: np.ndarray, risks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,9 @@ A frame is judged in this order, the first that applies wins:
    image), or shows `no_contact` (most scan lines dark: the probe is off the skin). In a sequence (a stream, an
    offline cine) a frame identical to the previous ones for `frozen_frames` frames is `frozen`.
 2. `out_of_scope` / `out_of_distribution`: the predictor's OOD distance passes the manifest's threshold.
-3. `good` / `amenable` when the display score reaches the display threshold, else `adjust` / `low_score`.
+3. `good` / `amenable` when the served rejector's score reaches the pass line, else `adjust` / `low_score`.
+   The raw score is compared with the raw line: the display scale is monotone, so this is the display score
+   against the drawn line, except on a flat stretch of the display map, where only the raw score tells.
 
 `amenable` is true exactly when the verdict is `good`, so the two never disagree. Stream guidance
 (usqa/service/inference/guidance.py) smooths the display score of in-scope frames and keeps these states.
@@ -100,8 +102,8 @@ def measure_signal(gray: np.ndarray, limits: SignalLimits) -> FrameSignal:
 def judge(
     signal: FrameSignal,
     *,
-    display_score: float,
-    display_threshold: float,
+    score: float,
+    threshold: float,
     ood_distance: float | None,
     ood_threshold: float | None,
 ) -> FrameVerdict:
@@ -112,7 +114,7 @@ def judge(
         return FrameVerdict(
             Verdict.OUT_OF_SCOPE, Reason.OUT_OF_DISTRIBUTION
         )  # NaN distances too: never trusted
-    if display_score >= display_threshold:
+    if score >= threshold:
         return FrameVerdict(Verdict.GOOD, Reason.AMENABLE)
     return FrameVerdict(Verdict.ADJUST, Reason.LOW_SCORE)
 

@@ -50,7 +50,7 @@ class JobSpec(BaseModel):
     task: Task
     config: Preset = "demo"
     reward: Reward = "weighted"
-    algo: Algo = "reinforce"
+    algo: Algo = "credit"  # the best measured (docs/results.md), as `usqa train`
     overrides: dict[str, Any] = Field(
         default_factory=dict,
         description='TrainConfig fields to change, nested as in config.json (e.g. {"episodes": 10})',

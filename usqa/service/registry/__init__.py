@@ -5,10 +5,12 @@ from usqa.service.registry.locate import open_registry, shipped_registry
 from usqa.service.registry.manifest import (
     MANIFEST_FILE,
     Calibration,
+    Certification,
     DriftReference,
     InputSpec,
     Manifest,
     OodCalibration,
+    RejectorSpec,
     ScoreHistogram,
     sha256_file,
 )
@@ -33,6 +35,7 @@ __all__ = [
     "REGISTRY_CHANNEL",
     "Announcement",
     "Calibration",
+    "Certification",
     "DriftReference",
     "InputSpec",
     "IntegrityError",
@@ -43,6 +46,7 @@ __all__ = [
     "OodCalibration",
     "RedisAnnouncer",
     "RegistryError",
+    "RejectorSpec",
     "ScoreHistogram",
     "UnservableError",
     "explain",

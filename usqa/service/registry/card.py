@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from usqa.contracts.graphs import MASK_OUTPUT, PROBABILITIES_OUTPUT, SCORE_OUTPUT
 from usqa.service.registry.manifest import InputSpec, Manifest, ScoreHistogram, sha256_file
+from usqa.service.registry.pass_line import pass_line
 from usqa.service.registry.store import MSG_MISSING_FILE, MSG_TAMPERED, IntegrityError, ModelRegistry
 
 CARD_JSON = "card.json"
@@ -106,6 +107,38 @@ class OutOfScopeCheck(BaseModel):
     validation_frames: int | None = None
 
 
+class PassLineCard(BaseModel):
+    """The served rejector and what its pass line promises (issue #25), with the display score's calibration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rejector: str
+    reason: str = ""
+    validation_aurc: dict[str, float] = {}
+    certified: bool
+    promise: str
+    certification: dict[str, Any] | None = None
+    display_scale: str | None = None
+    display_ece: float | None = None
+    reliability: list[dict[str, float]] = []
+
+
+def pass_line_of(manifest: Manifest) -> PassLineCard:
+    line = pass_line(manifest)
+    spec, calibration = manifest.rejector, manifest.calibration
+    return PassLineCard(
+        rejector=line.rejector,
+        reason="" if spec is None else spec.reason,
+        validation_aurc={} if spec is None else dict(spec.validation_aurc),
+        certified=line.certified,
+        promise=line.promise,
+        certification=None if manifest.certification is None else manifest.certification.model_dump(),
+        display_scale=None if calibration is None else calibration.display_scale,
+        display_ece=None if calibration is None else finite(calibration.correct_ece),
+        reliability=[] if calibration is None or calibration.reliability is None else calibration.reliability,
+    )
+
+
 class ModelCard(BaseModel):
     """`card.json`: the model card of one version (public API: `GET /models/{name}/{version}/card`)."""
 
@@ -130,6 +163,7 @@ class ModelCard(BaseModel):
     score_spread: ScoreSpread | None = None
     evaluation: Evaluation | None = None
     out_of_scope: OutOfScopeCheck | None = None
+    pass_line: PassLineCard | None = None
     training_data: TrainingData | None = None
     regenerate: list[str] = []
     code_revision: str = "unknown"
@@ -218,6 +252,7 @@ def manifest_card(manifest: Manifest) -> ModelCard:
         kappa={k: finite(v) for k, v in (recorded.get("kappa") or {}).items()},
         score_spread=score_spread(manifest.score_histogram),
         out_of_scope=out_of_scope_of(manifest),
+        pass_line=pass_line_of(manifest),
         training_data=training_data,
         code_revision=manifest.code_revision,
         quantization=manifest.quantization,

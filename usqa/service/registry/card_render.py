@@ -170,6 +170,7 @@ def card_sections(card: ModelCard) -> list[Section]:
     else:
         scope.paragraphs.append(NO_OOD_CHECK)
     regenerate = Section("How to regenerate", ["From a checkout with the `train` extra installed:"])
+    line = _pass_line(card)
     regenerate.code = list(card.regenerate)
     if not card.regenerate:
         regenerate.paragraphs = [NO_REGENERATE]
@@ -179,7 +180,29 @@ def card_sections(card: ModelCard) -> list[Section]:
             f"Created {card.created}; code revision {card.code_revision}; quantization {card.quantization or 'none'}."
         ],
     )
-    return [head, use, task, contract, data, *_evaluation(card), scope, regenerate, provenance]
+    return [head, use, task, contract, data, *_evaluation(card), line, scope, regenerate, provenance]
+
+
+def _pass_line(card: ModelCard) -> Section:
+    section = Section("The pass line")
+    p = card.pass_line
+    if p is None:
+        section.paragraphs.append("Not recorded for this version.")
+        return section
+    section.paragraphs.append(p.promise if p.promise.endswith(".") else p.promise + ".")
+    section.paragraphs.append(f"Served rejector: {p.rejector}" + (f" ({p.reason})." if p.reason else "."))
+    if p.display_scale == "p_correct":
+        section.paragraphs.append(
+            "The score shown is the calibrated probability that the task model is right on the frame; its "
+            f"expected calibration error on frames it was not fitted on: {_num(p.display_ece)}."
+        )
+    if p.reliability:
+        section.header = ("score shown (mean)", "right (observed)", "frames")
+        section.rows = [
+            (_num(b.get("predicted")), _num(b.get("observed")), str(int(b.get("frames", 0))))
+            for b in p.reliability
+        ]
+    return section
 
 
 def _md_cell(text: str) -> str:

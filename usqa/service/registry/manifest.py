@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from usqa.contracts.graphs import INPUT_DTYPE, INPUT_NAME, OOD_OUTPUT
+from usqa.contracts.graphs import INPUT_DTYPE, INPUT_NAME, OOD_OUTPUT, RejectorName
 
 MANIFEST_FILE = "manifest.json"
 HASH_CHUNK_BYTES = 1 << 20
@@ -44,11 +44,54 @@ class Calibration(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    display_scale: Literal["percentile"] = "percentile"
+    display_scale: Literal["percentile", "p_correct"] = "percentile"
     score_quantiles: list[float]
     isotonic_x: list[float] | None = None
     isotonic_y: list[float] | None = None
     labelled_frames: int = 0
+    # schema_version 3, display_scale "p_correct": breakpoints of P(the task model is right | served score),
+    # fitted on the certification's calibration frames; the display score interpolates them.
+    correct_x: list[float] | None = None
+    correct_y: list[float] | None = None
+    # Its expected calibration error on the holdout's check frames, and the reliability diagram's bins.
+    correct_ece: float | None = None
+    reliability: list[dict[str, float]] | None = None
+
+
+class RejectorSpec(BaseModel):
+    """The served rejector: which formula over the graphs' outputs scores a frame, with its constants
+    (schema_version 3; usqa/service/inference/rejectors.py). Without it the controller's score is served."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: RejectorName = "controller"
+    temperature: float = Field(default=1.0, gt=0)
+    weights: list[float] = Field(default_factory=list)
+    bias: float = 0.0
+    reason: str = ""  # why this one: the validation AURC of each, or forced
+    validation_aurc: dict[str, float] = Field(default_factory=dict)
+
+
+class Certification(BaseModel):
+    """The pass line's promise (schema_version 3; usqa/trainer/amenability/certification.py): among frames at
+    or above `threshold` (the served rejector's raw score) the task model fails at most `alpha` of the time,
+    with probability at least 1 - `delta`. `certified` false: no line kept it, and `reason` says why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alpha: float
+    delta: float
+    threshold: float | None
+    certified: bool
+    reason: str
+    method: str
+    calibration_frames: int
+    calibration_subjects: int
+    calibration_coverage: float | None
+    calibration_risk: float | None
+    holdout_frames: int
+    holdout_coverage: float | None
+    holdout_risk: float | None
 
 
 class OodCalibration(BaseModel):
@@ -102,6 +145,9 @@ class Manifest(BaseModel):
     calibration: Calibration | None = None
     ood: OodCalibration | None = None
     drift_reference: DriftReference | None = None
+    # schema_version 3 (optional: without them the controller's score is served on the percentile scale).
+    rejector: RejectorSpec | None = None
+    certification: Certification | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     training_config: dict[str, Any] = Field(default_factory=dict)
     code_revision: str = "unknown"

@@ -203,7 +203,7 @@ function drawFrame(frame, region = null) {
   const ox = region ? region.x : 0;
   const oy = region ? region.y : 0;
   const result = state.lastResult;
-  const prediction = result && result.prediction;
+  const prediction = result && trusted(result) ? result.prediction : null;
   if (prediction && prediction.task === "segment" && prediction.outlines) {
     viewCtx.strokeStyle = COLORS[result.verdict] || "#4aa3ff";
     viewCtx.lineWidth = 2;
@@ -228,6 +228,7 @@ function onMessage(message) {
       state.threshold = message.display_threshold ?? message.threshold;
       state.task = message.model.task;
       el("model-version").textContent = `${message.model.name} v${message.model.version} (${message.model.task})`;
+      showPassLine(message.pass_line);
       setGaugeThreshold(state.threshold);
       loadCard(message.model);
       break;
@@ -241,6 +242,7 @@ function onMessage(message) {
       el("swap-notice").textContent = `model updated: version ${message.from_version} → ${message.to_version}`;
       el("swap-notice").hidden = false;
       setTimeout(() => { el("swap-notice").hidden = true; }, 4000);
+      showPassLine(message.pass_line);
       loadCard(message.model);
       break;
     case MESSAGE.ERROR:
@@ -253,6 +255,18 @@ function onMessage(message) {
     default:
       break;
   }
+}
+
+// What the line on the gauge promises, as the service words it: the certified risk, or "not certified" and why.
+function showPassLine(line) {
+  const node = el("pass-line");
+  if (!line) {
+    node.hidden = true;
+    return;
+  }
+  node.textContent = line.certified ? `Pass line: ${line.promise}` : `Pass line ${line.promise}`;
+  node.dataset.certified = String(line.certified);
+  node.hidden = false;
 }
 
 function onResult(result) {
@@ -276,7 +290,7 @@ function onResult(result) {
   el("gauge-arc").setAttribute("stroke-dasharray", `${(shown * 100).toFixed(1)} 100`);
   el("guidance").textContent = result.verdict.replaceAll("_", " ");
   el("score").textContent = REASONS[result.reason] || result.reason;
-  el("prediction").textContent = describePrediction(result.prediction);
+  el("prediction").textContent = trusted(result) ? describePrediction(result.prediction) : "– (not trusted on this frame)";
   const roundTrip = state.latencies.length ? state.latencies[state.latencies.length - 1] : null;
   el("latency").textContent = `server ${result.latency_ms.total.toFixed(1)} ms` +
     (roundTrip !== null ? `, round trip ${roundTrip.toFixed(1)} ms` : "");
@@ -295,6 +309,12 @@ function forgetSentUpTo(seq) {
     if (key <= seq) state.sentAt.delete(key);
     else break;
   }
+}
+
+// The task model's answer is shown only where the meter trusts it: a refused frame's class or outline would be
+// read as an answer all the same.
+function trusted(result) {
+  return result.verdict === VERDICT.GOOD;
 }
 
 function describePrediction(prediction) {

@@ -7,6 +7,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from usqa.contracts.cli import UsageError
 from usqa.contracts.frames import FrameSpec
@@ -21,6 +22,9 @@ from usqa.contracts.training import (
 )
 from usqa.trainer.data import DataError
 from usqa.trainer.recipe.presets import preset
+
+if TYPE_CHECKING:
+    from usqa.trainer.amenability.rejection_report import CertificationTarget
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     train.add_argument("--data", type=Path, required=True, help="labelled data-set folder (labels.csv)")
     train.add_argument("--task", choices=TASKS, default="classify")
     train.add_argument("--reward", choices=REWARDS, default="weighted", help="R_avg, R_w or R_sel")
-    train.add_argument("--algo", choices=ALGOS, default="reinforce")
+    train.add_argument(
+        "--algo",
+        choices=ALGOS,
+        default="credit",
+        help="the controller's learner (default: credit, per-frame credit + PPO, the best measured in "
+        "docs/results.md; reinforce is the paper's)",
+    )
     train.add_argument(
         "--config", choices=PRESETS, default="default", help="budget: how long (the plan decides the shapes)"
     )
@@ -71,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     evaluate.add_argument("--resamples", type=int, default=200, help="subject-level bootstrap resamples")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--device", default="cpu")
+    add_certification_arguments(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
 
 
@@ -158,6 +169,42 @@ def backbone_frame_size(path: Path) -> int | None:
     return None if not spec else FrameSpec.from_dict(spec).size
 
 
+def add_certification_arguments(parser: argparse.ArgumentParser) -> None:
+    """The pass line's promise and the served rejector (issue #25), for evaluate and export."""
+    from usqa.contracts.graphs import REJECTORS
+    from usqa.trainer.amenability.certification import DEFAULT_ALPHA, DEFAULT_DELTA
+
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=DEFAULT_ALPHA,
+        help=f"the certified line's risk: the task model fails on at most this share of frames called good "
+        f"(default {DEFAULT_ALPHA})",
+    )
+    parser.add_argument(
+        "--delta",
+        type=float,
+        default=DEFAULT_DELTA,
+        help=f"the chance that the promise does not hold (default {DEFAULT_DELTA})",
+    )
+    parser.add_argument(
+        "--rejector",
+        choices=REJECTORS,
+        help="serve this rejector (default: the lowest validation AURC; controller is the paper's score)",
+    )
+
+
+def certification_target(args: argparse.Namespace) -> CertificationTarget:
+    """The CertificationTarget of the flags above; a usage error outside (0, 1)."""
+    from usqa.trainer.amenability.rejection_report import CertificationTarget
+
+    for name in ("alpha", "delta"):
+        value = getattr(args, name)
+        if not 0 < value < 1:
+            raise UsageError(f"--{name} must be between 0 and 1 (exclusive), got {value}")
+    return CertificationTarget(alpha=args.alpha, delta=args.delta, rejector=args.rejector)
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from usqa.trainer.amenability.evaluate import evaluate
     from usqa.trainer.amenability.run import RunError
@@ -175,6 +222,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             resamples=args.resamples,
             seed=args.seed,
             device=args.device,
+            target=certification_target(args),
         )
     except (DataError, RunError, DeviceError) as exc:
         raise UsageError(str(exc)) from exc
@@ -182,5 +230,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     summary = {name: round(curve["mean"][op], 4) for name, curve in report["curves"].items()}
     print(f"{report['metric']} at {report['operating_point']:.0%} rejection: {json.dumps(summary)}")
     print(f"kappa (controller vs non-amenable): {report['kappa']['controller']:.3f}")
+    print(f"served rejector: {report['served_rejector']['name']} ({report['served_rejector']['reason']})")
+    print(f"pass line: {report['certification']['reason']}")
     print(f"report: {Path(args.out) / REPORT_FILE}")
     return 0

@@ -23,7 +23,9 @@ report.json schema (all lists follow `rejection_ratios`):
   below `selective_definition["dice_tolerance"]`; undefined numbers (AUROC without failures) are null;
 - `selective_intervals`: {rejector: {number: [low, high]}}, percentile 95 % over the subject-level resamples
   (number keys: aurc, eaurc, augrc, failure_auroc, risk_at_coverage_0.80, ...); `selective_definition`:
-  {"risk", "failure", "dice_tolerance"}.
+  {"risk", "failure", "dice_tolerance"};
+- `rejectors`, `served_rejector`, `certification`, `display`, and the `selective` rows `softmax`, `doctor`
+  and `fused`: usqa/trainer/amenability/rejection_report.py.
 """
 
 from __future__ import annotations
@@ -40,9 +42,15 @@ from torch import nn
 
 from usqa.contracts.training import OPERATING_POINT
 from usqa.service.inference.evaluation import METRIC_NAME, rejected_mask
-from usqa.service.inference.selective import bootstrap_intervals, segmentation_risk, selective_metrics
+from usqa.service.inference.selective import DICE_TOLERANCE, bootstrap_intervals, selective_metrics, task_risk
 from usqa.trainer.amenability.agreement import cohens_kappa, contingency_table, non_amenable_fraction
 from usqa.trainer.amenability.engine import frame_metric, infer
+from usqa.trainer.amenability.rejection_report import (
+    DEFAULT_TARGET,
+    CertificationTarget,
+    decide_rejection,
+    split_outputs,
+)
 from usqa.trainer.amenability.rewards import frame_confidence
 from usqa.trainer.amenability.run import load_network, load_run
 from usqa.trainer.amenability.run_folder import BASELINE_FILE, CONTINGENCY_PNG, CURVES_PNG, write_report
@@ -50,8 +58,6 @@ from usqa.trainer.data import SplitTensors, load_task_data
 from usqa.trainer.engine.device import resolve_device
 
 REJECTION_RATIOS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(9))
-# A segmentation counts as failed below this Dice (the failure event of the failure-detection AUROC).
-DICE_TOLERANCE = 0.8
 
 
 @dataclass(frozen=True)
@@ -182,18 +188,20 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def _selective_risk(task: str, metric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if task == "classify":
-        return 1.0 - metric, metric < 1.0
-    return segmentation_risk(metric, DICE_TOLERANCE)
-
-
-def selective_section(task: str, s: HoldoutScores, resamples: int, seed: int) -> dict[str, Any]:
-    """The field's numbers per rejector of the RL predictor, with subject-level intervals."""
-    risks, failures = _selective_risk(task, s.metric)
+def selective_section(
+    task: str,
+    s: HoldoutScores,
+    resamples: int,
+    seed: int,
+    fitted: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """The field's numbers per rejector of the RL predictor, with subject-level intervals; `fitted`: the
+    fitted rejectors' holdout scores (usqa/trainer/amenability/rejection_report.py)."""
+    risks, failures = task_risk(task, s.metric)
     rejectors = {
         "controller": s.controller,
         "confidence": s.confidence,
+        **(fitted or {}),
         "labels": (s.amenable != 0).astype(np.float64),  # unknown (-1) counted as amenable
         "random": np.zeros(len(s.metric)),
     }
@@ -214,7 +222,12 @@ def selective_section(task: str, s: HoldoutScores, resamples: int, seed: int) ->
 
 
 def build_report(
-    task: str, s: HoldoutScores, resamples: int, seed: int, extra: dict[str, Any]
+    task: str,
+    s: HoldoutScores,
+    resamples: int,
+    seed: int,
+    extra: dict[str, Any],
+    fitted: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     ratio = OPERATING_POINT[task]
     prevalence = non_amenable_fraction(s.amenable)
@@ -239,7 +252,7 @@ def build_report(
         "non_amenable_fraction": prevalence,
         "kappa_at_prevalence": at_prevalence,
         "ttest": paired_ttest(s, ratio),
-        **selective_section(task, s, resamples, seed),
+        **selective_section(task, s, resamples, seed, fitted),
     }
 
 
@@ -253,10 +266,12 @@ def evaluate(
     seed: int = 0,
     device: str = "cpu",
     plots: bool = True,
+    target: CertificationTarget = DEFAULT_TARGET,
 ) -> dict[str, Any]:
     """Evaluate a run on the holdout split of `data_dir`; write report.json (+ PNGs) into `out_dir`.
 
-    `baseline_run` names another run whose `baseline.pt` to compare with, when this run trained none.
+    `baseline_run` names another run whose `baseline.pt` to compare with, when this run trained none;
+    `target` the certification's alpha and delta, and a forced served rejector.
     """
     config, controller, predictor, baseline = load_run(run_dir)
     if baseline_run is not None:
@@ -265,7 +280,15 @@ def evaluate(
     data = load_task_data(data_dir, replace(config, device=device))
     scores = score_holdout(config.task, controller, predictor, baseline, data.holdout, torch_device)
     extra = {"reward": config.reward.kind, "algo": config.algo, "config": config.name, "run": str(run_dir)}
-    report = build_report(config.task, scores, resamples, seed, extra)
+    val, holdout = (
+        split_outputs(config.task, controller, predictor, split, torch_device)
+        for split in (data.val, data.holdout)
+    )
+    rejection = decide_rejection(config.task, val, holdout, target, seed)
+    report = {
+        **build_report(config.task, scores, resamples, seed, extra, dict(rejection.holdout_scores)),
+        **rejection.sections(),
+    }
     out = write_report(report, out_dir).parent
     if plots:
         from usqa.trainer.amenability.plots import plot_contingency, plot_curves

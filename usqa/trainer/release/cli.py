@@ -10,6 +10,7 @@ from usqa.service.datasets import DatasetError
 from usqa.service.registry import RegistryError, explain, open_registry
 from usqa.service.registry.announce import announcer_from_url
 from usqa.service.settings import get_settings
+from usqa.trainer.amenability.cli import add_certification_arguments, certification_target
 from usqa.trainer.amenability.run import RunError
 from usqa.trainer.data import DataError
 from usqa.trainer.release.export import ExportError, ExportOptions, export_run
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="publish even when the run's verdict failed (predictor no better than trivial, controller "
         "without spread or with kappa <= 0 on validation or holdout); recorded in the manifest",
     )
+    add_certification_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         class_names=tuple(n.strip() for n in args.class_names.split(",")) if args.class_names else None,
         alias=args.alias,
         force=args.force,
+        target=certification_target(args),
     )
     try:
         version = export_run(args.run, registry, options, data_dir=args.data)
@@ -64,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"published {version.name} version {version.version} at {version.path}")
     print(f"  parity (max abs diff): {checks['parity_max_abs_diff']}")
     print(f"  thresholds: {version.manifest.thresholds}")
+    if version.manifest.rejector is not None and version.manifest.certification is not None:
+        print(f"  served rejector: {version.manifest.rejector.name} ({version.manifest.rejector.reason})")
+        print(f"  pass line: {version.manifest.certification.reason}")
     if version.manifest.ood is not None:
         ood = version.manifest.ood
         print(f"  out of scope above distance {ood.threshold:.3f} ({ood.false_alarm_rate:.0%} of validation)")

@@ -28,16 +28,16 @@ from usqa.contracts.graphs import (
     INPUT_NAME,
     OUTPUT_BY_ROLE,
     PREDICTOR_FILE,
-    SCORE_OUTPUT,
     Role,
     int8_file,
 )
 from usqa.contracts.training import TrainConfig
 from usqa.service.datasets import load_dataset
-from usqa.service.inference.evaluation import evaluate
+from usqa.service.inference.evaluation import evaluate, run_in_batches
 from usqa.service.inference.graph_file import open_graphs, run_graph_file
 from usqa.service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
 from usqa.trainer.amenability.acceptance import compute_verdict, refusal
+from usqa.trainer.amenability.rejection_report import DEFAULT_TARGET, CertificationTarget
 from usqa.trainer.amenability.run import load_run
 from usqa.trainer.amenability.run_folder import evaluation_report, read_verdict, recorded_data_dir
 from usqa.trainer.data import amenability, load_task_data
@@ -45,6 +45,7 @@ from usqa.trainer.release.card_builder import write_model_card
 from usqa.trainer.release.fitting import KappaError, calibrate_scope, check_kappa, check_ood_parity, fit_ood
 from usqa.trainer.release.graphs import export_graph, torch_outputs
 from usqa.trainer.release.quantize import quantize_int8
+from usqa.trainer.release.served_rejection import served_rejection
 from usqa.trainer.release.weights_file import WEIGHTS_FILE, save_weights
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class ExportOptions:
     dataset: str | None = None
     # Publish even when the run's verdict failed or its holdout kappa is <= 0 (recorded as forced).
     force: bool = False
+    # The certified pass line's alpha and delta, and a forced served rejector (issue #25).
+    target: CertificationTarget = DEFAULT_TARGET
 
 
 @dataclass
@@ -205,11 +208,24 @@ def export_run(
             calibration = train.images[rng.permutation(len(train.images))[: options.calibration_frames]]
             files = _quantize_and_gate(files, config, calibration, val, out, options, checks)
 
-        (val_scores,) = run_graph_file(files[CONTROLLER_FILE], val.images, [SCORE_OUTPUT])
+        task = "classify" if config.task == "classify" else "segment"
+        holdout = dataset.arrays("holdout", spec)
+        rejection = served_rejection(files, task, val, holdout, options.target, config.seed)
+        served = open_graphs(files[CONTROLLER_FILE], files[PREDICTOR_FILE], task, rejector=rejection.spec())
+        val_scores = run_in_batches(served, val.images).scores  # the served rejector's, as the service scores
         labels = np.array([amenability(r, config.task) for r in dataset.split("val")], np.int8)
         scope = calibrate_scope(val_scores, labels, files[PREDICTOR_FILE], val.images, ood)
+        display = scope.calibration.model_copy(
+            update={
+                "display_scale": "p_correct",
+                "correct_x": rejection.correct_x,
+                "correct_y": rejection.correct_y,
+                "correct_ece": rejection.ece,
+                "reliability": rejection.reliability,
+            }
+        )
         manifest = Manifest(
-            schema_version=2,
+            schema_version=3,
             name=options.name,
             task="classify" if config.task == "classify" else "segment",
             class_names=list(options.class_names or [str(i) for i in range(config.num_classes)]),
@@ -218,9 +234,11 @@ def export_run(
             graphs=dict(GRAPH_FILES),
             thresholds=calibrate_thresholds(val_scores, options.rejection_rates),
             score_histogram=score_histogram(val_scores),
-            calibration=scope.calibration,
+            calibration=display,
             ood=scope.ood,
             drift_reference=scope.drift_reference,
+            rejector=rejection.spec(),
+            certification=rejection.certification,
             metrics={**_run_metrics(run_dir, checks), "verdict": {**verdict, "forced": message is not None}},
             training_config=config.to_dict(),
             code_revision=code_revision(),

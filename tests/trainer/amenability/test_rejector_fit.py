@@ -1,0 +1,64 @@
+"""Fitting the rejectors on validation frames and choosing the served one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from usqa.trainer.amenability.rejector_fit import (
+    RejectorFit,
+    SplitOutputs,
+    choose_served,
+    fit_rejectors,
+    fit_temperature,
+    validation_aurc,
+)
+
+
+def overconfident(n: int, factor: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from softmax(z); the model reports softmax(factor z): too sure by `factor`."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1.5, size=(n, 3))
+    true = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    labels = np.array([rng.choice(3, p=p) for p in true])
+    reported = np.exp(factor * z) / np.exp(factor * z).sum(1, keepdims=True)
+    return reported, labels
+
+
+def test_temperature_undoes_overconfidence() -> None:
+    reported, labels = overconfident(4000, 3.0, seed=0)
+    assert fit_temperature("classify", reported, labels) == pytest.approx(3.0, rel=0.15)
+    calibrated, labels = overconfident(4000, 1.0, seed=1)
+    assert fit_temperature("classify", calibrated, labels) == pytest.approx(1.0, rel=0.15)
+
+
+def split(n: int, seed: int) -> SplitOutputs:
+    reported, labels = overconfident(n, 2.0, seed)
+    failures = reported.argmax(1) != labels
+    rng = np.random.default_rng(seed)
+    return SplitOutputs(
+        controller=rng.random(n),  # a controller that knows nothing
+        outputs=reported,
+        targets=labels,
+        risks=failures.astype(float),
+        failures=failures,
+        subjects=np.arange(n) // 20,
+    )
+
+
+def test_the_served_rejector_is_the_lowest_validation_aurc() -> None:
+    val = split(1500, seed=2)
+    fit = fit_rejectors("classify", val)
+    assert isinstance(fit, RejectorFit) and 1.5 < fit.temperature < 2.6
+    found = validation_aurc("classify", fit, val)
+    assert set(found) == {"controller", "softmax", "doctor", "fused"}
+    assert found["softmax"] < found["controller"]  # the uninformed controller is near the error rate
+    name, reason = choose_served(found)
+    assert found[name] == min(found.values()) and "lowest validation AURC" in reason
+    assert choose_served(found, "controller") == ("controller", choose_served(found, "controller")[1])
+    assert "forced" in choose_served(found, "controller")[1]
+
+
+def test_ties_go_to_the_simpler_rejector() -> None:
+    same = {"controller": 0.1, "softmax": 0.1, "doctor": 0.1, "fused": 0.1}
+    assert choose_served(same)[0] == "softmax"

@@ -1,0 +1,139 @@
+"""Rejectors side by side on one predictor: their constants fitted on the validation split, the served one
+chosen by validation AURC (or forced), each scored the way the runtime scores it
+(usqa/service/inference/rejectors.py).
+
+- Temperature: the T of softmax(log p / T) with the least validation negative log-likelihood. A grid of 121
+  values, log-spaced from 0.05 to 20, is searched (deterministic). Segmentation fits its pixels, a seeded
+  sample of at most `PIXEL_SAMPLE`.
+- Fused: a logistic regression of "the task model is right" on the controller score and the temperature-scaled
+  softmax response's logit. It is fitted on the validation split, and its validation AURC comes from two
+  subject folds (fit on one, scored on the other), so the choice does not favour it for seeing its own frames.
+- Served: the lowest validation AURC. Ties go to the simpler rejector, in REJECTORS order after softmax.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from usqa.service.inference.rejectors import (
+    REJECTORS,
+    RejectorName,
+    fused_features,
+    rejector_scores,
+    scaled_foreground,
+    scaled_probabilities,
+    softmax_response,
+)
+from usqa.service.inference.selective import aurc
+
+TEMPERATURES = np.geomspace(0.05, 20.0, 121)
+PIXEL_SAMPLE = 200_000
+# Preference among equal validation AURCs: the plain calibrated softmax first, the learned scores after.
+PREFERENCE: tuple[RejectorName, ...] = ("softmax", "doctor", "controller", "fused")
+
+
+@dataclass(frozen=True)
+class SplitOutputs:
+    """What the served graphs output on one split, with what the task asks of it."""
+
+    controller: np.ndarray  # [N] the controller's score
+    outputs: np.ndarray  # class probabilities [N, C] or foreground probabilities [N, H, W]
+    targets: np.ndarray  # labels [N] or masks [N, H, W]
+    risks: np.ndarray  # [N] the selective risk of each frame (1 - accuracy, 1 - Dice)
+    failures: np.ndarray  # [N] bool, the failure event
+    subjects: np.ndarray  # [N]
+
+
+@dataclass(frozen=True)
+class RejectorFit:
+    temperature: float
+    weights: tuple[float, float]
+    bias: float
+
+    def scores(self, name: RejectorName, task: str, split: SplitOutputs) -> np.ndarray:
+        return rejector_scores(
+            name,
+            task,
+            split.controller,
+            split.outputs,
+            temperature=self.temperature,
+            weights=self.weights,
+            bias=self.bias,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "weights": list(self.weights), "bias": self.bias}
+
+
+def _nll(task: str, outputs: np.ndarray, targets: np.ndarray, temperature: float) -> float:
+    if task == "classify":
+        p = scaled_probabilities(outputs, temperature)[np.arange(len(targets)), targets]
+    else:
+        foreground = scaled_foreground(outputs, temperature)
+        p = np.where(targets > 0, foreground, 1.0 - foreground)
+    return float(-np.log(np.clip(p, 1e-12, 1.0)).mean())
+
+
+def fit_temperature(task: str, outputs: np.ndarray, targets: np.ndarray, seed: int = 0) -> float:
+    """The grid temperature of least validation NLL (module docstring)."""
+    if task != "classify":
+        flat_outputs, flat_targets = outputs.reshape(-1), targets.reshape(-1)
+        if flat_outputs.size > PIXEL_SAMPLE:
+            pick = np.random.default_rng(seed).choice(flat_outputs.size, PIXEL_SAMPLE, replace=False)
+            flat_outputs, flat_targets = flat_outputs[pick], flat_targets[pick]
+        outputs, targets = flat_outputs[None], flat_targets[None]
+    losses = [_nll(task, outputs, targets, float(t)) for t in TEMPERATURES]
+    return float(TEMPERATURES[int(np.argmin(losses))])
+
+
+def _logistic(features: np.ndarray, right: np.ndarray) -> tuple[tuple[float, float], float]:
+    if np.unique(right).size < 2:  # every frame right (or wrong): nothing to learn, a constant score
+        return (0.0, 0.0), 0.0
+    model = LogisticRegression(C=1.0).fit(features, right)
+    w = model.coef_[0]
+    return (float(w[0]), float(w[1])), float(model.intercept_[0])
+
+
+def fit_rejectors(task: str, val: SplitOutputs, seed: int = 0) -> RejectorFit:
+    temperature = fit_temperature(task, val.outputs, val.targets, seed)
+    softmax = softmax_response(val.outputs, task, temperature)
+    weights, bias = _logistic(fused_features(val.controller, softmax), ~val.failures)
+    return RejectorFit(temperature, weights, bias)
+
+
+def _cross_fitted_fused(task: str, fit: RejectorFit, val: SplitOutputs, seed: int) -> np.ndarray:
+    """Fused scores of the validation frames, each from a model fitted on the other half of the subjects."""
+    subjects = np.unique(val.subjects)
+    if subjects.size < 2:
+        return fit.scores("fused", task, val)
+    fold = np.isin(val.subjects, np.random.default_rng(seed).permutation(subjects)[: subjects.size // 2])
+    softmax = softmax_response(val.outputs, task, fit.temperature)
+    features = fused_features(val.controller, softmax)
+    scores = np.empty(len(features))
+    for held in (fold, ~fold):
+        weights, bias = _logistic(features[~held], ~val.failures[~held])
+        scores[held] = 1.0 / (1.0 + np.exp(-(features[held] @ np.asarray(weights) + bias)))
+    return scores
+
+
+def validation_aurc(task: str, fit: RejectorFit, val: SplitOutputs, seed: int = 0) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for name in REJECTORS:
+        scores = _cross_fitted_fused(task, fit, val, seed) if name == "fused" else fit.scores(name, task, val)
+        found[name] = aurc(scores, val.risks)
+    return found
+
+
+def choose_served(
+    validation: dict[str, float], forced: RejectorName | None = None
+) -> tuple[RejectorName, str]:
+    """The served rejector and why, in a sentence."""
+    listed = ", ".join(f"{name} {validation[name]:.4f}" for name in PREFERENCE)
+    if forced is not None:
+        return forced, f"forced with --rejector {forced} (validation AURC: {listed})"
+    best = min(PREFERENCE, key=lambda name: (round(validation[name], 12), PREFERENCE.index(name)))
+    return best, f"lowest validation AURC (lower is better): {listed}"
