@@ -216,6 +216,8 @@ def role(dataset: dict[str, Any]) -> str:
 
 
 def render(summary: dict[str, Any]) -> str:
+    from experiments.generalisation.rejectors_page import rejector_lines  # it reads mean_std from here
+
     """The block's Markdown: setup line, data sets, the learning check, one table per data set x task."""
     meta, runs = summary["meta"], summary["runs"]
     machine = meta["machine"]
@@ -277,6 +279,8 @@ def render(summary: dict[str, Any]) -> str:
                 f"non-amenable {mine[0]['report']['non_amenable_fraction']:.1%}.",
                 "",
                 *task_table(d, task, mine, labels, supervised),
+                "",
+                *rejector_lines(mine, labels),
                 "",
             ]
     lines += ["", *sections]
