@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import cv2
@@ -68,6 +69,11 @@ def test_the_cli_scores_an_image_folder_with_a_segmentation_model(
     assert code == 0
     printed = capsys.readouterr().out
     assert f"scored 5 frames with {SEGMENT_MODEL_NAME} version 1" in printed
+    # per-verdict counts, each frame by itself, adding up to the frames; and the pass line's promise
+    counts = re.search(r"verdicts: (.*)", printed)
+    assert counts is not None
+    assert sum(int(part.rsplit(" ", 1)[1]) for part in counts.group(1).split(", ")) == 5
+    assert "pass line: not certified" in printed
     rows = _read(out / "scores.csv")
     areas = [float(r["mask_area_fraction"]) for r in rows]
     assert areas == sorted(areas) and areas[0] > 0

@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         f"scored {report.frames} frames with {report.model} version {report.version}: "
         f"{report.amenable_fraction:.1%} amenable"
     )
+    print("verdicts: " + ", ".join(f"{key} {count}" for key, count in report.verdicts.items()))
+    print(f"pass line: {report.pass_line}")
     print(f"per-frame scores: {report.csv_path}")
     print(f"score plot: {report.plot_path}")
     return 0

@@ -10,8 +10,9 @@ import csv
 import dataclasses
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -34,6 +35,7 @@ from usqa.service.inference.verdict import (
     signal_limits,
 )
 from usqa.service.registry import open_registry
+from usqa.service.registry.pass_line import pass_line
 from usqa.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,8 @@ class OfflineReport:
     amenable_fraction: float
     csv_path: Path
     plot_path: Path
+    verdicts: dict[str, int] = field(default_factory=dict)  # frames per verdict/reason, each frame by itself
+    pass_line: str = ""  # what the version's pass line promises (usqa/service/registry/pass_line.py)
 
 
 def open_model(settings: Settings, *, name: str, ref: str) -> LoadedModel:
@@ -198,7 +202,17 @@ def score_source(source: Path, out: Path, settings: Settings, *, name: str, ref:
         f"({model.scale.scale} scale)",
     )
     amenable = sum(r.amenable for r in rows) / len(rows) if rows else 0.0
-    return OfflineReport(model.name, model.number, len(rows), amenable, csv_path, plot_path)
+    verdicts = Counter(f"{r.verdict.verdict}/{r.verdict.reason}" for r in rows)
+    return OfflineReport(
+        model.name,
+        model.number,
+        len(rows),
+        amenable,
+        csv_path,
+        plot_path,
+        dict(sorted(verdicts.items())),
+        pass_line(model.manifest).promise,
+    )
 
 
 # -- the plot, drawn with OpenCV (the runtime has no plotting library) ---------------------------------------
