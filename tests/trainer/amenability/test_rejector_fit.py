@@ -11,7 +11,9 @@ from usqa.trainer.amenability.rejector_fit import (
     choose_served,
     fit_rejectors,
     fit_temperature,
+    margins_over_softmax,
     validation_aurc,
+    validation_scores,
 )
 
 
@@ -62,3 +64,22 @@ def test_the_served_rejector_is_the_lowest_validation_aurc() -> None:
 def test_ties_go_to_the_simpler_rejector() -> None:
     same = {"controller": 0.1, "softmax": 0.1, "doctor": 0.1, "fused": 0.1}
     assert choose_served(same)[0] == "softmax"
+
+
+def test_another_rejector_serves_only_beyond_the_softmax_sampling_error() -> None:
+    val = split(1500, seed=3)
+    fit = fit_rejectors("classify", val)
+    scores = validation_scores("classify", fit, val)
+    margins = margins_over_softmax(scores, val, resamples=100)
+    assert set(margins) == {"controller", "doctor", "fused"}
+    assert margins["controller"] > 0  # a controller that knows nothing is not better than the softmax
+    # A planted rejector: the softmax's ranking with every failure moved to the bottom (an oracle).
+    oracle = {**scores, "fused": np.where(val.failures, -1.0, 1.0) + 0.01 * scores["softmax"]}
+    assert margins_over_softmax(oracle, val, resamples=100)["fused"] < 0
+    validation = {"controller": 0.05, "softmax": 0.10, "doctor": 0.10, "fused": 0.08}
+    # Lower by chance: the softmax still serves; beyond chance: the other one does.
+    assert (
+        choose_served(validation, margins={"controller": 0.01, "doctor": 0.0, "fused": 0.02})[0] == "softmax"
+    )
+    name, reason = choose_served(validation, margins={"controller": -0.01, "doctor": 0.0, "fused": 0.02})
+    assert name == "controller" and "beyond: controller" in reason

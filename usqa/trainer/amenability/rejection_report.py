@@ -24,7 +24,7 @@ from torch import nn
 
 from usqa.contracts.graphs import RejectorName
 from usqa.service.inference.model import ModelOutputs
-from usqa.service.inference.selective import task_risk
+from usqa.service.inference.selective import aurc, task_risk
 from usqa.service.registry import Certification, RejectorSpec
 from usqa.trainer.amenability.certification import (
     DEFAULT_ALPHA,
@@ -41,7 +41,8 @@ from usqa.trainer.amenability.rejector_fit import (
     SplitOutputs,
     choose_served,
     fit_rejectors,
-    validation_aurc,
+    margins_over_softmax,
+    validation_scores,
 )
 from usqa.trainer.data import SplitTensors
 
@@ -160,8 +161,9 @@ def decide_rejection(
     """Fit the rejectors on `val`, choose the served one, certify its line on half the holdout's subjects and
     check it, with its display calibration, on the other half."""
     fit = fit_rejectors(task, val, seed)
-    validation = validation_aurc(task, fit, val, seed)
-    served, reason = choose_served(validation, target.rejector)
+    scores = validation_scores(task, fit, val, seed)
+    validation = {name: aurc(values, val.risks) for name, values in scores.items()}
+    served, reason = choose_served(validation, target.rejector, margins_over_softmax(scores, val, seed))
     served_holdout = fit.scores(served, task, holdout)
     calibration = calibration_subjects(holdout.subjects, seed)
     check = ~calibration

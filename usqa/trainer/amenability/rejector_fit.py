@@ -8,7 +8,9 @@ chosen by validation AURC (or forced), each scored the way the runtime scores it
 - Fused: a logistic regression of "the task model is right" on the controller score and the temperature-scaled
   softmax response's logit. It is fitted on the validation split, and its validation AURC comes from two
   subject folds (fit on one, scored on the other), so the choice does not favour it for seeing its own frames.
-- Served: the lowest validation AURC. Ties go to the simpler rejector, in REJECTORS order after softmax.
+- Served: the lowest validation AURC among the temperature-scaled softmax and the rejectors that beat it
+  beyond the validation split's sampling error (a one-sided 95 % subject bootstrap of the AURC difference);
+  ties go to the simpler rejector (PREFERENCE).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ TEMPERATURES = np.geomspace(0.05, 20.0, 121)
 PIXEL_SAMPLE = 200_000
 # Preference among equal validation AURCs: the plain calibrated softmax first, the learned scores after.
 PREFERENCE: tuple[RejectorName, ...] = ("softmax", "doctor", "controller", "fused")
+MARGIN_RESAMPLES = 200
 
 
 @dataclass(frozen=True)
@@ -120,20 +123,54 @@ def _cross_fitted_fused(task: str, fit: RejectorFit, val: SplitOutputs, seed: in
     return scores
 
 
+def validation_scores(task: str, fit: RejectorFit, val: SplitOutputs, seed: int = 0) -> dict[str, np.ndarray]:
+    """Each rejector's scores of the validation frames (the fused one cross-fitted)."""
+    return {
+        name: _cross_fitted_fused(task, fit, val, seed) if name == "fused" else fit.scores(name, task, val)
+        for name in REJECTORS
+    }
+
+
 def validation_aurc(task: str, fit: RejectorFit, val: SplitOutputs, seed: int = 0) -> dict[str, float]:
-    found: dict[str, float] = {}
-    for name in REJECTORS:
-        scores = _cross_fitted_fused(task, fit, val, seed) if name == "fused" else fit.scores(name, task, val)
-        found[name] = aurc(scores, val.risks)
-    return found
+    return {name: aurc(scores, val.risks) for name, scores in validation_scores(task, fit, val, seed).items()}
+
+
+def margins_over_softmax(
+    scores: dict[str, np.ndarray], val: SplitOutputs, seed: int = 0, resamples: int = MARGIN_RESAMPLES
+) -> dict[str, float]:
+    """Per rejector, the upper end of a one-sided 95 % subject-bootstrap bound on AURC(it) - AURC(softmax):
+    below 0, it beats the softmax beyond the validation split's sampling error."""
+    subjects, index = np.unique(val.subjects, return_inverse=True)
+    frames_of = [np.flatnonzero(index == k) for k in range(subjects.size)]
+    generator = np.random.default_rng(seed)
+    differences: dict[str, list[float]] = {name: [] for name in scores if name != "softmax"}
+    for _ in range(resamples):
+        drawn = np.concatenate([frames_of[k] for k in generator.integers(0, subjects.size, subjects.size)])
+        base = aurc(scores["softmax"][drawn], val.risks[drawn])
+        for name in differences:
+            differences[name].append(aurc(scores[name][drawn], val.risks[drawn]) - base)
+    return {name: float(np.percentile(values, 95)) for name, values in differences.items()}
 
 
 def choose_served(
-    validation: dict[str, float], forced: RejectorName | None = None
+    validation: dict[str, float],
+    forced: RejectorName | None = None,
+    margins: dict[str, float] | None = None,
 ) -> tuple[RejectorName, str]:
-    """The served rejector and why, in a sentence."""
+    """The served rejector and why, in a sentence. With `margins` (margins_over_softmax), a rejector other
+    than the softmax serves only if it beats the softmax beyond sampling error: the softmax response is the
+    baseline the field finds hard to beat, and a lower validation AURC by chance would not hold on new data."""
     listed = ", ".join(f"{name} {validation[name]:.4f}" for name in PREFERENCE)
     if forced is not None:
         return forced, f"forced with --rejector {forced} (validation AURC: {listed})"
-    best = min(PREFERENCE, key=lambda name: (round(validation[name], 12), PREFERENCE.index(name)))
-    return best, f"lowest validation AURC (lower is better): {listed}"
+    candidates = [
+        name for name in PREFERENCE if margins is None or name == "softmax" or margins.get(name, 1.0) < 0
+    ]
+    best = min(candidates, key=lambda name: (round(validation[name], 12), PREFERENCE.index(name)))
+    if margins is None:
+        return best, f"lowest validation AURC (lower is better): {listed}"
+    beyond = ", ".join(name for name in candidates if name != "softmax") or "none"
+    return best, (
+        f"lowest validation AURC among the softmax and the rejectors that beat it beyond sampling error "
+        f"(95 % subject bootstrap; beyond: {beyond}); validation AURC, lower is better: {listed}"
+    )
