@@ -8,20 +8,18 @@ says 1; the same deflated (32x32 frames, 16 MiB inflated from 17 KB); 40 JPEG 20
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 import time
 from collections.abc import Callable
 from typing import Final
 
-import psutil
 import pytest
 import requests
 from websockets.sync.client import connect
 
 from tests.support import hostile_dicom
-from tests.support.resource_probes import RSS_SAMPLE_S, no_server_errors
+from tests.support.memory_probes import TreeRssSampler, tree_rss_mb
+from tests.support.resource_probes import no_server_errors
 
 from .conftest import AUTH, Figures, ServiceUnderTest, error_body_problem
 
@@ -38,34 +36,6 @@ HOSTILE: Final[dict[str, Callable[[], bytes]]] = {
 # The last is refused as corrupt (400): its header is honest about nothing, not over a limit.
 HTTP_CODES: Final = {"too_many_frames", "decode_budget_exceeded", "corrupt_frame"}
 MB: Final = 1_000_000
-
-
-def tree_rss_mb() -> float:
-    """This process's resident set and its children's: the server runs here, its decode lane in a child."""
-    me = psutil.Process()
-    total = me.memory_info().rss
-    for child in me.children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            total += child.memory_info().rss
-    return total / MB
-
-
-class TreeRssSampler(threading.Thread):
-    """`tree_rss_mb` every RSS_SAMPLE_S until stopped; keeps the largest."""
-
-    def __init__(self) -> None:
-        super().__init__(name="tree-rss-sampler", daemon=True)
-        self.peak = tree_rss_mb()
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(RSS_SAMPLE_S):
-            self.peak = max(self.peak, tree_rss_mb())
-
-    def stop(self) -> float:
-        self._stop_event.set()
-        self.join(timeout=5)
-        return self.peak
 
 
 def warm_lane(service: ServiceUnderTest) -> None:

@@ -14,6 +14,7 @@ that runs threads); `work` must then pickle (a module-level function and plain a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import multiprocessing
@@ -69,6 +70,12 @@ class DecodeLane:
             self._release(None)
             raise
         future.add_done_callback(self._release)
+        if self.processes:
+            # multiprocessing.Queue's feeder thread keeps the last item it pickled referenced until it pickles
+            # the next (CPython's Queue._feed), so an upload's whole body stayed resident after its request (50
+            # MB after a 48 MB DICOM, up to USQA_MAX_BODY_BYTES): a no-op behind each decode takes its place.
+            with contextlib.suppress(RuntimeError):  # a broken or closed pool: the decode's own error says so
+                self._executor.submit(_nothing)
         # A cancelled request (the client went away) does not stop its decode; the slot frees when it ends.
         try:
             return await asyncio.wrap_future(future)
@@ -107,3 +114,7 @@ def _trimmed(work: Callable[[], T]) -> T:
     finally:
         if _MALLOC_TRIM is not None:
             _MALLOC_TRIM(0)
+
+
+def _nothing() -> None:
+    """The lane's no-op (see `DecodeLane.run`)."""
