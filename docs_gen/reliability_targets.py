@@ -86,8 +86,9 @@ SECTIONS: tuple[Section, ...] = (
         "route (declared and chunked), and more streams than the session limit allows (1013). Hostile DICOM "
         "files that decode to far more than they look (pixel data holding more frames than declared, deflated "
         "data inflating past its header, huge declared compressed frames) on /assess, /cine/frames and "
-        "/ws/scan; sixteen idle WebSockets against a seventeenth client, and foreign browser Origins; a 10 fps "
-        "stream beside two clients posting files that take the whole decode budget.",
+        "/ws/scan; sixteen idle WebSockets against a seventeenth client, one address asking for every slot, "
+        "and foreign browser Origins; a 10 fps stream beside two clients posting files that take the whole "
+        "decode budget; resident memory before and after rounds of large requests.",
     ),
     Section(
         "security",
@@ -259,6 +260,12 @@ TARGETS: dict[str, tuple[Target, ...]] = {
             0,
         ),
         Target(
+            "Streams one address held past USQA_SCAN_SLOTS_PER_CLIENT, or other addresses refused beside it",
+            ("slots.per_client_wrong_answers",),
+            "==",
+            0,
+        ),
+        Target(
             "Browser Origins answered wrongly (foreign refused, own or listed served)",
             ("origins.wrong_answers",),
             "==",
@@ -272,6 +279,13 @@ TARGETS: dict[str, tuple[Target, ...]] = {
         ),
         Target(
             "Stream p99 round trip beside two hostile uploads", ("isolation.stream_p99_ms",), "<=", 100, "ms"
+        ),
+        Target(
+            "Memory still held after rounds of large requests (48 MB DICOMs, whole-budget cines)",
+            ("memory.large_request_retained_mb",),
+            "<=",
+            50,
+            "MB",
         ),
         Target(
             "Peak memory growth refusing a hostile DICOM",
@@ -350,6 +364,12 @@ HIGHLIGHTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("Memory still held after three such decodes (MB)", ("decode_budgets.full_budget_retained_mb",)),
         ("17th client served after, behind 16 silent sockets (s)", ("slots.lockout_silent_s",)),
         ("17th client served after, behind 16 hello-only sockets (s)", ("slots.lockout_hellos_s",)),
+        (
+            "Streams one address held at once, of 16 asked (USQA_SCAN_SLOTS_PER_CLIENT 4)",
+            ("slots.one_address_held",),
+        ),
+        ("That address served again after its streams fell silent (s)", ("slots.per_client_back_after_s",)),
+        ("Peak memory growth during those large requests (MB)", ("memory.large_request_peak_mb",)),
         ("Stream p50 round trip beside hostile uploads (ms)", ("isolation.stream_p50_ms",)),
         ("Sessions refused with 1013", ("sessions.refused_1013",)),
     ),

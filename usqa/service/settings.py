@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     # with 1008 and its slot is free again.
     scan_first_message_s: float = Field(default=10.0, gt=0)
     scan_idle_timeout_s: float = Field(default=20.0, gt=0)
+    # Streams one client address may hold at once (0: no such limit), so one machine cannot take every slot.
+    # Loopback clients (this host: the demo, benchmarks) are not counted. Behind a proxy every stream comes
+    # from the proxy's address unless uvicorn trusts its X-Forwarded-For (docs/deploy.md): there, 0.
+    scan_slots_per_client: int = Field(default=4, ge=0)
     # Browser origins allowed to open /ws/scan besides the service's own ("*": any). A client that sends no
     # Origin is not a browser and is not refused for it; a browser page elsewhere on the ward is.
     scan_allowed_origins: tuple[str, ...] = ()

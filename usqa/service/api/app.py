@@ -133,7 +133,7 @@ def build_state(settings: Settings) -> ServiceState:
             ),
             max_decode_s=settings.max_decode_s,
         ),
-        sessions=SessionLimiter(settings.max_scan_sessions),
+        sessions=SessionLimiter(settings.max_scan_sessions, settings.scan_slots_per_client),
         records=SessionStore(
             settings.max_stored_sessions,
             settings.session_store_bytes,

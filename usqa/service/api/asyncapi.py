@@ -27,7 +27,8 @@ CLOSE_CODES = {
     CloseCode.POLICY: "bearer token missing or wrong",
     CloseCode.TOO_BIG: "a message over USQA_MAX_WS_MESSAGE_BYTES",
     CloseCode.SERVER_ERROR: "server error",
-    CloseCode.TRY_AGAIN: "session limit reached or no model loaded yet: try again later",
+    CloseCode.TRY_AGAIN: "session limit (all streams, or this address's) reached or no model loaded yet: "
+    "try again later",
 }
 DESCRIPTION = (
     "Live feedback per frame. The client sends frames as binary messages (one encoded image or raw 8-bit "

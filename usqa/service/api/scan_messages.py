@@ -49,6 +49,9 @@ MSG_TOO_BIG_REASON = "message too big"
 MSG_NO_MODEL_REASON = "no model loaded yet; try again later"
 MSG_TOKEN_REASON = "missing or invalid bearer token"
 MSG_SESSIONS_REASON = "too many scan sessions; try again later"
+MSG_CLIENT_SESSIONS_REASON = (
+    "too many scan sessions from this address: {limit} are open (USQA_SCAN_SLOTS_PER_CLIENT); try again later"
+)
 MSG_ORIGIN_REASON = "origin not allowed (USQA_SCAN_ALLOWED_ORIGINS)"
 MSG_FIRST_MESSAGE_REASON = "no hello or frame within {seconds:g} s of opening (USQA_SCAN_FIRST_MESSAGE_S)"
 MSG_IDLE_REASON = "no frame for {seconds:g} s (USQA_SCAN_IDLE_TIMEOUT_S)"

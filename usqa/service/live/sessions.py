@@ -6,7 +6,7 @@ import collections
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from usqa.service.registry import ScoreHistogram
 SUMMARY_EDGES = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 11))
 # Latencies kept per session for its percentiles (a 30 fps stream fills this in about 9 minutes).
 LATENCY_SAMPLES = 16384
+
+# Why a slot was refused: the metric's `reason` label (usqa_scan_sessions_refused_total).
+SlotRefusal = Literal["session_limit", "client_limit"]
 
 MSG_TOO_MANY_SESSIONS = "too many scan sessions: {limit} are open; try again later"
 
@@ -98,17 +101,32 @@ def _rounded(value: float | None) -> float | None:
 
 
 class SessionLimiter:
-    """At most `limit` streams at once; the next is refused (`CloseCode.TRY_AGAIN`, try again later)."""
+    """At most `limit` streams at once, and at most `per_client` of them from one client (0: any number);
+    the next is refused (`CloseCode.TRY_AGAIN`, try again later)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client: int = 0) -> None:
         self.limit = limit
+        self.per_client = per_client
         self.open = 0
+        self.by_client: collections.Counter[str] = collections.Counter()
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, client: str | None = None) -> bool:
+        return self.acquire(client) is None
+
+    def acquire(self, client: str | None) -> SlotRefusal | None:
+        """Take a slot for `client` (None: not counted per client) and return None, or say why not."""
         if self.open >= self.limit:
-            return False
+            return "session_limit"
+        if client is not None and self.per_client and self.by_client[client] >= self.per_client:
+            return "client_limit"
         self.open += 1
-        return True
+        if client is not None:
+            self.by_client[client] += 1
+        return None
 
-    def release(self) -> None:
+    def release(self, client: str | None = None) -> None:
         self.open = max(0, self.open - 1)
+        if client is not None and self.by_client[client] > 1:
+            self.by_client[client] -= 1
+        else:
+            self.by_client.pop(client or "", None)  # no empty entry per address ever seen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 from fastapi import APIRouter, WebSocket
@@ -9,6 +10,7 @@ from fastapi import APIRouter, WebSocket
 from usqa.contracts.protocol import CloseCode
 from usqa.service.api.deps import ServiceDep
 from usqa.service.api.scan_messages import (
+    MSG_CLIENT_SESSIONS_REASON,
     MSG_NO_MODEL_REASON,
     MSG_ORIGIN_REASON,
     MSG_SESSIONS_REASON,
@@ -43,17 +45,44 @@ async def scan(websocket: WebSocket, service: ServiceDep) -> None:
         service.metrics.sessions_refused.labels(reason="no_model").inc()
         await websocket.close(code=CloseCode.TRY_AGAIN, reason=MSG_NO_MODEL_REASON)
         return
-    if not service.sessions.try_acquire():
-        service.metrics.sessions_refused.labels(reason="session_limit").inc()
-        log.warning("refused a scan session: %d of %d open", service.sessions.open, service.sessions.limit)
-        await websocket.close(code=CloseCode.TRY_AGAIN, reason=MSG_SESSIONS_REASON)
+    client = counted_client(websocket)
+    refusal = service.sessions.acquire(client)
+    if refusal is not None:
+        service.metrics.sessions_refused.labels(reason=refusal).inc()
+        if refusal == "client_limit":
+            limit = service.sessions.per_client
+            log.warning("refused a scan session: %s holds %d, its limit", client, limit)
+            reason = MSG_CLIENT_SESSIONS_REASON.format(limit=limit)
+        else:
+            log.warning(
+                "refused a scan session: %d of %d open", service.sessions.open, service.sessions.limit
+            )
+            reason = MSG_SESSIONS_REASON
+        await websocket.close(code=CloseCode.TRY_AGAIN, reason=reason)
         return
     service.metrics.sessions_open.inc()
     try:
         await ScanSession(websocket, service, model).run()
     finally:
-        service.sessions.release()
+        service.sessions.release(client)
         service.metrics.sessions_open.dec()
+
+
+def counted_client(websocket: WebSocket) -> str | None:
+    """The address whose streams count against USQA_SCAN_SLOTS_PER_CLIENT; None for this host (loopback).
+
+    Behind a proxy whose X-Forwarded-For uvicorn trusts, this is the forwarded client's address.
+    """
+    if websocket.client is None:
+        return None
+    host = websocket.client.host
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an address (a test client's name): counted as it is named
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return None if address.is_loopback else str(address)
 
 
 def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
