@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from functools import partial
 
 import numpy as np
+import psutil
 import pytest
 
 from tests.support import hostile_dicom
@@ -83,3 +85,20 @@ def test_a_decoder_that_crashes_its_process_refuses_that_input_and_the_lane_goes
         assert asyncio.run(lane.run(partial(abs, -3))) == 3
     finally:
         lane.close()
+
+
+def test_closing_a_process_lane_ends_its_process_even_mid_decode() -> None:
+    """`usqa serve` exiting left the lane's process orphaned (about one stop in two after large uploads)."""
+    lane = DecodeLane(workers=1, max_waiting=1, processes=True)
+
+    async def scenario() -> int:
+        pid = await lane.run(os.getpid)
+        running = asyncio.ensure_future(lane.run(partial(time.sleep, 30)))  # not over when the lane closes
+        await asyncio.sleep(0.2)
+        lane.close()
+        assert isinstance((await asyncio.gather(running, return_exceptions=True))[0], Exception)
+        return pid
+
+    pid = asyncio.run(scenario())
+    with pytest.raises(psutil.NoSuchProcess):
+        psutil.Process(pid).status()  # joined by close(): gone at once, not a zombie
