@@ -69,11 +69,17 @@ def test_nothing_certifiable_says_why() -> None:
     rng = np.random.default_rng(2)
     lines = candidate_lines(rng.random(1000))
     few = certify(
-        lines, rng.random(10), np.zeros(10, bool), np.array([]), np.array([]), calibration_subject_count=2
+        lines,
+        rng.random(10),
+        np.zeros(10, bool),
+        np.array([]),
+        np.array([]),
+        calibration_subject_count=2,
+        alpha=0.05,
     )
     assert not few.certified and few.threshold is None and few.reason.startswith("too few calibration frames")
     scores = rng.random(500)
-    bad = certify(lines, scores, scores < 0.9, scores, scores < 0.9, calibration_subject_count=20)
+    bad = certify(lines, scores, scores < 0.9, scores, scores < 0.9, calibration_subject_count=20, alpha=0.05)
     assert not bad.certified and bad.reason.startswith("risk too high")
     assert bad.holdout_risk is None and bad.calibration_coverage is None
     with pytest.raises(ValueError, match="alpha and delta"):

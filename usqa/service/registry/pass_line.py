@@ -22,6 +22,12 @@ MSG_NOT_CERTIFIED = (
 )
 
 
+FAILURE_WORDS = {
+    "classify": "the task model's class is wrong",
+    "segment": "the task model's outline fails (Dice below 0.8)",
+}
+
+
 @dataclass(frozen=True)
 class PassLine:
     rejector: str  # the served rejector's name
@@ -45,7 +51,7 @@ def pass_line(manifest: Manifest) -> PassLine:
             MSG_NOT_CERTIFIED.format(reason=certification.reason),
         )
     promise = (
-        f"Among frames called good, the {manifest.task} model is wrong on at most "
+        f"Among frames called good, {FAILURE_WORDS.get(manifest.task, 'the task model fails')} on at most "
         f"{certification.alpha:.0%} of them, with {1 - certification.delta:.0%} confidence, for frames like "
         f"the {certification.calibration_frames} calibration frames of {certification.calibration_subjects} "
         f"subjects it was certified on"

@@ -177,9 +177,8 @@ def add_certification_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--alpha",
         type=float,
-        default=DEFAULT_ALPHA,
-        help=f"the certified line's risk: the task model fails on at most this share of frames called good "
-        f"(default {DEFAULT_ALPHA})",
+        help="the certified line's risk: the task model fails on at most this share of frames called good "
+        f"(default by task: {', '.join(f'{task} {alpha}' for task, alpha in DEFAULT_ALPHA.items())})",
     )
     parser.add_argument(
         "--delta",
@@ -200,7 +199,7 @@ def certification_target(args: argparse.Namespace) -> CertificationTarget:
 
     for name in ("alpha", "delta"):
         value = getattr(args, name)
-        if not 0 < value < 1:
+        if value is not None and not 0 < value < 1:
             raise UsageError(f"--{name} must be between 0 and 1 (exclusive), got {value}")
     return CertificationTarget(alpha=args.alpha, delta=args.delta, rejector=args.rejector)
 

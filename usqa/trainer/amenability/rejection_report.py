@@ -53,7 +53,7 @@ DISPLAY_MEANING = "P(the task model is right on this frame | the served rejector
 
 @dataclass(frozen=True)
 class CertificationTarget:
-    alpha: float = DEFAULT_ALPHA
+    alpha: float | None = None  # None: the task's DEFAULT_ALPHA
     delta: float = DEFAULT_DELTA
     rejector: RejectorName | None = None  # forced served rejector; None: the lowest validation AURC
 
@@ -174,7 +174,7 @@ def decide_rejection(
         served_holdout[check],
         holdout.failures[check],
         calibration_subject_count=int(np.unique(holdout.subjects[calibration]).size),
-        alpha=target.alpha,
+        alpha=DEFAULT_ALPHA[task] if target.alpha is None else target.alpha,
         delta=target.delta,
     )
     if calibration.any():
