@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -213,14 +214,7 @@ class PassLineOut(BaseModel):
 
     @classmethod
     def of(cls, model: LoadedModel) -> PassLineOut:
-        line = pass_line(model.manifest)
-        return cls(
-            rejector=line.rejector,
-            certified=line.certified,
-            alpha=line.alpha,
-            delta=line.delta,
-            promise=line.promise,
-        )
+        return cls(**dataclasses.asdict(pass_line(model.manifest)))
 
 
 class ModelStatus(BaseModel):
