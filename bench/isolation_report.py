@@ -60,8 +60,8 @@ def record_in_docs(docs: Path, table: str, verdict_lines: list[str], meta: dict[
     """Rewrite the generated block `live-isolation` of `docs` with this run's figures."""
     body = [
         f"Measured {meta['at']} on {meta['cpus']} cores ({meta['cpu_model']}), load average "
-        f"{meta['load_average']} at the end, model `{meta['name']}` from `{meta['registry']}`, a "
-        f"{meta['fps']:g} fps stream for {meta['duration_s']:g} s per row, {meta['uploaders']} uploaders "
+        f"{meta['load_average']} at the end, model `{meta['name']}` v{meta['version']} from "
+        f"`{meta['registry']}`, a {meta['fps']:g} fps stream for {meta['duration_s']:g} s per row, {meta['uploaders']} uploaders "
         f"posting a DICOM of {meta['hostile']}, by `{meta['command']}`:",
         "",
         table,

@@ -159,11 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if docs is not None:
         check_block(docs, BLOCK)
     args.out.mkdir(parents=True, exist_ok=True)
+    # The version run() loads and the servers serve (the registry's champion when the run starts).
+    served = ModelRegistry(args.registry).load(args.name).manifest.version
     rows = run(args)
     meta = {
         "command": invocation("bench.live_isolation", argv),
         "registry": str(args.registry),
         "name": args.name,
+        "version": served,
         "duration_s": args.duration,
         "fps": FPS,
         "uploaders": UPLOADERS,
