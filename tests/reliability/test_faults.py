@@ -307,12 +307,14 @@ def test_disk_full_when_publishing_leaves_no_half_version(tmp_path: Path, figure
     shipped = ModelRegistry(SHIPPED).load("usqa-prostate", CHAMPION)
     shutil.copytree(shipped.path, sources)
     size = sum(p.stat().st_size for p in sources.iterdir())
-    with _small_disk(tmp_path / "disk", size_kb=(size * 3 // 2) // 1024) as kind:
+    # The shipped registry as it is (every version it keeps) and half another version.
+    held = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
+    with _small_disk(tmp_path / "disk", size_kb=(held + size // 2) // 1024) as kind:
         root = tmp_path / "disk" if kind == "tmpfs" else tmp_path / "plain"
         shutil.copytree(SHIPPED, root / "models")
         registry = ModelRegistry(root / "models")
         before = registry.versions("usqa-prostate")
-        # tmpfs: the disk holds the first version and half another; else each file may hold 16 KiB (EFBIG).
+        # tmpfs: the disk holds the shipped versions and half another; else each file may hold 16 KiB (EFBIG).
         limit = 0 if kind == "tmpfs" else 16 * 1024
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         result = subprocess.run(
@@ -340,7 +342,7 @@ def test_disk_full_when_publishing_leaves_no_half_version(tmp_path: Path, figure
         figures.count("half_versions_visible", len(set(after) - set(before)))
         figures.count("temporary_folders_left", len(leftovers))
         figures.note(
-            "disk full: a real ENOSPC on a tmpfs sized for 1.5 versions"
+            "disk full: a real ENOSPC on a tmpfs sized for the shipped registry and half a version"
             if kind == "tmpfs"
             else "disk full: simulated with RLIMIT_FSIZE (EFBIG) because mounting a tmpfs is not permitted here"
         )
