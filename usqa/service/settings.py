@@ -147,9 +147,11 @@ class Settings(BaseSettings):
     # frames may hold together; open streams are bounded by `max_scan_sessions`.
     max_stored_sessions: int = Field(default=32, ge=0)
     session_store_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
-    # Auto-capture: the best in-scope frames kept per session, at least this far apart in time.
+    # Auto-capture: the best in-scope frames kept per session, at least this far apart in time, and no two the
+    # same picture (32x32 thumbnails closer than this many grey levels on average; usqa/service/live/captures.py).
     captures_per_session: int = Field(default=6, ge=0, le=64)
     capture_spacing_s: float = Field(default=1.0, ge=0)
+    capture_same_picture_level: float = Field(default=1.0, ge=0)
     # When set, each finished session is also written here (report.json and PNGs); never otherwise.
     sessions_dir: Path | None = None
     # A finished session (its report and captures, in memory and in `sessions_dir`) is deleted this long

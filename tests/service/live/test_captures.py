@@ -61,3 +61,32 @@ def test_a_capture_is_encoded_as_png_once() -> None:
     assert np.array_equal(decoded, image)
     png = png_bytes(image)
     assert frame_png(FrameBytes(png), 10**6) is png  # a PNG is kept as sent
+
+
+def pictured(time_s: float, score: float, picture: np.ndarray) -> Capture:
+    return Capture(
+        frame=int(time_s * 10),
+        time_s=time_s,
+        score=score,
+        verdict="good",
+        source=None,
+        max_pixels=1,
+        picture=picture.astype(np.float32),
+    )
+
+
+def test_the_same_picture_is_kept_once_however_far_apart() -> None:
+    rng = np.random.default_rng(1)
+    clip = [rng.integers(0, 256, (32, 32)) for _ in range(5)]
+    scores = [0.5, 0.9, 0.7, 0.8, 0.6]
+    keeper = CaptureKeeper(limit=3, spacing_s=0.0)
+    for loop in range(4):  # a replayed cine: the same pictures with the same scores, again and again
+        for i, picture in enumerate(clip):
+            keeper.offer(pictured(loop * 10 + i, scores[i], picture))
+    kept = keeper.captures
+    assert [c.score for c in kept] == [0.9, 0.8, 0.7] and [c.time_s for c in kept] == [1, 3, 2]  # first met
+    # Slightly different (a re-encoding): still the same picture, and a better score replaces it.
+    assert keeper.offer(pictured(50, 0.95, clip[1] + 0.4))
+    assert [c.time_s for c in keeper.captures] == [50, 3, 2]
+    # Without pictures (older callers) only time tells.
+    assert CaptureKeeper(limit=3, spacing_s=0.0).would_keep(0.0, 0.5)

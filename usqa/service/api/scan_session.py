@@ -86,6 +86,7 @@ class ScanSession:
             captures=settings.captures_per_session,
             spacing_s=settings.capture_spacing_s,
             max_pixels=settings.max_frame_pixels,
+            same_picture_level=settings.capture_same_picture_level,
         )
         self.slot: LatestFrameSlot[IncomingFrame] = LatestFrameSlot()
         self.hello = ScanHello()

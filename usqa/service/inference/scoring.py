@@ -7,7 +7,7 @@ offline scorer, so a frame gets the same verdict wherever it is scored.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import ClassVar
 
@@ -44,6 +44,8 @@ class ScoredFrame:
     verdict: FrameVerdict
     p_amenable: float | None = None
     ood_distance: float | None = None
+    # The prepared frame the graphs saw (a reference, not a copy): auto-capture compares pictures by it.
+    pixels: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def amenable(self) -> bool:
@@ -115,6 +117,7 @@ def score_outputs(
                 verdict=verdict,
                 p_amenable=scale.p_amenable(score),
                 ood_distance=distance,
+                pixels=frame.pixels,
             )
         )
     return scored

@@ -36,7 +36,7 @@ from typing import Any
 
 from usqa.contracts.protocol import VERDICTS, Verdict
 from usqa.service.frames.dicom_uids import InstanceUids
-from usqa.service.live.captures import Capture, CaptureKeeper, FrameBytes
+from usqa.service.live.captures import SAME_PICTURE_LEVEL, Capture, CaptureKeeper, FrameBytes, thumbnail
 from usqa.service.live.results import StreamResult
 from usqa.service.live.sessions import ScanSessionStats
 
@@ -61,12 +61,20 @@ SESSION_FOLDER_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")
 class SessionRecord:
     """One stream's record: fed each result by its `ScanSession`, read by the session routes."""
 
-    def __init__(self, stats: ScanSessionStats, *, captures: int, spacing_s: float, max_pixels: int) -> None:
+    def __init__(
+        self,
+        stats: ScanSessionStats,
+        *,
+        captures: int,
+        spacing_s: float,
+        max_pixels: int,
+        same_picture_level: float = SAME_PICTURE_LEVEL,
+    ) -> None:
         self.stats = stats
         self.session_id = stats.session_id
         self.started_at = time.time()
         self._started = time.perf_counter()
-        self.keeper = CaptureKeeper(captures, spacing_s)
+        self.keeper = CaptureKeeper(captures, spacing_s, same_picture_level)
         self.max_pixels = max_pixels
         self.verdict_seconds: dict[Verdict, float] = dict.fromkeys(VERDICTS, 0.0)
         self.dicom: list[InstanceUids] = []
@@ -99,7 +107,8 @@ class SessionRecord:
             return False
         score = round(result.scored.display_score, 6)  # as the result message says it
         if not self.keeper.would_keep(time_s, score):
-            return False  # the common case decides without building anything
+            return False  # the common case decides by time and score, without building anything
+        pixels = result.scored.pixels
         capture = Capture(
             frame=result.seq,
             time_s=round(time_s, 3),
@@ -107,6 +116,7 @@ class SessionRecord:
             verdict=verdict,
             source=frame,
             max_pixels=self.max_pixels,
+            picture=None if pixels is None else thumbnail(pixels),
         )
         return self.keeper.offer(capture)
 
