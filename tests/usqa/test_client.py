@@ -82,3 +82,30 @@ def test_the_pacer_follows_the_servers_answers() -> None:
     pacer.on_sent()
     pacer.on_message({"type": "result", "seq": 2, "dropped": 1})  # frame 1 was replaced: slow down
     assert pacer.in_flight == 0 and pacer.window == 1
+
+
+def test_a_scan_names_its_session_ends_with_its_summary_and_surfaces_a_refused_frame(
+    fixture_server: LiveServer,
+) -> None:
+    sent = [png_bytes(f) for f in frames(3)]
+    sent.insert(1, b"\x89PNG\r\n\x1a\n but not really")  # a frame the server cannot decode
+    with Client(fixture_server.http) as usqa:
+        run = usqa.scan(sent)
+        verdicts = list(run)
+        report = usqa.session(str(run.session))
+    assert [v.seq for v in verdicts] == [0, 1, 2, 3]
+    refused = verdicts[1]
+    assert refused.error is not None and not refused.amenable and refused.error.startswith("corrupt_frame: ")
+    assert all(v.error is None for v in verdicts if v is not refused)
+    assert run.summary is not None and run.summary["session"] == run.session == report["session"]
+    assert run.summary["frames"]["failed"] == 1
+
+    async def scan_async() -> tuple[list[str | None], str | None, dict | None]:
+        async with AsyncClient(fixture_server.http) as client:
+            arun = client.scan(sent)
+            errors = [v.error async for v in arun]
+            return errors, arun.session, arun.summary
+
+    errors, session, summary = asyncio.run(scan_async())
+    assert [e is not None for e in errors] == [False, True, False, False]
+    assert summary is not None and summary["session"] == session

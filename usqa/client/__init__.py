@@ -4,8 +4,10 @@
 
     with Client("http://scanner-box:8000", token="...") as usqa:
         print(usqa.assess("frame.png").frames[0].verdict)
-        for verdict in usqa.scan(frames):          # numpy arrays, encoded bytes or image paths
-            print(verdict.seq, verdict.verdict, verdict.score)
+        scan = usqa.scan(frames)                    # numpy arrays, encoded bytes or image paths
+        for verdict in scan:                        # one per frame; a refused frame's has .error set
+            print(verdict.seq, verdict.error or verdict.verdict, verdict.score)
+        print(scan.session, scan.summary)           # known once the stream opened / ended
         dataset = usqa.upload(Path("site-b.zip"))   # POST /datasets
         job = usqa.retrain({"dataset": dataset.id, "task": "classify"})
         for status in usqa.follow_job(job.id):      # GET /jobs/{id}/events
@@ -22,19 +24,21 @@ ahead; `usqa.client.pacing`); `play` keeps a scanner's fixed frame rate and meas
 
 from __future__ import annotations
 
-from usqa.client.aio import AsyncClient
+from usqa.client.aio import AsyncClient, AsyncScanRun
 from usqa.client.core import Assessment, Dataset, Frame, Job, JobEvent, UsqaError, Verdict
 from usqa.client.stream import StreamReport
-from usqa.client.sync import Client
+from usqa.client.sync import Client, ScanRun
 
 __all__ = [
     "Assessment",
     "AsyncClient",
+    "AsyncScanRun",
     "Client",
     "Dataset",
     "Frame",
     "Job",
     "JobEvent",
+    "ScanRun",
     "StreamReport",
     "UsqaError",
     "Verdict",

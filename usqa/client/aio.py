@@ -136,23 +136,13 @@ class AsyncClient:
             if (job := core.job_of_event(event)) is not None:
                 yield job
 
-    async def scan(
+    def scan(
         self, frames: Iterable[Frame] | AsyncIterable[Frame], *, window: int = DEFAULT_WINDOW
-    ) -> AsyncIterator[Verdict]:
-        """Stream `frames`, paced by the server's answers; yields a verdict per scored frame, in order."""
-        exchange = core.ScanExchange(window)
-        async with self.open_scan() as (ws, _):
-            async for frame in _aiter(frames):
-                while not exchange.may_send():
-                    async with asyncio.timeout(core.RECV_TIMEOUT_S):
-                        text = await ws.recv()
-                    if (verdict := exchange.answer(text)) is not None:
-                        yield verdict
-                await ws.send(exchange.sending(frame))
-            await ws.send(core.END_MESSAGE)
-            async for text in ws:
-                if (verdict := exchange.answer(text)) is not None:
-                    yield verdict
+    ) -> AsyncScanRun:
+        """Stream `frames`, paced by the server's answers: `async for` over the run for a verdict per frame,
+        in order (a refused frame's has `error` set); its `session` is known once the stream opens, its
+        `summary` once it ends."""
+        return AsyncScanRun(self, frames, window)
 
     @contextlib.asynccontextmanager
     async def open_scan(self) -> AsyncIterator[tuple[ClientConnection, dict[str, Any]]]:
@@ -222,3 +212,31 @@ async def _aiter(frames: Iterable[Frame] | AsyncIterable[Frame]) -> AsyncIterato
     else:
         for frame in frames:
             yield frame
+
+
+class AsyncScanRun:
+    """`AsyncClient.scan`: an async iterable of each frame's verdict, with the session id and the summary."""
+
+    def __init__(
+        self, client: AsyncClient, frames: Iterable[Frame] | AsyncIterable[Frame], window: int
+    ) -> None:
+        self._client, self._frames, self._window = client, frames, window
+        self.session: str | None = None
+        self.summary: dict[str, Any] | None = None
+
+    async def __aiter__(self) -> AsyncIterator[Verdict]:
+        async with self._client.open_scan() as (ws, ready):
+            exchange = core.ScanExchange(self._window, ready)
+            self.session = exchange.session
+            async for frame in _aiter(self._frames):
+                while not exchange.may_send():
+                    async with asyncio.timeout(core.RECV_TIMEOUT_S):
+                        text = await ws.recv()
+                    if (verdict := exchange.answer(text)) is not None:
+                        yield verdict
+                await ws.send(exchange.sending(frame))
+            await ws.send(core.END_MESSAGE)
+            async for text in ws:
+                if (verdict := exchange.answer(text)) is not None:
+                    yield verdict
+            self.summary = exchange.summary

@@ -188,6 +188,24 @@ class Verdict:
             message=message,
         )
 
+    @classmethod
+    def refused(cls, message: dict[str, Any]) -> Verdict:
+        """A frame the server refused (a stream's `error` message for it): no score, never amenable."""
+        return cls(
+            seq=int(message["seq"]),
+            verdict=MessageType.ERROR,
+            score=float("nan"),
+            amenable=False,
+            message=message,
+        )
+
+    @property
+    def error(self) -> str | None:
+        """Why the server refused the frame (its code and message), or None for a scored frame."""
+        if self.message.get("type") != MessageType.ERROR:
+            return None
+        return f"{self.message.get('code')}: {self.message.get('message')}"
+
 
 @dataclass(frozen=True)
 class Assessment:
@@ -308,10 +326,13 @@ def ready_of(text: str | bytes) -> dict[str, Any] | None:
 
 class ScanExchange:
     """A scan paced by the server's answers (`ScanPacer`): `may_send` before each frame, `sending` to count
-    it and get its bytes, `answer` for each message (a result's verdict, else None)."""
+    it and get its bytes, `answer` for each message (a scored or refused frame's verdict, else None). The
+    session id comes from the `ready`, the summary from the last message."""
 
-    def __init__(self, window: int = DEFAULT_WINDOW) -> None:
+    def __init__(self, window: int = DEFAULT_WINDOW, ready: Mapping[str, Any] | None = None) -> None:
         self.pacer = ScanPacer(window)
+        self.session: str | None = None if ready is None else ready.get("session")
+        self.summary: dict[str, Any] | None = None
 
     def may_send(self) -> bool:
         return self.pacer.may_send()
@@ -323,4 +344,13 @@ class ScanExchange:
     def answer(self, text: str | bytes) -> Verdict | None:
         message = json.loads(text)
         self.pacer.on_message(message)
-        return Verdict.of(message) if message.get("type") == MessageType.RESULT else None
+        kind = message.get("type")
+        if kind == MessageType.RESULT:
+            return Verdict.of(message)
+        if kind == MessageType.ERROR:
+            if message.get("seq") is None:  # not about a frame: the stream itself is wrong
+                raise UsqaError(IN_STREAM, str(message.get("code")), str(message.get("message")))
+            return Verdict.refused(message)
+        if kind == MessageType.SUMMARY:
+            self.summary = message
+        return None

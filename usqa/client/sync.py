@@ -131,19 +131,11 @@ class Client:
             if (job := core.job_of_event(event)) is not None:
                 yield job
 
-    def scan(self, frames: Iterable[Frame], *, window: int = DEFAULT_WINDOW) -> Iterator[Verdict]:
-        """Stream `frames`, paced by the server's answers; yields a verdict per scored frame, in order."""
-        exchange = core.ScanExchange(window)
-        with self.open_scan() as (ws, _):
-            for frame in frames:
-                while not exchange.may_send():
-                    if (verdict := exchange.answer(ws.recv(core.RECV_TIMEOUT_S))) is not None:
-                        yield verdict
-                ws.send(exchange.sending(frame))
-            ws.send(core.END_MESSAGE)
-            for text in ws:
-                if (verdict := exchange.answer(text)) is not None:
-                    yield verdict
+    def scan(self, frames: Iterable[Frame], *, window: int = DEFAULT_WINDOW) -> ScanRun:
+        """Stream `frames`, paced by the server's answers: iterate the run for a verdict per frame, in order
+        (a refused frame's has `error` set); its `session` is known once the stream opens, its `summary` once
+        it ends."""
+        return ScanRun(self, frames, window)
 
     @contextlib.contextmanager
     def open_scan(self) -> Iterator[tuple[ClientConnection, dict[str, Any]]]:
@@ -197,3 +189,27 @@ class Client:
 
 
 __all__ = ["Client", "OnMessage"]
+
+
+class ScanRun:
+    """`Client.scan`: an iterable of each frame's verdict, with the session id and the summary."""
+
+    def __init__(self, client: Client, frames: Iterable[Frame], window: int) -> None:
+        self._client, self._frames, self._window = client, frames, window
+        self.session: str | None = None
+        self.summary: dict[str, Any] | None = None
+
+    def __iter__(self) -> Iterator[Verdict]:
+        with self._client.open_scan() as (ws, ready):
+            exchange = core.ScanExchange(self._window, ready)
+            self.session = exchange.session
+            for frame in self._frames:
+                while not exchange.may_send():
+                    if (verdict := exchange.answer(ws.recv(core.RECV_TIMEOUT_S))) is not None:
+                        yield verdict
+                ws.send(exchange.sending(frame))
+            ws.send(core.END_MESSAGE)
+            for text in ws:
+                if (verdict := exchange.answer(text)) is not None:
+                    yield verdict
+            self.summary = exchange.summary
