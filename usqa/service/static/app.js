@@ -42,6 +42,9 @@ const state = {
   timer: null,
   seq: 0,
   sentAt: new Map(),
+  // Frames of a file source sent and not yet answered, by seq: each is drawn when its own verdict arrives,
+  // so a picture never sits under another frame's verdict.
+  unanswered: new Map(),
   helloSize: null,
   threshold: null,
   task: null,
@@ -78,7 +81,7 @@ async function fetchJson(url, options = {}) {
 
 function resetView() {
   Object.assign(state, {
-    seq: 0, sentAt: new Map(), helloSize: null, timeline: [], lastResult: null,
+    seq: 0, sentAt: new Map(), unanswered: new Map(), helloSize: null, timeline: [], lastResult: null,
     scored: 0, skipped: 0, latencies: [], ending: false,
   });
   resetCaptures();
@@ -120,6 +123,7 @@ async function play(source) {
   stop(false);
   resetView();
   state.source = source;
+  el("crop-panel").hidden = !source.live;  // the scan region is a camera's: files are scored whole
   const fps = Math.min(Math.max(source.fps || 25, 1), 60);
   try {
     state.ws = await openSocket();
@@ -148,8 +152,8 @@ function tick() {
     finish();
     return;
   }
-  if (source.preview) source.preview();
-  else drawFrame(frame);
+  if (source.preview) source.preview();  // a camera: the live picture (its scan region is what is sent)
+  else state.unanswered.set(state.seq, frame);
   sendFrame(frame);
 }
 
@@ -271,6 +275,11 @@ function showPassLine(line) {
 
 function onResult(result) {
   state.lastResult = result;
+  const frame = state.unanswered.get(result.seq);
+  if (frame) {
+    drawFrame(frame);
+    view.dataset.seq = String(result.seq);
+  }
   state.scored += 1;
   const sent = state.sentAt.get(result.seq);
   if (sent !== undefined) state.latencies.push(performance.now() - sent);
@@ -284,6 +293,7 @@ function onResult(result) {
   const shown = scoreMeans ? (result.smoothed_score ?? result.display_score) : 0;
   const look = LOOKS[result.verdict] || {};
   el("gauge").dataset.guidance = result.verdict;
+  el("gauge").dataset.seq = String(result.seq);
   paint(el("gauge-arc"), "stroke", look.arc);
   paint(el("guidance"), "color", look.word);
   el("gauge-value").textContent = scoreMeans ? shown.toFixed(2) : "–";
@@ -305,9 +315,11 @@ function onResult(result) {
 
 // Earlier frames than an answered one will not be answered: the server kept the newest.
 function forgetSentUpTo(seq) {
-  for (const key of state.sentAt.keys()) {
-    if (key <= seq) state.sentAt.delete(key);
-    else break;
+  for (const pending of [state.sentAt, state.unanswered]) {
+    for (const key of pending.keys()) {
+      if (key <= seq) pending.delete(key);
+      else break;
+    }
   }
 }
 

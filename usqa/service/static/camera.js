@@ -108,7 +108,6 @@ async function playCamera() {
     setStatus(`camera: ${error.message}`, "error");
     return;
   }
-  el("crop-panel").hidden = false;
   camera.video = video;
   await play(cameraSource(stream, video));
 }

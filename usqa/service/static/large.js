@@ -10,6 +10,8 @@ const large = { shown: null, audio: null };
 
 function setLarge(on) {
   el("large").hidden = !on;
+  // Before a stream the overlay would cover Play and Camera: it carries them itself until a verdict comes.
+  el("large-start").hidden = large.shown !== null;
   el("large-type").setAttribute("aria-pressed", String(on));
   if (on && document.fullscreenEnabled && !document.fullscreenElement) {
     el("large").requestFullscreen().catch(() => {});  // refused without a click: the overlay still covers
@@ -34,6 +36,7 @@ function beep(verdict) {
 
 function showLarge(result) {
   const verdict = result.verdict;
+  el("large-start").hidden = true;
   if (large.shown !== null && large.shown !== verdict) beep(verdict);
   large.shown = verdict;
   const box = el("large");
@@ -47,6 +50,12 @@ function showLarge(result) {
 
 el("large-type").addEventListener("click", () => setLarge(el("large").hidden));
 el("large").addEventListener("click", () => setLarge(false));
+for (const [button, target] of [["large-demo", "play-demo"], ["large-camera", "camera"]]) {
+  el(button).addEventListener("click", (event) => {
+    event.stopPropagation();  // starting a stream does not leave large type
+    el(target).click();
+  });
+}
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && !el("large").hidden) setLarge(false);
 });
