@@ -33,6 +33,7 @@ def main() -> None:
             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
             assert ok
             again = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE)
+            assert again is not None
             reencoded.append(picture_difference(pictures[i], thumbnail(prepare_frame(again, spec))))
             step = int(DEMO_FPS)  # frames at least 1 s apart at the demo's frame rate
             apart += [picture_difference(pictures[i], pictures[j]) for j in range(i + step, len(images))]

@@ -42,9 +42,15 @@ def verdicts(runs: list[dict[str, Any]]) -> dict[str, Any]:
     controller vs softmax, and the certified line's promise on the check half."""
     rated = [r for r in runs if _served(r) is not None and _aurc(r, "softmax") is not None]
     served = [_served(r) for r in rated]
-    no_worse = sum(_aurc(r, _served(r) or "") <= (_aurc(r, "softmax") or 0) + 1e-12 for r in rated)
-    beats_random = sum((_aurc(r, _served(r) or "") or 1) < (_aurc(r, "random") or 0) for r in rated)
-    controller_wins = sum((_aurc(r, "controller") or 1) < (_aurc(r, "softmax") or 0) for r in rated)
+
+    def area(run: dict[str, Any], row: str | None) -> float:
+        """The row's AURC, or infinity where the report has none (it beats nothing)."""
+        found = None if row is None else _aurc(run, row)
+        return float("inf") if found is None else found
+
+    no_worse = sum(area(r, _served(r)) <= area(r, "softmax") + 1e-12 for r in rated)
+    beats_random = sum(area(r, _served(r)) < area(r, "random") for r in rated)
+    controller_wins = sum(area(r, "controller") < area(r, "softmax") for r in rated)
     certifications = [r["report"]["certification"] for r in rated if "certification" in r["report"]]
     certified = [c for c in certifications if c["certified"]]
     kept = sum(c["holdout_risk"] is not None and c["holdout_risk"] <= c["alpha"] for c in certified)
@@ -73,11 +79,11 @@ def rejector_lines(runs: list[dict[str, Any]], labels: dict[str, str]) -> list[s
     ]
     for method in methods:
         mine = [r for r in runs if r["method"] == method]
-        cells = [_cell([v for r in mine if (v := _aurc(r, row)) is not None]) for row, _ in ROWS]
+        cells = [_cell([a for r in mine if (a := _aurc(r, row)) is not None]) for row, _ in ROWS]
         lines.append(f"| {labels.get(method, method)} | " + " | ".join(cells) + " |")
     lines.append("")
     for method in methods:
-        v = verdicts([r for r in runs if r["method"] == method])
+        v: dict[str, Any] = verdicts([r for r in runs if r["method"] == method])
         if not v["runs"]:
             continue
         served = ", ".join(f"{name} {count}/{v['runs']}" for name, count in v["served"].items())
