@@ -21,7 +21,7 @@ from usqa.service.inference.providers import ProviderPlan, ThreadPlan
 from usqa.service.inference.scoring import FrameScorer, ScoredBatch
 from usqa.service.inference.watcher import RegistryWatcher
 from usqa.service.jobs import JobClient
-from usqa.service.live.drift import DriftMonitor, ood_reference, score_reference
+from usqa.service.live.drift import SERVICE_MIN_FRAMES, DriftMonitor, ood_reference, score_reference
 from usqa.service.live.session_store import SessionStore
 from usqa.service.live.sessions import SessionLimiter
 from usqa.service.registry.pass_line import pass_line
@@ -60,8 +60,9 @@ class ServiceState:
             self.metrics.provider_info.labels(model.provider, self.providers.preferred).set(1)
             self.metrics.model_swap_failed.set(0)
             self.metrics.model_ready.set(1)
-            self.drift = DriftMonitor(score_reference(model.manifest), self.settings.drift_window)
-            self.ood_drift = DriftMonitor(ood_reference(model.manifest), self.settings.drift_window)
+            window = self.settings.drift_window
+            self.drift = DriftMonitor(score_reference(model.manifest), window, SERVICE_MIN_FRAMES)
+            self.ood_drift = DriftMonitor(ood_reference(model.manifest), window, SERVICE_MIN_FRAMES)
             self._drift_version = model.number
             self.metrics.model_calibrated.set(0 if model.scale.fallback else 1)
         elif outcome.status == "failed":

@@ -1,0 +1,1 @@
+"""What the score drift index reads on the model's own distribution and on another anatomy."""
