@@ -69,7 +69,10 @@ def test_healthz_and_readyz(shared_server: LiveServer, served_model: LoadedModel
 
 def test_metrics_cover_requests_streams_scores_and_drift(registry_root: Path) -> None:
     # The fixture model: its scores (bright frames score high) make the drift and amenable counts known.
-    settings = make_settings(registry_root, model_name=FIXTURE_MODEL_NAME, max_body_bytes=50_000)
+    # A 30-score window: the service-wide index is published once it is full.
+    settings = make_settings(
+        registry_root, model_name=FIXTURE_MODEL_NAME, max_body_bytes=50_000, drift_window=30
+    )
     with serve(create_app(settings)) as live:
         base = live.http
         frames = [frame_of_level(110, shape=(24, 24), seed=i) for i in range(40)]
