@@ -24,7 +24,7 @@ import psutil
 
 from usqa.service.inference.geometry import stack_pixels
 from usqa.service.inference.model import LoadedModel
-from usqa.service.inference.scoring import ScoringOptions, decode_and_prepare, score_outputs
+from usqa.service.inference.scoring import ScoringOptions, decode_for_spec, score_outputs
 
 STREAM_COUNTS = (1, 4, 16)
 FPS = 30.0
@@ -136,8 +136,14 @@ def run_inprocess(
     options = ScoringOptions()
 
     def work(i: int) -> None:
-        decoded = decode_and_prepare(
-            payloads[i % len(payloads)], None, model, width=None, height=None, max_pixels=2**24, max_frames=1
+        decoded = decode_for_spec(
+            model.spec,
+            payloads[i % len(payloads)],
+            None,
+            width=None,
+            height=None,
+            max_pixels=2**24,
+            max_frames=1,
         )
         outputs = model.run(stack_pixels(decoded.frames))
         score_outputs(model, outputs, decoded.frames, options)

@@ -31,7 +31,7 @@ from docs_gen.blocks import check_block, invocation, replace_block
 from usqa.service.inference.geometry import stack_pixels
 from usqa.service.inference.model import INPUT_NAME, OUTPUT_BY_TASK, SCORE_OUTPUT, load_model
 from usqa.service.inference.providers import plan_providers
-from usqa.service.inference.scoring import ScoringOptions, decode_and_prepare, score_outputs
+from usqa.service.inference.scoring import ScoringOptions, decode_for_spec, score_outputs
 from usqa.service.registry import ModelRegistry
 
 DOC = Path("docs/performance.md")
@@ -75,7 +75,7 @@ def measure(registry: Path, name: str, frames_count: int) -> dict[str, float | i
         full = _session(version.graph_path("predictor"))
         bare = _session(_without_distance(version.graph_path("predictor"), output, Path(tmp)))
         prepared = [
-            decode_and_prepare(p, None, model, width=None, height=None, max_pixels=1 << 24, max_frames=1)
+            decode_for_spec(model.spec, p, None, width=None, height=None, max_pixels=1 << 24, max_frames=1)
             for p in payloads
         ]
         batches = [f.frames[0].pixels[None, None] for f in prepared]
@@ -92,10 +92,10 @@ def measure(registry: Path, name: str, frames_count: int) -> dict[str, float | i
             bare.run([output], feed)
             without_ood.append(time.perf_counter() - started)
             started = time.perf_counter()
-            decoded = decode_and_prepare(
+            decoded = decode_for_spec(
+                model.spec,
                 payloads[i % len(payloads)],
                 None,
-                model,
                 width=None,
                 height=None,
                 max_pixels=1 << 24,

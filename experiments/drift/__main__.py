@@ -14,10 +14,11 @@ import pydicom.examples
 from usqa.service.api.cine import demo_cine
 from usqa.service.frames import decode_bytes
 from usqa.service.frames.preprocess import prepare_frame
-from usqa.service.inference.model import LoadedModel, load_model
-from usqa.service.inference.providers import plan_providers
+from usqa.service.inference.model import LoadedModel
+from usqa.service.inference.offline import open_model
 from usqa.service.live.drift import ALARM_PSI, DriftMonitor, ood_reference, score_reference
-from usqa.service.registry import CHAMPION, ModelRegistry
+from usqa.service.registry import CHAMPION
+from usqa.service.settings import get_settings
 from usqa.service.simulator import simulate_cine
 
 
@@ -47,16 +48,10 @@ def main() -> None:
     parser.add_argument("--sweeps", type=int, default=12)
     parser.add_argument("--frames", type=int, default=300)
     args = parser.parse_args()
-    version = ModelRegistry(args.registry).load(args.name, CHAMPION)
-    model = load_model(
-        version,
-        target_rejection=0.05,
-        providers=plan_providers(("CPUExecutionProvider",)),
-        intra_op_threads=1,
-        warmup_runs=0,
-    )
+    settings = get_settings().model_copy(update={"registry": args.registry})
+    model = open_model(settings, name=args.name, ref=CHAMPION)  # as `usqa score` opens it
     print(
-        f"{args.name} v{version.version}; PSI of scores, PSI of OOD distances, out-of-scope share; alarm {ALARM_PSI}"
+        f"{args.name} v{model.number}; PSI of scores, PSI of OOD distances, out-of-scope share; alarm {ALARM_PSI}"
     )
     pooled: list[np.ndarray] = []
     for seed in range(args.sweeps):

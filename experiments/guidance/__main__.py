@@ -15,11 +15,11 @@ import numpy as np
 from usqa.service.api.cine import demo_cine
 from usqa.service.frames import decode_bytes, iter_source_frames
 from usqa.service.inference.guidance import GuidanceConfig
-from usqa.service.inference.model import LoadedModel, load_model
-from usqa.service.inference.offline import score_frames
-from usqa.service.inference.providers import plan_providers
+from usqa.service.inference.model import LoadedModel
+from usqa.service.inference.offline import open_model, score_frames
 from usqa.service.inference.verdict import DEFAULT_LIMITS
-from usqa.service.registry import CHAMPION, ModelRegistry
+from usqa.service.registry import CHAMPION
+from usqa.service.settings import get_settings
 from usqa.service.simulator import write_dataset
 
 
@@ -37,14 +37,8 @@ def main() -> None:
     parser.add_argument("--registry", type=Path, default=Path("models"))
     parser.add_argument("--name", default="usqa-prostate")
     args = parser.parse_args()
-    version = ModelRegistry(args.registry).load(args.name, CHAMPION)
-    model = load_model(
-        version,
-        target_rejection=0.05,
-        providers=plan_providers(("CPUExecutionProvider",)),
-        intra_op_threads=1,
-        warmup_runs=0,
-    )
+    settings = get_settings().model_copy(update={"registry": args.registry})
+    model = open_model(settings, name=args.name, ref=CHAMPION)  # as `usqa score` opens it
     with tempfile.TemporaryDirectory() as folder:
         write_dataset(Path(folder), frames=300, subjects=3, seed=17, degraded_fraction=0.5, workers=1)
         sweep = [
@@ -56,7 +50,7 @@ def main() -> None:
         decode_bytes(base64.b64decode(u.split(",", 1)[1]), max_pixels=1 << 24, max_frames=1)[0]
         for u in cine.frames
     ]
-    print(f"{args.name} v{version.version}")
+    print(f"{args.name} v{model.number}")
     for name, frames in (("degraded sweep", sweep), ("demo cine", demo)):
         itself, guidance = counts(model, frames)
         print(f"{name} ({len(frames)} frames), each frame by itself: {dict(sorted(itself.items()))}")

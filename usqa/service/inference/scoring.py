@@ -123,34 +123,6 @@ def score_outputs(
     return scored
 
 
-def decode_and_prepare(
-    data: bytes,
-    media_type: str | None,
-    model: LoadedModel,
-    *,
-    width: int | None,
-    height: int | None,
-    max_pixels: int,
-    max_frames: int,
-    max_decoded_pixels: int | None = None,
-    limits: SignalLimits = DEFAULT_LIMITS,
-    max_decode_s: float | None = None,
-) -> DecodedInput:
-    """Decode an upload once and prepare every frame for `model` (runs in a worker thread)."""
-    return decode_for_spec(
-        model.spec,
-        data,
-        media_type,
-        width=width,
-        height=height,
-        max_pixels=max_pixels,
-        max_frames=max_frames,
-        max_decoded_pixels=max_decoded_pixels,
-        limits=limits,
-        max_decode_s=max_decode_s,
-    )
-
-
 def decode_for_spec(
     spec: FrameSpec,
     data: bytes,
@@ -164,7 +136,8 @@ def decode_for_spec(
     limits: SignalLimits = DEFAULT_LIMITS,
     max_decode_s: float | None = None,
 ) -> DecodedInput:
-    """`decode_and_prepare` for a frame spec: everything it takes pickles, so it can run in another process."""
+    """Decode an upload once and prepare every frame for `spec` (in a worker thread, or in the decode lane's
+    process: everything it takes pickles)."""
     started = time.perf_counter()
     images = decode_bytes(
         data,
@@ -222,10 +195,10 @@ class UploadJob(InferenceJob[list[ScoredFrame]]):
             return stack_pixels(self.prepared)
         # A stream message may hold one frame: counted by the decoder before any frame is decoded.
         try:
-            decoded = decode_and_prepare(
+            decoded = decode_for_spec(
+                self.model.spec,
                 self.data,
                 self.media_type,
-                self.model,
                 width=self.width,
                 height=self.height,
                 max_pixels=self.max_pixels,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from usqa.contracts.graphs import RejectorName
+from usqa.contracts.graphs import REJECTORS, RejectorName
 from usqa.service.inference.model import ModelOutputs
 from usqa.service.inference.selective import aurc, task_risk
 from usqa.service.registry import Certification, RejectorSpec
@@ -164,7 +164,8 @@ def decide_rejection(
     scores = validation_scores(task, fit, val, seed)
     validation = {name: aurc(values, val.risks) for name, values in scores.items()}
     served, reason = choose_served(validation, target.rejector, margins_over_softmax(scores, val, seed))
-    served_holdout = fit.scores(served, task, holdout)
+    holdout_scores = {name: fit.scores(name, task, holdout) for name in REJECTORS}  # each once
+    served_holdout = holdout_scores[served]
     calibration = calibration_subjects(holdout.subjects, seed)
     check = ~calibration
     certification = certify(
@@ -200,5 +201,5 @@ def decide_rejection(
         ece=ece,
         reliability=diagram,
         check_frames=int(check.sum()),
-        holdout_scores={name: fit.scores(name, task, holdout) for name in FITTED_ROWS},
+        holdout_scores={name: holdout_scores[name] for name in FITTED_ROWS},
     )
