@@ -44,7 +44,7 @@ def test_breast_setting_was_held_out_and_is_now_development() -> None:
 def test_fresh_held_out_settings_are_dated_and_use_seeds_of_their_own(name: str) -> None:
     fresh = get_setting(name)
     assert fresh.role == "held_out" and fresh.mix == "held_out" and fresh.degraded_fraction == 0.5
-    assert (fresh.built, fresh.first_evaluated) == ("2026-12-06", "not yet")
+    assert (fresh.built, fresh.first_evaluated) == ("2026-12-06", "2026-12-06")
     assert fresh.frames == 2400 and 40 <= fresh.subjects <= 80
     others = [s for s in SETTINGS.values() if s.name != name]
     assert fresh.seed not in {s.seed for s in others}

@@ -85,7 +85,7 @@ THYROID_HELD_OUT = BenchmarkSetting(
     frames=2400,
     subjects=60,
     built="2026-12-06",
-    first_evaluated="not yet",
+    first_evaluated="2026-12-06",
 )
 ABDOMEN_HELD_OUT = BenchmarkSetting(
     name="abdomen_held_out",
@@ -97,7 +97,7 @@ ABDOMEN_HELD_OUT = BenchmarkSetting(
     frames=2400,
     subjects=60,
     built="2026-12-06",
-    first_evaluated="not yet",
+    first_evaluated="2026-12-06",
 )
 
 SETTINGS: dict[str, BenchmarkSetting] = {
