@@ -13,7 +13,8 @@ STAMP := $(VENV)/.installed
 # tests need 3.11). LOCK=... picks another.
 PY_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 LOCK ?= $(if $(filter 3.11,$(PY_VERSION)),requirements/dev.lock,requirements/test.lock)
-# 0 skips the apt-get step of `make install` (install redis-server and chromium yourself).
+# 0 skips the apt-get step of `make install` (install redis-server, chromium, orthanc and orthanc-dicomweb
+# yourself).
 SYSTEM_DEPS ?= 1
 DEMO_OUT ?= runs/demo
 
@@ -52,7 +53,8 @@ test-pythons:
 
 # System packages a test needs, installed only when missing (CI machines start with Python alone).
 system-deps:
-	@bash scripts/system-deps.sh redis-server:redis-server chromium:chromium
+	@bash scripts/system-deps.sh redis-server:redis-server chromium:chromium Orthanc:orthanc \
+		/usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,8 +3,14 @@
 # A fresh CI machine has Python alone; a developer's machine usually has them already.
 set -euo pipefail
 need=()
+# Each argument is WHAT:PACKAGE; WHAT is a command, or an absolute path (a plugin) that must exist.
 for pkg in "$@"; do
-  command -v "${pkg%%:*}" >/dev/null 2>&1 || need+=("${pkg#*:}")
+  what="${pkg%%:*}"
+  if [[ "$what" == /* ]]; then
+    [ -e "$what" ] || need+=("${pkg#*:}")
+  else
+    command -v "$what" >/dev/null 2>&1 || need+=("${pkg#*:}")
+  fi
 done
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -28,6 +28,8 @@ RUNTIME_COMMANDS: tuple[str, ...] = (
     "usqa.service.api.cli",
     "usqa.service.inference.cli",
     "usqa.client.cli",
+    "usqa.client.session_cli",
+    "usqa.client.listen_cli",
     "usqa.demo",
 )
 # Subcommands that need the `train` extra (torch), by command name: their module is imported only when that

@@ -90,6 +90,10 @@ class AsyncClient:
         """A scan session's report (GET /sessions/{id})."""
         return dict((await self._ok(core.session_request(session_id))).json())
 
+    async def session_dicom(self, session_id: str) -> dict[str, bytes]:
+        """The scan as DICOM objects by file name (GET /sessions/{id}/dicom): the captures and the SR."""
+        return core.unzipped((await self._ok(core.session_dicom_request(session_id))).content)
+
     async def upload(self, archive: Path | bytes, name: str | None = None) -> Dataset:
         """Upload a data set for retraining (a zip or tar of the folder format, or the folder): POST /datasets."""
         return Dataset.of(await self._ok(core.upload_request(archive, name)))
@@ -188,15 +192,17 @@ class AsyncClient:
         on_message: OnMessage | None = None,
         until: Any = None,
         dicom: Sequence[dict[str, str]] = (),
+        study: Mapping[str, str] | None = None,
         offset_s: float = 0.0,
     ) -> StreamReport:
         """Play `frames` (uint8 arrays, or payloads encoded already) as a scanner would: one every 1/`fps` s
         whatever the answers (None: each as soon as the last is answered), then `end`; latency per frame.
 
         With `until`, the frames play in a loop until `until()` is true. `dicom` names the DICOM instances the
-        frames came from (their UIDs reach the session report); `offset_s` delays the schedule's start.
+        frames came from (their UIDs reach the session report); `study` the study the scan is filed in (its
+        UID and patient fields, each optional: docs/pacs.md); `offset_s` delays the schedule's start.
         """
-        payloads, hello = prepared(frames, raw, dicom)
+        payloads, hello = prepared(frames, raw, dicom, study)
         async with self.open_scan() as (ws, ready):
             if on_message is not None:
                 on_message(ready, None)

@@ -21,7 +21,7 @@ from usqa.client.stream import StreamReport, format_result
 from usqa.contracts.cli import UsageError
 from usqa.contracts.protocol import MessageType
 from usqa.service.frames import FrameError, iter_source_frames
-from usqa.service.frames.dicom_uids import read_instance_uids
+from usqa.service.frames.dicom_uids import read_instance_uids, read_study_identity
 from usqa.service.settings import get_settings
 
 MSG_ONE_SOURCE = "give a FILE_OR_DIR or --device, not both (and not neither)"
@@ -111,10 +111,13 @@ def _stream_file(
     if args.raw and len({f.shape for f in frames}) > 1:
         raise UsageError("--raw needs frames of one size; this source mixes sizes")
     dicom = source_instances(args.source)
+    study = source_study(args.source)
 
     async def play() -> StreamReport:
         async with AsyncClient(args.url, token=token) as client:
-            return await client.play(frames, fps=args.fps, raw=args.raw, on_message=show, dicom=dicom)
+            return await client.play(
+                frames, fps=args.fps, raw=args.raw, on_message=show, dicom=dicom, study=study
+            )
 
     return asyncio.run(play())
 
@@ -144,14 +147,26 @@ def _stream_device(args: argparse.Namespace, token: str | None, show: Any) -> St
         reader.stop()
 
 
+def _source_files(source: Path) -> list[Path]:
+    return sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else [source]
+
+
 def source_instances(source: Path) -> list[dict[str, str]]:
     """The UIDs of the DICOM files of a source (a file or a folder), for the session report."""
-    files = sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else [source]
     found: list[dict[str, str]] = []
-    for file in files:
+    for file in _source_files(source):
         uids = read_instance_uids(file)
         if uids is not None and vars(uids) not in found:
             found.append(dict(vars(uids)))
         if len(found) >= MAX_SOURCE_INSTANCES:
             break
     return found
+
+
+def source_study(source: Path) -> dict[str, str] | None:
+    """The study of a source's first DICOM file (its UID and patient fields): the scan is filed there."""
+    for file in _source_files(source)[:MAX_SOURCE_INSTANCES]:
+        study = read_study_identity(file)
+        if study is not None:
+            return study.fields()
+    return None

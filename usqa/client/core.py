@@ -8,8 +8,10 @@ Retries: connection errors, 429 and 503 (honouring Retry-After), and a stream th
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +128,16 @@ def assess_request(image: Frame) -> Request:
 
 def session_request(session_id: str) -> Request:
     return Request("GET", f"/sessions/{session_id}")
+
+
+def session_dicom_request(session_id: str) -> Request:
+    return Request("GET", f"/sessions/{session_id}/dicom")
+
+
+def unzipped(data: bytes) -> dict[str, bytes]:
+    """A zip's members by name (the service's own small archives)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
 
 
 def upload_request(archive: Path | bytes, name: str | None = None) -> Request:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,14 +72,19 @@ class StreamReport:
         return latency
 
 
-def hello_message(raw_frame: np.ndarray | None, dicom: Sequence[dict[str, str]] = ()) -> dict[str, Any]:
-    """The hello: raw frames' size (when `raw_frame` is given) and the DICOM instances of the source."""
+def hello_message(
+    raw_frame: np.ndarray | None, dicom: Sequence[dict[str, str]] = (), study: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The hello: raw frames' size (when `raw_frame` is given), the DICOM instances of the source and the
+    study the scan is filed in (docs/pacs.md)."""
     hello: dict[str, Any] = {"type": MessageType.HELLO}
     if raw_frame is not None:
         height, width = raw_frame.shape[:2]
         hello |= {"format": "raw", "width": width, "height": height}
     if dicom:
         hello["dicom"] = list(dicom)
+    if study:
+        hello["study"] = dict(study)
     return hello
 
 
@@ -88,12 +93,15 @@ def encode_frames(frames: Sequence[np.ndarray | bytes], raw: bool) -> list[bytes
 
 
 def prepared(
-    frames: Sequence[np.ndarray | bytes], raw: bool, dicom: Sequence[dict[str, str]] = ()
+    frames: Sequence[np.ndarray | bytes],
+    raw: bool,
+    dicom: Sequence[dict[str, str]] = (),
+    study: Mapping[str, str] | None = None,
 ) -> tuple[list[bytes], dict[str, Any] | None]:
     """A cine's payloads and its hello (None when it needs none), made before the stream opens: encoding a
     long cine takes a while, and on an open stream it would hold up every other stream of the event loop."""
     first = frames[0] if raw and frames and isinstance(frames[0], np.ndarray) else None
-    hello = hello_message(first, dicom) if first is not None or dicom else None
+    hello = hello_message(first, dicom, study) if first is not None or dicom or study else None
     return encode_frames(frames, raw), hello
 
 
@@ -171,12 +179,15 @@ async def stream_frames(
     on_message: OnMessage | None = None,
     until: Callable[[], bool] | None = None,
     dicom: Sequence[dict[str, str]] = (),
+    study: Mapping[str, str] | None = None,
 ) -> StreamReport:
     """`AsyncClient(url, token=token).play(frames, ...)`, for a caller with a URL and no client."""
     from usqa.client.aio import AsyncClient
 
     async with AsyncClient(url, token=token) as client:
-        return await client.play(frames, fps=fps, raw=raw, on_message=on_message, until=until, dicom=dicom)
+        return await client.play(
+            frames, fps=fps, raw=raw, on_message=on_message, until=until, dicom=dicom, study=study
+        )
 
 
 def format_result(message: dict[str, Any], latency_ms: float | None) -> str:

@@ -89,6 +89,10 @@ class Client:
         """A scan session's report (GET /sessions/{id})."""
         return dict(self._ok(core.session_request(session_id)).json())
 
+    def session_dicom(self, session_id: str) -> dict[str, bytes]:
+        """The scan as DICOM objects by file name (GET /sessions/{id}/dicom): the captures and the SR."""
+        return core.unzipped(self._ok(core.session_dicom_request(session_id)).content)
+
     def upload(self, archive: Path | bytes, name: str | None = None) -> Dataset:
         """Upload a data set for retraining (a zip or tar of the folder format, or the folder): POST /datasets."""
         return Dataset.of(self._ok(core.upload_request(archive, name)))

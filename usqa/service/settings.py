@@ -158,6 +158,16 @@ class Settings(BaseSettings):
     # after it ended (docs/privacy.md); DELETE /sessions/{id} removes one sooner.
     session_retention_s: float = Field(default=24 * 3600.0, gt=0)
 
+    # -- the hospital's archive (docs/pacs.md) ----------------------------------------------------------------
+    # A DICOMweb root (e.g. http://orthanc:8042/dicom-web): each finished scan's captures and report are
+    # stored there by STOW-RS. They wait in `pacs_outbox_dir` until the PACS has them, retried with backoff
+    # from `pacs_retry_min_s` doubling up to `pacs_retry_max_s`; unset, nothing is sent.
+    pacs_url: str | None = None
+    pacs_outbox_dir: Path = Path("runs/pacs-outbox")
+    pacs_timeout_s: float = Field(default=30.0, gt=0)
+    pacs_retry_min_s: float = Field(default=1.0, gt=0)
+    pacs_retry_max_s: float = Field(default=60.0, gt=0)
+
     # -- scope checks (usqa/service/inference/verdict.py), judged on the frame before letterbox padding --------
     # Saturated: more than this share of pixels at 250 or above. No contact: more than this share of the
     # scan lines (columns) darker than 4 on average. Frozen: this many identical frames in a row in a stream

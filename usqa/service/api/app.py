@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,6 +51,8 @@ from usqa.service.inference.watcher import RegistryWatcher
 from usqa.service.jobs import JobClient
 from usqa.service.live.session_store import SessionStore, sweep_periodically
 from usqa.service.live.sessions import SessionLimiter
+from usqa.service.record.outbox import Outbox, OutboxSender
+from usqa.service.record.stow import StowClient
 from usqa.service.registry import ModelVersion, open_registry
 from usqa.service.settings import Settings, get_settings
 
@@ -142,10 +145,27 @@ def build_state(settings: Settings) -> ServiceState:
         ),
         jobs=JobClient(settings) if settings.broker else None,
     )
+    if settings.pacs_url:
+        state.outbox, state.delivery = _pacs_delivery(settings, metrics)
     metrics.track_pending(lambda: queue.pending)
     metrics.track_drift(state.drift_now, state.ood_drift_now)
     holder.subscribe(state.on_model_event)
     return state
+
+
+def _pacs_delivery(settings: Settings, metrics: ServiceMetrics) -> tuple[Outbox, OutboxSender]:
+    assert settings.pacs_url is not None
+    outbox = Outbox(settings.pacs_outbox_dir)
+    sender = OutboxSender(
+        outbox,
+        StowClient(settings.pacs_url, timeout_s=settings.pacs_timeout_s),
+        retry_min_s=settings.pacs_retry_min_s,
+        retry_max_s=settings.pacs_retry_max_s,
+        on_delivered=metrics.pacs_delivered.inc,
+        on_failure=lambda kind: metrics.pacs_failures.labels(kind).inc(),
+    )
+    metrics.track_pacs(outbox.count, lambda: float(sender.status.state == "degraded"))
+    return outbox, sender
 
 
 def _observe_batch(metrics: ServiceMetrics, model: LoadedModel, frames: int, seconds: float) -> None:
@@ -165,6 +185,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.queue.start()
     # Retention holds when nobody reads or streams too: expired sessions leave memory and disk on a timer.
     session_sweeper = asyncio.create_task(sweep_periodically(state.records))
+    # Scans filed while the PACS was down, by this process or an earlier one, go out from the start.
+    delivery = None if state.delivery is None else asyncio.create_task(state.delivery.run())
     try:
         outcome = await state.holder.refresh("startup")
         if outcome.status == "failed":
@@ -185,6 +207,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         state.ready = False
         session_sweeper.cancel()
+        if state.filing:  # scans that ended just before: their objects reach the outbox before we stop
+            await asyncio.gather(*state.filing, return_exceptions=True)
+        if delivery is not None and state.delivery is not None:
+            delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await delivery
+            await state.delivery.client.aclose()
         if state.watcher is not None:
             await state.watcher.stop()
         state.queue.stop()
@@ -200,7 +229,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     check_settings(settings)
     log_redaction.install(
         log_redaction.secrets_of(
-            settings.api_token, (settings.redis_url, settings.broker_url, settings.result_backend)
+            settings.api_token,
+            (settings.redis_url, settings.broker_url, settings.result_backend, settings.pacs_url),
         )
     )
     app = FastAPI(

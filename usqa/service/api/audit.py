@@ -1,4 +1,5 @@
-"""The audit log: one line per access to patient data (a session's report, a capture, a deletion).
+"""The audit log: one line per access to patient data (a session's report, a capture, its DICOM export, a
+deletion).
 
 Logger `usqa.audit` (AUDIT_LOGGER), level INFO, so a deployment can route it to a file or a collector of its
 own. Each line says who (the client's address as the server sees it, and whether a bearer token came with
@@ -18,7 +19,7 @@ from fastapi import Request
 from usqa.service.frames.errors import cut
 
 AUDIT_LOGGER = "usqa.audit"
-Action = Literal["list_sessions", "read_report", "read_capture", "delete_session"]
+Action = Literal["list_sessions", "read_report", "read_capture", "export_dicom", "delete_session"]
 Outcome = Literal["ok", "not_found"]
 
 log = logging.getLogger(AUDIT_LOGGER)

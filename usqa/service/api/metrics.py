@@ -197,11 +197,33 @@ class ServiceMetrics:
             buckets=PSI_BUCKETS,
             registry=r,
         )
+        self.pacs_waiting = Gauge(
+            "usqa_pacs_outbox_scans",
+            "Finished scans whose objects wait in the outbox for the PACS",
+            registry=r,
+        )
+        self.pacs_degraded = Gauge("usqa_pacs_degraded", "1 while deliveries to the PACS fail", registry=r)
+        self.pacs_delivered = Counter(
+            "usqa_pacs_instances_delivered", "DICOM instances the PACS has stored", registry=r
+        )
+        self.pacs_failures = Counter(
+            "usqa_pacs_delivery_failures",
+            "Deliveries that failed: retry (the PACS unreachable or busy) or refused (kept aside)",
+            ["kind"],
+            registry=r,
+        )
+        self.pacs_filing_failures = Counter(
+            "usqa_pacs_filing_failures", "Finished scans whose DICOM objects could not be written", registry=r
+        )
 
         self._scoring: dict[tuple[str, int, str], ScoringMetrics] = {}
 
     def track_pending(self, pending: Callable[[], float]) -> None:
         self.pending.set_function(pending)
+
+    def track_pacs(self, waiting: Callable[[], float], degraded: Callable[[], float]) -> None:
+        self.pacs_waiting.set_function(waiting)
+        self.pacs_degraded.set_function(degraded)
 
     def track_drift(self, source: DriftSource, ood_source: DriftSource | None = None) -> None:
         self.registry.register(DriftCollector(source))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import reprlib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from usqa.contracts.protocol import MessageType, Reason, Verdict
 from usqa.service.api.schemas import (
@@ -30,7 +30,12 @@ from usqa.service.api.schemas import (
     prediction_dict,
     rounded,
 )
-from usqa.service.frames.dicom_uids import UID_MAX_LENGTH, UID_PATTERN
+from usqa.service.frames.dicom_uids import (
+    STUDY_FIELD_RULES,
+    UID_MAX_LENGTH,
+    UID_PATTERN,
+    valid_study_field,
+)
 from usqa.service.inference.guidance import GuidanceConfig
 from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.scoring import MSG_ONE_FRAME_PER_MESSAGE
@@ -76,15 +81,43 @@ class DicomInstance(BaseModel):
     sop_instance_uid: DicomUid
 
 
+class HelloStudy(BaseModel):
+    """The study a stream's captures and report are filed in (docs/pacs.md): every field optional, each checked
+    against its DICOM value representation. Without a Study Instance UID usqa opens a study of its own."""
+
+    model_config = {"extra": "forbid"}
+
+    study_instance_uid: DicomUid | None = None
+    patient_id: str | None = None
+    patient_name: str | None = None
+    patient_birth_date: str | None = None
+    patient_sex: str | None = None
+    accession_number: str | None = None
+    study_id: str | None = None
+    study_date: str | None = None
+    study_time: str | None = None
+    referring_physician_name: str | None = None
+
+    @field_validator(*STUDY_FIELD_RULES)
+    @classmethod
+    def _valid_for_its_vr(cls, value: str | None, info: Any) -> str | None:
+        if value is not None and not valid_study_field(info.field_name, value):
+            longest, pattern = STUDY_FIELD_RULES[info.field_name]
+            raise ValueError(f"not a valid DICOM value (at most {longest} characters matching {pattern!r})")
+        return value
+
+
 class ScanHello(BaseModel):
     """Client hello: `encoded` frames (PNG, JPEG, BMP, TIFF or DICOM, sniffed) or `raw` 8-bit grayscale;
-    `dicom` names the DICOM instances the frames were decoded from, when the client read them from DICOM."""
+    `dicom` names the DICOM instances the frames were decoded from, when the client read them from DICOM;
+    `study` the study its captures and report belong to (the source's, for DICOM)."""
 
     type: Literal[MessageType.HELLO] = MessageType.HELLO
     format: FrameFormat = "encoded"
     width: int | None = Field(default=None, gt=0)
     height: int | None = Field(default=None, gt=0)
     dicom: list[DicomInstance] = Field(default_factory=list, max_length=MAX_HELLO_DICOM)
+    study: HelloStudy | None = None
 
     @model_validator(mode="after")
     def _raw_needs_size(self) -> ScanHello:

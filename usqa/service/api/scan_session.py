@@ -53,6 +53,8 @@ from usqa.service.live.mailbox import LatestFrameSlot
 from usqa.service.live.results import StreamResult
 from usqa.service.live.session_store import SessionRecord
 from usqa.service.live.sessions import ScanSessionStats
+from usqa.service.record.filing import file_scan
+from usqa.service.record.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +210,8 @@ class ScanSession:
             return False
         for instance in self.hello.dicom:
             self.record.add_dicom(InstanceUids(**instance.model_dump()))
+        if self.hello.study is not None:
+            self.record.study_fields = self.hello.study.model_dump(exclude_none=True)
         await self._send(configured_message(self.hello))
         return False
 
@@ -305,12 +309,27 @@ class ScanSession:
         with contextlib.suppress(RuntimeError, OSError):
             await self.ws.close(code=code, reason=reason)
 
+    async def _file_for_pacs(self, outbox: Outbox) -> None:
+        """Write the scan's DICOM objects to the outbox (a thread) and wake the sender; never fails the scan."""
+        model = self.service.holder.current or self.model
+        try:
+            if await asyncio.to_thread(file_scan, outbox, self.record, model) is not None:
+                outbox.notify()
+        except Exception:
+            self.metrics.pacs_filing_failures.inc()
+            log.exception("could not file scan session %s for the PACS", self.record.session_id)
+
     def _finish(self) -> None:
         records = self.service.records
         records.finish(self.record)
+        loop = asyncio.get_running_loop()
         if records.folder is not None:
             # A thread of its own: PNG encoding and fsync must not hold up the other streams' frames.
-            asyncio.get_running_loop().run_in_executor(None, records.archive, self.record)
+            loop.run_in_executor(None, records.archive, self.record)
+        if self.service.outbox is not None:
+            task = loop.create_task(self._file_for_pacs(self.service.outbox))
+            self.service.filing.add(task)
+            task.add_done_callback(self.service.filing.discard)
         summary = self.stats.summary()
         psi = summary["drift"]["psi"]
         if psi is not None:

@@ -252,6 +252,19 @@ class SwapReport(BaseModel):
     at: float
 
 
+class PacsStatus(BaseModel):
+    """Deliveries to the hospital's archive (docs/pacs.md): `degraded` while the PACS cannot be reached; scans
+    go on and their objects wait in the outbox."""
+
+    url: str
+    state: Literal["ok", "degraded"]
+    waiting: int = Field(description="Finished scans whose objects wait in the outbox")
+    delivered: int = Field(description="Scans delivered since the service started")
+    refused: int = Field(description="Scans the PACS refused (kept in the outbox's refused/ folder)")
+    failing_since: float | None = Field(description="Wall clock of the first failed try, while failing")
+    last_error: str | None
+
+
 class ReadinessResponse(BaseModel):
     ready: bool
     detail: str
@@ -262,6 +275,9 @@ class ReadinessResponse(BaseModel):
     announcements: Literal["subscribed", "disconnected", "off"]
     last_swap: SwapReport | None
     swap_failure: SwapReport | None = Field(description="The last refused version, while an older one serves")
+    pacs: PacsStatus | None = Field(
+        default=None, description="Deliveries to the PACS, when USQA_PACS_URL is set"
+    )
 
 
 class HealthResponse(BaseModel):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
 from usqa.service.api.metrics import ScoringMetrics, ServiceMetrics
 from usqa.service.api.schemas import (
     ModelStatus,
+    PacsStatus,
     PassLineOut,
     ProviderStatus,
     ReadinessResponse,
@@ -24,6 +26,7 @@ from usqa.service.jobs import JobClient
 from usqa.service.live.drift import SERVICE_MIN_FRAMES, DriftMonitor, ood_reference, score_reference
 from usqa.service.live.session_store import SessionStore
 from usqa.service.live.sessions import SessionLimiter
+from usqa.service.record.outbox import Outbox, OutboxSender
 from usqa.service.registry.pass_line import pass_line
 from usqa.service.settings import Settings
 
@@ -47,6 +50,11 @@ class ServiceState:
     jobs: JobClient | None = None
     drift: DriftMonitor | None = None
     ood_drift: DriftMonitor | None = None
+    # The PACS outbox and its sender: None where USQA_PACS_URL is unset.
+    outbox: Outbox | None = None
+    delivery: OutboxSender | None = None
+    # Scans being written to the outbox (held so the tasks are not collected mid-way; awaited at shutdown).
+    filing: set[asyncio.Task[None]] = field(default_factory=set)
     ready: bool = False
     _drift_version: int | None = field(default=None, repr=False)
 
@@ -118,6 +126,9 @@ class ServiceState:
             detail += f"; {MSG_UNCALIBRATED.format(name=model.name, version=model.number)}"
         if model is not None and not (line := pass_line(model.manifest)).certified:
             detail += f"; pass line {line.promise}"
+        pacs = self.pacs_status()
+        if pacs is not None and pacs.state == "degraded":
+            detail += f"; PACS degraded: {pacs.waiting} scan(s) waiting in the outbox ({pacs.last_error})"
         announcements = "off"
         if self.watcher is not None and self.watcher.redis_url:
             announcements = "subscribed" if self.watcher.subscribed else "disconnected"
@@ -151,6 +162,21 @@ class ServiceState:
             announcements=announcements,  # type: ignore[arg-type]
             last_swap=swap_report(self.holder.last_swap),
             swap_failure=swap_report(failure),
+            pacs=pacs,
+        )
+
+    def pacs_status(self) -> PacsStatus | None:
+        if self.delivery is None or self.outbox is None:
+            return None
+        status = self.delivery.status
+        return PacsStatus(
+            url=status.url,
+            state=status.state,
+            waiting=self.outbox.count(),
+            delivered=status.delivered,
+            refused=status.refused,
+            failing_since=status.failing_since,
+            last_error=status.last_error,
         )
 
 

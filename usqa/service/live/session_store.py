@@ -23,10 +23,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from usqa.contracts.protocol import VERDICTS, Verdict
+from usqa.service.durable import write_folder
 from usqa.service.frames.dicom_uids import InstanceUids
 from usqa.service.live.captures import SAME_PICTURE_LEVEL, Capture, CaptureKeeper, FrameBytes, thumbnail
 from usqa.service.live.results import StreamResult
@@ -78,6 +77,8 @@ class SessionRecord:
         self.max_pixels = max_pixels
         self.verdict_seconds: dict[Verdict, float] = dict.fromkeys(VERDICTS, 0.0)
         self.dicom: list[InstanceUids] = []
+        # The study the client named in its hello (validated DICOM values by field name; docs/pacs.md).
+        self.study_fields: dict[str, str] = {}
         self.finished_after_s: float | None = None
         self.finished_at: float | None = None  # wall clock, for retention
         self.removed = False  # deleted or expired: never archived, never held again
@@ -364,33 +365,8 @@ async def sweep_periodically(store: SessionStore) -> None:
 
 
 def write_session(folder: Path, record: SessionRecord) -> Path:
-    """`<folder>/<id>/` with report.json and the captures as PNG: built aside, fsynced, then renamed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / record.session_id
-    staging = Path(tempfile.mkdtemp(prefix=f".{record.session_id}.", dir=folder))
-    try:
-        files = {REPORT_FILE: json.dumps(record.report(), indent=2).encode()}
-        for rank, capture in enumerate(record.keeper.captures):
-            files[CAPTURE_FILE.format(rank=rank)] = capture.png()
-        for name, data in files.items():
-            with (staging / name).open("wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-        if target.exists():
-            shutil.rmtree(target)
-        staging.replace(target)
-        _fsync_dir(folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # some file systems refuse to open a directory
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """`<folder>/<id>/` with report.json and the captures as PNG, written whole or not at all."""
+    files = {REPORT_FILE: json.dumps(record.report(), indent=2).encode()}
+    for rank, capture in enumerate(record.keeper.captures):
+        files[CAPTURE_FILE.format(rank=rank)] = capture.png()
+    return write_folder(folder, record.session_id, files, staging_prefix=f".{record.session_id}.")

@@ -1,4 +1,5 @@
-"""Scan session reports: recent sessions, one session's report, its auto-captured frames as PNG, deletion.
+"""Scan session reports: recent sessions, one session's report, its auto-captured frames as PNG, the scan as
+DICOM objects (a zip: the captures and the SR that usqa files in the PACS; docs/pacs.md), deletion.
 
 They hold patient images, so they need the bearer token whenever one is configured (scoring may be open).
 They expire after USQA_SESSION_RETENTION_S (usqa/service/live/session_store.py; docs/privacy.md), and every
@@ -8,17 +9,20 @@ access that reached a route is a line of the audit log (usqa/service/api/audit.p
 from __future__ import annotations
 
 import asyncio
+import io
+import zipfile
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from usqa.service.api.audit import Action, audit
-from usqa.service.api.deps import RecordsAuth, SessionStoreDep
+from usqa.service.api.deps import ModelDep, RecordsAuth, ServiceDep, SessionStoreDep
 from usqa.service.api.errors import CAPTURE_NOT_FOUND, SESSION_NOT_FOUND, ApiError
 from usqa.service.api.schemas import ErrorResponse
 from usqa.service.api.session_schemas import SessionList, SessionReport
 from usqa.service.frames.errors import cut
 from usqa.service.live.session_store import SessionRecord, SessionStore
+from usqa.service.record.filing import scan_files
 
 router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=[RecordsAuth])
 
@@ -89,10 +93,36 @@ async def capture(session_id: str, rank: int, request: Request, store: SessionSt
     return Response(png, media_type="image/png")
 
 
+ZIP_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"application/zip": {}},
+        "description": "capture-<rank>.dcm (Secondary Capture images, best first) and report.dcm (the SR)",
+    },
+    503: {"model": ErrorResponse, "description": "No model is served yet to name in the report"},
+}
+
+
+@router.get("/{session_id}/dicom", response_class=Response, responses={**ZIP_RESPONSE, **ERRORS})
+async def dicom(session_id: str, request: Request, service: ServiceDep, model: ModelDep) -> Response:
+    """The session as the DICOM objects usqa files in the PACS, in a zip (`usqa session export` unpacks it)."""
+    record = _record(request, service.records, "export_dicom", session_id)
+    files = await asyncio.to_thread(scan_files, record, model)
+    names = [*(f"capture-{k}.dcm" for k in range(len(files) - 1)), "report.dcm"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in zip(names, files, strict=True):
+            archive.writestr(name, data)
+    audit(request, "export_dicom", "ok", session=session_id)
+    headers = {"Content-Disposition": f'attachment; filename="usqa-session-{session_id}.zip"'}
+    return Response(buffer.getvalue(), media_type="application/zip", headers=headers)
+
+
 @router.delete("/{session_id}", status_code=204, response_class=Response, responses=ERRORS)
-async def delete(session_id: str, request: Request, store: SessionStoreDep) -> Response:
-    """Delete a session now: its report and captures, in memory and in the sessions folder."""
-    if not store.delete(session_id):
+async def delete(session_id: str, request: Request, service: ServiceDep) -> Response:
+    """Delete a session now: its report and captures, in memory and in the sessions folder, and its objects
+    still waiting for the PACS (those already delivered are the archive's to keep)."""
+    discarded = 0 if service.outbox is None else await asyncio.to_thread(service.outbox.discard, session_id)
+    if not service.records.delete(session_id) and not discarded:
         raise _session_not_found(request, "delete_session", session_id, None)
     audit(request, "delete_session", "ok", session=session_id)
     return Response(status_code=204)
