@@ -22,6 +22,7 @@ from tests.support.containers import (
     GPU_SERVICES,
     HARDENED_SERVICES,
     MONITORING_SERVICES,
+    PACS_SERVICES,
     REPO_ROOT,
     SHARED_VOLUMES,
     WORKER_DOCKERFILE,
@@ -98,7 +99,12 @@ def test_profiles_keep_gpu_and_monitoring_services_out_of_a_plain_up() -> None:
         profiles = service.get("profiles", [])
         assert len(profiles) <= 1, f"{name} is in several profiles: {profiles}"
         by_profile.setdefault(profiles[0] if profiles else "", set()).add(name)
-    assert by_profile == {"": DEFAULT_SERVICES, "gpu": GPU_SERVICES, "monitoring": MONITORING_SERVICES}
+    assert by_profile == {
+        "": DEFAULT_SERVICES,
+        "gpu": GPU_SERVICES,
+        "monitoring": MONITORING_SERVICES,
+        "pacs": PACS_SERVICES,
+    }
 
 
 def test_only_gpu_services_reserve_an_nvidia_gpu() -> None:

@@ -27,7 +27,7 @@ PROXY_DOCKERFILE = DOCKER_DIR / "proxy.Dockerfile"
 HAPROXY_CONFIG = DOCKER_DIR / "proxy" / "haproxy.cfg"
 COMPOSE_TEST_FILE = DOCKER_DIR / "compose-test.yml"
 COMPOSE_TEST_PACKAGE = REPO_ROOT / "scripts" / "compose_test"
-HARDENED_SERVICES = ("proxy", *("api", "worker", "api-gpu", "worker-gpu"))
+HARDENED_SERVICES = ("proxy", "listener", *("api", "worker", "api-gpu", "worker-gpu"))
 GRAFANA_PROVISIONING = DOCKER_DIR / "grafana" / "provisioning"
 
 DEFAULT_SERVICES = {"redis", "models-seed", "proxy", "api", "worker"}
@@ -35,6 +35,7 @@ APP_SERVICES = ("api", "worker", "api-gpu", "worker-gpu")
 WORKER_SERVICES = ("worker", "worker-gpu")
 GPU_SERVICES = {"api-gpu", "worker-gpu"}
 MONITORING_SERVICES = {"prometheus", "grafana"}
+PACS_SERVICES = {"pacs", "listener"}
 # Setting (USQA_*) -> the named volume mounted at the path it names, in every API and worker container.
 SHARED_VOLUMES = {"REGISTRY": "models", "DATA_ROOT": "data", "JOBS_ROOT": "jobs"}
 WORKER_VOLUMES = {**SHARED_VOLUMES, "WORK_ROOT": "work"}
