@@ -7,7 +7,13 @@ import time
 
 from pynetdicom import AE
 
-from usqa.client.dicom_listener import OUT_OF_RESOURCES, DicomListener, ListenerLimits, SeriesOutcome, frame_rate
+from usqa.client.dicom_listener import (
+    OUT_OF_RESOURCES,
+    DicomListener,
+    ListenerLimits,
+    SeriesOutcome,
+    frame_rate,
+)
 
 from ..support.cines import US_MULTIFRAME, cine_frames, us_cine
 from ..support.orthanc import free_port
@@ -45,7 +51,9 @@ def test_past_its_budget_an_association_is_told_out_of_resources_and_bad_pixels_
     finally:
         listener.stop()
     (outcome,) = outcomes
-    assert outcome.report is None and outcome.error and outcome.series_instance_uid == broken.SeriesInstanceUID
+    assert (
+        outcome.report is None and outcome.error and outcome.series_instance_uid == broken.SeriesInstanceUID
+    )
 
 
 def test_a_series_the_service_cannot_take_is_reported_not_raised() -> None:
