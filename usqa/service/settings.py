@@ -140,6 +140,9 @@ class Settings(BaseSettings):
 
     # Live page demo cine.
     demo_preset: str = "transrectal_prostate"
+    # Its degradations: the shipped model's development mix, the views it is meant to flag (api/cine.py); the
+    # held-out mix is kept for evaluation.
+    demo_mix: Literal["standard", "evidence_loss"] = "evidence_loss"
     demo_frames: int = Field(default=150, gt=0, le=2000)
 
     # -- session reports (GET /sessions) -------------------------------------------------------------

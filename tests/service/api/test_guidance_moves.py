@@ -55,8 +55,8 @@ def test_a_degraded_sweep_gets_good_and_adjust_with_reasons(shipped: Path, tmp_p
         assert counts["good/amenable"] > 0 and counts["adjust/low_score"] > 0, counts
 
 
-def test_the_demo_cine_has_frames_of_both_verdicts(shipped: Path) -> None:
+def test_the_demo_cine_shows_both_verdicts_frame_by_frame_and_in_the_stream(shipped: Path) -> None:
     cine = demo_cine("transrectal_prostate", 150)  # the page's demo (GET /cine/demo), at its default length
-    judged, _ = verdicts(shipped, [base64.b64decode(url.split(",", 1)[1]) for url in cine.frames])
-    # Each frame by itself; the stream's guidance holds `good` through isolated low frames (hysteresis)
-    assert judged["good/amenable"] > 0 and judged["adjust/low_score"] > 0, judged
+    judged, streamed = verdicts(shipped, [base64.b64decode(url.split(",", 1)[1]) for url in cine.frames])
+    for counts in (judged, streamed):
+        assert counts["good/amenable"] > 0 and counts["adjust/low_score"] > 0, counts

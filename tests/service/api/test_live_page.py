@@ -27,7 +27,9 @@ GUIDANCE_TEXTS = {"good", "adjust", "no signal"}
 def test_the_demo_cine_a_dicom_cine_and_an_image_folder_play_and_render(
     browser: Browser, registry_root: Path, tmp_path: Path
 ) -> None:
-    with serve(create_app(make_settings(registry_root, demo_frames=20))) as live:
+    # The standard mix: its first frames are in scope, so the gauge and the prediction are there to read
+    # (test_guidance_moves.py plays the default demo, with the views the model flags).
+    with serve(create_app(make_settings(registry_root, demo_frames=20, demo_mix="standard"))) as live:
         page, problems = open_page(browser, live)
         page.click("#play-demo")
         scored_at_least(page, 8)
@@ -87,7 +89,11 @@ def test_the_demo_cine_a_dicom_cine_and_an_image_folder_play_and_render(
 
 def test_segmentation_draws_the_mask_outline(browser: Browser, registry_root: Path) -> None:
     settings = make_settings(
-        registry_root, model_name=SEGMENT_MODEL_NAME, target_rejection=0.15, demo_frames=12
+        registry_root,
+        model_name=SEGMENT_MODEL_NAME,
+        target_rejection=0.15,
+        demo_frames=12,
+        demo_mix="standard",
     )
     with serve(create_app(settings)) as live:
         page, problems = open_page(browser, live)

@@ -17,6 +17,8 @@ from usqa.service.api.schemas import CineFrames
 from usqa.service.frames import read_frames
 
 DEMO_FPS = 25.0
+# The shipped model's development degradation mix (Makefile, default-model).
+DEMO_MIX = "evidence_loss"
 DEFAULT_CINE_FPS = 25.0
 PNG_DATA_URL = "data:image/png;base64,"
 
@@ -28,14 +30,18 @@ def png_data_url(image: np.ndarray) -> str:
     return PNG_DATA_URL + base64.b64encode(encoded.tobytes()).decode("ascii")
 
 
-def demo_cine(preset: str, frames: int, seed: int = 0) -> CineFrames:
-    """A simulated sweep with degradation episodes: good and bad views for the guidance to react to."""
+def demo_cine(preset: str, frames: int, seed: int = 0, mix: str = DEMO_MIX) -> CineFrames:
+    """A simulated sweep with degradation episodes: good and bad views for the guidance to react to.
+
+    The degradations come from `mix`, by default the shipped model's own development mix (`evidence_loss`:
+    the shadowing, dropout and blur that hide the gland; docs/simulator.md), so the demo shows the views the
+    model was built to flag, not only ones it shrugs off."""
     from usqa.service.simulator.cine import simulate_cine  # the simulator is only needed for the demo
 
-    images = [frame.image for frame in simulate_cine(preset, frames, seed=seed)]
+    images = [frame.image for frame in simulate_cine(preset, frames, seed=seed, mix=mix)]
     height, width = images[0].shape[:2]
     return CineFrames(
-        source=f"simulated {preset} sweep, seed {seed}",
+        source=f"simulated {preset} sweep, seed {seed}, {mix} degradations",
         fps=DEMO_FPS,
         width=width,
         height=height,

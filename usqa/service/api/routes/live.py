@@ -29,7 +29,7 @@ STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 PROTOCOL_SCRIPT = "/protocol.js"
 # Demo cines are a pure function of (preset, frames): the last few are kept (each is up to a few MB, and
 # the length is the client's choice, so the cache must not grow with every length asked for).
-DEMO_CACHE: OrderedDict[tuple[str, int], CineFrames] = OrderedDict()
+DEMO_CACHE: OrderedDict[tuple[str, int, int, str], CineFrames] = OrderedDict()
 DEMO_CACHE_ENTRIES = 4
 
 
@@ -54,7 +54,8 @@ async def protocol() -> Response:
 @router.get("/cine/demo", response_model=CineFrames, dependencies=[ScoringAuth])
 async def demo(service: ServiceDep, frames: Annotated[int | None, Query(gt=0, le=2000)] = None) -> CineFrames:
     """The built-in simulated cine (rendered once per length, then cached)."""
-    key = (service.settings.demo_preset, frames or service.settings.demo_frames)
+    settings = service.settings
+    key = (settings.demo_preset, frames or settings.demo_frames, 0, settings.demo_mix)
     if key in DEMO_CACHE:
         DEMO_CACHE.move_to_end(key)
         return DEMO_CACHE[key]
