@@ -50,6 +50,21 @@ class FrameGeometry:
         u1 = int(np.ceil((left + (x1 - x0)) / s))
         return v0, min(v1, self.input_size), u0, min(u1, self.input_size)
 
+    def scaled_to(self, width: int, height: int) -> FrameGeometry:
+        """The same map for the frame at `width` x `height` that this one's source is a scaled-down copy of
+        (an EXIF-rotated JPEG declares its size before rotation: the axes are matched by aspect)."""
+        if (width > height) != (self.source_width > self.source_height) and width != height:
+            width, height = height, width
+        sy, sx = height / self.source_height, width / self.source_width
+        y0, y1, x0, x1 = self.crop
+        crop = (
+            min(round(y0 * sy), height),
+            min(round(y1 * sy), height),
+            min(round(x0 * sx), width),
+            min(round(x1 * sx), width),
+        )
+        return FrameGeometry(width, height, crop, self.input_size)
+
     def to_source(self, points: np.ndarray) -> np.ndarray:
         """Input-pixel (u, v) points, shape [..., 2], as source (x, y) points clipped to the frame."""
         y0, y1, x0, x1 = self.crop
@@ -81,9 +96,15 @@ class PreparedFrame:
 
 
 def prepare_with_geometry(
-    image: np.ndarray, spec: FrameSpec, limits: SignalLimits = DEFAULT_LIMITS
+    image: np.ndarray,
+    spec: FrameSpec,
+    limits: SignalLimits = DEFAULT_LIMITS,
+    source_size: tuple[int, int] | None = None,
 ) -> PreparedFrame:
-    """`prepare_frame(image, spec)` plus its geometry and the no-signal checks on the unpadded frame."""
+    """`prepare_frame(image, spec)` plus its geometry and the no-signal checks on the unpadded frame.
+
+    `source_size` (width, height) is the frame's size as the client has it, when `image` was decoded smaller
+    (a JPEG at a DCT scale): the geometry then maps to that frame."""
     gray = to_grayscale_u8(image)
     height, width = gray.shape
     if spec.crop == "auto":
@@ -94,11 +115,10 @@ def prepare_with_geometry(
         y0, y1, x0, x1 = 0, height, 0, width
         region = gray
         pixels = prepare_frame(gray, spec)
-    return PreparedFrame(
-        pixels=pixels,
-        geometry=FrameGeometry(width, height, (y0, y1, x0, x1), spec.size),
-        signal=measure_signal(region, limits),
-    )
+    geometry = FrameGeometry(width, height, (y0, y1, x0, x1), spec.size)
+    if source_size is not None and source_size != (width, height):
+        geometry = geometry.scaled_to(*source_size)
+    return PreparedFrame(pixels=pixels, geometry=geometry, signal=measure_signal(region, limits))
 
 
 def stack_pixels(frames: list[PreparedFrame]) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 
 from usqa.contracts.frames import FrameSpec
 from usqa.service.frames import FrameError, TooManyFramesError, decode_bytes, sniff_format
+from usqa.service.frames.decode import declared_image_size
 from usqa.service.frames.headers import SNIFF_LENGTH
 from usqa.service.frames.lane import DecodeLane, DecodeLaneFullError
 from usqa.service.inference.batcher import BatchTiming, InferenceJob, InferenceQueue, QueueFullError
@@ -148,8 +149,11 @@ def decode_for_spec(
         max_frames=max_frames,
         max_decoded_pixels=max_decoded_pixels,
         max_decode_s=max_decode_s,
+        input_size=spec.size,
     )
-    prepared = [prepare_with_geometry(image, spec, limits) for image in images]
+    # A JPEG may have been decoded at a reduced scale: geometry maps back to the frame as the client has it.
+    source = declared_image_size(data) if len(images) == 1 and width is None else None
+    prepared = [prepare_with_geometry(image, spec, limits, source_size=source) for image in images]
     return DecodedInput(frames=prepared, decode_s=time.perf_counter() - started)
 
 
