@@ -18,7 +18,7 @@ LOCK ?= $(if $(filter 3.11,$(PY_VERSION)),requirements/dev.lock,requirements/tes
 SYSTEM_DEPS ?= 1
 DEMO_OUT ?= runs/demo
 
-.PHONY: install lock test-pythons system-deps demo test lint typecheck unit reliability bench docs-figures docs-examples results heating-analysis default-model compose-test clean
+.PHONY: install lock test-pythons system-deps demo test lint typecheck unit reliability bench docs-figures docs-examples results heating-analysis default-model thyroid-model compose-test clean
 
 install: $(STAMP)
 
@@ -104,23 +104,36 @@ results: install
 heating-analysis: install
 	$(BIN)/python -m experiments.heating_analysis
 
-# The default model that ships in models/ (usqa-prostate, champion): simulate, train, evaluate, export.
+# The models that ship in models/ (champions): two exams, each simulated, trained, evaluated and exported.
 DEFAULT_MODEL_RUN ?= runs/default-model
+THYROID_MODEL_RUN ?= runs/thyroid-model
 DEFAULT_MODEL_CONFIG ?= default
-# The shipped model: the development distribution (prostate, evidence-loss degradations, half the frames
-# degraded; docs/simulator.md) at another seed, the default budget (128 px) and the per-frame-credit
-# controller (docs/controller.md). `usqa export` refuses it if the controller learned nothing (kappa <= 0).
-# 4,800 frames (the default budget's ~5,000): the controller learns from the validation split's frames, and
-# 2,400 gave it too few to generalise from (docs/recipe.md, "The shipped model").
+# A shipped model: $(1) its name, $(2) the simulator preset, $(3) the data seed, $(4) the run folder. The
+# development distribution (evidence-loss degradations, half the frames degraded; docs/simulator.md) at a seed
+# of its own, the default budget and the per-frame-credit controller (docs/controller.md). `usqa export`
+# refuses it if the controller learned nothing (kappa <= 0). 4,800 frames (the default budget's ~5,000): the
+# controller learns from the validation split's frames, and 2,400 gave it too few to generalise from
+# (docs/recipe.md, "The shipped model").
+define ship_model
+	$(BIN)/usqa simulate --out $(4)/data --frames 4800 --subjects 160 --seed $(3) --size 128 \
+		--preset $(2) --mix evidence_loss --degraded-fraction 0.5 --force
+	$(BIN)/usqa train --data $(4)/data --task classify --reward weighted --algo credit \
+		--config $(DEFAULT_MODEL_CONFIG) --out $(4)/run --quiet
+	$(BIN)/usqa evaluate --run $(4)/run --data $(4)/data --out $(4)/run/eval
+	$(BIN)/usqa export --run $(4)/run --data $(4)/data --registry models \
+		--name $(1) --alias champion --class-names no_gland,gland
+endef
+
+# usqa-prostate (transrectal prostate, the default exam) and usqa-thyroid (linear thyroid): one service serves
+# both (docs/service.md, "Several exams").
 default-model: install
-	$(BIN)/usqa simulate --out $(DEFAULT_MODEL_RUN)/data --frames 4800 --subjects 160 --seed 7 --size 128 \
-		--preset transrectal_prostate --mix evidence_loss --degraded-fraction 0.5 --force
-	$(BIN)/usqa train --data $(DEFAULT_MODEL_RUN)/data --task classify --reward weighted --algo credit \
-		--config $(DEFAULT_MODEL_CONFIG) --out $(DEFAULT_MODEL_RUN)/run --quiet
-	$(BIN)/usqa evaluate --run $(DEFAULT_MODEL_RUN)/run --data $(DEFAULT_MODEL_RUN)/data --out $(DEFAULT_MODEL_RUN)/run/eval
-	$(BIN)/usqa export --run $(DEFAULT_MODEL_RUN)/run --data $(DEFAULT_MODEL_RUN)/data --registry models \
-		--name usqa-prostate --alias champion --class-names no_gland,gland
+	$(call ship_model,usqa-prostate,transrectal_prostate,7,$(DEFAULT_MODEL_RUN))
+	$(call ship_model,usqa-thyroid,linear_thyroid,8,$(THYROID_MODEL_RUN))
 	$(MAKE) --no-print-directory docs-examples
+
+# The second exam alone.
+thyroid-model: install
+	$(call ship_model,usqa-thyroid,linear_thyroid,8,$(THYROID_MODEL_RUN))
 
 # docs/service.md's example exchanges, answered by the shipped model.
 docs-examples: install
