@@ -232,6 +232,8 @@ def make_settings(registry_root: Path, **overrides: Any) -> Settings:
         "demo_frames": 24,
         # Hermetic: only the test's registry, never the checkout's models/ behind it (locate.py).
         "shipped_registry": False,
+        # One exam unless a test asks for more (the fixture registry holds three champions).
+        "model_names": (),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

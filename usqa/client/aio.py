@@ -30,8 +30,10 @@ class AsyncClient:
         retries: int = 3,
         backoff_s: float = 0.5,
         timeout_s: float = 30.0,
+        model: str | None = None,
     ) -> None:
-        self.endpoint = core.Endpoint.of(url, token)
+        # `model`: the exam whose model scores this client's frames and streams (GET /models); None the default.
+        self.endpoint = core.Endpoint.of(url, token, model)
         self.policy = core.RetryPolicy(retries, backoff_s)
         self._timeout_s = timeout_s
         self._http_client: httpx.AsyncClient | None = (
@@ -84,7 +86,7 @@ class AsyncClient:
 
     async def assess(self, image: Frame) -> Assessment:
         """Score an image or a cine (array, encoded bytes or a path): one verdict per frame."""
-        return Assessment.of((await self._ok(core.assess_request(image))).json())
+        return Assessment.of((await self._ok(core.assess_request(image, self.endpoint.model))).json())
 
     async def session(self, session_id: str) -> dict[str, Any]:
         """A scan session's report (GET /sessions/{id})."""

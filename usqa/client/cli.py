@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="an OpenCV capture device: its index (a capture card), or a video file, pattern or stream URL",
     )
     parser.add_argument("--url", default="ws://127.0.0.1:8000/ws/scan")
+    parser.add_argument("--model", help="the exam's model (GET /models; default: the service's default)")
     parser.add_argument(
         "--fps", type=float, default=30.0, help="playback rate of a file (and of a recording as --device)"
     )
@@ -114,7 +115,7 @@ def _stream_file(
     study = source_study(args.source)
 
     async def play() -> StreamReport:
-        async with AsyncClient(args.url, token=token) as client:
+        async with AsyncClient(args.url, token=token, model=args.model) as client:
             return await client.play(
                 frames, fps=args.fps, raw=args.raw, on_message=show, dicom=dicom, study=study
             )
@@ -130,7 +131,7 @@ def _stream_device(args: argparse.Namespace, token: str | None, show: Any) -> St
     reader = LatestFrameReader(capture, fps=args.fps if is_recording(args.device) else None).start()
 
     async def play() -> StreamReport:
-        async with AsyncClient(args.url, token=token) as client:
+        async with AsyncClient(args.url, token=token, model=args.model) as client:
             return await stream_device(
                 client,
                 reader,

@@ -62,15 +62,19 @@ class Endpoint:
     ws: str
     headers: dict[str, str] = field(default_factory=dict)
 
+    model: str | None = None  # the exam's model (GET /models); None: the service's default
+
     @classmethod
-    def of(cls, url: str, token: str | None) -> Endpoint:
+    def of(cls, url: str, token: str | None, model: str | None = None) -> Endpoint:
         url = url.rstrip("/")
         if url.startswith("ws"):
             base = url.split("/ws/", 1)[0]
             http, ws = "http" + base[2:], url
         else:
             http, ws = url, "ws" + url[4:] + SCAN_PATH
-        return cls(http, ws, {"Authorization": f"Bearer {token}"} if token else {})
+        if model is not None:
+            ws = str(httpx.URL(ws).copy_merge_params({"model": model}))
+        return cls(http, ws, {"Authorization": f"Bearer {token}"} if token else {}, model)
 
 
 @dataclass(frozen=True)
@@ -122,8 +126,11 @@ class Request:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def assess_request(image: Frame) -> Request:
-    return Request("POST", "/assess", {"content": frame_bytes(image)})
+def assess_request(image: Frame, model: str | None = None) -> Request:
+    options: dict[str, Any] = {"content": frame_bytes(image)}
+    if model is not None:
+        options["params"] = {"model": model}
+    return Request("POST", "/assess", options)
 
 
 def session_request(session_id: str) -> Request:

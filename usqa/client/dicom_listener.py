@@ -118,10 +118,11 @@ class DicomListener:
         port: int = 11112,
         ae_title: str = DEFAULT_AE_TITLE,
         token: str | None = None,
+        model: str | None = None,
         limits: ListenerLimits = ListenerLimits(),
         on_series: Callable[[SeriesOutcome], None] | None = None,
     ) -> None:
-        self.url, self.token, self.limits = url, token, limits
+        self.url, self.token, self.model, self.limits = url, token, model, limits
         self.address = (host, port)
         self.on_series = on_series
         self._received: dict[int, Received] = {}
@@ -222,7 +223,7 @@ class DicomListener:
         fps = frame_rate(items[0][2])
 
         async def play() -> StreamReport:
-            async with AsyncClient(self.url, token=self.token) as client:
+            async with AsyncClient(self.url, token=self.token, model=self.model) as client:
                 return await client.play(
                     frames, fps=fps, dicom=instances, study=None if study is None else study.fields()
                 )

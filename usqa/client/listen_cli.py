@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--ae-title", default=DEFAULT_AE_TITLE, help="this listener's AE title")
     parser.add_argument("--url", default="ws://127.0.0.1:8000/ws/scan", help="the service's /ws/scan")
     parser.add_argument("--token", help="bearer token (default: USQA_API_TOKEN)")
+    parser.add_argument("--model", help="the exam's model for the cines pushed here (default: the service's)")
     parser.set_defaults(handler=run)
 
 
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         ae_title=args.ae_title,
         token=args.token or settings.api_token,
+        model=args.model,
         limits=limits,
     )
     try:

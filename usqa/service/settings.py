@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     environment: Environment = "dev"
     model_name: str = "usqa-prostate"
     model_alias: str = "champion"
+    # Other exams served beside `model_name` (the default, for callers that name none): names, or "*" for
+    # every model of the registry whose alias resolves at start (usqa/service/inference/served_models.py).
+    model_names: tuple[str, ...] = ("*",)
     # The operating point: the share of frames the service is allowed to call non-amenable; one of the
     # manifest's calibrated `thresholds` keys.
     target_rejection: float = Field(default=0.05, gt=0, lt=1)

@@ -260,6 +260,6 @@ def test_openapi_documents_content_types_and_the_response_schema(client: httpx.C
     )
     assert {"400", "413", "415", "422", "429", "503"} <= set(operation["responses"])
     names = {p["name"] for p in operation["parameters"]}
-    assert names == {"width", "height", "mask"}
+    assert names == {"width", "height", "mask", "model"}
     schemas = spec["components"]["schemas"]
     assert {"FrameAssessment", "ClassPredictionOut", "MaskPredictionOut", "Timings"} <= set(schemas)

@@ -30,6 +30,7 @@ from usqa.service.api.routes import (
     control,
     datasets,
     docs,
+    exams,
     jobs,
     live,
     ops,
@@ -42,10 +43,10 @@ from usqa.service.api.state import ServiceState
 from usqa.service.datasets.uploads import sweep_staging
 from usqa.service.frames.lane import DecodeLane
 from usqa.service.inference.batcher import InferenceQueue
-from usqa.service.inference.holder import ModelHolder
 from usqa.service.inference.model import LoadedModel, load_model
 from usqa.service.inference.providers import ProviderPlan, ThreadPlan, plan_providers, plan_threads
 from usqa.service.inference.scoring import FrameScorer
+from usqa.service.inference.served_models import ServedModels, served_names
 from usqa.service.inference.verdict import signal_limits
 from usqa.service.inference.watcher import RegistryWatcher
 from usqa.service.jobs import JobClient
@@ -102,9 +103,10 @@ def build_state(settings: Settings) -> ServiceState:
     )
     metrics = ServiceMetrics()
     registry = open_registry(settings)
-    holder = ModelHolder(
+    names = served_names(registry, settings.model_name, settings.model_names, settings.model_alias)
+    models = ServedModels(
         registry,
-        settings.model_name,
+        names,
         settings.model_alias,
         partial(_load, settings=settings, providers=providers, threads=threads),
     )
@@ -120,7 +122,8 @@ def build_state(settings: Settings) -> ServiceState:
         metrics=metrics,
         providers=providers,
         threads=threads,
-        holder=holder,
+        holder=models.default,
+        models=models,
         queue=queue,
         scorer=FrameScorer(
             queue,
@@ -149,7 +152,7 @@ def build_state(settings: Settings) -> ServiceState:
         state.outbox, state.delivery = _pacs_delivery(settings, metrics)
     metrics.track_pending(lambda: queue.pending)
     metrics.track_drift(state.drift_now, state.ood_drift_now)
-    holder.subscribe(state.on_model_event)
+    models.subscribe(state.on_model_event)
     return state
 
 
@@ -188,11 +191,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Scans filed while the PACS was down, by this process or an earlier one, go out from the start.
     delivery = None if state.delivery is None else asyncio.create_task(state.delivery.run())
     try:
-        outcome = await state.holder.refresh("startup")
-        if outcome.status == "failed":
-            log.error("starting without a model (%s); the registry is polled until one loads", outcome.reason)
+        await state.models.refresh("startup")
         state.watcher = RegistryWatcher(
-            state.holder,
+            list(state.models),
             redis_url=settings.redis_url,
             poll_s=settings.registry_poll_s,
             channel=settings.registry_channel,
@@ -245,7 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_handlers(app)
     document_error_shape(app)
-    for module in (assess, scan, ops, control, cards, datasets, jobs, live, sessions, protocol, docs):
+    for module in (assess, scan, exams, ops, control, cards, datasets, jobs, live, sessions, protocol, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(docs.ASSETS_PATH, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")

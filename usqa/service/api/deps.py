@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
@@ -17,6 +17,7 @@ from usqa.service.api.errors import NO_MODEL, ApiError
 from usqa.service.api.security import check_token
 from usqa.service.api.state import ServiceState
 from usqa.service.inference.model import LoadedModel
+from usqa.service.inference.served_models import ModelNotServedError
 from usqa.service.live.session_store import SessionStore
 from usqa.service.settings import Settings
 
@@ -33,15 +34,25 @@ ServiceDep = Annotated[ServiceState, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
 
 
-async def current_model(service: ServiceDep) -> LoadedModel:
-    """The served version, taken once per request: a swap mid-request does not change it."""
-    model = service.holder.current
-    if model is None:
-        failure = service.holder.last_failure
+ModelName = Annotated[
+    str | None,
+    Query(max_length=64, description="The exam's model (GET /models); the default model when absent"),
+]
+
+
+async def current_model(service: ServiceDep, model: ModelName = None) -> LoadedModel:
+    """The served version of the asked model, taken once per request: a swap mid-request does not change it."""
+    try:
+        holder = service.models.holder(model)
+    except ModelNotServedError as exc:
+        raise ApiError(404, "model_not_served", str(exc)) from exc
+    current = holder.current
+    if current is None:
+        failure = holder.last_failure
         raise ApiError(
             503, "no_model", NO_MODEL.format(reason=failure.reason if failure else "still loading")
         )
-    return model
+    return current
 
 
 # The OpenAPI document shows the bearer scheme; the check stays ours, for the messages and 401 vs 403.

@@ -118,6 +118,8 @@ class ScanHello(BaseModel):
     height: int | None = Field(default=None, gt=0)
     dicom: list[DicomInstance] = Field(default_factory=list, max_length=MAX_HELLO_DICOM)
     study: HelloStudy | None = None
+    # Switch the stream to another served exam's model (GET /models); answered with `model_swap`.
+    model: str | None = Field(default=None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
     def _raw_needs_size(self) -> ScanHello:
@@ -195,6 +197,10 @@ class ScanResult(BaseModel):
         description="When this frame entered the session's auto-captures: the seqs of every kept frame, "
         "best first (GET /sessions/{session}/captures/{rank}.png); null when the captures did not change"
     )
+    looks_like: str | None = Field(
+        default=None,
+        description="Out of scope here but in scope for this other served exam's model (GET /models)",
+    )
 
 
 class ScanError(BaseModel):
@@ -205,7 +211,10 @@ class ScanError(BaseModel):
 
 
 class ModelSwap(BaseModel):
+    """A new version of the session's model took over, or (`from_model` set) the hello switched exams."""
+
     type: Literal[MessageType.MODEL_SWAP] = MessageType.MODEL_SWAP
+    from_model: str | None = Field(default=None, description="The previous exam's model, on an exam switch")
     from_version: int | None
     to_version: int
     model: ModelRef
@@ -330,6 +339,7 @@ def result_message(result: StreamResult, captured: list[int] | None = None) -> d
         "dropped": result.dropped,
         "model": {"name": result.model_name, "version": result.model_version},
         "captured": captured,
+        "looks_like": result.looks_like,
     }
 
 
@@ -338,8 +348,10 @@ def error_message(seq: int | None, code: str, message: str) -> dict[str, Any]:
 
 
 def model_swap_message(previous: LoadedModel | None, model: LoadedModel) -> dict[str, Any]:
+    switched = previous is not None and previous.name != model.name
     return {
         "type": MessageType.MODEL_SWAP,
+        "from_model": previous.name if switched and previous is not None else None,
         "from_version": None if previous is None else previous.number,
         "to_version": model.number,
         "model": ModelRef.of(model).model_dump(mode="json"),

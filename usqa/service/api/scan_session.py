@@ -27,6 +27,7 @@ from usqa.service.api.scan_messages import (
     MSG_FIRST_MESSAGE_REASON,
     MSG_FRAME_INTERNAL_ERROR,
     MSG_IDLE_REASON,
+    MSG_NO_MODEL_REASON,
     MSG_TOO_BIG,
     MSG_TOO_BIG_REASON,
     MSG_UNKNOWN_TYPE,
@@ -43,9 +44,10 @@ from usqa.service.frames import RAW_MEDIA_TYPE, FrameError
 from usqa.service.frames.dicom_uids import InstanceUids
 from usqa.service.inference.batcher import QueueStoppedError
 from usqa.service.inference.guidance import GuidanceTracker, guidance_config
-from usqa.service.inference.holder import SwapOutcome
+from usqa.service.inference.holder import ModelHolder, SwapOutcome
 from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.scoring import ScoringOptions
+from usqa.service.inference.served_models import ModelNotServedError
 from usqa.service.inference.verdict import FrozenCounter, frozen_verdict
 from usqa.service.live.captures import FrameBytes
 from usqa.service.live.drift import score_reference
@@ -74,9 +76,12 @@ class IncomingFrame:
 class ScanSession:
     """The protocol of one accepted stream; `run` returns when the stream is over."""
 
-    def __init__(self, websocket: WebSocket, service: ServiceState, model: LoadedModel) -> None:
+    def __init__(
+        self, websocket: WebSocket, service: ServiceState, holder: ModelHolder, model: LoadedModel
+    ) -> None:
         self.ws = websocket
         self.service = service
+        self.holder = holder  # the exam's: a hello naming another model moves the session to its holder
         self.metrics = service.metrics
         self.model = model
         self.guidance = GuidanceTracker(guidance_config(service.settings))
@@ -100,8 +105,9 @@ class ScanSession:
 
     async def run(self) -> None:
         self.service.records.open(self.record)
-        unsubscribe = self.service.holder.subscribe(self._on_model_event)
-        latest = self.service.holder.current  # a swap between the route's look and the subscription
+        self._unsubscribe = self.holder.subscribe(self._on_model_event)
+        self.record.model_name = self.model.name
+        latest = self.holder.current  # a swap between the route's look and the subscription
         if latest is not None and latest is not self.model:
             self.model = latest
             self.stats.rebase(score_reference(latest.manifest))
@@ -122,7 +128,7 @@ class ScanSession:
                 await self._send(self.stats.summary())
                 await self._close(self._close_code, self._close_reason)
         finally:
-            unsubscribe()
+            self._unsubscribe()
             scorer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await scorer
@@ -212,6 +218,8 @@ class ScanSession:
             self.record.add_dicom(InstanceUids(**instance.model_dump()))
         if self.hello.study is not None:
             self.record.study_fields = self.hello.study.model_dump(exclude_none=True)
+        if self.hello.model is not None and self.hello.model != self.model.name:
+            await self._switch_exam(self.hello.model)
         await self._send(configured_message(self.hello))
         return False
 
@@ -225,7 +233,7 @@ class ScanSession:
                 return
 
     async def _score(self, frame: IncomingFrame) -> None:
-        model = self.service.holder.current or self.model
+        model = self.holder.current or self.model
         scoring = self.metrics.scoring(model.name, model.number, ENDPOINT_SCAN)
         raw = frame.hello.format == "raw"
         try:
@@ -256,6 +264,7 @@ class ScanSession:
         verdict = scored.verdict
         if self.frozen.add(scored.signal.digest):
             verdict = frozen_verdict(verdict)
+        hints = await self.service.models.hints(model, batch.frames)
         update = self.guidance.update(verdict, scored.display_score, scored.display_threshold)
         result = StreamResult(
             seq=frame.seq,
@@ -267,6 +276,7 @@ class ScanSession:
             dropped=self.stats.dropped,
             model_name=model.name,
             model_version=model.number,
+            looks_like=hints.get(scored.index),
         )
         sent = (
             FrameBytes(frame.data, frame.hello.width, frame.hello.height) if raw else FrameBytes(frame.data)
@@ -277,7 +287,29 @@ class ScanSession:
         self.stats.record_scored(result)
         self.service.record_scored(scoring, batch, result.total_s)
 
-    # -- model swaps -------------------------------------------------------------------------------------
+    # -- model swaps and exam switches --------------------------------------------------------------------
+
+    async def _switch_exam(self, name: str) -> None:
+        """Score the stream's next frames with another served model (the page's exam picker)."""
+        try:
+            holder = self.service.models.holder(name)
+        except ModelNotServedError as exc:
+            await self._send_error(None, StreamErrorCode.BAD_HELLO, MSG_BAD_HELLO.format(reason=exc))
+            return
+        model = holder.current
+        if model is None:
+            await self._send_error(
+                None, StreamErrorCode.BAD_HELLO, MSG_BAD_HELLO.format(reason=MSG_NO_MODEL_REASON)
+            )
+            return
+        self._unsubscribe()
+        self.holder = holder
+        self._unsubscribe = holder.subscribe(self._on_model_event)
+        previous, self.model = self.model, model
+        self.record.model_name = model.name
+        self.stats.rebase(score_reference(model.manifest))
+        self.guidance = GuidanceTracker(guidance_config(self.service.settings))  # another model's scale
+        await self._send(model_swap_message(previous, model))
 
     def _on_model_event(self, outcome: SwapOutcome, model: LoadedModel | None) -> None:
         if outcome.status != "swapped" or model is None:
@@ -311,7 +343,7 @@ class ScanSession:
 
     async def _file_for_pacs(self, outbox: Outbox) -> None:
         """Write the scan's DICOM objects to the outbox (a thread) and wake the sender; never fails the scan."""
-        model = self.service.holder.current or self.model
+        model = self.holder.current or self.model
         try:
             if await asyncio.to_thread(file_scan, outbox, self.record, model) is not None:
                 outbox.notify()

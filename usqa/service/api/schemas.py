@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -152,6 +153,9 @@ class FrameAssessment(BaseModel):
     threshold: float = Field(description="Raw threshold calibrated at the configured target rejection rate")
     prediction: PredictionOut
     timings: Timings
+    looks_like: str | None = Field(
+        default=None, description="Out of scope here but in scope for this other served exam's model"
+    )
 
 
 class AssessResponse(BaseModel):
@@ -163,8 +167,10 @@ class AssessResponse(BaseModel):
     timings: Timings
 
     @classmethod
-    def of(cls, batch: ScoredBatch, total_s: float) -> AssessResponse:
-        """The answer for a scored upload; per frame, decoding is the upload's share, the rest its batch's."""
+    def of(cls, batch: ScoredBatch, total_s: float, hints: Mapping[int, str] | None = None) -> AssessResponse:
+        """The answer for a scored upload; per frame, decoding is the upload's share, the rest its batch's;
+        `hints`: frame index -> the served exam an out-of-scope frame looks like."""
+        hints = hints or {}
         model, timing, count = batch.model, batch.timing, len(batch.frames)
         per_frame = Timings(
             decode_ms=milliseconds(timing.prepare_s / max(count, 1)),
@@ -191,6 +197,7 @@ class AssessResponse(BaseModel):
                     threshold=frame.threshold,
                     prediction=prediction_out(frame.prediction),
                     timings=per_frame,
+                    looks_like=hints.get(frame.index),
                 )
                 for frame in batch.frames
             ],

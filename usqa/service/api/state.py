@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from usqa.service.inference.holder import ModelHolder, SwapOutcome
 from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.providers import ProviderPlan, ThreadPlan
 from usqa.service.inference.scoring import FrameScorer, ScoredBatch
+from usqa.service.inference.served_models import ServedModels
 from usqa.service.inference.watcher import RegistryWatcher
 from usqa.service.jobs import JobClient
 from usqa.service.live.drift import SERVICE_MIN_FRAMES, DriftMonitor, ood_reference, score_reference
@@ -39,12 +41,14 @@ class ServiceState:
     metrics: ServiceMetrics
     providers: ProviderPlan
     threads: ThreadPlan
-    holder: ModelHolder
+    holder: ModelHolder  # the default model's (USQA_MODEL_NAME)
     queue: InferenceQueue
     scorer: FrameScorer
     sessions: SessionLimiter
     # Reports of open and recent scan sessions (GET /sessions).
     records: SessionStore
+    # Every served model's holder, the default first (issue #27).
+    models: ServedModels
     watcher: RegistryWatcher | None = None
     # Retraining jobs: None where no broker is configured (the job routes then answer 503).
     jobs: JobClient | None = None
@@ -57,17 +61,24 @@ class ServiceState:
     filing: set[asyncio.Task[None]] = field(default_factory=set)
     ready: bool = False
     _drift_version: int | None = field(default=None, repr=False)
+    _model_info: dict[str, tuple[str, str, str, str]] = field(default_factory=dict, repr=False)
 
     def on_model_event(self, outcome: SwapOutcome, model: LoadedModel | None) -> None:
         """Keep metrics and the drift reference in step with the served version."""
         if outcome.status == "swapped" and model is not None:
             self.metrics.model_swaps.labels(result="swapped").inc()
-            self.metrics.model_info.clear()
-            self.metrics.model_info.labels(model.name, str(model.number), model.task, model.provider).set(1)
+            info = (model.name, str(model.number), model.task, model.provider)
+            if (previous := self._model_info.get(model.name)) is not None:
+                with contextlib.suppress(KeyError):
+                    self.metrics.model_info.remove(*previous)
+            self._model_info[model.name] = info
+            self.metrics.model_info.labels(*info).set(1)
             self.metrics.provider_info.clear()
             self.metrics.provider_info.labels(model.provider, self.providers.preferred).set(1)
             self.metrics.model_swap_failed.set(0)
             self.metrics.model_ready.set(1)
+            if model.name != self.holder.name:
+                return  # drift and calibration gauges follow the default exam
             window = self.settings.drift_window
             self.drift = DriftMonitor(score_reference(model.manifest), window, SERVICE_MIN_FRAMES)
             self.ood_drift = DriftMonitor(ood_reference(model.manifest), window, SERVICE_MIN_FRAMES)

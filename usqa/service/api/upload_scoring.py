@@ -75,6 +75,7 @@ class Assessor:
             log.exception("scoring an upload failed")
             scoring.failure(REASON_ERROR).inc()
             raise ApiError(500, "internal_error", INTERNAL_ERROR) from exc
+        hints = await self.service.models.hints(model, batch.frames)
         total_s = time.perf_counter() - received
         self.service.record_scored(scoring, batch, total_s)
-        return AssessResponse.of(batch, total_s)
+        return AssessResponse.of(batch, total_s, hints)

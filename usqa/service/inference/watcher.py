@@ -1,6 +1,6 @@
 """Registry changes reach the service two ways: Redis announcements (at once) and polling (the fallback).
 
-Announcements on `usqa:registry` for the served model trigger a refresh that retries even a version that
+Announcements on `usqa:registry` for a served model trigger a refresh that retries even a version that
 failed before (someone may have fixed it). Polling reads the alias every `poll_s` seconds and skips a
 version that already failed, so a tampered version is reported once rather than reloaded forever.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from usqa.service.inference.holder import ModelHolder
 from usqa.service.registry import REGISTRY_CHANNEL, Announcement
@@ -23,12 +24,17 @@ LISTEN_TIMEOUT_S = 1.0
 
 
 class RegistryWatcher:
-    """Background tasks that keep `holder` on the version its alias names."""
+    """Background tasks that keep each holder (one per served model) on the version its alias names."""
 
     def __init__(
-        self, holder: ModelHolder, *, redis_url: str | None, poll_s: float, channel: str = REGISTRY_CHANNEL
+        self,
+        holders: ModelHolder | Sequence[ModelHolder],
+        *,
+        redis_url: str | None,
+        poll_s: float,
+        channel: str = REGISTRY_CHANNEL,
     ) -> None:
-        self.holder = holder
+        self.holders = [holders] if isinstance(holders, ModelHolder) else list(holders)
         self.redis_url = redis_url
         self.poll_s = poll_s
         self.channel = channel
@@ -59,10 +65,11 @@ class RegistryWatcher:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.poll_s)
-            try:
-                await self.holder.refresh("poll", retry_failed=False)
-            except Exception:  # the poller must outlive any one bad read of the registry
-                log.exception("registry poll failed")
+            for holder in self.holders:
+                try:
+                    await holder.refresh("poll", retry_failed=False)
+                except Exception:  # the poller must outlive any one bad read of the registry
+                    log.exception("registry poll failed for %s", holder.name)
 
     async def _listen(self, redis_url: str) -> None:
         import redis.asyncio as aioredis
@@ -106,7 +113,8 @@ class RegistryWatcher:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring a malformed registry announcement: %s", exc)
             return
-        if announcement.name != self.holder.name:
+        holder = next((h for h in self.holders if h.name == announcement.name), None)
+        if holder is None:
             return
         self.announcements += 1
         log.info(
@@ -116,4 +124,4 @@ class RegistryWatcher:
             announcement.version,
             announcement.alias,
         )
-        await self.holder.refresh(f"announcement:{announcement.event}")
+        await holder.refresh(f"announcement:{announcement.event}")

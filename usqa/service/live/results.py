@@ -26,6 +26,7 @@ class StreamResult:
     dropped: int  # frames of the stream replaced by newer ones so far
     model_name: str
     model_version: int
+    looks_like: str | None = None  # out of scope here, in scope for this other served exam's model
 
     @property
     def stream_verdict(self) -> Verdict:

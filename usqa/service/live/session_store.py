@@ -79,6 +79,7 @@ class SessionRecord:
         self.dicom: list[InstanceUids] = []
         # The study the client named in its hello (validated DICOM values by field name; docs/pacs.md).
         self.study_fields: dict[str, str] = {}
+        self.model_name: str | None = None  # the exam's model (the last one, after a switch)
         self.finished_after_s: float | None = None
         self.finished_at: float | None = None  # wall clock, for retention
         self.removed = False  # deleted or expired: never archived, never held again

@@ -46,6 +46,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Well-formed input the service cannot use (raw size mismatch)",
     },
     429: {"model": ErrorResponse, "description": "Inference queue full; see Retry-After"},
+    404: {"model": ErrorResponse, "description": "The asked model (`?model=`) is not served here"},
     503: {"model": ErrorResponse, "description": "No model loaded yet"},
 }
 

@@ -56,9 +56,10 @@ def _registry(service: ServiceState) -> ModelRegistry:
 
 async def _after_alias_move(service: ServiceState, name: str, alias: str, version: int) -> ControlResponse:
     swap = None
-    if name == service.holder.name and alias == service.holder.alias:
-        swap = swap_report(await service.holder.refresh("control"))
-    current = service.holder.current
+    holder = service.models.holders.get(name)
+    if holder is not None and alias == holder.alias:
+        swap = swap_report(await holder.refresh("control"))
+    current = None if holder is None else holder.current
     return ControlResponse(
         name=name,
         alias=alias,
@@ -111,10 +112,11 @@ async def versions(name: str, service: ServiceDep) -> ModelVersions:
         aliases = await asyncio.to_thread(registry.aliases, name)
     except RegistryError as exc:
         raise _refused(exc) from exc
-    current = service.holder.current
+    holder = service.models.holders.get(name)
+    current = None if holder is None else holder.current
     return ModelVersions(
         name=name,
         versions=numbers,
         aliases=aliases.current,
-        served_version=current.number if current is not None and current.name == name else None,
+        served_version=None if current is None else current.number,
     )

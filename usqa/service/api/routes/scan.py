@@ -18,10 +18,13 @@ from usqa.service.api.scan_messages import (
 )
 from usqa.service.api.scan_session import ScanSession
 from usqa.service.api.security import bearer_token, token_matches
+from usqa.service.inference.served_models import ModelNotServedError
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["scoring"])
+# A WebSocket close reason is at most 123 bytes.
+MAX_CLOSE_REASON = 120
 
 
 @router.websocket("/ws/scan")
@@ -40,7 +43,13 @@ async def scan(websocket: WebSocket, service: ServiceDep) -> None:
             service.metrics.sessions_refused.labels(reason="token").inc()
             await websocket.close(code=CloseCode.POLICY, reason=MSG_TOKEN_REASON)
             return
-    model = service.holder.current
+    try:
+        holder = service.models.holder(websocket.query_params.get("model"))
+    except ModelNotServedError as exc:
+        service.metrics.sessions_refused.labels(reason="unknown_model").inc()
+        await websocket.close(code=CloseCode.POLICY, reason=str(exc)[:MAX_CLOSE_REASON])
+        return
+    model = holder.current
     if model is None:
         service.metrics.sessions_refused.labels(reason="no_model").inc()
         await websocket.close(code=CloseCode.TRY_AGAIN, reason=MSG_NO_MODEL_REASON)
@@ -62,7 +71,7 @@ async def scan(websocket: WebSocket, service: ServiceDep) -> None:
         return
     service.metrics.sessions_open.inc()
     try:
-        await ScanSession(websocket, service, model).run()
+        await ScanSession(websocket, service, holder, model).run()
     finally:
         service.sessions.release(client)
         service.metrics.sessions_open.dec()

@@ -16,8 +16,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from usqa.service.api.audit import Action, audit
-from usqa.service.api.deps import ModelDep, RecordsAuth, ServiceDep, SessionStoreDep
-from usqa.service.api.errors import CAPTURE_NOT_FOUND, SESSION_NOT_FOUND, ApiError
+from usqa.service.api.deps import RecordsAuth, ServiceDep, SessionStoreDep
+from usqa.service.api.errors import CAPTURE_NOT_FOUND, NO_MODEL, SESSION_NOT_FOUND, ApiError
 from usqa.service.api.schemas import ErrorResponse
 from usqa.service.api.session_schemas import SessionList, SessionReport
 from usqa.service.frames.errors import cut
@@ -103,9 +103,13 @@ ZIP_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/{session_id}/dicom", response_class=Response, responses={**ZIP_RESPONSE, **ERRORS})
-async def dicom(session_id: str, request: Request, service: ServiceDep, model: ModelDep) -> Response:
+async def dicom(session_id: str, request: Request, service: ServiceDep) -> Response:
     """The session as the DICOM objects usqa files in the PACS, in a zip (`usqa session export` unpacks it)."""
     record = _record(request, service.records, "export_dicom", session_id)
+    holder = service.models.holders.get(record.model_name or "", service.holder)
+    model = holder.current
+    if model is None:
+        raise ApiError(503, "no_model", NO_MODEL.format(reason="its exam's model is not loaded"))
     files = await asyncio.to_thread(scan_files, record, model)
     names = [*(f"capture-{k}.dcm" for k in range(len(files) - 1)), "report.dcm"]
     buffer = io.BytesIO()
