@@ -94,8 +94,11 @@ function resetView() {
 function openSocket() {
   return new Promise((resolve, reject) => {
     const protocol = location.protocol === "https:" ? "wss" : "ws";
+    const params = new URLSearchParams();
     const token = el("token").value.trim();
-    const query = token ? `?token=${encodeURIComponent(token)}` : "";
+    if (token) params.set("token", token);
+    if (el("exam").value) params.set("model", el("exam").value);  // exams.js fills the picker
+    const query = params.size ? `?${params}` : "";
     const ws = new WebSocket(`${protocol}://${location.host}/ws/scan${query}`);
     ws.binaryType = "arraybuffer";
     let ready = false;
@@ -243,7 +246,9 @@ function onMessage(message) {
       state.threshold = null;  // the next result carries the new version's display threshold
 
       el("model-version").textContent = `${message.model.name} v${message.model.version} (${message.model.task})`;
-      el("swap-notice").textContent = `model updated: version ${message.from_version} → ${message.to_version}`;
+      el("swap-notice").textContent = message.from_model
+        ? `exam changed: ${message.from_model} → ${message.model.name}`
+        : `model updated: version ${message.from_version} → ${message.to_version}`;
       el("swap-notice").hidden = false;
       setTimeout(() => { el("swap-notice").hidden = true; }, 4000);
       showPassLine(message.pass_line);
