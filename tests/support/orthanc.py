@@ -133,3 +133,14 @@ class OrthancServer:
             if len(ids) >= count or time.monotonic() > deadline:
                 return ids
             time.sleep(0.2)
+
+
+def sr_image_references(sr: pydicom.Dataset) -> list[str]:
+    """The SOP Instance UIDs an SR's best-frame containers reference, in order."""
+    return [
+        item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+        for best in sr.ContentSequence
+        if best.ValueType == "CONTAINER"
+        for item in best.ContentSequence
+        if item.ValueType == "IMAGE"
+    ]

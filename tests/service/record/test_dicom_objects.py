@@ -19,6 +19,8 @@ from usqa.service.record.dicom_objects import (
     scan_objects,
 )
 
+from ...support.orthanc import sr_image_references
+
 STUDY = StudyIdentity(
     "1.2.826.0.1.3680043.2.1125.1", patient_id="P-1", patient_name="Doe^Jane", patient_sex="F"
 )
@@ -61,13 +63,7 @@ def test_the_objects_share_the_study_and_patient_and_the_sr_references_every_cap
         for uid in (dataset.SOPInstanceUID, dataset.SeriesInstanceUID, dataset.StudyInstanceUID):
             assert is_uid(str(uid)), uid
     assert len({c.SeriesInstanceUID for c in captures} | {sr.SeriesInstanceUID}) == 2
-    referenced = [
-        item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
-        for best in sr.ContentSequence
-        if best.ValueType == "CONTAINER"
-        for item in best.ContentSequence
-        if item.ValueType == "IMAGE"
-    ]
+    referenced = sr_image_references(sr)
     assert referenced == [c.SOPInstanceUID for c in captures]
     evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     assert [r.ReferencedSOPInstanceUID for r in evidence.ReferencedSOPSequence] == referenced

@@ -18,15 +18,6 @@ from ...support.orthanc import OrthancServer, free_port
 from .test_dicom_objects import document
 
 
-@pytest.fixture
-def pacs(tmp_path: Path) -> Any:
-    server = OrthancServer(tmp_path / "pacs").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def parcel_of(session: str) -> list[bytes]:
     return [encode(d) for d in scan_objects(document(2, session=session))]
 

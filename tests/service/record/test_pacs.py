@@ -22,22 +22,13 @@ from usqa.service.frames.dicom_uids import is_uid
 from usqa.service.record.dicom_objects import CAPTURE_SERIES_DESCRIPTION, REPORT_SERIES_DESCRIPTION
 
 from ...support.cines import PATIENT, US_MULTIFRAME, cine_frames, us_cine, write_cine
-from ...support.orthanc import OrthancServer
+from ...support.orthanc import OrthancServer, sr_image_references
 from ..conftest import MODEL_NAME, LiveServer, make_settings, serve
 
 CINE_FRAMES = 150  # 5 s at 30 fps: room for several captures a second apart
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR Storage
 SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
 DELIVERY_TIMEOUT_S = 60.0
-
-
-@pytest.fixture
-def pacs(tmp_path: Path) -> Any:
-    server = OrthancServer(tmp_path / "pacs").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def pacs_settings(registry_root: Path, tmp_path: Path, pacs: OrthancServer) -> Any:
@@ -90,13 +81,7 @@ def check_record(stored: list[pydicom.Dataset], cine: pydicom.Dataset, report: d
     for a, b in itertools.combinations([d.pixel_array for d in captures], 2):
         assert a.shape != b.shape or not np.array_equal(a, b)
     sr = reports[0]
-    referenced = [
-        item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
-        for best in sr.ContentSequence
-        if best.ValueType == "CONTAINER"
-        for item in best.ContentSequence
-        if item.ValueType == "IMAGE"
-    ]
+    referenced = sr_image_references(sr)
     assert sorted(referenced) == sorted(d.SOPInstanceUID for d in captures)  # every reference resolves
     evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
     assert evidence.StudyInstanceUID == cine.StudyInstanceUID
