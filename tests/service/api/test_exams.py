@@ -13,15 +13,17 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.support.scope import synthetic_frames
 from usqa.client import Client
 from usqa.client.stream import stream_frames
 from usqa.service.api import create_app
-from usqa.service.registry import ModelRegistry
+from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.service.simulator import simulate_cine
 
 from ..conftest import FIXTURE_MODEL_NAME, MODEL_NAME, make_settings, republish, serve
 
 TOKEN = "exams-test-token-0123456789"
+NAMES = ("black", "white", "noise", "checkerboard")  # synthetic_frames, in order
 
 
 def two_exams(registry_root: Path) -> Any:
@@ -118,3 +120,32 @@ def _next(ws: Any, kind: str) -> dict[str, Any]:
         message: dict[str, Any] = json.loads(ws.recv(timeout=10))
         if message["type"] == kind:
             return message
+
+
+def test_a_frame_out_of_scope_for_one_exam_names_the_exam_it_looks_like(registry_root: Path) -> None:
+    """A second exam whose scope gate admits what the prostate model refuses (the shipped graphs published again
+    under another name with the gate opened wide): the prostate model's out-of-scope frames name it."""
+    registry = ModelRegistry(registry_root)
+    champion = registry.load(MODEL_NAME, CHAMPION)
+    assert champion.manifest.ood is not None
+    wide = champion.manifest.model_copy(
+        update={
+            "name": "usqa-wide-gate",
+            "version": 0,
+            "files": {},
+            "ood": champion.manifest.ood.model_copy(update={"threshold": 1e12}),
+        }
+    )
+    registry.publish(wide, {f: champion.path / f for f in champion.manifest.files}, alias=CHAMPION)
+    noise = next(image for image, name in zip(synthetic_frames(), NAMES, strict=True) if name == "noise")
+    png = _png(noise)
+    settings = make_settings(registry_root, model_names=("usqa-wide-gate",))
+    with serve(create_app(settings)) as live, Client(live.http) as client:
+        frame = httpx.post(f"{live.http}/assess", content=png).json()["frames"][0]
+        assert frame["verdict"] == "out_of_scope" and frame["looks_like"] == "usqa-wide-gate"
+        (streamed,) = list(client.scan([png]))
+        assert streamed.message["looks_like"] == "usqa-wide-gate"
+        wide_frame = httpx.post(f"{live.http}/assess?model=usqa-wide-gate", content=png).json()["frames"][0]
+        assert wide_frame["verdict"] != "out_of_scope" and wide_frame["looks_like"] is None
+    with serve(create_app(make_settings(registry_root))) as alone:  # one exam: no one to name
+        assert httpx.post(f"{alone.http}/assess", content=png).json()["frames"][0]["looks_like"] is None
