@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,7 @@ class ScanSession:
         self.ws = websocket
         self.service = service
         self.holder = holder  # the exam's: a hello naming another model moves the session to its holder
+        self._unsubscribe: Callable[[], None] = lambda: None  # from the holder's swaps, once `run` subscribes
         self.metrics = service.metrics
         self.model = model
         self.guidance = GuidanceTracker(guidance_config(service.settings))
