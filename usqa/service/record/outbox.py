@@ -17,7 +17,6 @@ The outbox holds patient data: `discard(session)` removes a session's undelivere
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import shutil
@@ -98,7 +97,6 @@ class DeliveryStatus:
     """What /readyz and /metrics say of the PACS."""
 
     url: str
-    waiting: int = 0
     delivered: int = 0  # parcels
     refused: int = 0
     failing_since: float | None = None  # wall clock of the first failed try of the current parcel
@@ -136,22 +134,27 @@ class OutboxSender:
 
     async def run(self) -> None:
         while True:
-            parcels = await asyncio.to_thread(self.outbox.parcels)
-            self.status.waiting = len(parcels)
-            if not parcels:
-                self.outbox.wakeup.clear()
-                await self.outbox.wakeup.wait()
-                continue
-            if not await self.deliver(parcels[0]):
-                with contextlib.suppress(TimeoutError):
-                    # A new parcel does not cut the wait short: the PACS is what we are waiting for.
-                    await asyncio.sleep(self.backoff_s())
+            try:
+                parcels = await asyncio.to_thread(self.outbox.parcels)
+                if not parcels:
+                    self.outbox.wakeup.clear()
+                    await self.outbox.wakeup.wait()
+                    continue
+                delivered = await self.deliver(parcels[0])
+            except Exception:  # a disk error: said, and tried again later; the sender must not die of it
+                log.exception("PACS outbox: could not handle the oldest parcel")
+                delivered = False
+            if not delivered:
+                # A new parcel does not cut the wait short: the PACS is what we are waiting for.
+                await asyncio.sleep(self.backoff_s())
 
     async def deliver(self, parcel: Path) -> bool:
         """Send one parcel; True when it left the outbox (delivered, refused, or discarded meanwhile)."""
         try:
             instances = await asyncio.to_thread(self.outbox.read, parcel)
         except OSError:  # discarded (DELETE /sessions/{id}) between the listing and the read
+            return True
+        if not instances:  # the same, caught mid-listing
             return True
         try:
             await self.client.store(instances)
