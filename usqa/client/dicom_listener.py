@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 DEFAULT_AE_TITLE = "USQA"
 DEFAULT_FPS = 30.0
 MSG_TOO_MANY_FRAMES = "the series holds more than {limit} frames"
+MSG_UNREADABLE = "{count} instance(s) whose header could not be read were left out"
+# Associations served at once: each may hold `ListenerLimits.max_bytes` until it is released.
+MAX_ASSOCIATIONS = 4
 # C-STORE statuses (PS3.4 B.2.3).
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
@@ -71,7 +74,7 @@ class ListenerLimits:
     """What one association may hold, and what decoding one series may cost (the service's own limits)."""
 
     max_instances: int = 512
-    max_bytes: int = 512 * 1024 * 1024
+    max_bytes: int = 256 * 1024 * 1024
     max_pixels: int = 4096 * 4096
     max_frames: int = 5000
     max_decoded_pixels: int = 128 * 1024 * 1024
@@ -128,6 +131,7 @@ class DicomListener:
         self._received: dict[int, Received] = {}
         self._lock = threading.Lock()
         self.ae = AE(ae_title=ae_title)
+        self.ae.maximum_associations = MAX_ASSOCIATIONS
         for context in StoragePresentationContexts:
             if context.abstract_syntax is not None:
                 self.ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
@@ -139,7 +143,11 @@ class DicomListener:
         return int(self._server.server_address[1])
 
     def start(self) -> DicomListener:
-        handlers: list[Any] = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_RELEASED, self._on_released)]
+        handlers: list[Any] = [
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_RELEASED, self._on_released),
+            (evt.EVT_ABORTED, self._on_aborted),  # what an aborted association sent is dropped, not scored
+        ]
         self._server = self.ae.start_server(self.address, block=False, evt_handlers=handlers)
         log.info(
             "DICOM listener %s on %s:%d, streaming to %s",
@@ -176,6 +184,10 @@ class DicomListener:
             received.nbytes += len(data)
         return SUCCESS
 
+    def _on_aborted(self, event: Any) -> None:
+        with self._lock:
+            self._received.pop(id(event.assoc), None)
+
     def _on_released(self, event: Any) -> None:
         with self._lock:
             received = self._received.pop(id(event.assoc), None)
@@ -192,12 +204,22 @@ class DicomListener:
     def score(self, instances: list[bytes]) -> list[SeriesOutcome]:
         """Stream each series of these Part 10 files to the service, one after the other."""
         series: dict[str, list[tuple[int, bytes, pydicom.Dataset]]] = {}
+        unreadable = 0
         for data in instances:
-            header = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data), stop_before_pixels=True, force=True)
-            uid = str(header.get("SeriesInstanceUID", "") or "unknown")
-            number = int(header.get("InstanceNumber") or 0)
+            try:
+                header = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data), stop_before_pixels=True)
+                uid = str(header.get("SeriesInstanceUID", "") or "unknown")
+                number = int(header.get("InstanceNumber") or 0)
+            except Exception:  # pydicom raises many types on a bad header: the instance is left out, said
+                unreadable += 1
+                continue
             series.setdefault(uid, []).append((number, data, header))
-        return [self._stream_series(uid, sorted(items, key=lambda i: i[0])) for uid, items in series.items()]
+        outcomes = [
+            self._stream_series(uid, sorted(items, key=lambda i: i[0])) for uid, items in series.items()
+        ]
+        if unreadable:
+            outcomes.append(SeriesOutcome("unknown", 0, None, MSG_UNREADABLE.format(count=unreadable)))
+        return outcomes
 
     def _stream_series(self, uid: str, items: list[tuple[int, bytes, pydicom.Dataset]]) -> SeriesOutcome:
         limits = self.limits
