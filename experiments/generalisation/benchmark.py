@@ -23,9 +23,10 @@ run trains in 2-3 min (the reference's includes the non-selective U-Net), a clas
 15 s, and each is evaluated in ~15 s. Under other load (an average of 8-10) the same work took 2-3x as long;
 pass `--methods` / `--seeds` / `--tasks` / `--datasets` to trim.
 
-The supervised reference (`reference.py`) runs on every (data set, task, seed) whatever `--methods` says; on
+The supervised reference (`reference.py`) runs on every (data set, task, seed) whatever `--methods` says, before
+the methods: it is also the supervised stage every method's run of that (data set, task, seed) continues from. On
 `prostate_evidence_loss`, seed 0, one thread, load ~5 on 2 cores: 234 s classify (stopped at 1,300 steps),
-396 s segment (all 2,000), so its 27 runs add roughly an hour of wall time with `--jobs 2`."""
+396 s segment (all 2,000), so its 27 runs take roughly an hour of wall time with `--jobs 2`."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ from experiments.generalisation.reference import reference_config, train_referen
 from usqa.contracts.training import TASKS, TrainConfig
 from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.run import load_run, train
-from usqa.trainer.amenability.run_folder import EVAL_DIR
+from usqa.trainer.amenability.run_folder import EVAL_DIR, SUPERVISED_FILE
 from usqa.trainer.data import load_task_data
 
 log = logging.getLogger("experiments.generalisation")
@@ -116,7 +117,11 @@ def train_job(job: dict[str, Any]) -> dict[str, Any]:
     # A retrained run's old result must not outlive it if this training or its evaluation fails.
     (run_dir / RESULT_FILE).unlink(missing_ok=True)
     started = time.perf_counter()
-    result = train(config, job["data_dir"], run_dir, progress=False)
+    # Every method continues from the supervised reference's stage of the same (data set, task, seed).
+    shared = job.get("shared_stage")
+    result = train(
+        config, job["data_dir"], run_dir, progress=False, shared_stage=Path(shared) if shared else None
+    )
     record = {"config": job["config"], "seconds": result.seconds, "wall": time.perf_counter() - started}
     (run_dir / TRAIN_FILE).write_text(json.dumps(record, indent=1) + "\n")
     return record
@@ -187,6 +192,9 @@ def plan(args: argparse.Namespace, data_dirs: dict[str, Path]) -> list[dict[str,
                             "data_dir": str(data_dirs[data.name]),
                             "run_dir": str(folder / name / f"seed{seed}"),
                             "baseline_run": str(folder / REFERENCE / f"seed{seed}"),
+                            "shared_stage": None
+                            if name == SUPERVISED_REFERENCE
+                            else str(folder / SUPERVISED_REFERENCE / f"seed{seed}" / SUPERVISED_FILE),
                             "resamples": args.resamples,
                         }
                     )
@@ -323,11 +331,12 @@ def run(args: argparse.Namespace) -> None:
     # Written first as well, so that `--render-only` after an interruption shows the runs that finished.
     unfinished = {"wall_seconds": 0.0, "trained_now": 0, "finished": "not finished (interrupted?)"}
     (args.out / META_FILE).write_text(json.dumps(meta | unfinished, indent=1) + "\n")
-    # The supervised references (to convergence) and segmentation runs are the slowest: start them first so
-    # the pool does not end on one long run.
-    to_train.sort(key=lambda j: (j["method"] != SUPERVISED_REFERENCE, j["task"] != "segment"))
+    # The supervised references first: every method's run continues from its (data set, task, seed)'s stage.
+    # Segmentation runs are the slowest: start them first in each phase so the pool does not end on one.
+    to_train.sort(key=lambda j: j["task"] != "segment")
     log.info("%d runs planned, %d to train with %d worker(s)", len(jobs), len(to_train), args.jobs)
-    _run_all(to_train, train_job, args.jobs)
+    _run_all([j for j in to_train if j["method"] == SUPERVISED_REFERENCE], train_job, args.jobs)
+    _run_all([j for j in to_train if j["method"] != SUPERVISED_REFERENCE], train_job, args.jobs)
     to_evaluate = [
         j
         for j in jobs

@@ -3,15 +3,22 @@
 So that every page shows how far the product's predictor is from an ordinary one: the same network family and
 batch size as the budget's runs, trained by `usqa.trainer.amenability.supervised_stage` (the trainer's own
 supervised stage: AdamW, one-cycle learning rate, early stopping on the validation split, the best validation
-check's weights) on every training frame, with the ultrasound augmentation (left-right flips, gain and contrast
-jitter, small affine) and plain (not class-balanced) batches. Its step budget is its own (`reference_stage`),
-fixed so that the yardstick does not move when the product's presets or plan do: for the `benchmark` budget
-3,000 classification steps of 32 frames, about 60 epochs of the simulator sets' 1,680 training frames (the
-ordinary CNN of issue 24), and 2,000 segmentation steps of 16; early stopping may end it sooner. It is scored
-on the holdout split with the evaluation's per-frame metric, on the frames the evaluation uses, so its number
-sits beside the non-selective predictor's at 0 % rejection.
+check's weights) on every training frame, with the budget's recipe (for `benchmark`, the demo preset's: the
+ultrasound augmentation, left-right flips, gain and contrast jitter, small affine, and plain batches, not
+class-balanced). Its step budget is the budget's stage
+(`methods.BENCHMARK_STAGE` for `benchmark`: 3,000 classification steps of 32 frames, about 60 epochs of the
+simulator sets' 1,680 training frames, the ordinary CNN of issue 24, and 2,000 segmentation steps of 16; early
+stopping may end it sooner). It is scored on the holdout split with the evaluation's per-frame metric, on the
+frames the evaluation uses, so its number sits beside the non-selective predictor's at 0 % rejection.
 
-A job trains and scores in one go (a minute or two): `result.json` first, then `train.json`, which marks it done.
+It is also the product's first stage: `train()` runs exactly this stage before the non-selective baseline and
+Algorithm 1 continue from it. The reference keeps its predictor as `supervised.pt`, and every method's run of the
+same (data set, task, seed) continues from that file (`train(shared_stage=...)`, which checks that the stage
+settings agree) instead of training the same stage five more times. So the learning table's last column is what
+the continuation does to an ordinary predictor, and a method's training time excludes the shared stage.
+
+A job trains and scores in one go (minutes): `supervised.pt` and `result.json` first, then `train.json`, which
+marks it done.
 """
 
 from __future__ import annotations
@@ -25,38 +32,20 @@ from typing import Any
 import torch
 
 from experiments.generalisation.methods import METHODS, SUPERVISED_REFERENCE, method_config
-from usqa.contracts.training import SupervisedConfig, TrainConfig
+from usqa.contracts.training import TrainConfig
 from usqa.trainer.amenability.engine import frame_metric, infer
 from usqa.trainer.amenability.run import with_data_priors
-from usqa.trainer.amenability.supervised_stage import supervised_stage
+from usqa.trainer.amenability.run_folder import SUPERVISED_FILE
+from usqa.trainer.amenability.supervised_stage import save_stage, supervised_stage
 from usqa.trainer.data import load_task_data
-
-# The quick budgets check the code path and finish in seconds (debug) or a minute (demo).
-QUICK_STAGES = {
-    "debug": SupervisedConfig(steps=8, eval_every=2, patience=2),
-    "demo": SupervisedConfig(steps=300, eval_every=25, patience=4),
-}
-
-
-def reference_stage(budget: str, task: str) -> SupervisedConfig:
-    """The reference's training budget: to convergence for `benchmark` and `default` (one check per 100 steps,
-    stopped after 5 checks without a better validation metric), a quick one for `debug` and `demo`."""
-    if budget in QUICK_STAGES:
-        return QUICK_STAGES[budget]
-    return SupervisedConfig(steps=3000 if task == "classify" else 2000, eval_every=100, patience=5)
 
 
 def reference_config(*, budget: str, task: str, seed: int, frame_size: int) -> TrainConfig:
-    """The budget's network, batch size and frame size (as every method's run), trained the ordinary way."""
+    """The budget's network, batch size, frame size and supervised stage (as every method's run), alone."""
     base = method_config(
         METHODS[0], budget=budget, task=task, seed=seed, frame_size=frame_size, train_baseline=False
     )
-    return replace(
-        base,
-        name=f"{budget}-{SUPERVISED_REFERENCE}",
-        recipe=replace(base.recipe, augment="ultrasound", balanced_sampling=False),
-        supervised=reference_stage(budget, task),
-    )
+    return replace(base, name=f"{budget}-{SUPERVISED_REFERENCE}")
 
 
 def train_reference(job: dict[str, Any], train_file: str, result_file: str) -> dict[str, Any]:
@@ -70,6 +59,7 @@ def train_reference(job: dict[str, Any], train_file: str, result_file: str) -> d
     data = load_task_data(job["data_dir"], config)
     config = with_data_priors(replace(config, num_classes=data.num_classes), data)
     stage = supervised_stage(config, data.train, data.val)
+    save_stage(config, stage, run_dir / SUPERVISED_FILE)
     logits = infer(stage.predictor, data.holdout.frames, torch.device("cpu"))
     metric = float(frame_metric(config.task, logits, data.holdout.targets).mean())
     record = {"config": job["config"], "seconds": {"supervised": stage.seconds}}

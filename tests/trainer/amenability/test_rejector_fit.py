@@ -83,3 +83,13 @@ def test_another_rejector_serves_only_beyond_the_softmax_sampling_error() -> Non
     )
     name, reason = choose_served(validation, margins={"controller": -0.01, "doctor": 0.0, "fused": 0.02})
     assert name == "controller" and "beyond: controller" in reason
+
+
+def test_the_margin_is_corrected_for_the_challengers_tried() -> None:
+    """Three challengers are each held to 98.3 %, one to 95 %: a chance win among several is not a win."""
+    val = split(600, seed=5)
+    scores = validation_scores("classify", fit_rejectors("classify", val), val)
+    alone = margins_over_softmax({k: scores[k] for k in ("softmax", "controller")}, val, resamples=200)
+    among_three = margins_over_softmax(scores, val, resamples=200)
+    # The same bootstrap draws (same seed), a stricter percentile.
+    assert among_three["controller"] > alone["controller"]

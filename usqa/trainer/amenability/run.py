@@ -44,7 +44,7 @@ from usqa.trainer.amenability.run_folder import (
     record_data_dir,
     write_verdict,
 )
-from usqa.trainer.amenability.supervised_stage import stage_in_run_folder
+from usqa.trainer.amenability.supervised_stage import StageMismatch, stage_in_run_folder
 from usqa.trainer.data import TaskData, load_task_data, reward_indices
 from usqa.trainer.engine.base import Callback, Engine
 from usqa.trainer.engine.callbacks import BestModel, Checkpointer, MetricsLog, ProgressBar, atomic_torch_save
@@ -200,12 +200,14 @@ def train(
     resume: bool = False,
     progress: bool = True,
     data: TaskData | None = None,
+    shared_stage: Path | None = None,
 ) -> RunResult:
     """Train the baseline predictor and the controller/predictor pair (Algorithm 1) into `out_dir`.
 
     `callbacks` get every episode's logs (an `EpisodeLog` as a dict: stage, episode, reward, metric, ETA) in
-    both stages; `resume=True` continues from `out_dir/checkpoint.pt` with the same config. Raises
-    `DataError`/`RunError`/`DeviceError` for unusable input.
+    both stages; `resume=True` continues from `out_dir/checkpoint.pt` with the same config. `shared_stage`: a
+    supervised.pt another run trained with the same stage settings, used instead of training the stage (the
+    benchmark's supervised reference). Raises `DataError`/`RunError`/`DeviceError` for unusable input.
     """
     run_dir = Path(out_dir)
     device = resolve_device(config.device)
@@ -228,9 +230,21 @@ def train(
     # Both stages below continue from the supervised stage's predictor (when it is on), so they compare fairly.
     start: dict[str, torch.Tensor] | None = None
     if config.supervised.steps > 0:
-        start = stage_in_run_folder(
-            config, data, run_dir, build_networks(config)[0], callbacks, resume, progress, device, seconds
-        )
+        try:
+            start = stage_in_run_folder(
+                config,
+                data,
+                run_dir,
+                build_networks(config)[0],
+                callbacks,
+                resume,
+                progress,
+                device,
+                seconds,
+                shared=shared_stage,
+            )
+        except StageMismatch as exc:
+            raise RunError(str(exc)) from exc
 
     baseline: nn.Module | None = None
     if config.train_baseline:

@@ -9,7 +9,9 @@ comparison stays fair. The generalisation benchmark calls it alone as its "super
 
 Seeded throughout (initial weights, batches, augmentation): run twice, it gives the same predictor, which is how a
 resumed run that crashed inside the stage stays exact (the stage is redone; a finished stage is read back from
-the run folder's supervised.pt).
+the run folder's supervised.pt). Two runs whose configs agree on what the stage reads (`stage_identity`) train the
+same stage, so a finished one may be shared (`shared_stage`): the generalisation benchmark trains it once per data
+set, task and seed, as its supervised reference, and every method's run continues from that file.
 """
 
 from __future__ import annotations
@@ -39,6 +41,26 @@ log = logging.getLogger(__name__)
 STAGE = "supervised"
 # Seed offsets of the stage's generators, apart from Algorithm 1's (+1..+5) and the baseline's (+1000..).
 SEED_OFFSET = 2000
+# What the stage reads of a config (the predictor's shape and initial weights, its data, batches, augmentation and
+# schedule): two configs equal on these train the same predictor. Algorithm 1's settings are not among them.
+STAGE_FIELDS = (
+    "task",
+    "seed",
+    "frame",
+    "batch_size",
+    "predictor_loss",
+    "weight_decay",
+    "num_classes",
+    "backbone",
+    "unet",
+    "backbone_checkpoint",
+    "supervised",
+)
+STAGE_RECIPE_FIELDS = ("augment", "balanced_sampling", "output_prior")
+
+
+class StageMismatch(ValueError):
+    """A shared stage file trained with other settings than the run asks for."""
 
 
 @dataclass
@@ -215,6 +237,43 @@ def supervised_stage(
     )
 
 
+def stage_identity(config: TrainConfig | dict[str, Any]) -> dict[str, Any]:
+    """The part of a (resolved) config that decides the stage's predictor."""
+    values = config.to_dict() if isinstance(config, TrainConfig) else config
+    recipe = values.get("recipe", {})
+    return {
+        **{key: values.get(key) for key in STAGE_FIELDS},
+        "recipe": {key: recipe.get(key) for key in STAGE_RECIPE_FIELDS},
+    }
+
+
+def save_stage(config: TrainConfig, result: StageResult, path: Path) -> dict[str, torch.Tensor]:
+    """Write the stage's predictor, its resolved config and what it did to `path` (atomically); return the weights."""
+    state = {k: v.cpu() for k, v in result.predictor.state_dict().items()}
+    atomic_torch_save({"config": config.to_dict(), "predictor": state, "stage": result.summary()}, path)
+    return state
+
+
+def shared_stage(config: TrainConfig, source: Path, run_dir: Path) -> dict[str, torch.Tensor]:
+    """The predictor of a stage another run trained (`source`, a supervised.pt), copied into this run's folder.
+
+    Raises `StageMismatch` when `source` was trained with settings the stage reads that differ from `config`'s,
+    naming them: a shared stage must be the one this run would have trained itself.
+    """
+    saved = torch.load(source, map_location="cpu", weights_only=False)
+    theirs, ours = stage_identity(saved["config"]), stage_identity(config)
+    if theirs != ours:
+        differ = sorted(key for key in ours if ours[key] != theirs.get(key))
+        raise StageMismatch(
+            f"{source}: a supervised stage trained with other {', '.join(differ)} than this run's"
+        )
+    atomic_torch_save(
+        {**saved, "config": config.to_dict(), "shared_from": str(source)}, run_dir / SUPERVISED_FILE
+    )
+    state: dict[str, torch.Tensor] = saved["predictor"]
+    return state
+
+
 def stage_in_run_folder(
     config: TrainConfig,
     data: TaskData,
@@ -225,13 +284,17 @@ def stage_in_run_folder(
     progress: bool,
     device: torch.device,
     seconds: dict[str, float],
+    shared: Path | None = None,
 ) -> dict[str, torch.Tensor]:
-    """`train()`'s stage: the predictor's weights read back from supervised.pt on a resume, else trained from
-    `predictor` (seeded, with the heated backbone when configured), logged to metrics.jsonl and saved."""
+    """`train()`'s stage: the predictor's weights read back from supervised.pt on a resume, taken from a `shared`
+    stage file (`shared_stage`), else trained from `predictor` (seeded, with the heated backbone when configured),
+    logged to metrics.jsonl and saved."""
     path = run_dir / SUPERVISED_FILE
     if resume and path.is_file():
         state: dict[str, torch.Tensor] = torch.load(path, map_location="cpu", weights_only=False)["predictor"]
         return state
+    if shared is not None:
+        return shared_stage(config, shared, run_dir)
     result = supervised_stage(
         config,
         data.train,
@@ -249,6 +312,4 @@ def stage_in_run_folder(
         result.steps,
         " (stopped early)" if result.stopped_early else "",
     )
-    state = {k: v.cpu() for k, v in result.predictor.state_dict().items()}
-    atomic_torch_save({"config": config.to_dict(), "predictor": state, "stage": result.summary()}, path)
-    return state
+    return save_stage(config, result, path)
