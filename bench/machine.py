@@ -1,16 +1,7 @@
-"""The machine a benchmark ran on, as its records name it."""
+"""The machine a benchmark ran on, as its records name it (the runtime's own reading, which export records too)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from usqa.service.inference.capacity import cpu_model
 
-
-def cpu_model(unknown: str = "unknown") -> str:
-    """The CPU's model name from /proc/cpuinfo, or `unknown` where there is none."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return unknown
+__all__ = ["cpu_model"]

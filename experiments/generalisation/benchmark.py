@@ -16,17 +16,11 @@ runs/generalisation/runs/DATA/TASK/METHOD/seedN/ (run folder, `train.json`, `eva
 `result.json`), runs/generalisation/meta.json (data sets, methods, machine) and results.json (everything
 the page shows). A run whose `result.json` holds the same config is not trained again (`--force` retrains).
 
-Time (budget `benchmark`), with `--jobs 2` and one torch thread per run on an otherwise idle 2-core machine:
-the 51 runs of the first four methods took 28 min of wall time including ~2 min to build the data sets, the
-9 runs of the classification-only method 1.4 min (docs/results.md, status of 3 Dec 2026). A segmentation
-run trains in 2-3 min (the reference's includes the non-selective U-Net), a classification run in about
-15 s, and each is evaluated in ~15 s. Under other load (an average of 8-10) the same work took 2-3x as long;
-pass `--methods` / `--seeds` / `--tasks` / `--datasets` to trim.
-
-The supervised reference (`reference.py`) runs on every (data set, task, seed) whatever `--methods` says, before
-the methods: it is also the supervised stage every method's run of that (data set, task, seed) continues from. On
-`prostate_evidence_loss`, seed 0, one thread, load ~5 on 2 cores: 234 s classify (stopped at 1,300 steps),
-396 s segment (all 2,000), so its 27 runs take roughly an hour of wall time with `--jobs 2`."""
+Time: docs/results.md gives each run's wall time. The supervised reference (`reference.py`) runs on every
+(data set, task, seed) whatever `--methods` says, before the methods: it is also the supervised stage every
+method's run of that (data set, task, seed) continues from, and the slowest part (on `prostate_evidence_loss`,
+one thread, load ~5 on 2 cores: 234 s classify, stopped at 1,300 steps; 396 s segment, all 2,000). Pass
+`--methods` / `--seeds` / `--tasks` / `--datasets` to trim."""
 
 from __future__ import annotations
 
@@ -61,6 +55,7 @@ from experiments.generalisation.methods import (
 from experiments.generalisation.page import check_docs, collect, write_docs
 from experiments.generalisation.reference import reference_config, train_reference
 from usqa.contracts.training import TASKS, TrainConfig
+from usqa.trainer.amenability.engine import infer
 from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.run import load_run, train
 from usqa.trainer.amenability.run_folder import EVAL_DIR, SUPERVISED_FILE
@@ -72,29 +67,20 @@ TRAIN_FILE = "train.json"
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
 META_FILE = "meta.json"
-INFERENCE_CHUNK = 256
-
-
-def _forward(network: torch.nn.Module, frames: torch.Tensor) -> torch.Tensor:
-    """Outputs for many frames in eval mode, in chunks (the runner's own copy: the engine is being refactored)."""
-    network.eval()
-    with torch.no_grad():
-        return torch.cat(
-            [network(frames[i : i + INFERENCE_CHUNK]) for i in range(0, len(frames), INFERENCE_CHUNK)]
-        )
+CPU = torch.device("cpu")
 
 
 def probe(run_dir: Path, data_dir: Path) -> dict[str, Any]:
     """What the report lacks: the spread of the controller's holdout scores and what the predictors output."""
     config, controller, predictor, baseline = load_run(run_dir)
     holdout = load_task_data(data_dir, config).holdout
-    scores = _forward(controller, holdout.frames).flatten().numpy()
+    scores = infer(controller, holdout.frames, CPU).flatten().numpy()
     p5, p50, p95 = (float(v) for v in np.percentile(scores, [5, 50, 95]))
     out: dict[str, Any] = {"controller_scores": {"p5": p5, "p50": p50, "p95": p95}}
     for name, network in (("predictor", predictor), ("baseline", baseline)):
         if network is None:
             continue
-        predicted = _forward(network, holdout.frames).argmax(dim=1)
+        predicted = infer(network, holdout.frames, CPU).argmax(dim=1)
         if config.task == "classify":
             counts = torch.bincount(predicted.flatten(), minlength=config.num_classes)
             out[name] = {

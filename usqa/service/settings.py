@@ -83,6 +83,11 @@ class Settings(BaseSettings):
 
     # -- live scanning -----------------------------------------------------------------------------------
     max_scan_sessions: int = Field(default=16, gt=0)
+    # Capacity (usqa/service/inference/capacity.py): streams are admitted up to what the measured per-frame cost
+    # allows at `stream_fps` each, keeping `capacity_headroom` of the saturation rate; beyond it the next stream is
+    # refused with 1013 (try again) instead of every stream slowing down. `max_scan_sessions` stays the hard cap.
+    stream_fps: float = Field(default=30.0, gt=0, le=240)
+    capacity_headroom: float = Field(default=0.8, gt=0, le=1)
     max_ws_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     # A stream slot cannot be squatted: the first message (a hello or a frame) must come this soon after
     # the stream opens, and a frame at least this often (hellos do not count), or the stream is closed

@@ -78,6 +78,11 @@ def test_export_publishes_a_checked_version_with_the_graph_contract(
     assert set(manifest.metrics["opencv_dnn"]) == {"controller", "predictor"}
     assert manifest.preprocessing == {"size": 32, "crop": "none", "interpolation": "area"}
     assert manifest.training_config["task"] == "classify"
+    # What a frame costs a worker on this machine, the service's first capacity figure (issue #27), on the card.
+    assert manifest.cost is not None and manifest.cost.frame_ms > 0 and manifest.cost.threads == 1
+    assert manifest.cost.frames >= 100 and manifest.cost.cores >= 1
+    card = (registry.root / "m" / "1" / "card.md").read_text()
+    assert f"Per-frame cost at export: {manifest.cost.frame_ms:.2f} ms" in card
     size = manifest.preprocessing["size"]
     for role, output, shape in (("controller", "score", (5,)), ("predictor", "probabilities", (5, 2))):
         session = ort.InferenceSession(str(loaded.graph_path(role)), providers=["CPUExecutionProvider"])

@@ -43,6 +43,7 @@ from usqa.service.api.state import ServiceState
 from usqa.service.datasets.uploads import sweep_staging
 from usqa.service.frames.lane import DecodeLane
 from usqa.service.inference.batcher import InferenceQueue
+from usqa.service.inference.capacity import CapacityMeter, sample_periodically
 from usqa.service.inference.model import LoadedModel, load_model
 from usqa.service.inference.providers import ProviderPlan, ThreadPlan, plan_providers, plan_threads
 from usqa.service.inference.scoring import FrameScorer
@@ -110,12 +111,19 @@ def build_state(settings: Settings) -> ServiceState:
         settings.model_alias,
         partial(_load, settings=settings, providers=providers, threads=threads),
     )
+    capacity = CapacityMeter(
+        workers=threads.workers,
+        stream_fps=settings.stream_fps,
+        headroom=settings.capacity_headroom,
+        export_cost_s=partial(exported_cost_s, models),
+    )
     queue = InferenceQueue(
         workers=threads.workers,
         max_batch_frames=settings.max_batch_frames,
         max_pending=settings.max_pending_requests,
         retry_after_s=settings.retry_after_s,
         on_batch=partial(_observe_batch, metrics),
+        on_work=capacity.observe_work,
     )
     state = ServiceState(
         settings=settings,
@@ -124,6 +132,7 @@ def build_state(settings: Settings) -> ServiceState:
         threads=threads,
         holder=models.default,
         models=models,
+        capacity=capacity,
         queue=queue,
         scorer=FrameScorer(
             queue,
@@ -151,6 +160,7 @@ def build_state(settings: Settings) -> ServiceState:
     if settings.pacs_url:
         state.outbox, state.delivery = _pacs_delivery(settings, metrics)
     metrics.track_pending(lambda: queue.pending)
+    metrics.track_capacity(capacity.estimate)
     metrics.track_drift(state.drift_now, state.ood_drift_now)
     models.subscribe(state.on_model_event)
     return state
@@ -171,6 +181,16 @@ def _pacs_delivery(settings: Settings, metrics: ServiceMetrics) -> tuple[Outbox,
     return outbox, sender
 
 
+def exported_cost_s(models: ServedModels) -> float | None:
+    """The costliest served version's per-frame cost measured at export, in seconds (None: none recorded)."""
+    costs = [
+        holder.current.manifest.cost.frame_ms / 1000
+        for holder in models
+        if holder.current is not None and holder.current.manifest.cost is not None
+    ]
+    return max(costs, default=None)
+
+
 def _observe_batch(metrics: ServiceMetrics, model: LoadedModel, frames: int, seconds: float) -> None:
     labels = (model.name, str(model.number))  # once per batch, from a worker thread
     metrics.exec_count.labels(*labels).inc()
@@ -188,6 +208,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.queue.start()
     # Retention holds when nobody reads or streams too: expired sessions leave memory and disk on a timer.
     session_sweeper = asyncio.create_task(sweep_periodically(state.records))
+    # The capacity meter's samples are read on the loop's own thread: its CPU time is the event loop's cost.
+    capacity_sampler = asyncio.create_task(sample_periodically(state.capacity))
     # Scans filed while the PACS was down, by this process or an earlier one, go out from the start.
     delivery = None if state.delivery is None else asyncio.create_task(state.delivery.run())
     try:
@@ -208,6 +230,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         state.ready = False
         session_sweeper.cancel()
+        capacity_sampler.cancel()
         if state.filing:  # scans that ended just before: their objects reach the outbox before we stop
             await asyncio.gather(*state.filing, return_exceptions=True)
         if delivery is not None and state.delivery is not None:

@@ -14,6 +14,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from usqa.service.inference.capacity import CapacityEstimate
+
 # Seconds: fine steps across the 17-33 ms frame budget, coarse beyond it.
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.010, 0.015, 0.020, 0.025, 0.033, 0.050, 0.075, 0.100,
@@ -79,6 +81,32 @@ class DriftCollector(Collector):
         if current is not None:
             family.add_metric([current[0], current[1]], current[2])
         yield family
+
+
+class CapacityCollector(Collector):
+    """What the service can carry (`usqa_capacity_*`, `usqa_frame_cost_seconds`), read from the meter when scraped;
+    absent while nothing is measured."""
+
+    def __init__(self, source: Callable[[], CapacityEstimate]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        estimate = self.source()
+        fps = GaugeMetricFamily(
+            "usqa_capacity_frames_per_second", "Estimated frames/s at saturation (the lowest bound)"
+        )
+        streams = GaugeMetricFamily(
+            "usqa_capacity_streams", "Streams admitted at USQA_STREAM_FPS, keeping USQA_CAPACITY_HEADROOM"
+        )
+        cost = GaugeMetricFamily(
+            "usqa_frame_cost_seconds", "Per-frame cost behind each capacity bound", labels=["bound"]
+        )
+        if estimate.frames_per_second is not None and estimate.streams is not None:
+            fps.add_metric([], estimate.frames_per_second)
+            streams.add_metric([], estimate.streams)
+        for bound, milliseconds in estimate.cost_ms.items():
+            cost.add_metric([bound], milliseconds / 1000)
+        yield from (fps, streams, cost)
 
 
 class ServiceMetrics:
@@ -220,6 +248,9 @@ class ServiceMetrics:
 
     def track_pending(self, pending: Callable[[], float]) -> None:
         self.pending.set_function(pending)
+
+    def track_capacity(self, source: Callable[[], CapacityEstimate]) -> None:
+        self.registry.register(CapacityCollector(source))
 
     def track_pacs(self, waiting: Callable[[], float], degraded: Callable[[], float]) -> None:
         self.pacs_waiting.set_function(waiting)

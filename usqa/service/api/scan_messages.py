@@ -54,6 +54,8 @@ MSG_TOO_BIG_REASON = "message too big"
 MSG_NO_MODEL_REASON = "no model loaded yet; try again later"
 MSG_TOKEN_REASON = "missing or invalid bearer token"
 MSG_SESSIONS_REASON = "too many scan sessions; try again later"
+# A close reason is at most 123 bytes: the numbers, and where to read more (GET /readyz's `capacity`).
+MSG_CAPACITY_REASON = "at capacity: {streams} streams at {fps:g} fps on this machine; try again later"
 MSG_CLIENT_SESSIONS_REASON = (
     "too many scan sessions from this address: {limit} are open (USQA_SCAN_SLOTS_PER_CLIENT); try again later"
 )

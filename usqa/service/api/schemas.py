@@ -272,6 +272,21 @@ class PacsStatus(BaseModel):
     last_error: str | None
 
 
+class CapacityOut(BaseModel):
+    """What the service can carry (usqa/service/inference/capacity.py, docs/service.md "Capacity")."""
+
+    frames_per_second: float | None = Field(description="Estimated saturation; null before any measure")
+    streams: int | None = Field(description="Streams admitted at stream_fps, keeping the headroom")
+    open_streams: int
+    stream_fps: float
+    headroom: float
+    bound: Literal["workers", "event_loop", "cpu"] | None
+    basis: Literal["measured", "export", "unknown"]
+    bounds: dict[str, float] = Field(description="Frames/s each bound allows")
+    cost_ms: dict[str, float] = Field(description="Per-frame cost behind each bound")
+    measured_frames: int
+
+
 class ReadinessResponse(BaseModel):
     ready: bool
     detail: str
@@ -285,6 +300,7 @@ class ReadinessResponse(BaseModel):
     pacs: PacsStatus | None = Field(
         default=None, description="Deliveries to the PACS, when USQA_PACS_URL is set"
     )
+    capacity: CapacityOut | None = None
 
 
 class HealthResponse(BaseModel):

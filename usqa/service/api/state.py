@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from usqa.service.api.metrics import ScoringMetrics, ServiceMetrics
 from usqa.service.api.schemas import (
+    CapacityOut,
     ModelStatus,
     PacsStatus,
     PassLineOut,
@@ -18,6 +19,7 @@ from usqa.service.api.schemas import (
 )
 from usqa.service.inference.batcher import InferenceQueue
 from usqa.service.inference.calibration import MSG_UNCALIBRATED
+from usqa.service.inference.capacity import CapacityMeter
 from usqa.service.inference.holder import ModelHolder, SwapOutcome
 from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.providers import ProviderPlan, ThreadPlan
@@ -49,6 +51,8 @@ class ServiceState:
     records: SessionStore
     # Every served model's holder, the default first (issue #27).
     models: ServedModels
+    # What the service can carry, measured while frames flow (issue #27 item 3).
+    capacity: CapacityMeter
     watcher: RegistryWatcher | None = None
     # Retraining jobs: None where no broker is configured (the job routes then answer 503).
     jobs: JobClient | None = None
@@ -137,6 +141,8 @@ class ServiceState:
             detail += f"; {MSG_UNCALIBRATED.format(name=model.name, version=model.number)}"
         if model is not None and not (line := pass_line(model.manifest)).certified:
             detail += f"; pass line {line.promise}"
+        if model is not None:
+            detail += f"; {self.capacity.estimate().describe()}"
         pacs = self.pacs_status()
         if pacs is not None and pacs.state == "degraded":
             detail += f"; PACS degraded: {pacs.waiting} scan(s) waiting in the outbox ({pacs.last_error})"
@@ -174,6 +180,22 @@ class ServiceState:
             last_swap=swap_report(self.holder.last_swap),
             swap_failure=swap_report(failure),
             pacs=pacs,
+            capacity=self.capacity_status(),
+        )
+
+    def capacity_status(self) -> CapacityOut:
+        e = self.capacity.estimate()
+        return CapacityOut(
+            frames_per_second=e.frames_per_second,
+            streams=e.streams,
+            open_streams=self.sessions.open,
+            stream_fps=e.stream_fps,
+            headroom=e.headroom,
+            bound=e.bound,
+            basis=e.basis,
+            bounds=e.bounds,
+            cost_ms=e.cost_ms,
+            measured_frames=e.measured_frames,
         )
 
     def pacs_status(self) -> PacsStatus | None:

@@ -84,6 +84,8 @@ class BatchTiming:
 
 
 BatchObserver = Callable[[LoadedModel, int, float], None]
+# (frames, seconds): a batch's whole worker time, preparation to verdicts (the capacity meter's W).
+WorkObserver = Callable[[int, float], None]
 
 
 @dataclass
@@ -109,12 +111,14 @@ class InferenceQueue:
         max_pending: int,
         retry_after_s: int = 1,
         on_batch: BatchObserver | None = None,
+        on_work: WorkObserver | None = None,
     ) -> None:
         self.workers = workers
         self.max_batch_frames = max_batch_frames
         self.max_pending = max_pending
         self.retry_after_s = retry_after_s
         self._on_batch = on_batch
+        self._on_work = on_work
         self._waiting: collections.deque[_Request] = collections.deque()
         self._running = 0
         self._cond = threading.Condition()
@@ -190,6 +194,7 @@ class InferenceQueue:
                     self._running -= len(batch)
 
     def _run(self, batch: list[_Request]) -> None:
+        began = time.perf_counter()
         ready = [request for request in batch if self._prepare(request)]
         if not ready:
             return
@@ -223,6 +228,8 @@ class InferenceQueue:
                 result = exc
             _resolve(request, result)
             offset += count
+        if self._on_work is not None:
+            self._on_work(len(frames), time.perf_counter() - began)
 
     @staticmethod
     def _prepare(request: _Request) -> bool:

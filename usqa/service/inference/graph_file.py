@@ -18,15 +18,20 @@ import onnxruntime as ort
 
 from usqa.contracts.graphs import INPUT_NAME
 from usqa.service.inference.model import ModelOutputs, run_graphs
+from usqa.service.inference.providers import session_options
 from usqa.service.registry import RejectorSpec
 
 CPU = ("CPUExecutionProvider",)
 GRAPH_BATCH = 64
 
 
-def open_graph(path: Path | str, providers: Sequence[str] = CPU) -> ort.InferenceSession:
-    """A session for one graph file (default: CPU, onnxruntime's own threading)."""
-    return ort.InferenceSession(str(path), providers=list(providers))
+def open_graph(
+    path: Path | str, providers: Sequence[str] = CPU, intra_op_threads: int | None = None
+) -> ort.InferenceSession:
+    """A session for one graph file (default: CPU, onnxruntime's own threading; `intra_op_threads`: the service's
+    session options with that many threads, as a worker runs it)."""
+    options = None if intra_op_threads is None else session_options(intra_op_threads)
+    return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
 
 
 def run_graph_file(
@@ -66,6 +71,12 @@ def open_graphs(
     task: str,
     providers: Sequence[str] = CPU,
     rejector: RejectorSpec | None = None,
+    intra_op_threads: int | None = None,
 ) -> GraphPair:
     """Sessions for two graph files that follow the contract, run as a served version's pair."""
-    return GraphPair(open_graph(controller, providers), open_graph(predictor, providers), task, rejector)
+    return GraphPair(
+        open_graph(controller, providers, intra_op_threads),
+        open_graph(predictor, providers, intra_op_threads),
+        task,
+        rejector,
+    )

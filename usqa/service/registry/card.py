@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from usqa.contracts.graphs import MASK_OUTPUT, PROBABILITIES_OUTPUT, SCORE_OUTPUT
-from usqa.service.registry.manifest import InputSpec, Manifest, ScoreHistogram, sha256_file
+from usqa.service.registry.manifest import FrameCost, InputSpec, Manifest, ScoreHistogram, sha256_file
 from usqa.service.registry.pass_line import pass_line
 from usqa.service.registry.store import MSG_MISSING_FILE, MSG_TAMPERED, IntegrityError, ModelRegistry
 
@@ -168,6 +168,7 @@ class ModelCard(BaseModel):
     regenerate: list[str] = []
     code_revision: str = "unknown"
     quantization: str | None = None
+    cost: FrameCost | None = None  # the per-frame cost measured at export (issue #27)
 
 
 def finite(value: Any) -> float | None:
@@ -256,6 +257,7 @@ def manifest_card(manifest: Manifest) -> ModelCard:
         training_data=training_data,
         code_revision=manifest.code_revision,
         quantization=manifest.quantization,
+        cost=manifest.cost,
     )
 
 

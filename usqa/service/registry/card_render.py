@@ -180,6 +180,14 @@ def card_sections(card: ModelCard) -> list[Section]:
             f"Created {card.created}; code revision {card.code_revision}; quantization {card.quantization or 'none'}."
         ],
     )
+    if card.cost is not None:
+        c = card.cost
+        provenance.paragraphs.append(
+            f"Per-frame cost at export: {c.frame_ms:.2f} ms mean, {c.p50_ms:.2f} ms median over {c.frames} frames "
+            f"(a PNG at the input size decoded and prepared, both graphs at batch 1, {c.threads} thread) on "
+            f"{c.cpu} ({c.cores} cores), {c.measured}. The service starts its capacity estimate from it and "
+            'then measures its own frames (docs/service.md, "Capacity").'
+        )
     return [head, use, task, contract, data, *_evaluation(card), line, scope, regenerate, provenance]
 
 

@@ -122,6 +122,22 @@ class DriftReference(BaseModel):
     ood: ScoreHistogram | None = None
 
 
+class FrameCost(BaseModel):
+    """What one frame cost on the machine that exported the version (issue #27): a PNG at the input size decoded
+    and prepared, both graphs and the served rejector at batch 1, one thread, as an inference worker spends it.
+    The service estimates its capacity from it until it has measured frames of its own."""
+
+    model_config = ConfigDict(frozen=True)
+
+    frame_ms: float  # mean over `frames`
+    p50_ms: float
+    frames: int
+    threads: int = 1
+    cpu: str
+    cores: int
+    measured: str
+
+
 class Manifest(BaseModel):
     """`manifest.json` beside a version's files."""
 
@@ -148,6 +164,8 @@ class Manifest(BaseModel):
     # schema_version 3 (optional: without them the controller's score is served on the percentile scale).
     rejector: RejectorSpec | None = None
     certification: Certification | None = None
+    # Optional (any schema): the per-frame cost measured at export.
+    cost: FrameCost | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     training_config: dict[str, Any] = Field(default_factory=dict)
     code_revision: str = "unknown"

@@ -33,6 +33,7 @@ from usqa.contracts.graphs import (
 )
 from usqa.contracts.training import TrainConfig
 from usqa.service.datasets import load_dataset
+from usqa.service.inference.capacity import measure_frame_cost
 from usqa.service.inference.evaluation import evaluate, run_in_batches
 from usqa.service.inference.graph_file import open_graphs, run_graph_file
 from usqa.service.registry import InputSpec, Manifest, ModelRegistry, ModelVersion, ScoreHistogram
@@ -213,6 +214,11 @@ def export_run(
         rejection = served_rejection(files, task, val, holdout, options.target, config.seed)
         served = open_graphs(files[CONTROLLER_FILE], files[PREDICTOR_FILE], task, rejector=rejection.spec())
         val_scores = run_in_batches(served, val.images).scores  # the served rejector's, as the service scores
+        # What a frame costs an inference worker on this machine (one thread): the service's first capacity figure.
+        worker = open_graphs(
+            files[CONTROLLER_FILE], files[PREDICTOR_FILE], task, rejector=rejection.spec(), intra_op_threads=1
+        )
+        cost = measure_frame_cost(worker.run, val.images[: options.parity_frames], spec)
         labels = np.array([amenability(r, config.task) for r in dataset.split("val")], np.int8)
         scope = calibrate_scope(val_scores, labels, files[PREDICTOR_FILE], val.images, ood)
         display = scope.calibration.model_copy(
@@ -239,6 +245,7 @@ def export_run(
             drift_reference=scope.drift_reference,
             rejector=rejection.spec(),
             certification=rejection.certification,
+            cost=cost,
             metrics={**_run_metrics(run_dir, checks), "verdict": {**verdict, "forced": message is not None}},
             training_config=config.to_dict(),
             code_revision=code_revision(),

@@ -10,6 +10,7 @@ from fastapi import APIRouter, WebSocket
 from usqa.contracts.protocol import CloseCode
 from usqa.service.api.deps import ServiceDep
 from usqa.service.api.scan_messages import (
+    MSG_CAPACITY_REASON,
     MSG_CLIENT_SESSIONS_REASON,
     MSG_NO_MODEL_REASON,
     MSG_ORIGIN_REASON,
@@ -67,6 +68,15 @@ async def scan(websocket: WebSocket, service: ServiceDep) -> None:
                 "refused a scan session: %d of %d open", service.sessions.open, service.sessions.limit
             )
             reason = MSG_SESSIONS_REASON
+        await websocket.close(code=CloseCode.TRY_AGAIN, reason=reason)
+        return
+    # The measured capacity: one more stream must fit beside the running ones, or none slows down for it.
+    if not service.capacity.admits(service.sessions.open - 1):
+        service.sessions.release(client)
+        service.metrics.sessions_refused.labels(reason="capacity").inc()
+        estimate = service.capacity.estimate()
+        log.warning("refused a scan session at capacity: %s", estimate.describe())
+        reason = MSG_CAPACITY_REASON.format(streams=estimate.streams, fps=estimate.stream_fps)
         await websocket.close(code=CloseCode.TRY_AGAIN, reason=reason)
         return
     service.metrics.sessions_open.inc()

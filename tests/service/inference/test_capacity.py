@@ -1,0 +1,99 @@
+"""The capacity meter (usqa/service/inference/capacity.py): three bounds from measured per-frame costs, the lowest
+wins; idle seconds say nothing; the export's cost stands in until frames are measured; streams at a rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from usqa.contracts.frames import FrameSpec
+from usqa.service.inference.capacity import MIN_SAMPLE_FRAMES, CapacityMeter, measure_frame_cost
+
+
+class Clock:
+    """(event loop thread CPU s, process CPU s), advanced by the test."""
+
+    def __init__(self) -> None:
+        self.loop, self.process = 0.0, 0.0
+
+    def __call__(self) -> tuple[float, float]:
+        return self.loop, self.process
+
+
+def meter(clock: Clock, export_s: float | None = None, workers: int = 2, cores: int = 2) -> CapacityMeter:
+    return CapacityMeter(
+        workers=workers, cores=cores, stream_fps=30.0, headroom=0.8, export_cost_s=lambda: export_s, clock=clock
+    )
+
+
+def one_second(m: CapacityMeter, clock: Clock, frames: int, work_s: float, loop_s: float, cpu_s: float) -> None:
+    m.observe_work(frames, work_s)
+    clock.loop += loop_s
+    clock.process += cpu_s
+    m.sample()
+
+
+def test_nothing_is_claimed_before_a_measure() -> None:
+    m = meter(Clock())
+    estimate = m.estimate()
+    assert (estimate.frames_per_second, estimate.streams, estimate.basis) == (None, None, "unknown")
+    assert m.admits(1000) and estimate.describe() == "capacity not measured yet"
+
+
+def test_the_exported_cost_stands_in_for_the_workers_until_frames_are_measured() -> None:
+    clock = Clock()
+    m = meter(clock, export_s=0.002)  # 2 ms a frame on 2 lanes: 1,000 frames/s
+    estimate = m.estimate()
+    assert (estimate.basis, estimate.bound, estimate.frames_per_second) == ("export", "workers", 1000.0)
+    assert estimate.streams == 26  # floor(1000 x 0.8 / 30)
+    m.sample()  # the first sample only starts the clock
+    one_second(m, clock, frames=100, work_s=0.1, loop_s=0.05, cpu_s=0.15)
+    assert m.estimate().basis == "measured"
+
+
+def test_the_lowest_bound_wins_and_sets_the_streams() -> None:
+    clock = Clock()
+    m = meter(clock)
+    m.sample()
+    # 200 frames: workers 0.5 ms each (4,000/s on 2 lanes), the loop 2 ms each (500/s), the process 2.5 ms (800/s).
+    one_second(m, clock, frames=200, work_s=0.1, loop_s=0.4, cpu_s=0.5)
+    estimate = m.estimate()
+    assert estimate.bounds == {"workers": 4000.0, "event_loop": 500.0, "cpu": 800.0}
+    assert (estimate.bound, estimate.frames_per_second, estimate.streams) == ("event_loop", 500.0, 13)
+    assert estimate.cost_ms == {"workers": 0.5, "event_loop": 2.0, "cpu": 2.5}
+    assert m.admits(12) and not m.admits(13)
+    assert "13 streams at 30 fps" in estimate.describe() and "event loop" in estimate.describe()
+
+
+def test_an_idle_second_changes_nothing_and_costs_are_smoothed() -> None:
+    clock = Clock()
+    m = meter(clock)
+    m.sample()
+    one_second(m, clock, frames=200, work_s=0.2, loop_s=0.1, cpu_s=0.3)
+    before = m.estimate()
+    one_second(m, clock, frames=MIN_SAMPLE_FRAMES - 1, work_s=5.0, loop_s=0.5, cpu_s=0.9)  # health checks only
+    assert m.estimate().cost_ms == before.cost_ms and m.estimate().streams == before.streams
+    one_second(m, clock, frames=200, work_s=0.4, loop_s=0.1, cpu_s=0.3)  # the workers now twice as slow
+    assert m.cost_s["workers"] == pytest.approx(0.001 + 0.3 * (0.002 - 0.001))
+
+
+def test_lanes_are_the_workers_the_cores_can_run() -> None:
+    clock = Clock()
+    m = meter(clock, workers=8, cores=2)
+    m.sample()
+    one_second(m, clock, frames=100, work_s=0.1, loop_s=0.0, cpu_s=0.0)
+    assert m.estimate().bounds["workers"] == 2000.0  # 2 lanes, not 8, at 1 ms
+
+
+def test_the_frame_cost_is_measured_through_the_workers_decode_path() -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def run(frames: np.ndarray) -> None:
+        seen.append(frames.shape)
+
+    frames = np.random.default_rng(0).integers(0, 255, (4, 48, 48), dtype=np.uint8)
+    cost = measure_frame_cost(run, frames, FrameSpec(size=32), repeats=10, warmup=2)
+    assert (cost.frames, cost.threads) == (10, 1) and cost.frame_ms > 0 and cost.p50_ms > 0
+    assert seen and all(shape[0] == 1 and shape[-2:] == (32, 32) for shape in seen)
+    with pytest.raises(ValueError, match="no frames"):
+        measure_frame_cost(run, frames[:0], FrameSpec(size=32))

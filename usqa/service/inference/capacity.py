@@ -1,0 +1,217 @@
+"""What the service can carry (issue #27 item 3): frames per second at saturation, and streams at a scanner's rate.
+
+A fixed slot count says nothing of what a model costs: a slower model would let every stream slow down instead of
+refusing the next one. So the service measures what a frame costs it, on this machine, while frames flow, and
+takes the lowest of three bounds on its throughput:
+
+- `workers`: lanes / W, with W the inference workers' wall time per frame (decode, preparation, the graphs and the
+  verdict, a batch's time shared by its frames) and lanes = min(inference workers, cores);
+- `event_loop`: 1 / L, with L the event loop thread's CPU time per frame (WebSocket messages, JSON, bookkeeping):
+  one thread, whatever the cores;
+- `cpu`: cores / C, with C the whole process's CPU time per frame.
+
+Each is a moving average over one-second samples with at least `MIN_SAMPLE_FRAMES` frames (an idle second says
+nothing of a frame's cost). Before any sample, W is the costliest served version's per-frame cost measured at
+export (manifest `cost`, `measure_frame_cost`) and the other bounds are unknown. The service admits streams up to
+`streams` = floor(frames_per_second x headroom / stream_fps): the headroom keeps the workers' queue short, so a
+stream beyond it is refused with the try-again close code while the streams already running keep their latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from usqa.contracts.frames import FrameSpec
+from usqa.service.inference.geometry import stack_pixels
+from usqa.service.inference.scoring import decode_for_spec
+from usqa.service.registry.manifest import FrameCost
+
+Bound = Literal["workers", "event_loop", "cpu"]
+BOUNDS: tuple[Bound, ...] = ("workers", "event_loop", "cpu")
+# A one-second sample counts only with this many frames in it: below, the loop's idle work (health checks,
+# timers) would be charged to a handful of frames.
+MIN_SAMPLE_FRAMES = 20
+# Weight of the newest sample in the moving averages: about the last five seconds of streaming.
+SMOOTHING = 0.3
+# Frames timed by `measure_frame_cost` after the warm-up ones.
+SAMPLE_S = 1.0
+COST_FRAMES = 200
+COST_WARMUP = 20
+
+
+@dataclass(frozen=True)
+class CapacityEstimate:
+    """What the service says it can carry now, and why."""
+
+    frames_per_second: float | None  # estimated saturation; None before any measure
+    streams: int | None  # streams admitted at `stream_fps` with the headroom
+    stream_fps: float
+    headroom: float
+    bound: Bound | None  # the lowest bound
+    basis: Literal["measured", "export", "unknown"]
+    bounds: dict[str, float] = field(default_factory=dict)  # frames/s per bound
+    cost_ms: dict[str, float] = field(default_factory=dict)  # per frame, per bound
+    measured_frames: int = 0
+
+    def describe(self) -> str:
+        if self.frames_per_second is None or self.streams is None:
+            return "capacity not measured yet"
+        return (
+            f"{self.streams} streams at {self.stream_fps:g} fps ({self.frames_per_second:.0f} frames/s at "
+            f"saturation, bound by the {str(self.bound).replace('_', ' ')}, {self.basis})"
+        )
+
+
+class CapacityMeter:
+    """Per-frame costs measured while frames flow; `observe_work` from worker threads, `sample` from the loop."""
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        stream_fps: float,
+        headroom: float,
+        cores: int | None = None,
+        export_cost_s: Callable[[], float | None] = lambda: None,
+        clock: Callable[[], tuple[float, float]] | None = None,
+    ) -> None:
+        self.cores = cores or os.cpu_count() or 1
+        self.lanes = max(1, min(workers, self.cores))
+        self.stream_fps = stream_fps
+        self.headroom = headroom
+        self.export_cost_s = export_cost_s
+        # (this thread's CPU seconds, the process's CPU seconds), read on the event loop's thread.
+        self._clock = clock or (lambda: (time.thread_time(), time.process_time()))
+        self._lock = threading.Lock()
+        self._frames = 0
+        self._work_s = 0.0
+        self._total_frames = 0
+        self._last: tuple[float, float] | None = None
+        self.cost_s: dict[Bound, float] = {}
+
+    def observe_work(self, frames: int, seconds: float) -> None:
+        """A worker finished a batch of `frames` in `seconds` of its wall time (preparation to verdicts)."""
+        if frames <= 0:
+            return
+        with self._lock:
+            self._frames += frames
+            self._work_s += seconds
+            self._total_frames += frames
+
+    def sample(self) -> None:
+        """Close a sample (about a second): fold its per-frame costs into the averages when it had frames."""
+        now = self._clock()
+        with self._lock:
+            frames, work_s = self._frames, self._work_s
+            self._frames, self._work_s = 0, 0.0
+        last, self._last = self._last, now
+        if last is None or frames < MIN_SAMPLE_FRAMES:
+            return
+        measured: dict[Bound, float] = {
+            "workers": work_s / frames,
+            "event_loop": max(0.0, now[0] - last[0]) / frames,
+            "cpu": max(0.0, now[1] - last[1]) / frames,
+        }
+        for bound, value in measured.items():
+            before = self.cost_s.get(bound)
+            self.cost_s[bound] = value if before is None else before + SMOOTHING * (value - before)
+
+    def estimate(self) -> CapacityEstimate:
+        costs: dict[str, float] = {str(k): v for k, v in self.cost_s.items()}
+        basis: Literal["measured", "export", "unknown"] = "measured"
+        if "workers" not in costs:
+            exported = self.export_cost_s()
+            if exported is None or exported <= 0:
+                return CapacityEstimate(None, None, self.stream_fps, self.headroom, None, "unknown")
+            costs, basis = {"workers": exported}, "export"
+        parallel = {"workers": self.lanes, "event_loop": 1, "cpu": self.cores}
+        bounds = {name: parallel[name] / cost for name, cost in costs.items() if cost > 0}
+        if not bounds:
+            return CapacityEstimate(None, None, self.stream_fps, self.headroom, None, "unknown")
+        bound = min(bounds, key=lambda name: bounds[name])
+        fps = bounds[bound]
+        return CapacityEstimate(
+            frames_per_second=round(fps, 1),
+            streams=max(0, math.floor(fps * self.headroom / self.stream_fps)),
+            stream_fps=self.stream_fps,
+            headroom=self.headroom,
+            bound=bound,  # type: ignore[arg-type]
+            basis=basis,
+            bounds={name: round(value, 1) for name, value in bounds.items()},
+            cost_ms={name: round(cost * 1000, 4) for name, cost in costs.items()},
+            measured_frames=self._total_frames,
+        )
+
+    def admits(self, running: int) -> bool:
+        """Whether one more stream fits beside `running` ones (always, before the capacity is known)."""
+        streams = self.estimate().streams
+        return streams is None or running < streams
+
+
+async def sample_periodically(meter: CapacityMeter, period_s: float = SAMPLE_S) -> None:
+    """Close a sample every `period_s` on the event loop's thread, until cancelled."""
+    while True:
+        await asyncio.sleep(period_s)
+        meter.sample()
+
+
+def measure_frame_cost(
+    run: Callable[[np.ndarray], Any],
+    frames: Sequence[np.ndarray] | np.ndarray,
+    spec: FrameSpec,
+    *,
+    repeats: int = COST_FRAMES,
+    warmup: int = COST_WARMUP,
+) -> FrameCost:
+    """What one frame costs, as an inference worker spends it: a PNG at the model's input size decoded and
+    prepared for `spec`, `run` (both graphs and the served rejector) at batch 1, in this thread. Export records it
+    in the manifest; the service starts from it until it has measured its own frames."""
+    encoded = [cv2.imencode(".png", np.asarray(frame, np.uint8))[1].tobytes() for frame in frames]
+    if not encoded:
+        raise ValueError("no frames to measure the per-frame cost on")
+    side = spec.size * spec.size * 4
+
+    def one(data: bytes) -> float:
+        started = time.perf_counter()
+        decoded = decode_for_spec(
+            spec, data, "image/png", width=None, height=None, max_pixels=side, max_frames=1
+        )
+        run(stack_pixels(decoded.frames))
+        return time.perf_counter() - started
+
+    for i in range(warmup):
+        one(encoded[i % len(encoded)])
+    times = [one(encoded[i % len(encoded)]) for i in range(repeats)]
+    return FrameCost(
+        frame_ms=round(1000 * statistics.fmean(times), 4),
+        p50_ms=round(1000 * statistics.median(times), 4),
+        frames=repeats,
+        threads=1,
+        cpu=cpu_model(),
+        cores=os.cpu_count() or 1,
+        measured=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def cpu_model(unknown: str = "unknown") -> str:
+    """The CPU's model name from /proc/cpuinfo, or `unknown` where there is none."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return unknown
