@@ -36,6 +36,7 @@ import numpy as np
 
 from usqa.contracts.frames import FrameSpec
 from usqa.service.inference.geometry import stack_pixels
+from usqa.service.inference.providers import usable_cores
 from usqa.service.inference.scoring import decode_for_spec
 from usqa.service.registry.manifest import FrameCost
 
@@ -88,7 +89,7 @@ class CapacityMeter:
         export_cost_s: Callable[[], float | None] = lambda: None,
         clock: Callable[[], tuple[float, float]] | None = None,
     ) -> None:
-        self.cores = cores or os.cpu_count() or 1
+        self.cores = cores or usable_cores()  # the cores this process may run on (its CPU affinity)
         self.lanes = max(1, min(workers, self.cores))
         self.stream_fps = stream_fps
         self.headroom = headroom

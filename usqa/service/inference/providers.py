@@ -69,7 +69,7 @@ class ThreadPlan:
 
 def plan_threads(workers: int, intra_op_threads: int, cores: int | None = None) -> ThreadPlan:
     """One worker per core by default, each run single-threaded: several streams then fill the cores."""
-    cores = cores or _usable_cores()
+    cores = cores or usable_cores()
     chosen_workers = workers or cores
     chosen_intra = intra_op_threads or max(1, cores // chosen_workers)
     return ThreadPlan(workers=chosen_workers, intra_op_threads=chosen_intra)
@@ -104,7 +104,7 @@ def create_session(path: str, plan: ProviderPlan, intra_op_threads: int) -> ort.
     return session
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux

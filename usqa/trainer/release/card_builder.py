@@ -99,6 +99,7 @@ def regenerate_commands(
             f"usqa simulate --out {data} --frames {simulate.get('frames')} --subjects "
             f"{simulate.get('subjects')} --seed {simulate.get('seed')} --size {simulate.get('size')} "
             f"--preset {simulate.get('preset')} --degraded-fraction {simulate.get('degraded_fraction')}"
+            + (f" --mix {simulate['mix']}" if simulate.get("mix") else "")
         )
     if config:
         train = [

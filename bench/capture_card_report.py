@@ -1,0 +1,139 @@
+"""The capture-card benchmark's record (bench/capture_card.py): its rows, and issue #27's targets judged on them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.latency_load import Result
+from bench.machine import cpu_model
+from docs_gen.blocks import invocation
+from usqa.contracts.protocol import CloseCode
+
+SCREENS = ("jpeg-640x480", "jpeg-1920x1080")
+TARGET_P99_MS = {"jpeg-640x480": 10.0, "jpeg-1920x1080": 15.0}
+HEAVIEST = "jpeg-1920x1080"
+
+
+@dataclass
+class Run:
+    rows: list[tuple[str, str, Result]] = field(default_factory=list)  # (kind, served, result)
+    capacity: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> /readyz capacity
+    at_capacity: dict[str, Any] = field(default_factory=dict)
+    workers: int = 1  # the service's inference workers (threads of the leanest in-process row)
+
+    def note(self, kind: str, served: str, result: Result) -> None:
+        row = result.row()
+        rate = "sat" if row["fps"] is None else f"{row['fps']:g} fps"
+        print(
+            f"{kind:>15s} {row['target']:>11s} {served:>8s} {row['streams']:>2d} x {rate:>6s}: "
+            f"p50 {row['p50_ms']:7.2f} ms  p99 {row['p99_ms']:7.2f} ms  {row['throughput_fps']:7.1f} fps  "
+            f"drops {row['drop_rate']:.1%}",
+            flush=True,
+        )
+        self.rows.append((kind, served, result))
+
+    def find(
+        self, kind: str, target: str, served: str, saturated: bool, streams: int = 4
+    ) -> dict[str, Any] | None:
+        for k, s, result in self.rows:
+            row = result.row()
+            if (k, row["target"], s, row["fps"] is None, row["streams"]) == (
+                kind, target, served, saturated, streams,
+            ):  # fmt: skip
+                return row
+        return None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _judged(value: float | None, text: str, ok: bool) -> str:
+    return "not measured" if value is None else f"{text}: {'met' if ok else '**missed**'}"
+
+
+def findings(out: Run) -> list[str]:
+    """The issue's targets, judged on this run's rows."""
+    lines: list[str] = []
+    for kind in ("png-128", *SCREENS):
+        paced = out.find(kind, "ws", "1 model", False)
+        two = out.find(kind, "ws", "2 models", False)
+        saturated = out.find(kind, "ws", "1 model", True)
+        limit = out.find(kind, "inprocess", "", True)  # 4 saturated streams in-process, as the service's
+        workers = out.find(kind, "inprocess", "", True, out.workers)
+        capacity = out.capacity.get(kind, {})
+        reported = capacity.get("frames_per_second")
+        measured_fps = None if saturated is None else saturated["throughput_fps"]
+        parts = []
+        if kind in TARGET_P99_MS and paced is not None:
+            target = TARGET_P99_MS[kind]
+            parts.append(
+                _judged(
+                    paced["p99_ms"],
+                    f"p99 at 4 x 30 fps {paced['p99_ms']:.2f} ms (<= {target:g})",
+                    paced["p99_ms"] <= target,
+                )
+            )
+        cost = _ratio(None if two is None else two["p99_ms"], None if paced is None else paced["p99_ms"])
+        if cost is not None:
+            parts.append(_judged(cost, f"two models / one, p99 {cost:.0%} (<= 110 %)", cost <= 1.10))
+        share = _ratio(measured_fps, None if limit is None else limit["throughput_fps"])
+        if share is not None:
+            text = f"saturated service / in-process limit, 4 streams each: {share:.0%} (>= 90 %)"
+            parts.append(_judged(share, text, share >= 0.9))
+        lean = _ratio(measured_fps, None if workers is None else workers["throughput_fps"])
+        if lean is not None and out.workers != 4:
+            parts.append(f"against {out.workers} in-process thread(s), one per inference worker: {lean:.0%}")
+        near = _ratio(reported, measured_fps)
+        if near is not None:
+            parts.append(
+                _judged(
+                    near,
+                    f"capacity reported {reported:.0f} frames/s ({capacity.get('streams')} streams at 30 fps, bound "
+                    f"{capacity.get('bound')}) / saturation measured {measured_fps:.0f}: {near:.0%} (80-120 %)",
+                    0.8 <= near <= 1.2,
+                )
+            )
+        lines.append(f"- {kind}: " + "; ".join(parts))
+    at = out.at_capacity
+    if at:
+        target = TARGET_P99_MS[HEAVIEST]
+        p99 = at["row"]["p99_ms"]
+        refused = at["code"] == CloseCode.TRY_AGAIN
+        lines.append(
+            f"- at capacity ({HEAVIEST}, each stream planned at {at['fps']:g} fps, `USQA_STREAM_FPS`): the service "
+            f"reported {at['streams']} streams; they ran at p99 {p99:.2f} ms ("
+            + ("met" if p99 <= target else "**missed**")
+            + f" against {target:g} ms) while one more was "
+            + (
+                f"refused with {at['code']} (`{at['reason']}`)"
+                if refused
+                else f"**not refused** ({at['code']})"
+            )
+        )
+    return lines
+
+
+def markdown(out: Run, argv: Sequence[str] | None) -> str:
+    lines = [
+        f"Measured by `{invocation('bench.capture_card', argv)}` on {cpu_model()} ({os.cpu_count()} cores), "
+        f"{args_duration(out)} s per row.",
+        "",
+        "| frames | target | served | streams x fps | p50 ms | p99 ms | frames/s | dropped |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, served, result in out.rows:
+        row = result.row()
+        rate = f"{row['streams']} saturated" if row["fps"] is None else f"{row['streams']} x {row['fps']:g}"
+        lines.append(
+            f"| {kind} | {row['target']} | {served} | {rate} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} "
+            f"| {row['throughput_fps']:.1f} | {row['drop_rate']:.1%} |"
+        )
+    return "\n".join([*lines, "", *findings(out)]) + "\n"
+
+
+def args_duration(out: Run) -> str:
+    return f"{out.rows[0][2].duration_s:g}" if out.rows else "0"
