@@ -27,8 +27,8 @@ def test_demo_runs_the_whole_loop_and_ends_with_a_summary(
     assert main([*args, "--broker", broker]) == 0
     captured = capsys.readouterr()
     printed = captured.out
-    for stage in range(1, 9):
-        assert f"[{stage}/8]" in printed
+    for stage in range(1, 10):
+        assert f"[{stage}/9]" in printed
     # Quiet by default: the libraries' log lines and the export's passes stay out of the terminal.
     assert " INFO " not in printed + captured.err and "onnxscript" not in printed + captured.err
     assert ("local redis-server" if broker == "auto" else "embedded broker") in printed
@@ -51,6 +51,12 @@ def test_demo_runs_the_whole_loop_and_ends_with_a_summary(
     assert ("the stream swapped v1 -> v2" in printed) == promoted
     assert (re.search(r"v2 scored frames \d+-\d+", printed) is not None) == promoted
     assert re.search(r"v1 scored frames 0-\d+", printed)
+    # A switch of exam: the shipped thyroid model, served behind the demo's registry, takes over a stream.
+    switched = re.search(
+        r"a thyroid sweep on usqa-demo: (.*); the stream switched to usqa-thyroid v\d+: (.*)", printed
+    )
+    assert switched is not None, printed
+    assert "good" in switched.group(2)
     # The summary names the split of every figure it gives.
     summary = printed.split("What happened:", 1)[1]
     assert "acceptance check on the validation split" in summary and "on the holdout split (" in summary

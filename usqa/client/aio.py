@@ -110,6 +110,10 @@ class AsyncClient:
         """A job's status now (GET /jobs/{id})."""
         return Job.of((await self._ok(core.job_request(job_id))).json())
 
+    async def exams(self) -> dict[str, Any]:
+        """The exams this service serves, the default first, with each one's version and state (GET /models)."""
+        return dict((await self._ok(core.exams_request())).json())
+
     async def model(self, name: str) -> dict[str, Any]:
         """A model's versions, aliases and the version this replica serves (GET /models/{name})."""
         return dict((await self._ok(core.model_request(name))).json())

@@ -167,6 +167,10 @@ def job_request(job_id: str) -> Request:
     return Request("GET", f"/jobs/{job_id}")
 
 
+def exams_request() -> Request:
+    return Request("GET", "/models")
+
+
 def model_request(name: str) -> Request:
     return Request("GET", f"/models/{name}")
 

@@ -3,7 +3,8 @@
 The demo is the list of stages in `STAGES`, run in order: simulate a labelled data set, heat a backbone, train
 the controller/predictor pair, publish it as champion, start the API and a worker, stream a simulated cine
 through /ws/scan, upload a second data set and retrain through the API while the stream goes on, and watch the
-stream until the new version (if the promotion gate let it in) has scored frames. Libraries' log lines stay
+stream until the new version (if the promotion gate let it in) has scored frames, and switch a stream to the
+shipped thyroid exam. Libraries' log lines stay
 quiet unless --verbose; the API's and the worker's logs are written under the output folder.
 
 This module stays torch-free (`usqa --help` lists the demo); the stages import the trainer when they run.
@@ -42,6 +43,10 @@ def stages() -> tuple[Stage, ...]:
         Stage("stream a simulated cine through /ws/scan (it goes on in the background)", serving.stream),
         Stage("upload a second data set and retrain through the API", serving.retrain),
         Stage("keep streaming until the version now serving has scored frames", serving.watch_swap),
+        Stage(
+            "switch exams: a thyroid sweep, then the stream switched to the thyroid model",
+            serving.switch_exam,
+        ),
     )
 
 

@@ -1,10 +1,16 @@
 """The demo's service stages: the API and a worker started, a cine streamed through /ws/scan, a second data
-set uploaded and retrained through the API while the stream goes on, and the stream watched for the swap."""
+set uploaded and retrained through the API while the stream goes on, the stream watched for the swap, and a
+switch of exam (issue #27): a thyroid sweep on the demo's prostate exam, then the same stream switched to the
+shipped thyroid exam."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
 from typing import Any
+
+import cv2
 
 from usqa import local_stack
 from usqa.client import Client, Job
@@ -19,6 +25,10 @@ WARM_STREAM_S = 6.0
 SWAP_WAIT_S = 20.0
 # Frames the new version (or, without a promotion, the old one) scores after the job, before the stream ends.
 AFTER_JOB_FRAMES = 45
+# The second exam the demo switches to: the shipped thyroid model, served behind the demo's registry.
+SECOND_EXAM = "usqa-thyroid"
+SECOND_PRESET = "linear_thyroid"
+SWITCH_FRAMES = 12
 JOB_TIMEOUT_S = 900.0
 
 
@@ -130,3 +140,38 @@ def _progress_line(job: Job) -> str:
     else:
         detail = progress.get("message") or ""
     return f"    job {job.state:<8s} {progress.get('stage') or ''} {detail}".rstrip()
+
+
+def switch_exam(demo: Demo) -> str:
+    """A thyroid sweep streamed on the demo's prostate exam (out of scope, and which exam it looks like), then the
+    same stream switched to the thyroid exam by a hello, as the live page's exam picker does."""
+    with Client(demo.base, token=demo.token) as usqa:
+        served = [m["name"] for m in usqa.exams()["models"]]
+        if SECOND_EXAM not in served:
+            return f"no {SECOND_EXAM} is served here (served: {', '.join(served)}); no switch of exam to show"
+        sweep = [f.image for f in simulate_cine(SECOND_PRESET, 2 * SWITCH_FRAMES, seed=demo.args.seed + 7)]
+        with usqa.open_scan() as (ws, ready):
+            before = [_result(ws, frame) for frame in sweep[:SWITCH_FRAMES]]
+            ws.send(json.dumps({"type": "hello", "model": SECOND_EXAM}))
+            swap = _next(ws, "model_swap")
+            after = [_result(ws, frame) for frame in sweep[SWITCH_FRAMES:]]
+    hints = Counter(m.get("looks_like") for m in before if m["verdict"] == "out_of_scope")
+    named = ", ".join(f"{count} 'looks like {name}'" for name, count in hints.items() if name) or "none named"
+    was = ", ".join(f"{n} {v}" for v, n in Counter(m["verdict"] for m in before).items())
+    now = ", ".join(f"{n} {v}" for v, n in Counter(m["verdict"] for m in after).items())
+    return (
+        f"a thyroid sweep on {ready['model']['name']}: {was} ({named}); the stream switched to "
+        f"{swap['model']['name']} v{swap['model']['version']}: {now}"
+    )
+
+
+def _result(ws: Any, frame: Any) -> dict[str, Any]:
+    ws.send(bytes(cv2.imencode(".png", frame)[1].tobytes()))
+    return _next(ws, "result")
+
+
+def _next(ws: Any, kind: str) -> dict[str, Any]:
+    while True:
+        message: dict[str, Any] = json.loads(ws.recv(timeout=30))
+        if message["type"] == kind:
+            return message

@@ -54,19 +54,26 @@ def test_streams_past_the_measured_capacity_are_refused_with_try_again(registry_
         report = asyncio.run(stream_frames(live.ws, frames * 10, fps=200.0))
         assert report.errors == 0 and report.results >= len(frames) * 5
         deadline = time.monotonic() + 10
-        while (capacity := httpx.get(f"{live.http}/readyz", timeout=10).json()["capacity"])["basis"] != "measured":
+        while (capacity := httpx.get(f"{live.http}/readyz", timeout=10).json()["capacity"])[
+            "basis"
+        ] != "measured":
             assert time.monotonic() < deadline, capacity
             time.sleep(0.2)
         streams = capacity["streams"]
         assert capacity["stream_fps"] == 240.0 and capacity["headroom"] == 0.8
-        assert set(capacity["bounds"]) == {"workers", "event_loop", "cpu"} and capacity["bound"] in capacity["bounds"]
+        assert (
+            set(capacity["bounds"]) == {"workers", "event_loop", "cpu"}
+            and capacity["bound"] in capacity["bounds"]
+        )
         assert capacity["frames_per_second"] == min(capacity["bounds"].values())
         assert 0 <= streams < SLOTS and streams == int(capacity["frames_per_second"] * 0.8 // 240)
         scraped = httpx.get(f"{live.http}/metrics", timeout=10).text
         assert _metric(scraped, "usqa_capacity_streams") == streams
         assert _metric(scraped, "usqa_frame_cost_seconds") is not None
         with contextlib.ExitStack() as opened:
-            held = [opened.enter_context(connect(live.ws, open_timeout=RECV_TIMEOUT_S)) for _ in range(streams)]
+            held = [
+                opened.enter_context(connect(live.ws, open_timeout=RECV_TIMEOUT_S)) for _ in range(streams)
+            ]
             assert all(_answer(ws)[0] == "ready" for ws in held)
             with connect(live.ws, open_timeout=RECV_TIMEOUT_S) as extra:
                 kind, code, reason = _answer(extra)

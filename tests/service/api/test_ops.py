@@ -65,8 +65,12 @@ def test_healthz_and_readyz(shared_server: LiveServer, served_model: LoadedModel
     # Then what the machine carries (the shared server may have measured frames of earlier tests by now).
     capacity = ready.capacity
     assert capacity is not None and capacity.stream_fps == 30.0 and capacity.open_streams == 0
-    carried = "capacity not measured yet" if capacity.streams is None else f"{capacity.streams} streams at 30 fps"
-    assert ready.detail.startswith(serving + "; ") and ready.detail.endswith(")" if capacity.streams else carried)
+    carried = (
+        "capacity not measured yet" if capacity.streams is None else f"{capacity.streams} streams at 30 fps"
+    )
+    assert ready.detail.startswith(serving + "; ") and ready.detail.endswith(
+        ")" if capacity.streams else carried
+    )
     assert carried in ready.detail
     assert ready.model is not None and ready.model.display_scale == served_model.scale.scale
     assert ready.model.pass_line.certified == line.certified and ready.model.pass_line.promise == line.promise

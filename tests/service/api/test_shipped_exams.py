@@ -52,7 +52,8 @@ def test_one_service_serves_both_shipped_exams_swaps_one_and_names_the_other(shi
     settings = make_settings(shipped, model_names=("*",), api_token=TOKEN)
     cines = {name: _cine(name, 40) for name in ANATOMY}
     with serve(create_app(settings)) as live:
-        listing = httpx.get(f"{live.http}/models", timeout=30).json()
+        with Client(live.http) as client:
+            listing = client.exams()  # GET /models
         assert listing["default"] == PROSTATE
         assert sorted(m["name"] for m in listing["models"]) == [PROSTATE, THYROID]
         assert all(m["state"] == "serving" for m in listing["models"])
@@ -62,7 +63,9 @@ def test_one_service_serves_both_shipped_exams_swaps_one_and_names_the_other(shi
         for name, frames in cines.items():
             with Client(live.http, model=name) as client:
                 assessed = client.assess(frames[0]).response
-                assert assessed["model"]["name"] == name and assessed["frames"][0]["verdict"] != "out_of_scope"
+                assert (
+                    assessed["model"]["name"] == name and assessed["frames"][0]["verdict"] != "out_of_scope"
+                )
                 verdicts = [v.message for v in client.scan(frames[:20])]
             assert {m["model"]["name"] for m in verdicts} == {name}
             assert Counter(m["verdict"] for m in verdicts)["out_of_scope"] <= 2
@@ -70,7 +73,9 @@ def test_one_service_serves_both_shipped_exams_swaps_one_and_names_the_other(shi
         # The other exam's anatomy: out of scope, and the hint names the exam that takes it.
         for name, other in ((PROSTATE, THYROID), (THYROID, PROSTATE)):
             png = _png(cines[other][0])
-            frame = httpx.post(f"{live.http}/assess?model={name}", content=png, timeout=30).json()["frames"][0]
+            frame = httpx.post(f"{live.http}/assess?model={name}", content=png, timeout=30).json()["frames"][
+                0
+            ]
             assert frame["verdict"] == "out_of_scope" and frame["looks_like"] == other
             with Client(live.http, model=name) as client:
                 streamed = [v.message for v in client.scan([_png(f) for f in cines[other][:10]])]
@@ -94,7 +99,9 @@ def test_one_service_serves_both_shipped_exams_swaps_one_and_names_the_other(shi
         )
         streaming.join(timeout=60)
         assert promoted.status_code == 200 and promoted.json()["served_version"] == version
-        after = {m["name"]: m["version"] for m in httpx.get(f"{live.http}/models", timeout=30).json()["models"]}
+        after = {
+            m["name"]: m["version"] for m in httpx.get(f"{live.http}/models", timeout=30).json()["models"]
+        }
         with Client(live.http, model=THYROID) as client:
             swapped = client.assess(cines[THYROID][1]).response
     assert after == {PROSTATE: before[PROSTATE], THYROID: version}

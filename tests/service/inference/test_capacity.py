@@ -22,11 +22,18 @@ class Clock:
 
 def meter(clock: Clock, export_s: float | None = None, workers: int = 2, cores: int = 2) -> CapacityMeter:
     return CapacityMeter(
-        workers=workers, cores=cores, stream_fps=30.0, headroom=0.8, export_cost_s=lambda: export_s, clock=clock
+        workers=workers,
+        cores=cores,
+        stream_fps=30.0,
+        headroom=0.8,
+        export_cost_s=lambda: export_s,
+        clock=clock,
     )
 
 
-def one_second(m: CapacityMeter, clock: Clock, frames: int, work_s: float, loop_s: float, cpu_s: float) -> None:
+def one_second(
+    m: CapacityMeter, clock: Clock, frames: int, work_s: float, loop_s: float, cpu_s: float
+) -> None:
     m.observe_work(frames, work_s)
     clock.loop += loop_s
     clock.process += cpu_s
@@ -71,7 +78,9 @@ def test_an_idle_second_changes_nothing_and_costs_are_smoothed() -> None:
     m.sample()
     one_second(m, clock, frames=200, work_s=0.2, loop_s=0.1, cpu_s=0.3)
     before = m.estimate()
-    one_second(m, clock, frames=MIN_SAMPLE_FRAMES - 1, work_s=5.0, loop_s=0.5, cpu_s=0.9)  # health checks only
+    one_second(
+        m, clock, frames=MIN_SAMPLE_FRAMES - 1, work_s=5.0, loop_s=0.5, cpu_s=0.9
+    )  # health checks only
     assert m.estimate().cost_ms == before.cost_ms and m.estimate().streams == before.streams
     one_second(m, clock, frames=200, work_s=0.4, loop_s=0.1, cpu_s=0.3)  # the workers now twice as slow
     assert m.cost_s["workers"] == pytest.approx(0.001 + 0.3 * (0.002 - 0.001))
