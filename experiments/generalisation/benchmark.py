@@ -59,6 +59,7 @@ from usqa.trainer.amenability.engine import infer
 from usqa.trainer.amenability.evaluate import evaluate
 from usqa.trainer.amenability.run import load_run, train
 from usqa.trainer.amenability.run_folder import EVAL_DIR, SUPERVISED_FILE
+from usqa.trainer.amenability.supervised_stage import stage_identity
 from usqa.trainer.data import load_task_data
 
 log = logging.getLogger("experiments.generalisation")
@@ -191,14 +192,20 @@ def _done(job: dict[str, Any], file: str) -> bool:
     """True when the run folder holds `file` written for the same training config (a changed config reruns).
 
     Both sides go through `TrainConfig.from_dict`, so a run stored before a field with a default was added
-    (which therefore trained with that default) still counts as done.
+    (which therefore trained with that default) still counts as done. A supervised reference is the stage alone:
+    it is done when what the stage reads is the same (Algorithm 1's settings do not change it).
     """
     path = Path(job["run_dir"]) / file
     if not path.is_file():
         return False
     stored = json.loads(path.read_text()).get("config")
     try:
-        return stored is not None and TrainConfig.from_dict(stored) == TrainConfig.from_dict(job["config"])
+        if stored is None:
+            return False
+        then, now = TrainConfig.from_dict(stored), TrainConfig.from_dict(job["config"])
+        if job["method"] == SUPERVISED_REFERENCE:
+            return stage_identity(then) == stage_identity(now)
+        return then == now
     except (TypeError, ValueError):  # a stored config this code cannot read: train again
         return False
 

@@ -57,13 +57,13 @@ def test_method_config_applies_budget_overrides_seed_and_frame_size() -> None:
     assert config.name == "debug-x"
 
 
-def test_the_benchmark_budget_is_the_demo_preset_with_a_converged_stage_and_more_segmentation_steps() -> None:
+def test_the_benchmark_budget_is_the_demo_preset_with_a_converged_stage() -> None:
     method = METHODS[0]
     demo, bench = (
         method_config(method, budget=b, task="segment", seed=0, frame_size=64, train_baseline=True)
         for b in ("demo", "benchmark")
     )
-    assert bench.total_steps == 400 and demo.total_steps == 100  # demo: 20 episodes x 5 (docs/recipe.md)
+    assert bench.total_steps == demo.total_steps == 100  # 20 episodes x 5, from the converged stage
     assert (bench.batch_size, bench.unet, bench.frame) == (demo.batch_size, demo.unet, demo.frame)
     classify = [
         method_config(method, budget=b, task="classify", seed=0, frame_size=64, train_baseline=True)

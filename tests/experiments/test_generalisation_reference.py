@@ -67,6 +67,9 @@ def test_a_debug_reference_trains_scores_and_counts_as_done(tmp_path: Path) -> N
     assert result["holdout"]["frames"] > 0 and result["seconds"]["supervised"] > 0
     assert 0 < result["stage"]["steps"] <= job["config"]["supervised"]["steps"]
     assert _done(job, TRAIN_FILE) and _done(job, RESULT_FILE)
+    # A reference is the stage alone: Algorithm 1's settings changing later does not make it stale.
+    assert _done({**job, "config": {**job["config"], "episodes": 99}}, TRAIN_FILE)
+    assert not _done({**job, "config": {**job["config"], "seed": 5}}, TRAIN_FILE)
 
 
 def test_a_method_continues_from_the_references_stage_and_a_different_stage_is_refused(
