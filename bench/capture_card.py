@@ -44,7 +44,7 @@ import httpx
 import numpy as np
 
 from bench.capture_card_report import HEAVIEST, Run, findings, markdown
-from bench.latency_load import Result, _for, _paced_streams, encode, run_inprocess
+from bench.latency_load import Result, _for, _paced_streams, encode, run_inprocess, ws_streams
 from bench.latency_servers import SERVER_START_TIMEOUT_S, Server, measured
 from docs_gen.blocks import replace_block
 from usqa.local_stack import free_port, start_api
@@ -115,37 +115,6 @@ def anatomy_cine(
     return [f.image for f in simulate_cine(preset, frames, seed=7, size=size)]
 
 
-async def ws_exams(
-    url: str, payloads: dict[str, list[bytes]], streams: int, fps: float | None, duration: float
-) -> Result:
-    """`streams` /ws/scan streams spread over the models in `payloads` (stream k: the k-th model in turn, with that
-    model's frames), at `fps` or saturated; latency matched to frames by `seq`."""
-    from usqa.client import AsyncClient
-
-    result = Result("ws", streams, fps, duration)
-    period = 1.0 / fps if fps else 0.0
-    names = list(payloads)
-
-    async def stream(index: int) -> None:
-        name = names[index % len(names)]
-        frames = payloads[name]
-        async with AsyncClient(url, model=name) as client:
-            report = await client.play(
-                frames[index:] + frames[:index],
-                fps=fps,
-                offset_s=index * period / streams,
-                until=_for(duration),
-            )
-        result.offered += report.sent
-        result.completed += report.results
-        result.failed += report.errors
-        result.dropped += int((report.summary or {}).get("frames", {}).get("dropped", 0))
-        result.latencies_ms.extend(report.latencies_ms)
-
-    await asyncio.gather(*(stream(k) for k in range(streams)))
-    return result
-
-
 async def refused_beside(
     url: str, name: str, payloads: list[bytes], streams: int, fps: float, duration: float
 ) -> tuple[Result, int | None, str]:
@@ -159,7 +128,7 @@ async def refused_beside(
         return report.close_code, report.close_reason
 
     running, (code, reason) = await asyncio.gather(
-        ws_exams(url, {name: payloads}, streams, fps, duration), extra()
+        ws_streams(url, {name: payloads}, streams, fps, duration), extra()
     )
     return running, code, reason
 
@@ -222,15 +191,17 @@ def serve_and_measure(args: argparse.Namespace, kinds: dict[str, dict[str, list[
     try:
         for kind, payloads in kinds.items():
             alone = {first: payloads[first]}
-            out.note(kind, "1 model", measured(one, ws_exams(one.base, alone, 4, 30.0, args.duration)))
+            out.note(kind, "1 model", measured(one, ws_streams(one.base, alone, 4, 30.0, args.duration)))
             out.capacity[kind] = capacity_of(one)
-            out.note(kind, "1 model", measured(one, ws_exams(one.base, alone, 4, None, args.duration)))
+            out.note(kind, "1 model", measured(one, ws_streams(one.base, alone, 4, None, args.duration)))
     finally:
         one.stop()
     both = serve_models(args, args.names, "api-two.log")
     try:
         for kind, payloads in kinds.items():
-            out.note(kind, "2 models", measured(both, ws_exams(both.base, payloads, 4, 30.0, args.duration)))
+            out.note(
+                kind, "2 models", measured(both, ws_streams(both.base, payloads, 4, 30.0, args.duration))
+            )
     finally:
         both.stop()
     out.at_capacity = at_capacity(args, kinds[HEAVIEST][first], out.capacity[HEAVIEST])
@@ -249,7 +220,7 @@ def at_capacity(
     name = args.names[0]
     server = serve_models(args, [name], "api-capacity.log", USQA_STREAM_FPS=str(fps))
     try:
-        warm = asyncio.run(ws_exams(server.base, {name: payloads}, 2, fps, args.duration / 2))
+        warm = asyncio.run(ws_streams(server.base, {name: payloads}, 2, fps, args.duration / 2))
         capacity = capacity_of(server)
         streams = int(capacity["streams"] or 0)
         running, code, reason = asyncio.run(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -223,30 +223,41 @@ async def http_streams(
 
 
 async def ws_streams(
-    url: str, payloads: list[bytes], streams: int, fps: float | None, duration: float
+    url: str,
+    payloads: Sequence[bytes] | Mapping[str, Sequence[bytes]],
+    streams: int,
+    fps: float | None,
+    duration: float,
 ) -> Result:
     """`streams` streams through `AsyncClient.play` (the one /ws/scan client): frames on schedule at `fps`, or
-    saturated (None: the next frame as soon as the last is answered); latency matched to frames by `seq`."""
+    saturated (None: the next frame as soon as the last is answered); latency matched to frames by `seq`.
+    `payloads` by exam (model name; None the default) spreads the streams over the exams in turn."""
     from usqa.client import AsyncClient
 
     result = Result("ws", streams, fps, duration)
     period = 1.0 / fps if fps else 0.0
+    by_exam: dict[str | None, list[bytes]] = (
+        {k: list(v) for k, v in payloads.items()} if isinstance(payloads, Mapping) else {None: list(payloads)}
+    )
+    names = list(by_exam)
 
-    async def stream(client: AsyncClient, index: int) -> None:
-        report = await client.play(
-            payloads[index:] + payloads[:index],  # each stream starts at another frame of the cine
-            fps=fps,
-            offset_s=index * period / streams,  # and at another point of the frame period
-            until=_for(duration),
-        )
+    async def stream(index: int) -> None:
+        name = names[index % len(names)]
+        frames = by_exam[name]
+        async with AsyncClient(url, model=name) as client:
+            report = await client.play(
+                frames[index:] + frames[:index],  # each stream starts at another frame of the cine
+                fps=fps,
+                offset_s=index * period / streams,  # and at another point of the frame period
+                until=_for(duration),
+            )
         result.offered += report.sent
         result.completed += report.results
         result.failed += report.errors
         result.dropped += int((report.summary or {}).get("frames", {}).get("dropped", 0))
         result.latencies_ms.extend(report.latencies_ms)
 
-    async with AsyncClient(url) as client:
-        await asyncio.gather(*(stream(client, k) for k in range(streams)))
+    await asyncio.gather(*(stream(k) for k in range(streams)))
     return result
 
 

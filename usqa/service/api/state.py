@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -184,19 +185,7 @@ class ServiceState:
         )
 
     def capacity_status(self) -> CapacityOut:
-        e = self.capacity.estimate()
-        return CapacityOut(
-            frames_per_second=e.frames_per_second,
-            streams=e.streams,
-            open_streams=self.sessions.open,
-            stream_fps=e.stream_fps,
-            headroom=e.headroom,
-            bound=e.bound,
-            basis=e.basis,
-            bounds=e.bounds,
-            cost_ms=e.cost_ms,
-            measured_frames=e.measured_frames,
-        )
+        return CapacityOut(**dataclasses.asdict(self.capacity.estimate()), open_streams=self.sessions.open)
 
     def pacs_status(self) -> PacsStatus | None:
         if self.delivery is None or self.outbox is None:
