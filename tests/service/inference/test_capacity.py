@@ -86,6 +86,14 @@ def test_an_idle_second_changes_nothing_and_costs_are_smoothed() -> None:
     assert m.cost_s["workers"] == pytest.approx(0.001 + 0.3 * (0.002 - 0.001))
 
 
+def test_the_first_stream_is_always_admitted() -> None:
+    clock = Clock()
+    m = meter(clock)
+    m.sample()
+    one_second(m, clock, frames=20, work_s=2.0, loop_s=0.0, cpu_s=0.0)  # 100 ms a frame: 20 frames/s
+    assert m.estimate().streams == 0 and m.admits(0) and not m.admits(1)
+
+
 def test_lanes_are_the_workers_the_cores_can_run() -> None:
     clock = Clock()
     m = meter(clock, workers=8, cores=2)

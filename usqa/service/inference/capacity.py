@@ -157,9 +157,10 @@ class CapacityMeter:
         )
 
     def admits(self, running: int) -> bool:
-        """Whether one more stream fits beside `running` ones (always, before the capacity is known)."""
+        """Whether one more stream fits beside `running` ones: always before the capacity is known, and always the
+        first (it slows no other stream down, and a busy moment must not lock every scanner out)."""
         streams = self.estimate().streams
-        return streams is None or running < streams
+        return streams is None or running < max(1, streams)
 
 
 async def sample_periodically(meter: CapacityMeter, period_s: float = SAMPLE_S) -> None:
