@@ -12,6 +12,7 @@ from experiments.generalisation.page import mean_std
 ROWS: tuple[tuple[str, str], ...] = (
     ("controller", "the paper's controller"),
     ("softmax", "softmax response, temperature-scaled"),
+    ("expected_metric", "expected task metric (segmentation: expected Dice)"),
     ("confidence", "softmax response (T = 1)"),
     ("doctor", "DOCTOR"),
     ("fused", "fused (controller + softmax)"),

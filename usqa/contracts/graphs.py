@@ -40,7 +40,7 @@ GRAPH_FILES: Final[dict[str, str]] = {CONTROLLER: CONTROLLER_FILE, PREDICTOR: PR
 OPSET: Final = 18
 
 # The rejectors a manifest may serve: formulas over the two graphs' outputs (usqa/service/inference/rejectors.py).
-RejectorName = Literal["controller", "softmax", "doctor", "fused"]
+RejectorName = Literal["controller", "softmax", "doctor", "fused", "expected_metric"]
 REJECTORS: Final[tuple[RejectorName, ...]] = get_args(RejectorName)
 
 

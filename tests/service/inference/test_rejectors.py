@@ -8,6 +8,7 @@ import pytest
 from usqa.service.inference.rejectors import (
     REJECTORS,
     doctor_score,
+    expected_metric,
     fused_score,
     rejector_scores,
     softmax_response,
@@ -31,6 +32,32 @@ def test_segmentation_scores_average_their_pixels() -> None:
     assert doctor_score(masks, "segment") == pytest.approx([0.5, 1.0], abs=1e-6)
     # temperature 2 on p = 0.9: sigmoid(logit(0.9) / 2) = 3 / 4
     assert softmax_response(np.full((1, 2, 2), 0.9), "segment", temperature=2.0) == pytest.approx([0.75])
+
+
+def test_the_expected_metric_is_the_top_probability_or_the_expected_dice_of_the_thresholded_mask() -> None:
+    probabilities = np.array([[0.7, 0.2, 0.1]])
+    assert expected_metric(probabilities, "classify") == pytest.approx(
+        softmax_response(probabilities, "classify")
+    )
+    # Worked by hand, 2 x 2 frames. Confident and right-looking: p = (1, 1, 0, 0), M = (1, 1, 0, 0): 2*2/(2+2) = 1.
+    # A faint structure: p = (0.6, 0.4, 0, 0), M = (1, 0, 0, 0): 2*0.6/(1.0+1) = 0.6.
+    # Nothing predicted though something may be there: p = (0.4, 0.4, 0, 0), M = 0: P(empty) = 0.6 * 0.6 = 0.36.
+    # Nothing anywhere: both empty, P(empty) = 1 (an empty answer to an empty frame scores 1).
+    masks = np.array(
+        [
+            [[1.0, 1.0], [0.0, 0.0]],
+            [[0.6, 0.4], [0.0, 0.0]],
+            [[0.4, 0.4], [0.0, 0.0]],
+            [[0.0, 0.0], [0.0, 0.0]],
+        ]
+    )
+    assert expected_metric(masks, "segment") == pytest.approx([1.0, 0.6, 0.36, 1.0], abs=1e-5)
+    # The pixel-averaged softmax response ranks a faint structure (0.6 mean) with a frame of faint noise: here the
+    # expected Dice sets them apart. On a 64 x 64 frame the background's many small p make P(empty) about 0.
+    softmax = softmax_response(masks, "segment")
+    assert softmax[1] == pytest.approx(softmax[2])
+    wide = np.full((1, 64, 64), 0.01)
+    assert expected_metric(wide, "segment")[0] < 1e-10 and softmax_response(wide, "segment")[0] > 0.98
 
 
 def test_doctor_is_the_sum_of_squared_probabilities() -> None:

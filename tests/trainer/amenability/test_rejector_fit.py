@@ -53,7 +53,7 @@ def test_the_served_rejector_is_the_lowest_validation_aurc() -> None:
     fit = fit_rejectors("classify", val)
     assert isinstance(fit, RejectorFit) and 1.5 < fit.temperature < 2.6
     found = validation_aurc("classify", fit, val)
-    assert set(found) == {"controller", "softmax", "doctor", "fused"}
+    assert set(found) == {"controller", "softmax", "doctor", "fused", "expected_metric"}
     assert found["softmax"] < found["controller"]  # the uninformed controller is near the error rate
     name, reason = choose_served(found)
     assert found[name] == min(found.values()) and "lowest validation AURC" in reason
@@ -62,7 +62,7 @@ def test_the_served_rejector_is_the_lowest_validation_aurc() -> None:
 
 
 def test_ties_go_to_the_simpler_rejector() -> None:
-    same = {"controller": 0.1, "softmax": 0.1, "doctor": 0.1, "fused": 0.1}
+    same = {"controller": 0.1, "softmax": 0.1, "doctor": 0.1, "fused": 0.1, "expected_metric": 0.1}
     assert choose_served(same)[0] == "softmax"
 
 
@@ -71,17 +71,22 @@ def test_another_rejector_serves_only_beyond_the_softmax_sampling_error() -> Non
     fit = fit_rejectors("classify", val)
     scores = validation_scores("classify", fit, val)
     margins = margins_over_softmax(scores, val, resamples=100)
-    assert set(margins) == {"controller", "doctor", "fused"}
+    assert set(margins) == {"controller", "doctor", "fused", "expected_metric"}
     assert margins["controller"] > 0  # a controller that knows nothing is not better than the softmax
     # A planted rejector: the softmax's ranking with every failure moved to the bottom (an oracle).
     oracle = {**scores, "fused": np.where(val.failures, -1.0, 1.0) + 0.01 * scores["softmax"]}
     assert margins_over_softmax(oracle, val, resamples=100)["fused"] < 0
-    validation = {"controller": 0.05, "softmax": 0.10, "doctor": 0.10, "fused": 0.08}
+    validation = {"controller": 0.05, "softmax": 0.10, "doctor": 0.10, "fused": 0.08, "expected_metric": 0.10}
     # Lower by chance: the softmax still serves; beyond chance: the other one does.
     assert (
-        choose_served(validation, margins={"controller": 0.01, "doctor": 0.0, "fused": 0.02})[0] == "softmax"
+        choose_served(
+            validation, margins={"controller": 0.01, "doctor": 0.0, "fused": 0.02, "expected_metric": 0.0}
+        )[0]
+        == "softmax"
     )
-    name, reason = choose_served(validation, margins={"controller": -0.01, "doctor": 0.0, "fused": 0.02})
+    name, reason = choose_served(
+        validation, margins={"controller": -0.01, "doctor": 0.0, "fused": 0.02, "expected_metric": 0.0}
+    )
     assert name == "controller" and "beyond: controller" in reason
 
 

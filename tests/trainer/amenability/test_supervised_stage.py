@@ -17,6 +17,7 @@ from usqa.trainer.amenability.run_folder import METRICS_FILE, SUPERVISED_FILE
 from usqa.trainer.amenability.supervised_stage import supervised_stage
 from usqa.trainer.data import SplitTensors
 from usqa.trainer.engine.base import Callback, Engine, Logs
+from usqa.trainer.engine.callbacks import BestModel
 from usqa.trainer.recipe.presets import preset
 
 
@@ -77,6 +78,46 @@ def test_both_stages_of_a_run_start_from_the_stages_predictor(tiny_data: Path, t
             assert torch.equal(saved["predictor"][key], value), key
     stages = [json.loads(line)["stage"] for line in (run / METRICS_FILE).read_text().splitlines()]
     assert set(stages) == {"supervised"}
+
+
+def test_the_stages_predictor_stays_a_candidate_of_both_continuations(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Best-on-validation: the baseline and Algorithm 1 keep a predictor only if it beats the stage's on the
+    validation reward frames; a continuation that only loses ends with the stage's predictor."""
+    offered: list[float] = []
+    original = BestModel.offer_start
+
+    def record(self: BestModel, value: float, engine: Engine) -> None:
+        offered.append(value)
+        original(self, value, engine)
+
+    monkeypatch.setattr(BestModel, "offer_start", record)
+    cfg = replace(preset("debug"), episodes=2, predictor_learning_rate=50.0)  # a continuation that wrecks it
+    assert cfg.recipe.best_on_validation
+    result = train(cfg, tiny_data, tmp_path / "run", progress=False)
+    assert len(offered) == 2  # the baseline's and Algorithm 1's
+    saved = torch.load(tmp_path / "run" / SUPERVISED_FILE, weights_only=False)["predictor"]
+    logged = [json.loads(line) for line in (tmp_path / "run" / METRICS_FILE).read_text().splitlines()]
+    warmup = cfg.recipe.warmup_episodes
+    for network, stage, start, first in (
+        (result.baseline, "baseline", offered[0], 1),
+        (result.predictor, "amenability", offered[1], warmup + 1),
+    ):
+        assert network is not None
+        metrics = [e["metric"] for e in logged if e["stage"] == stage and e["episode"] >= first]
+        if all(torch.equal(saved[k], v) for k, v in network.state_dict().items()):
+            assert all(m <= start for m in metrics)  # nothing beat the stage: it stayed
+        else:
+            assert max(metrics) > start  # an episode beat the stage on validation, and only then is it kept
+    offered.clear()
+    train(
+        replace(cfg, supervised=replace(cfg.supervised, steps=0)),
+        tiny_data,
+        tmp_path / "bare",
+        progress=False,
+    )
+    assert offered == []  # no stage: nothing to start from
 
 
 class CrashAt(Callback):

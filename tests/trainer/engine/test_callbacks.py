@@ -34,6 +34,22 @@ def test_best_model_is_off_by_default_and_keeps_the_best_iterations_networks() -
     assert weight(engine) == 2.0  # restored at the end
 
 
+def test_the_start_offered_to_best_model_is_kept_unless_an_iteration_beats_it() -> None:
+    best = BestModel()
+    engine = ScriptedEngine([0.2, 0.5, 0.4], [best])
+    with torch.no_grad():
+        engine.network.weight.fill_(0.0)
+    best.offer_start(0.6, engine)  # the weights the run starts from (weight 0), better than every iteration
+    engine.run()
+    assert (best.best_value, best.best_iteration) == (0.6, 0) and weight(engine) == 0.0
+    beaten = BestModel()
+    engine = ScriptedEngine([0.2, 0.7, 0.4], [beaten])
+    beaten.offer_start(0.6, engine)
+    beaten.offer_start(0.9, engine)  # offered once: a later offer is not a start
+    engine.run()
+    assert (beaten.best_value, beaten.best_iteration) == (0.7, 2) and weight(engine) == 2.0
+
+
 def test_best_model_stops_after_patience_iterations_without_improvement() -> None:
     best = BestModel(patience=2, restore=False)
     engine = ScriptedEngine([0.2, 0.5, 0.5, 0.4, 0.9, 1.0], [best])

@@ -12,6 +12,14 @@ manifest's `rejector` section, so the runtime and the trainer compute the same n
   probabilities (1 - DOCTOR's g); per pixel p_T^2 + (1 - p_T)^2, averaged, for segmentation.
 - `fused`: a logistic model over the controller score and the softmax response's logit, fitted on the
   validation split; the probability it outputs is the score.
+- `expected_metric`: the task metric the answer would get if the temperature-scaled probabilities were the truth's
+  distribution. Classification: the expected accuracy of the top class, its probability (the softmax response).
+  Segmentation: the expected Dice of the thresholded mask M = [p_T >= 0.5], as the soft Dice of M against p_T,
+  2 sum(p_T M) / (sum(p_T) + sum(M)); for an empty M, the probability that the frame is empty, prod(1 - p_T)
+  (the evaluation's Dice of an empty answer is 1 on an empty frame, 0 otherwise). The pixel-averaged
+  softmax response is dominated by background pixels, which every answer gets right: on the generalisation
+  benchmark of 6 Dec 2026 its holdout AURC was no better than random rejection for converged U-Nets, while the
+  risk is 1 - Dice (docs/rejection.md).
 
 numpy only (the runtime's rule); the trainer calls these on its own probabilities.
 """
@@ -67,6 +75,18 @@ def doctor_score(outputs: np.ndarray, task: str, temperature: float = 1.0) -> np
     return (np.square(p) + np.square(1.0 - p)).reshape(p.shape[0], -1).mean(axis=1)
 
 
+def expected_metric(outputs: np.ndarray, task: str, temperature: float = 1.0) -> np.ndarray:
+    """[N] in [0, 1]: the expected accuracy (classify) or expected Dice (segment) under the scaled probabilities."""
+    if task == "classify":
+        return softmax_response(outputs, task, temperature)
+    p = scaled_foreground(outputs, temperature).reshape(outputs.shape[0], -1)
+    mask = (p >= 0.5).astype(np.float64)
+    overlap, total = (p * mask).sum(axis=1), p.sum(axis=1) + mask.sum(axis=1)
+    # An empty answer scores 1 exactly when the frame is empty: probability prod(1 - p), in logs.
+    empty = np.exp(np.log1p(-np.minimum(p, 1.0 - EPSILON)).sum(axis=1))
+    return np.where(mask.sum(axis=1) > 0, 2.0 * overlap / np.maximum(total, EPSILON), empty)
+
+
 def fused_features(controller: np.ndarray, softmax: np.ndarray) -> np.ndarray:
     """[N, 2]: the fused model's inputs, the controller score and the softmax response's logit."""
     return np.stack([controller.astype(np.float64), _logit(softmax.astype(np.float64))], axis=1)
@@ -96,6 +116,8 @@ def rejector_scores(
         return softmax_response(outputs, task, temperature)
     if name == "doctor":
         return doctor_score(outputs, task, temperature)
+    if name == "expected_metric":
+        return expected_metric(outputs, task, temperature)
     if name == "fused":
         if len(weights) != 2:
             raise ValueError(f"the fused rejector needs 2 weights, got {len(weights)}")

@@ -157,6 +157,12 @@ class AmenabilityEngine(Engine):
             return slice(None)  # a view: the same frames every step, which a learner may score once
         return torch.randperm(size, generator=self.reward_generator)[: self.config.reward_frames]
 
+    def start_metric(self) -> float:
+        """The predictor's task metric on the reward frames (all of them) before the first step: the candidate the
+        run starts from (usqa.trainer.engine.callbacks.BestModel.offer_start)."""
+        logits = infer(self.predictor, self.reward_frames, self.device)
+        return float(frame_metric(self.config.task, logits, self.reward_targets).mean())
+
     def reward_scores(self) -> torch.Tensor | None:
         """Controller scores h_j on the reward frames: fixed within an episode (theta changes per episode)."""
         if self.learner is None or not self.selective or self.config.reward.kind == "avg":

@@ -47,7 +47,7 @@ from usqa.trainer.amenability.rejector_fit import (
 from usqa.trainer.data import SplitTensors
 
 # The rejectors fitted here, added to the report's `selective` rows.
-FITTED_ROWS: tuple[RejectorName, ...] = ("softmax", "doctor", "fused")
+FITTED_ROWS: tuple[RejectorName, ...] = ("softmax", "expected_metric", "doctor", "fused")
 DISPLAY_MEANING = "P(the task model is right on this frame | the served rejector's score)"
 
 

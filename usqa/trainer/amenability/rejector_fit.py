@@ -10,7 +10,7 @@ chosen by validation AURC (or forced), each scored the way the runtime scores it
   subject folds (fit on one, scored on the other), so the choice does not favour it for seeing its own frames.
 - Served: the lowest validation AURC among the temperature-scaled softmax and the rejectors that beat it
   beyond the validation split's sampling error (a one-sided subject bootstrap of the AURC difference at 95 %
-  overall, Bonferroni-corrected for the challengers tried: 98.3 % each for three); ties go to the simpler
+  overall, Bonferroni-corrected for the challengers tried: 98.75 % each for four); ties go to the simpler
   rejector (PREFERENCE). Uncorrected (95 % each, 200 resamples), a controller or fused score chosen this way
   lost to the softmax on the holdout in one or two of three seeds on three of the benchmark's nine rows
   (docs/results.md, 6 Dec 2026): with three challengers, one passes a 95 % test by chance far more often
@@ -39,7 +39,7 @@ from usqa.service.inference.selective import aurc
 TEMPERATURES = np.geomspace(0.05, 20.0, 121)
 PIXEL_SAMPLE = 200_000
 # Preference among equal validation AURCs: the plain calibrated softmax first, the learned scores after.
-PREFERENCE: tuple[RejectorName, ...] = ("softmax", "doctor", "controller", "fused")
+PREFERENCE: tuple[RejectorName, ...] = ("softmax", "expected_metric", "doctor", "controller", "fused")
 # Enough resamples that the corrected tail (under 2 %) rests on some 17 of them, not 3.
 MARGIN_RESAMPLES = 1000
 FAMILY_LEVEL = 0.05

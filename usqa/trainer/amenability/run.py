@@ -257,6 +257,7 @@ def train(
             if start is not None:
                 baseline.load_state_dict(start)
             started = time.perf_counter()
+            baseline_best = best_model(config)
             engine = AmenabilityEngine(
                 config,
                 baseline,
@@ -265,13 +266,15 @@ def train(
                 reward_index,
                 None,
                 [
-                    *filter(None, [best_model(config)]),
+                    *filter(None, [baseline_best]),
                     ProgressBar(enabled=progress),
                     MetricsLog(metrics_path),
                     *callbacks,
                 ],
                 device,
             )
+            if start is not None and baseline_best is not None:
+                baseline_best.offer_start(engine.start_metric(), engine)
             engine.run()
             seconds["baseline"] = time.perf_counter() - started
             atomic_torch_save({"config": config.to_dict(), "predictor": baseline.state_dict()}, baseline_path)
@@ -306,6 +309,9 @@ def train(
         if best is not None and saved.get("best") is not None:
             best.load_state_dict(saved["best"])
         log.info("resumed %s at episode %d", run_dir, engine.episode)
+    elif start is not None and best is not None:
+        # The converged stage is the first candidate: Algorithm 1 keeps a predictor only if it beats it.
+        best.offer_start(engine.start_metric(), engine)
     started = time.perf_counter()
     engine.run()
     seconds["amenability"] = time.perf_counter() - started

@@ -241,6 +241,15 @@ class BestModel(Callback):
             self.stopped_at = engine.iteration
             engine.should_stop = True
 
+    def offer_start(self, value: float, engine: Engine) -> None:
+        """The networks the run starts from (a converged supervised stage) as the first candidate, iteration 0:
+        an iteration must then beat them to be kept, and a continuation that only loses ends where it began."""
+        if self.best_value is None and not math.isnan(value):
+            self.best_value, self.best_iteration = value, 0
+            self.best_state = {
+                name: copy.deepcopy(network.state_dict()) for name, network in self._kept(engine).items()
+            }
+
     def _kept(self, engine: Engine) -> dict[str, torch.nn.Module]:
         networks = engine.networks
         return networks if self.keep is None else {k: networks[k] for k in self.keep}
