@@ -14,6 +14,7 @@ import cv2
 
 from usqa import local_stack
 from usqa.client import Client, Job
+from usqa.contracts.protocol import MessageType, Verdict
 from usqa.demo.context import CLASS_NAMES, PRESET, SUBJECTS, Demo
 from usqa.demo.training import BACKBONE_NAME, FRAME_SIZE
 from usqa.demo.view import QUIET_EVERY, STREAM_FPS, VIEW_EVERY
@@ -152,10 +153,10 @@ def switch_exam(demo: Demo) -> str:
         sweep = [f.image for f in simulate_cine(SECOND_PRESET, 2 * SWITCH_FRAMES, seed=demo.args.seed + 7)]
         with usqa.open_scan() as (ws, ready):
             before = [_result(ws, frame) for frame in sweep[:SWITCH_FRAMES]]
-            ws.send(json.dumps({"type": "hello", "model": SECOND_EXAM}))
-            swap = _next(ws, "model_swap")
+            ws.send(json.dumps({"type": MessageType.HELLO, "model": SECOND_EXAM}))
+            swap = _next(ws, MessageType.MODEL_SWAP)
             after = [_result(ws, frame) for frame in sweep[SWITCH_FRAMES:]]
-    hints = Counter(m.get("looks_like") for m in before if m["verdict"] == "out_of_scope")
+    hints = Counter(m.get("looks_like") for m in before if m["verdict"] == Verdict.OUT_OF_SCOPE)
     named = ", ".join(f"{count} 'looks like {name}'" for name, count in hints.items() if name) or "none named"
     was = ", ".join(f"{n} {v}" for v, n in Counter(m["verdict"] for m in before).items())
     now = ", ".join(f"{n} {v}" for v, n in Counter(m["verdict"] for m in after).items())
@@ -167,7 +168,7 @@ def switch_exam(demo: Demo) -> str:
 
 def _result(ws: Any, frame: Any) -> dict[str, Any]:
     ws.send(bytes(cv2.imencode(".png", frame)[1].tobytes()))
-    return _next(ws, "result")
+    return _next(ws, MessageType.RESULT)
 
 
 def _next(ws: Any, kind: str) -> dict[str, Any]:
