@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from docs_gen.blocks import check_block, replace_block
+from experiments.generalisation.data import READ_BEFORE_A_DECISION
 from experiments.generalisation.methods import (
     NON_SELECTIVE_LABEL,
     REFERENCE,
@@ -212,7 +213,16 @@ def role(dataset: dict[str, Any]) -> str:
         for key, what in (("built", "built"), ("first_evaluated", "first evaluated"))
         if dataset.get(key)  # absent from pages made before the dates were recorded
     ]
-    return dataset["role_note"] + (f" ({', '.join(dates)})" if dates else "")
+    return role_note(dataset) + (f" ({', '.join(dates)})" if dates else "")
+
+
+def role_note(dataset: dict[str, Any]) -> str:
+    """The role's note, and when a held-out set's rows were read before a decision (from the code's record)."""
+    read = READ_BEFORE_A_DECISION.get(dataset.get("name", ""))
+    if read is None:
+        return str(dataset["role_note"])
+    kind = str(dataset["role_note"]).split(":", 1)[0]  # "held out", "real frames"
+    return f"{kind}: reported, and read before a recipe decision on {read}"
 
 
 def render(summary: dict[str, Any]) -> str:
@@ -273,7 +283,7 @@ def render(summary: dict[str, Any]) -> str:
             if not mine:
                 continue
             sections += [
-                f"### `{d['name']}`, {task} ({d['role_note']})",
+                f"### `{d['name']}`, {task} ({role_note(d)})",
                 "",
                 f"Holdout: {mine[0]['report']['frames']} frames, {mine[0]['report']['subjects']} subjects, "
                 f"non-amenable {mine[0]['report']['non_amenable_fraction']:.1%}.",

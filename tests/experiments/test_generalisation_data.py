@@ -49,3 +49,6 @@ def test_the_page_says_when_a_set_was_built_and_first_evaluated() -> None:
     described = {"role_note": "held out: reported only", "built": "2026-12-06", "first_evaluated": "not yet"}
     assert role(described) == "held out: reported only (built 2026-12-06, first evaluated not yet)"
     assert role({"role_note": "development"}) == "development"  # a page from before the dates
+    # A held-out set whose rows were read before a recipe decision says so, whatever its role was.
+    read = {"name": "thyroid_held_out", "role_note": "held out: reported only, not used for any decision"}
+    assert role(read) == "held out: reported, and read before a recipe decision on 2026-12-06"
