@@ -25,14 +25,7 @@ class Run:
     workers: int = 1  # the service's inference workers (threads of the leanest in-process row)
 
     def note(self, kind: str, served: str, result: Result) -> None:
-        row = result.row()
-        rate = "sat" if row["fps"] is None else f"{row['fps']:g} fps"
-        print(
-            f"{kind:>15s} {row['target']:>11s} {served:>8s} {row['streams']:>2d} x {rate:>6s}: "
-            f"p50 {row['p50_ms']:7.2f} ms  p99 {row['p99_ms']:7.2f} ms  {row['throughput_fps']:7.1f} fps  "
-            f"drops {row['drop_rate']:.1%}",
-            flush=True,
-        )
+        print(f"{kind:>15s} {served:>8s} {result.line()}", flush=True)
         self.rows.append((kind, served, result))
 
     def find(

@@ -61,6 +61,15 @@ class Result:
         )
         return data
 
+    def line(self) -> str:
+        """The row as the benchmarks print it while they run."""
+        row = self.row()
+        rate = "sat" if row["fps"] is None else f"{row['fps']:g} fps"
+        return (
+            f"{row['target']:>11s} {row['streams']:>3d} x {rate:>7s}: p50 {row['p50_ms']:7.2f} ms  "
+            f"p99 {row['p99_ms']:7.2f} ms  {row['throughput_fps']:8.1f} fps  drops {row['drop_rate']:.1%}"
+        )
+
 
 def cine(size: int) -> list[np.ndarray]:
     from usqa.service.simulator.cine import simulate_cine

@@ -66,14 +66,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     duration = args.duration
 
     def note(result: Result) -> None:
-        row = result.row()
-        rate = "sat" if row["fps"] is None else f"{row['fps']:g} fps"
-        print(
-            f"{row['target']:>11s} {row['streams']:>3d} streams {rate:>7s}:"
-            f" p50 {row['p50_ms']:7.2f} ms  p99 {row['p99_ms']:7.2f} ms  {row['throughput_fps']:8.1f} fps"
-            f"  drops {row['drop_rate']:.1%}  cpu {row['cpu_cores']}  rss {row['rss_mb']} MB",
-            flush=True,
-        )
+        print(f"{result.line()}  cpu {result.cpu_cores}  rss {result.rss_mb} MB", flush=True)
         results.append(result)
 
     if "raw" in args.targets:

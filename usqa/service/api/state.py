@@ -142,8 +142,9 @@ class ServiceState:
             detail += f"; {MSG_UNCALIBRATED.format(name=model.name, version=model.number)}"
         if model is not None and not (line := pass_line(model.manifest)).certified:
             detail += f"; pass line {line.promise}"
+        capacity = self.capacity.estimate()
         if model is not None:
-            detail += f"; {self.capacity.estimate().describe()}"
+            detail += f"; {capacity.describe()}"
         pacs = self.pacs_status()
         if pacs is not None and pacs.state == "degraded":
             detail += f"; PACS degraded: {pacs.waiting} scan(s) waiting in the outbox ({pacs.last_error})"
@@ -181,11 +182,8 @@ class ServiceState:
             last_swap=swap_report(self.holder.last_swap),
             swap_failure=swap_report(failure),
             pacs=pacs,
-            capacity=self.capacity_status(),
+            capacity=CapacityOut(**dataclasses.asdict(capacity), open_streams=self.sessions.open),
         )
-
-    def capacity_status(self) -> CapacityOut:
-        return CapacityOut(**dataclasses.asdict(self.capacity.estimate()), open_streams=self.sessions.open)
 
     def pacs_status(self) -> PacsStatus | None:
         if self.delivery is None or self.outbox is None:
