@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +123,14 @@ def reward_indices(val: SplitTensors, config: TrainConfig, root: Path | str = ""
     if candidates.size > config.reward_frames:
         candidates = np.sort(generator.choice(candidates, config.reward_frames, replace=False))
     return torch.from_numpy(candidates)
+
+
+def reward_mask(val: SplitTensors, config: TrainConfig, names: Sequence[str] | None = None) -> np.ndarray:
+    """Which validation frames the controller's reward used (the pool, with `reward.resample`): over `val`
+    itself, or over `names`, the frame references of another reading of the split (export's keeps the frames
+    without a gland that segmentation's `val` drops)."""
+    pool = {val.names[i] for i in reward_indices(val, config).tolist()}
+    return np.array([name in pool for name in (val.names if names is None else names)], bool)
 
 
 class BatchSampler:

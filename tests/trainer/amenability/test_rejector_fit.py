@@ -12,6 +12,7 @@ from usqa.trainer.amenability.rejector_fit import (
     fit_rejectors,
     fit_temperature,
     margins_over_softmax,
+    unseen_by_controller,
     validation_aurc,
     validation_scores,
 )
@@ -98,3 +99,31 @@ def test_the_margin_is_corrected_for_the_challengers_tried() -> None:
     among_three = margins_over_softmax(scores, val, resamples=200)
     # The same bootstrap draws (same seed), a stricter percentile.
     assert among_three["controller"] > alone["controller"]
+
+
+def test_a_controller_that_memorised_its_reward_frames_is_judged_on_the_others() -> None:
+    """On its reward frames the controller ranks every failure last (it learnt them); elsewhere it knows
+    nothing. Judged on all validation frames it beats the softmax; on the frames it never saw it does not."""
+    val = split(1200, seed=6)
+    reward = np.zeros(len(val), bool)
+    reward[:300] = True
+    memorised = np.where(reward, np.where(val.failures, 0.0, 1.0), val.controller)
+    val = SplitOutputs(memorised, val.outputs, val.targets, val.risks, val.failures, val.subjects)
+    served: dict[str, str] = {}
+    for name, mask in (("all", None), ("unseen", reward)):
+        judged, clause = unseen_by_controller(val, mask)
+        fit = fit_rejectors("classify", judged)
+        scores = validation_scores("classify", fit, judged)
+        margins = margins_over_softmax(scores, judged, resamples=200)
+        served[name] = choose_served(validation_aurc("classify", fit, judged), margins=margins)[0]
+        assert (len(judged), clause) == (
+            (1200, "on all 1200 validation frames")
+            if mask is None
+            else (900, "on the 900 validation frames outside the controller's reward set")
+        )
+    # On all frames a score built on the memorising controller serves (it or the fused one); not elsewhere.
+    assert served["all"] in {"controller", "fused"} and served["unseen"] == "softmax"
+    few = np.ones(len(val), bool)
+    few[:10] = False  # ten frames outside the reward set: too few to judge on, and the clause says so
+    judged, clause = unseen_by_controller(val, few)
+    assert len(judged) == 1200 and "only 10 outside the controller's reward set" in clause

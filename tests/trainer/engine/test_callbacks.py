@@ -50,6 +50,24 @@ def test_the_start_offered_to_best_model_is_kept_unless_an_iteration_beats_it() 
     assert (beaten.best_value, beaten.best_iteration) == (0.7, 2) and weight(engine) == 2.0
 
 
+def test_an_iteration_must_beat_the_offered_start_by_its_margin_and_later_ones_only_the_best() -> None:
+    guarded = BestModel()
+    engine = ScriptedEngine([0.65, 0.69, 0.75, 0.76], [guarded])
+    guarded.offer_start(0.6, engine, margin=0.1)  # within the start's sampling error: 0.65 and 0.69 lose
+    engine.run()
+    assert (guarded.best_value, guarded.best_iteration) == (0.76, 4)  # 0.75 beat the start; 0.76 beat 0.75
+    restored = BestModel()
+    restored.load_state_dict(guarded.state_dict())
+    assert restored.start_margin == 0.1
+    kept = BestModel()
+    engine = ScriptedEngine([0.65, 0.69], [kept])
+    with torch.no_grad():
+        engine.network.weight.fill_(0.0)
+    kept.offer_start(0.6, engine, margin=0.1)
+    engine.run()
+    assert kept.best_iteration == 0 and weight(engine) == 0.0  # no gain beyond the margin: the start stays
+
+
 def test_best_model_stops_after_patience_iterations_without_improvement() -> None:
     best = BestModel(patience=2, restore=False)
     engine = ScriptedEngine([0.2, 0.5, 0.5, 0.4, 0.9, 1.0], [best])

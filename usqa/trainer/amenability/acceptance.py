@@ -39,13 +39,12 @@ from torch import nn
 from usqa.contracts.training import OPERATING_POINT, TrainConfig
 from usqa.service.inference.evaluation import METRIC_NAME, rejected_mask
 from usqa.trainer.amenability.agreement import cohens_kappa, non_amenable_fraction
-from usqa.trainer.amenability.engine import frame_metric, infer
+from usqa.trainer.amenability.engine import Z_ONE_SIDED_95, frame_metric, infer
 from usqa.trainer.data import SplitTensors
 
 # The predictor must beat the trivial one by a point, not by the noise of a tie (accuracy or Dice, 0..1).
 MIN_MARGIN = 0.01
 # One-sided 95 % quantile of the standard normal: the paired margin's lower bound is margin - Z * SE.
-Z_ONE_SIDED_95 = 1.645
 PAIRED_TEST = "paired per-frame differences, one-sided 95 % normal bound: margin - 1.645 SE > 0"
 # Scores within a thousandth of each other cannot be told apart by calibrated thresholds.
 MIN_SPREAD = 1e-3

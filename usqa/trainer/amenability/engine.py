@@ -88,6 +88,11 @@ def infer(network: nn.Module, frames: torch.Tensor, device: torch.device) -> tor
     return torch.cat(outputs)
 
 
+# One-sided 95 % normal quantile: a gain counts when it exceeds this many standard errors (here and in
+# usqa.trainer.amenability.acceptance's gate).
+Z_ONE_SIDED_95 = 1.645
+
+
 class AmenabilityEngine(Engine):
     """Runs Algorithm 1 (with a learner) or the non-selective baseline (without one), resumable per episode."""
 
@@ -157,11 +162,20 @@ class AmenabilityEngine(Engine):
             return slice(None)  # a view: the same frames every step, which a learner may score once
         return torch.randperm(size, generator=self.reward_generator)[: self.config.reward_frames]
 
-    def start_metric(self) -> float:
-        """The predictor's task metric on the reward frames (all of them) before the first step: the candidate the
-        run starts from (usqa.trainer.engine.callbacks.BestModel.offer_start)."""
+    def start_candidate(self) -> tuple[float, float]:
+        """The predictor's task metric on the reward frames (all of them) before the first step, and the margin
+        an episode must beat it by: the candidate the run starts from
+        (usqa.trainer.engine.callbacks.BestModel.offer_start).
+
+        The margin is the one-sided 95 % sampling error of an episode's check, a mean over the reward frames
+        it draws (Z_ONE_SIDED_95 x the per-frame standard deviation / sqrt(frames)): with 15 validation frames,
+        one frame more or less is 6.7 points, and the best of 20 checks beat the converged stage by luck alone
+        and lost 2.2 points on the real frames' holdout (docs/results.md, 6 Dec 2026)."""
         logits = infer(self.predictor, self.reward_frames, self.device)
-        return float(frame_metric(self.config.task, logits, self.reward_targets).mean())
+        metric = frame_metric(self.config.task, logits, self.reward_targets).double()
+        checked = min(len(metric), self.config.reward_frames) if self.config.reward.resample else len(metric)
+        spread = float(metric.std()) if len(metric) > 1 else 0.0
+        return float(metric.mean()), Z_ONE_SIDED_95 * spread / math.sqrt(max(1, checked))
 
     def reward_scores(self) -> torch.Tensor | None:
         """Controller scores h_j on the reward frames: fixed within an episode (theta changes per episode)."""

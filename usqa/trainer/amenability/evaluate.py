@@ -54,7 +54,7 @@ from usqa.trainer.amenability.rejection_report import (
 from usqa.trainer.amenability.rewards import frame_confidence
 from usqa.trainer.amenability.run import load_network, load_run
 from usqa.trainer.amenability.run_folder import BASELINE_FILE, CONTINGENCY_PNG, CURVES_PNG, write_report
-from usqa.trainer.data import SplitTensors, load_task_data
+from usqa.trainer.data import SplitTensors, load_task_data, reward_mask
 from usqa.trainer.engine.device import resolve_device
 
 REJECTION_RATIOS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(9))
@@ -284,7 +284,7 @@ def evaluate(
         split_outputs(config.task, controller, predictor, split, torch_device)
         for split in (data.val, data.holdout)
     )
-    rejection = decide_rejection(config.task, val, holdout, target, seed)
+    rejection = decide_rejection(config.task, val, holdout, target, seed, reward_mask(data.val, config))
     report = {
         **build_report(config.task, scores, resamples, seed, extra, dict(rejection.holdout_scores)),
         **rejection.sections(),

@@ -42,6 +42,7 @@ from usqa.trainer.amenability.rejector_fit import (
     choose_served,
     fit_rejectors,
     margins_over_softmax,
+    unseen_by_controller,
     validation_scores,
 )
 from usqa.trainer.data import SplitTensors
@@ -156,14 +157,22 @@ def served_split(
 
 
 def decide_rejection(
-    task: str, val: SplitOutputs, holdout: SplitOutputs, target: CertificationTarget, seed: int
+    task: str,
+    val: SplitOutputs,
+    holdout: SplitOutputs,
+    target: CertificationTarget,
+    seed: int,
+    reward: np.ndarray | None = None,
 ) -> Rejection:
-    """Fit the rejectors on `val`, choose the served one, certify its line on half the holdout's subjects and
-    check it, with its display calibration, on the other half."""
+    """Fit the rejectors on `val` (the frames outside the controller's reward set `reward`, a mask over `val`,
+    when there are enough: rejector_fit.unseen_by_controller), choose the served one, certify its line on half
+    the holdout's subjects and check it, with its display calibration, on the other half."""
+    val, judged_on = unseen_by_controller(val, reward)
     fit = fit_rejectors(task, val, seed)
     scores = validation_scores(task, fit, val, seed)
     validation = {name: aurc(values, val.risks) for name, values in scores.items()}
     served, reason = choose_served(validation, target.rejector, margins_over_softmax(scores, val, seed))
+    reason = f"{reason}; judged {judged_on}"
     holdout_scores = {name: fit.scores(name, task, holdout) for name in REJECTORS}  # each once
     served_holdout = holdout_scores[served]
     calibration = calibration_subjects(holdout.subjects, seed)

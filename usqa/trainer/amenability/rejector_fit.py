@@ -43,6 +43,29 @@ PREFERENCE: tuple[RejectorName, ...] = ("softmax", "expected_metric", "doctor", 
 # Enough resamples that the corrected tail (under 2 %) rests on some 17 of them, not 3.
 MARGIN_RESAMPLES = 1000
 FAMILY_LEVEL = 0.05
+# The fewest validation frames outside the controller's reward set, over at least two subjects, that the
+# rejectors are fitted and chosen on (unseen_by_controller); fewer, and all validation frames are used.
+MIN_UNSEEN_FRAMES = 40
+
+
+def unseen_by_controller(val: SplitOutputs, reward: np.ndarray | None) -> tuple[SplitOutputs, str]:
+    """The validation frames the rejectors are fitted and chosen on, and a clause saying which.
+
+    The paper's controller learns from its reward frames, which are validation frames: on them its AURC is
+    in-sample, and a controller that won the choice there lost to the softmax on the holdout
+    (`thyroid_held_out` segment, one seed of three, docs/results.md, 6 Dec 2026). So the choice judges
+    every rejector on the validation frames outside the reward set (`reward`, a mask over `val`) when there
+    are enough of them; otherwise on all of them, and the clause says so.
+    """
+    if reward is None or not reward.any():
+        return val, f"on all {len(val)} validation frames"
+    unseen = val.subset(~reward)
+    if len(unseen) >= MIN_UNSEEN_FRAMES and np.unique(unseen.subjects).size >= 2:
+        return unseen, f"on the {len(unseen)} validation frames outside the controller's reward set"
+    return val, (
+        f"on all {len(val)} validation frames (only {len(unseen)} outside the controller's reward set, "
+        f"fewer than {MIN_UNSEEN_FRAMES} or one subject: the controller's figure is in-sample)"
+    )
 
 
 @dataclass(frozen=True)
@@ -55,6 +78,19 @@ class SplitOutputs:
     risks: np.ndarray  # [N] the selective risk of each frame (1 - accuracy, 1 - Dice)
     failures: np.ndarray  # [N] bool, the failure event
     subjects: np.ndarray  # [N]
+
+    def __len__(self) -> int:
+        return len(self.risks)
+
+    def subset(self, keep: np.ndarray) -> SplitOutputs:
+        return SplitOutputs(
+            self.controller[keep],
+            self.outputs[keep],
+            self.targets[keep],
+            self.risks[keep],
+            self.failures[keep],
+            self.subjects[keep],
+        )
 
 
 @dataclass(frozen=True)

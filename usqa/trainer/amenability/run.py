@@ -274,7 +274,8 @@ def train(
                 device,
             )
             if start is not None and baseline_best is not None:
-                baseline_best.offer_start(engine.start_metric(), engine)
+                value, margin = engine.start_candidate()
+                baseline_best.offer_start(value, engine, margin)
             engine.run()
             seconds["baseline"] = time.perf_counter() - started
             atomic_torch_save({"config": config.to_dict(), "predictor": baseline.state_dict()}, baseline_path)
@@ -310,8 +311,10 @@ def train(
             best.load_state_dict(saved["best"])
         log.info("resumed %s at episode %d", run_dir, engine.episode)
     elif start is not None and best is not None:
-        # The converged stage is the first candidate: Algorithm 1 keeps a predictor only if it beats it.
-        best.offer_start(engine.start_metric(), engine)
+        # The converged stage is the first candidate: Algorithm 1 keeps a predictor only if it beats it beyond
+        # the validation check's sampling error.
+        value, margin = engine.start_candidate()
+        best.offer_start(value, engine, margin)
     started = time.perf_counter()
     engine.run()
     seconds["amenability"] = time.perf_counter() - started

@@ -213,15 +213,17 @@ class BestModel(Callback):
         self.best_iteration = 0
         self.best_state: dict[str, Mapping[str, torch.Tensor]] = {}
         self.stopped_at: int | None = None
+        self.start_margin = 0.0  # what an iteration must gain over an offered start (offer_start)
 
     def improves(self, value: float) -> bool:
         if math.isnan(value):
             return False
         if self.best_value is None:
             return True
+        delta = max(self.min_delta, self.start_margin) if self.best_iteration == 0 else self.min_delta
         if self.mode == "max":
-            return value > self.best_value + self.min_delta
-        return value < self.best_value - self.min_delta
+            return value > self.best_value + delta
+        return value < self.best_value - delta
 
     def on_iteration_end(self, engine: Engine, logs: Logs) -> None:
         if self.metric not in logs:
@@ -241,11 +243,13 @@ class BestModel(Callback):
             self.stopped_at = engine.iteration
             engine.should_stop = True
 
-    def offer_start(self, value: float, engine: Engine) -> None:
+    def offer_start(self, value: float, engine: Engine, margin: float = 0.0) -> None:
         """The networks the run starts from (a converged supervised stage) as the first candidate, iteration 0:
-        an iteration must then beat them to be kept, and a continuation that only loses ends where it began."""
+        an iteration must then beat them by more than `margin` to be kept, and a continuation that only loses
+        ends where it began. The margin is the metric's sampling error: on a small validation split the best
+        of many noisy checks beats the start by luck alone, and keeping it loses on new data."""
         if self.best_value is None and not math.isnan(value):
-            self.best_value, self.best_iteration = value, 0
+            self.best_value, self.best_iteration, self.start_margin = value, 0, margin
             self.best_state = {
                 name: copy.deepcopy(network.state_dict()) for name, network in self._kept(engine).items()
             }
@@ -265,8 +269,11 @@ class BestModel(Callback):
             "best_iteration": self.best_iteration,
             "best_state": self.best_state,
             "stopped_at": self.stopped_at,
+            "start_margin": self.start_margin,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_value, self.best_iteration = state["best_value"], int(state["best_iteration"])
         self.best_state, self.stopped_at = state["best_state"], state["stopped_at"]
+        # Checkpoints from before the margin lack it.
+        self.start_margin = float(state.get("start_margin", 0.0))

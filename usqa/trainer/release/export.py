@@ -41,7 +41,7 @@ from usqa.trainer.amenability.acceptance import compute_verdict, refusal
 from usqa.trainer.amenability.rejection_report import DEFAULT_TARGET, CertificationTarget
 from usqa.trainer.amenability.run import load_run
 from usqa.trainer.amenability.run_folder import evaluation_report, read_verdict, recorded_data_dir
-from usqa.trainer.data import amenability, load_task_data
+from usqa.trainer.data import amenability, load_task_data, reward_mask, split_tensors
 from usqa.trainer.release.card_builder import write_model_card
 from usqa.trainer.release.fitting import KappaError, calibrate_scope, check_kappa, check_ood_parity, fit_ood
 from usqa.trainer.release.graphs import export_graph, torch_outputs
@@ -211,7 +211,8 @@ def export_run(
 
         task = "classify" if config.task == "classify" else "segment"
         holdout = dataset.arrays("holdout", spec)
-        rejection = served_rejection(files, task, val, holdout, options.target, config.seed)
+        reward = reward_mask(split_tensors(dataset, "val", config), config, val.frames)
+        rejection = served_rejection(files, task, val, holdout, options.target, config.seed, reward)
         served = open_graphs(files[CONTROLLER_FILE], files[PREDICTOR_FILE], task, rejector=rejection.spec())
         val_scores = run_in_batches(served, val.images).scores  # the served rejector's, as the service scores
         # What a frame costs an inference worker on this machine (one thread): the service's first capacity figure.

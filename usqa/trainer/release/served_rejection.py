@@ -45,7 +45,9 @@ def served_rejection(
     holdout: FrameArrays,
     target: CertificationTarget,
     seed: int,
+    reward: np.ndarray | None = None,
 ) -> Rejection:
-    """Fit, choose and certify the served rejector on the graph files `files` (by contract file name)."""
+    """Fit, choose and certify the served rejector on the graph files `files` (by contract file name); `reward`
+    marks the `val` frames the controller's reward used (usqa.trainer.data.reward_mask)."""
     pair = open_graphs(files[CONTROLLER_FILE], files[PREDICTOR_FILE], task)
-    return decide_rejection(task, _split(pair, task, val), _split(pair, task, holdout), target, seed)
+    return decide_rejection(task, _split(pair, task, val), _split(pair, task, holdout), target, seed, reward)
