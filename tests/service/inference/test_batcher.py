@@ -67,7 +67,11 @@ async def _wait(event: threading.Event) -> None:
 
 def test_requests_waiting_together_run_as_one_batch() -> None:
     fake = FakeModel(hold_first=True)
-    queue = make_queue()
+    work: list[tuple[int, bool]] = []
+    queue = InferenceQueue(
+        workers=1, max_batch_frames=8, max_pending=16, on_work=lambda n, _s, warm: work.append((n, warm))
+    )
+    queue.start()
 
     async def scenario() -> None:
         first = asyncio.create_task(queue.submit(as_model(fake), ArrayJob(frames(1), scores)))
@@ -91,6 +95,8 @@ def test_requests_waiting_together_run_as_one_batch() -> None:
         queue.stop()
     assert fake.calls == [1, 3]
     assert queue.pending == 0
+    # The first batch woke an idle worker; the second was waiting when it finished (the capacity meter's warm).
+    assert work == [(1, False), (3, True)]
 
 
 def test_requests_for_different_models_never_share_a_batch() -> None:
@@ -202,3 +208,27 @@ def test_a_job_that_cannot_be_prepared_fails_alone() -> None:
     finally:
         queue.stop()
     assert fake.calls == [1, 1]
+
+
+def test_a_batch_that_found_the_worker_idle_is_probed_warm_once_a_second() -> None:
+    fake = FakeModel()
+    probes: list[int] = []
+    queue = InferenceQueue(
+        workers=1, max_batch_frames=8, max_pending=16, on_probe=lambda n, seconds: probes.append(n)
+    )
+    queue.start()
+
+    async def scenario() -> None:
+        for level in (1, 2):  # two lone frames within a second: only the first is probed
+            found, _ = await queue.submit(as_model(fake), ArrayJob(frames(level, level), scores))
+            assert found == [float(level)] * 2  # the probe's outputs are discarded, never answered
+            for _ in range(100):  # the probe runs after the answer: let it finish before the next frame
+                if len(fake.calls) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        queue.stop()
+    assert probes == [2] and fake.calls == [2, 2, 2]  # the first batch, its probe, the second batch

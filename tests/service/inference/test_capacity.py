@@ -114,3 +114,40 @@ def test_the_frame_cost_is_measured_through_the_workers_decode_path() -> None:
     assert seen and all(shape[0] == 1 and shape[-2:] == (32, 32) for shape in seen)
     with pytest.raises(ValueError, match="no frames"):
         measure_frame_cost(run, frames[:0], FrameSpec(size=32))
+
+
+def test_back_to_back_batches_scale_every_bound_to_the_saturated_regime() -> None:
+    """At light load most frames find the workers idle and cost more; the batches taken straight after another
+    say what a frame costs when the next is always waiting, and the bounds follow them."""
+    clock = Clock()
+    m = meter(clock, workers=1, cores=1)
+    m.sample()
+    for _ in range(10):  # 120 frames a second: 110 alone at 1.2 ms, 10 back to back at 0.4 ms
+        m.observe_work(110, 0.132)
+        m.observe_work(10, 0.004, warm=True)
+        clock.loop += 0.06
+        clock.process += 0.2
+        m.sample()
+    estimate = m.estimate()
+    ratio = (0.004 / 10) / (0.136 / 120)
+    assert estimate.warm_ratio == pytest.approx(ratio, abs=1e-4)
+    assert estimate.cost_ms["workers"] == pytest.approx(1000 * 0.136 / 120, abs=1e-3)  # as measured
+    assert estimate.bounds["cpu"] == pytest.approx(
+        120 / 0.2 / ratio, abs=0.1
+    )  # 600 frames/s measured: ~1,700
+    assert estimate.bound == "cpu" and estimate.streams == int(estimate.bounds["cpu"] * 0.8 / 30)
+    quiet = m.estimate()
+    m.observe_probe(1, 0.0003)  # no frame served in that second: a probe alone changes nothing
+    m.sample()
+    assert m.estimate() == quiet
+    # Evenly spaced streams: no batch finds another waiting, and the once-a-second probe is the warm figure.
+    m.observe_work(120, 0.144)
+    m.observe_probe(1, 0.0004)
+    clock.process += 0.2
+    m.sample()
+    assert m.estimate().warm_ratio == pytest.approx(ratio + 0.3 * (0.0004 / 0.0012 - ratio), abs=1e-4)
+    saturated = meter(Clock(), workers=1, cores=1)
+    saturated.sample()
+    saturated.observe_work(2000, 1.0, warm=True)  # every batch back to back: the ratio is 1
+    saturated.sample()
+    assert saturated.estimate().warm_ratio == 1.0

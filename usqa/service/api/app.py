@@ -124,6 +124,7 @@ def build_state(settings: Settings) -> ServiceState:
         retry_after_s=settings.retry_after_s,
         on_batch=partial(_observe_batch, metrics),
         on_work=capacity.observe_work,
+        on_probe=capacity.observe_probe,
     )
     state = ServiceState(
         settings=settings,

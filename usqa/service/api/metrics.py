@@ -101,12 +101,18 @@ class CapacityCollector(Collector):
         cost = GaugeMetricFamily(
             "usqa_frame_cost_seconds", "Per-frame cost behind each capacity bound", labels=["bound"]
         )
+        warm = GaugeMetricFamily(
+            "usqa_capacity_warm_ratio",
+            "Per-frame cost of batches taken back to back over all batches'; the bounds scale the costs by it",
+        )
         if estimate.frames_per_second is not None and estimate.streams is not None:
             fps.add_metric([], estimate.frames_per_second)
             streams.add_metric([], estimate.streams)
         for bound, milliseconds in estimate.cost_ms.items():
             cost.add_metric([bound], milliseconds / 1000)
-        yield from (fps, streams, cost)
+        if estimate.warm_ratio is not None:
+            warm.add_metric([], estimate.warm_ratio)
+        yield from (fps, streams, cost, warm)
 
 
 class ServiceMetrics:

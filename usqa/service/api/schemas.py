@@ -283,8 +283,15 @@ class CapacityOut(BaseModel):
     bound: Literal["workers", "event_loop", "cpu"] | None
     basis: Literal["measured", "export", "unknown"]
     bounds: dict[str, float] = Field(description="Frames/s each bound allows")
-    cost_ms: dict[str, float] = Field(description="Per-frame cost behind each bound")
+    cost_ms: dict[str, float] = Field(
+        description="Per-frame cost behind each bound, as measured at this load"
+    )
     measured_frames: int
+    warm_ratio: float | None = Field(
+        default=None,
+        description="Per-frame cost of batches taken back to back over all batches': each bound is the cost x this "
+        "(saturation's regime); null before one is measured",
+    )
 
 
 class ReadinessResponse(BaseModel):

@@ -59,6 +59,9 @@ class InferenceJob(ABC, Generic[R]):
     def finish(self, model: LoadedModel, outputs: ModelOutputs) -> R:
         """The job's result from its slice of the batch outputs."""
 
+    def decode_again(self) -> None:
+        """Repeat `prepare`'s decoding and discard it (the capacity probe times it); nothing to repeat here."""
+
 
 class ArrayJob(InferenceJob[R]):
     """Frames already prepared, and what to make of their outputs."""
@@ -84,8 +87,13 @@ class BatchTiming:
 
 
 BatchObserver = Callable[[LoadedModel, int, float], None]
-# (frames, seconds): a batch's whole worker time, preparation to verdicts (the capacity meter's W).
-WorkObserver = Callable[[int, float], None]
+# (frames, seconds, warm): a batch's whole worker time, preparation to verdicts (the capacity meter's W), and
+# whether its worker took it without waiting (it had just finished another: warm caches, no wake-up).
+WorkObserver = Callable[[int, float, bool], None]
+# (frames, seconds): a batch's decoding and graphs run again straight after it, results discarded.
+ProbeObserver = Callable[[int, float], None]
+# At most one warm probe a second over all workers: about 1 % of the work at 4 x 30 fps.
+PROBE_PERIOD_S = 1.0
 
 
 @dataclass
@@ -112,6 +120,7 @@ class InferenceQueue:
         retry_after_s: int = 1,
         on_batch: BatchObserver | None = None,
         on_work: WorkObserver | None = None,
+        on_probe: ProbeObserver | None = None,
     ) -> None:
         self.workers = workers
         self.max_batch_frames = max_batch_frames
@@ -119,6 +128,8 @@ class InferenceQueue:
         self.retry_after_s = retry_after_s
         self._on_batch = on_batch
         self._on_work = on_work
+        self._on_probe = on_probe
+        self._probed_at = 0.0
         self._waiting: collections.deque[_Request] = collections.deque()
         self._running = 0
         self._cond = threading.Condition()
@@ -165,8 +176,10 @@ class InferenceQueue:
 
     # -- worker side -------------------------------------------------------------------------------------
 
-    def _take_batch(self) -> list[_Request] | None:
+    def _take_batch(self) -> tuple[list[_Request], bool] | None:
+        """The next batch, and whether it was waiting already (the worker went on without a pause)."""
         with self._cond:
+            warm = bool(self._waiting)
             while not self._waiting:
                 if self._stopping:
                     return None
@@ -183,17 +196,18 @@ class InferenceQueue:
                 batch.append(request)
                 frames += request.job.frame_hint
             self._running += len(batch)
-            return batch
+            return batch, warm
 
     def _work(self) -> None:
-        while (batch := self._take_batch()) is not None:
+        while (taken := self._take_batch()) is not None:
+            batch, warm = taken
             try:
-                self._run(batch)
+                self._run(batch, warm)
             finally:
                 with self._cond:
                     self._running -= len(batch)
 
-    def _run(self, batch: list[_Request]) -> None:
+    def _run(self, batch: list[_Request], warm: bool = False) -> None:
         began = time.perf_counter()
         ready = [request for request in batch if self._prepare(request)]
         if not ready:
@@ -228,8 +242,30 @@ class InferenceQueue:
                 result = exc
             _resolve(request, result)
             offset += count
+        finished = time.perf_counter()
         if self._on_work is not None:
-            self._on_work(len(frames), time.perf_counter() - began)
+            self._on_work(len(frames), finished - began, warm)
+        if not warm and self._on_probe is not None and finished - self._probed_at >= PROBE_PERIOD_S:
+            self._probed_at = finished
+            self._probe(model, ready, frames)
+
+    def _probe(self, model: LoadedModel, ready: list[_Request], frames: np.ndarray) -> None:
+        """What this batch costs when it follows another at once, as at saturation: its decoding and graphs
+        again, straight away, results discarded. Only after a batch that found the worker idle, and only when
+        nothing waits: a frame that arrives meanwhile waits at most one batch's work."""
+        with self._cond:
+            if self._waiting:
+                return
+        began = time.perf_counter()
+        try:
+            for request in ready:
+                request.job.decode_again()
+            model.run(frames)
+        except Exception:  # a probe never fails anyone; the batch itself was answered
+            log.debug("capacity probe failed", exc_info=True)
+            return
+        assert self._on_probe is not None
+        self._on_probe(len(frames), time.perf_counter() - began)
 
     @staticmethod
     def _prepare(request: _Request) -> bool:

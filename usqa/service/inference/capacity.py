@@ -12,7 +12,18 @@ takes the lowest of three bounds on its throughput:
 
 Each is a moving average over one-second samples with at least `MIN_SAMPLE_FRAMES` frames (an idle second says
 nothing of a frame's cost). Before any sample, W is the costliest served version's per-frame cost measured at
-export (manifest `cost`, `measure_frame_cost`) and the other bounds are unknown. The service admits streams up to
+export (manifest `cost`, `measure_frame_cost`) and the other bounds are unknown.
+
+Saturation is a different regime from the load the costs are measured at. At a few streams of 30 fps each frame
+finds the core idle: cold caches, a wake-up of the worker and of the loop per frame. At saturation the next frame
+is always waiting. Measured on 2 cores, a 128 px PNG cost the process 2 to 3 times more CPU at 4 x 30 fps than
+at saturation, so an estimate from light load said 35 % of the saturation (docs/performance.md, 6 Dec 2026).
+The meter therefore also times warm batches: those a worker took without waiting, because it had just finished
+another, and, at most once a second, a batch that found the worker idle run again straight after it (its
+decoding and graphs, results discarded: `InferenceQueue`'s probe). Their per-frame cost over all batches' is the
+`warm_ratio` (a moving average over samples with warm frames, at most 1). The three costs are scaled by it before they become bounds, because the wake-ups and cold caches that
+it measures for the workers are paid by the event loop and the process as well. At saturation every batch is
+warm and the ratio is 1, so nothing changes there. The service admits streams up to
 `streams` = floor(frames_per_second x headroom / stream_fps): the headroom keeps the workers' queue short, so a
 stream beyond it is refused with the try-again close code while the streams already running keep their latency.
 """
@@ -64,8 +75,10 @@ class CapacityEstimate:
     bound: Bound | None  # the lowest bound
     basis: Literal["measured", "export", "unknown"]
     bounds: dict[str, float] = field(default_factory=dict)  # frames/s per bound
-    cost_ms: dict[str, float] = field(default_factory=dict)  # per frame, per bound
+    cost_ms: dict[str, float] = field(default_factory=dict)  # per frame, per bound, as measured
     measured_frames: int = 0
+    # Warm batches' per-frame cost over all batches' (module docstring): the bounds are cost_ms x this.
+    warm_ratio: float | None = None
 
     def describe(self) -> str:
         if self.frames_per_second is None or self.streams is None:
@@ -99,25 +112,41 @@ class CapacityMeter:
         self._lock = threading.Lock()
         self._frames = 0
         self._work_s = 0.0
+        self._warm_frames = 0
+        self._warm_work_s = 0.0
         self._total_frames = 0
         self._last: tuple[float, float] | None = None
         self.cost_s: dict[Bound, float] = {}
+        self.warm_ratio: float | None = None
 
-    def observe_work(self, frames: int, seconds: float) -> None:
-        """A worker finished a batch of `frames` in `seconds` of its wall time (preparation to verdicts)."""
+    def observe_work(self, frames: int, seconds: float, warm: bool = False) -> None:
+        """A worker finished a batch of `frames` in `seconds` of its wall time (preparation to verdicts); `warm`:
+        it took the batch without waiting, straight after another."""
         if frames <= 0:
             return
         with self._lock:
             self._frames += frames
             self._work_s += seconds
             self._total_frames += frames
+            if warm:
+                self._warm_frames += frames
+                self._warm_work_s += seconds
+
+    def observe_probe(self, frames: int, seconds: float) -> None:
+        """A batch run again straight after itself (`InferenceQueue`'s probe): warm work, not a frame served."""
+        if frames <= 0:
+            return
+        with self._lock:
+            self._warm_frames += frames
+            self._warm_work_s += seconds
 
     def sample(self) -> None:
         """Close a sample (about a second): fold its per-frame costs into the averages when it had frames."""
         now = self._clock()
         with self._lock:
             frames, work_s = self._frames, self._work_s
-            self._frames, self._work_s = 0, 0.0
+            warm_frames, warm_work_s = self._warm_frames, self._warm_work_s
+            self._frames, self._work_s, self._warm_frames, self._warm_work_s = 0, 0.0, 0, 0.0
         last, self._last = self._last, now
         if last is None or frames < MIN_SAMPLE_FRAMES:
             return
@@ -127,19 +156,24 @@ class CapacityMeter:
             "cpu": max(0.0, now[1] - last[1]) / frames,
         }
         for bound, value in measured.items():
-            before = self.cost_s.get(bound)
-            self.cost_s[bound] = value if before is None else before + SMOOTHING * (value - before)
+            self.cost_s[bound] = _smoothed(self.cost_s.get(bound), value)
+        if warm_frames > 0 and work_s > 0:
+            ratio = min(1.0, (warm_work_s / warm_frames) / (work_s / frames))
+            self.warm_ratio = _smoothed(self.warm_ratio, ratio)
 
     def estimate(self) -> CapacityEstimate:
         costs: dict[str, float] = {str(k): v for k, v in self.cost_s.items()}
         basis: Literal["measured", "export", "unknown"] = "measured"
+        ratio = self.warm_ratio
         if "workers" not in costs:
             exported = self.export_cost_s()
             if exported is None or exported <= 0:
                 return CapacityEstimate(None, None, self.stream_fps, self.headroom, None, "unknown")
-            costs, basis = {"workers": exported}, "export"
+            # Export times frames back to back: already warm.
+            costs, basis, ratio = {"workers": exported}, "export", None
         parallel = {"workers": self.lanes, "event_loop": 1, "cpu": self.cores}
-        bounds = {name: parallel[name] / cost for name, cost in costs.items() if cost > 0}
+        scale = 1.0 if ratio is None else ratio
+        bounds = {name: parallel[name] / (cost * scale) for name, cost in costs.items() if cost > 0}
         if not bounds:
             return CapacityEstimate(None, None, self.stream_fps, self.headroom, None, "unknown")
         bound = min(bounds, key=lambda name: bounds[name])
@@ -154,6 +188,7 @@ class CapacityMeter:
             bounds={name: round(value, 1) for name, value in bounds.items()},
             cost_ms={name: round(cost * 1000, 4) for name, cost in costs.items()},
             measured_frames=self._total_frames,
+            warm_ratio=None if ratio is None else round(ratio, 4),
         )
 
     def admits(self, running: int) -> bool:
@@ -161,6 +196,10 @@ class CapacityMeter:
         first (it slows no other stream down, and a busy moment must not lock every scanner out)."""
         streams = self.estimate().streams
         return streams is None or running < max(1, streams)
+
+
+def _smoothed(before: float | None, value: float) -> float:
+    return value if before is None else before + SMOOTHING * (value - before)
 
 
 async def sample_periodically(meter: CapacityMeter, period_s: float = SAMPLE_S) -> None:

@@ -197,6 +197,14 @@ class UploadJob(InferenceJob[list[ScoredFrame]]):
         if self.decoded is not None:
             self.prepared = self.decoded.frames
             return stack_pixels(self.prepared)
+        self.prepared = self._decode().frames
+        return stack_pixels(self.prepared)
+
+    def decode_again(self) -> None:
+        if self.decoded is None:  # decoded in the decode lane: nothing of it runs in the worker
+            self._decode()
+
+    def _decode(self) -> DecodedInput:
         # A stream message may hold one frame: counted by the decoder before any frame is decoded.
         try:
             decoded = decode_for_spec(
@@ -216,8 +224,7 @@ class UploadJob(InferenceJob[list[ScoredFrame]]):
             raise SingleFrameError(MSG_ONE_FRAME_PER_MESSAGE.format(count=exc.frames)) from exc
         if self.single_frame and len(decoded.frames) != 1:
             raise SingleFrameError(MSG_ONE_FRAME_PER_MESSAGE.format(count=len(decoded.frames)))
-        self.prepared = decoded.frames
-        return stack_pixels(self.prepared)
+        return decoded
 
     def finish(self, model: LoadedModel, outputs: ModelOutputs) -> list[ScoredFrame]:
         return score_outputs(model, outputs, self.prepared, self.options)
