@@ -21,9 +21,12 @@ at saturation, so an estimate from light load said 35 % of the saturation (docs/
 The meter therefore also times warm batches: those a worker took without waiting, because it had just finished
 another, and, at most once a second, a batch that found the worker idle run again straight after it (its
 decoding and graphs, results discarded: `InferenceQueue`'s probe). Their per-frame cost over all batches' is the
-`warm_ratio` (a moving average over samples with warm frames, at most 1). The three costs are scaled by it before they become bounds, because the wake-ups and cold caches that
-it measures for the workers are paid by the event loop and the process as well. At saturation every batch is
-warm and the ratio is 1, so nothing changes there. The service admits streams up to
+`warm_ratio` (a moving average over samples with warm frames, at most 1), and p = W x (1 - warm_ratio) is what a
+wake-up costs a frame. Each frame served at light load wakes two threads, the worker and then the event loop
+for the answer, and each pays about p. At saturation those wake-ups are shared by many frames, so the bounds
+use W - p, L - p and C - 2 p, each at least `MIN_SATURATED_SHARE` of its measured value. At saturation every
+batch is warm, the ratio is 1 and p is 0, so nothing changes there. (Scaling L and C by the ratio instead left
+the estimate at 72 % of a 128 px PNG's saturation: the loop pays its wake-up in full.) The service admits streams up to
 `streams` = floor(frames_per_second x headroom / stream_fps): the headroom keeps the workers' queue short, so a
 stream beyond it is refused with the try-again close code while the streams already running keep their latency.
 """
@@ -58,6 +61,9 @@ BOUNDS: tuple[Bound, ...] = ("workers", "event_loop", "cpu")
 MIN_SAMPLE_FRAMES = 20
 # Weight of the newest sample in the moving averages: about the last five seconds of streaming.
 SMOOTHING = 0.3
+# The saturated costs keep at least this share of the measured ones (module docstring): a wake-up cannot cost a
+# frame more than the frame's own work.
+MIN_SATURATED_SHARE = 0.1
 # Frames timed by `measure_frame_cost` after the warm-up ones.
 SAMPLE_S = 1.0
 COST_FRAMES = 200
@@ -172,8 +178,8 @@ class CapacityMeter:
             # Export times frames back to back: already warm.
             costs, basis, ratio = {"workers": exported}, "export", None
         parallel = {"workers": self.lanes, "event_loop": 1, "cpu": self.cores}
-        scale = 1.0 if ratio is None else ratio
-        bounds = {name: parallel[name] / (cost * scale) for name, cost in costs.items() if cost > 0}
+        saturated = costs if ratio is None else _saturated(costs, ratio)
+        bounds = {name: parallel[name] / cost for name, cost in saturated.items() if cost > 0}
         if not bounds:
             return CapacityEstimate(None, None, self.stream_fps, self.headroom, None, "unknown")
         bound = min(bounds, key=lambda name: bounds[name])
@@ -196,6 +202,13 @@ class CapacityMeter:
         first (it slows no other stream down, and a busy moment must not lock every scanner out)."""
         streams = self.estimate().streams
         return streams is None or running < max(1, streams)
+
+
+def _saturated(costs: dict[str, float], warm_ratio: float) -> dict[str, float]:
+    """The measured per-frame costs less the wake-ups that saturation shares (module docstring)."""
+    wake = costs["workers"] * (1.0 - warm_ratio)
+    paid = {"workers": wake, "event_loop": wake, "cpu": 2 * wake}
+    return {name: max(MIN_SATURATED_SHARE * cost, cost - paid[name]) for name, cost in costs.items()}
 
 
 def _smoothed(before: float | None, value: float) -> float:
