@@ -48,7 +48,7 @@ from usqa.service.inference.guidance import GuidanceTracker, guidance_config
 from usqa.service.inference.holder import ModelHolder, SwapOutcome
 from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.scoring import ScoringOptions
-from usqa.service.inference.served_models import ModelNotServedError
+from usqa.service.inference.served_models import ModelNotServedError, StreamHints
 from usqa.service.inference.verdict import FrozenCounter, frozen_verdict
 from usqa.service.live.captures import FrameBytes
 from usqa.service.live.drift import score_reference
@@ -88,6 +88,7 @@ class ScanSession:
         self.model = model
         self.guidance = GuidanceTracker(guidance_config(service.settings))
         self.frozen = FrozenCounter(service.settings.no_signal_frozen_frames)
+        self.hints = StreamHints(service.models)
         self.stats = ScanSessionStats(reference=score_reference(model.manifest))
         settings = service.settings
         self.record = SessionRecord(
@@ -266,7 +267,7 @@ class ScanSession:
         verdict = scored.verdict
         if self.frozen.add(scored.signal.digest):
             verdict = frozen_verdict(verdict)
-        hints = await self.service.models.hints(model, batch.frames)
+        looks_like = await self.hints.hint(model, scored)
         update = self.guidance.update(verdict, scored.display_score, scored.display_threshold)
         result = StreamResult(
             seq=frame.seq,
@@ -278,7 +279,7 @@ class ScanSession:
             dropped=self.stats.dropped,
             model_name=model.name,
             model_version=model.number,
-            looks_like=hints.get(scored.index),
+            looks_like=looks_like,
         )
         sent = (
             FrameBytes(frame.data, frame.hello.width, frame.hello.height) if raw else FrameBytes(frame.data)
