@@ -5,7 +5,7 @@ before DCT-scaled decoding); and the capacity the service reports beside the sat
 
     nice python -m bench.capture_card --registry models --names usqa-prostate usqa-thyroid
 
-Frames: each model's own anatomy (its card's simulator preset), a 128 px cine as PNG, and the same frames drawn
+Frames: each model's own anatomy (its card's simulator preset), the cine as PNG at the first model's input size (`png-input`), and the same frames drawn
 into a black 640x480 and 1920x1080 screen (the scan 90 % of the height, as a capture card delivers it), JPEG
 quality 90. For each kind:
 - `inprocess` (decode_for_spec as the service runs it, both graphs, the verdict) at 4 x 30 fps, and saturated
@@ -45,7 +45,7 @@ import httpx
 import numpy as np
 from websockets.exceptions import ConnectionClosed
 
-from bench.capture_card_report import HEAVIEST, Run, findings, markdown
+from bench.capture_card_report import HEAVIEST, PNG_KIND, Run, findings, markdown
 from bench.latency_load import Result, _for, _paced_streams, encode, run_inprocess, ws_streams
 from bench.latency_servers import SERVER_START_TIMEOUT_S, Server, measured
 from docs_gen.blocks import replace_block
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> Run:
     kinds: dict[str, dict[str, list[bytes]]] = {}
     for name in args.names:
         frames = anatomy_cine(registry, name, model.spec.size)
-        kinds.setdefault("png-128", {})[name] = encode(frames)
+        kinds.setdefault(PNG_KIND, {})[name] = encode(frames)
         for kind, size in SCREENS.items():
             kinds.setdefault(kind, {})[name] = on_screen(frames, *size)
     first = args.names[0]
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> Run:
         for streams, fps in ((4, 30.0), (4, None), (threads.workers, None)):
             with pinned(SERVICE_CORES):
                 out.note(kind, "", run_inprocess(model, mine, streams, fps, args.duration))
-                if kind != "png-128" and streams == 4:
+                if kind != PNG_KIND and streams == 4:
                     out.note(kind, "", run_full_decode(model, mine, streams, fps, args.duration))
     # The load generator from here on: the service's core is the service's.
     with pinned(CLIENT_CORES):

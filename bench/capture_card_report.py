@@ -15,6 +15,8 @@ from usqa.contracts.protocol import CloseCode
 SCREENS = ("jpeg-640x480", "jpeg-1920x1080")
 TARGET_P99_MS = {"jpeg-640x480": 10.0, "jpeg-1920x1080": 15.0}
 HEAVIEST = "jpeg-1920x1080"
+# The cine as PNG at the first model's input size (64 px for usqa-prostate v4): what a cropping client sends.
+PNG_KIND = "png-input"
 
 
 @dataclass
@@ -51,7 +53,7 @@ def _judged(value: float | None, text: str, ok: bool) -> str:
 def findings(out: Run) -> list[str]:
     """The issue's targets, judged on this run's rows."""
     lines: list[str] = []
-    for kind in ("png-128", *SCREENS):
+    for kind in (PNG_KIND, *SCREENS):
         paced = out.find(kind, "ws", "1 model", False)
         two = out.find(kind, "ws", "2 models", False)
         saturated = out.find(kind, "ws", "1 model", True)
