@@ -69,7 +69,10 @@ def test_requests_waiting_together_run_as_one_batch() -> None:
     fake = FakeModel(hold_first=True)
     work: list[tuple[int, bool]] = []
     queue = InferenceQueue(
-        workers=1, max_batch_frames=8, max_pending=16, on_work=lambda n, _s, warm: work.append((n, warm))
+        workers=1,
+        max_batch_frames=8,
+        max_pending=16,
+        on_work=lambda n, _s, _cpu, warm: work.append((n, warm)),
     )
     queue.start()
 

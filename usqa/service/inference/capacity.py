@@ -20,13 +20,15 @@ is always waiting. Measured on 2 cores, a 128 px PNG cost the process 2 to 3 tim
 at saturation, so an estimate from light load said 35 % of the saturation (docs/performance.md, 6 Dec 2026).
 The meter therefore also times warm batches: those a worker took without waiting, because it had just finished
 another, and, at most once a second, a batch that found the worker idle run again straight after it (its
-decoding and graphs, results discarded: `InferenceQueue`'s probe). Their per-frame cost over all batches' is the
-`warm_ratio` (a moving average over samples with warm frames, at most 1), and p = W x (1 - warm_ratio) is what a
-wake-up costs a frame. Each frame served at light load wakes two threads, the worker and then the event loop
-for the answer, and each pays about p. At saturation those wake-ups are shared by many frames, so the bounds
-use W - p, L - p and C - 2 p, each at least `MIN_SATURATED_SHARE` of its measured value. At saturation every
-batch is warm, the ratio is 1 and p is 0, so nothing changes there. (Scaling L and C by the ratio instead left
-the estimate at 72 % of a 128 px PNG's saturation: the loop pays its wake-up in full.) The service admits streams up to
+decoding and graphs, results discarded: `InferenceQueue`'s probe). Their per-frame CPU time over all batches' is
+the `warm_ratio`, a moving average over samples with warm frames, at most 1. It is the worker thread's CPU time,
+not wall time, because on a shared core the event loop answering a batch runs while its probe does. Then
+p = W x (1 - warm_ratio) is what a wake-up costs a frame. Each frame served at light load wakes two threads,
+the worker and then the event loop for the answer, and each pays about p. At saturation those wake-ups are
+shared by many frames, so the bounds use W - p, L - p and C - 2 p, each at least `MIN_SATURATED_SHARE` of its
+measured value. At saturation every batch is warm, the ratio is 1 and p is 0, so nothing changes there.
+(Scaling L and C by the ratio instead left the estimate at 72 % of a PNG stream's saturation: the loop pays
+its wake-up in full.) The service admits streams up to
 `streams` = floor(frames_per_second x headroom / stream_fps): the headroom keeps the workers' queue short, so a
 stream beyond it is refused with the try-again close code while the streams already running keep their latency.
 """
@@ -118,41 +120,49 @@ class CapacityMeter:
         self._lock = threading.Lock()
         self._frames = 0
         self._work_s = 0.0
+        self._work_cpu_s = 0.0
         self._warm_frames = 0
-        self._warm_work_s = 0.0
+        self._warm_cpu_s = 0.0
         self._total_frames = 0
         self._last: tuple[float, float] | None = None
         self.cost_s: dict[Bound, float] = {}
         self.warm_ratio: float | None = None
 
-    def observe_work(self, frames: int, seconds: float, warm: bool = False) -> None:
-        """A worker finished a batch of `frames` in `seconds` of its wall time (preparation to verdicts); `warm`:
-        it took the batch without waiting, straight after another."""
+    def observe_work(
+        self, frames: int, seconds: float, cpu_s: float | None = None, warm: bool = False
+    ) -> None:
+        """A worker finished a batch of `frames` in `seconds` of its wall time (preparation to verdicts) and `cpu_s`
+        of its thread's CPU time (None: the wall time); `warm`: it took the batch without waiting, straight after
+        another."""
         if frames <= 0:
             return
+        cpu = seconds if cpu_s is None else cpu_s
         with self._lock:
             self._frames += frames
             self._work_s += seconds
+            self._work_cpu_s += cpu
             self._total_frames += frames
             if warm:
                 self._warm_frames += frames
-                self._warm_work_s += seconds
+                self._warm_cpu_s += cpu
 
-    def observe_probe(self, frames: int, seconds: float) -> None:
-        """A batch run again straight after itself (`InferenceQueue`'s probe): warm work, not a frame served."""
+    def observe_probe(self, frames: int, cpu_s: float) -> None:
+        """A batch run again straight after itself (`InferenceQueue`'s probe), `cpu_s` of its thread's CPU time:
+        warm work, not a frame served."""
         if frames <= 0:
             return
         with self._lock:
             self._warm_frames += frames
-            self._warm_work_s += seconds
+            self._warm_cpu_s += cpu_s
 
     def sample(self) -> None:
         """Close a sample (about a second): fold its per-frame costs into the averages when it had frames."""
         now = self._clock()
         with self._lock:
-            frames, work_s = self._frames, self._work_s
-            warm_frames, warm_work_s = self._warm_frames, self._warm_work_s
-            self._frames, self._work_s, self._warm_frames, self._warm_work_s = 0, 0.0, 0, 0.0
+            frames, work_s, work_cpu_s = self._frames, self._work_s, self._work_cpu_s
+            warm_frames, warm_cpu_s = self._warm_frames, self._warm_cpu_s
+            self._frames, self._work_s, self._work_cpu_s = 0, 0.0, 0.0
+            self._warm_frames, self._warm_cpu_s = 0, 0.0
         last, self._last = self._last, now
         if last is None or frames < MIN_SAMPLE_FRAMES:
             return
@@ -163,8 +173,8 @@ class CapacityMeter:
         }
         for bound, value in measured.items():
             self.cost_s[bound] = _smoothed(self.cost_s.get(bound), value)
-        if warm_frames > 0 and work_s > 0:
-            ratio = min(1.0, (warm_work_s / warm_frames) / (work_s / frames))
+        if warm_frames > 0 and work_cpu_s > 0:
+            ratio = min(1.0, (warm_cpu_s / warm_frames) / (work_cpu_s / frames))
             self.warm_ratio = _smoothed(self.warm_ratio, ratio)
 
     def estimate(self) -> CapacityEstimate:
