@@ -12,7 +12,7 @@ quality 90. For each kind:
   with as many threads as the service has inference workers: the limit;
 - `full-decode` (the same with OpenCV's full JPEG decode), the same two rows: the naive peer;
 - the service serving the first model alone and the service serving both, side by side: /ws/scan at 4 x 30 fps
-  in turns (six turns each, 20 s in all per service; two streams to each model where both are served), then the
+  in turns (four turns each, 20 s in all per service; two streams to each model where both are served), then the
   capacity the first one's `GET /readyz` reports (measured on those frames), then 4 streams saturated on it
   (each frame sent as soon as the last is answered).
 Last, a service planning each stream at the rate that makes its capacity about four streams of 1920x1080 JPEG:
@@ -216,7 +216,7 @@ def serve_and_measure(args: argparse.Namespace, kinds: dict[str, dict[str, list[
 # The one- and two-model services take turns at 4 x 30 fps, both running (the idle one costs nothing): a p99
 # of 1,200 frames from one 10-s stretch moved by 25 % between stretches of the same service on this machine,
 # more than the 10 % the comparison is about; turns spread any drift of the machine over both.
-TURNS = 6
+TURNS = 4
 TURN_ROWS = 2  # together the turns take as long as two rows
 
 

@@ -130,10 +130,12 @@ class ServedModels:
 
 
 class StreamHints:
-    """The looks-like hint for one stream's out-of-scope frames, asked of the other models at most once a
-    `period_s` and repeated in between. A stream that stays out of scope (the wrong exam picked, a capture
-    card's whole screen) would otherwise pay one more model run per frame: with two exams served, 4 x 30 fps of
-    640x480 screens took 40 % more time in p99 than with one (docs/performance.md, 6 Dec 2026)."""
+    """The looks-like hint for one stream's out-of-scope frames. The first such frame for a model waits for the
+    other models' answer; after that the answer is repeated, and asked again in the background at most once a
+    `period_s`, after the frame that found it stale has been answered. A stream that stays out of scope (the wrong
+    exam picked, a capture card's whole screen) would otherwise pay one more model run on every frame, inside
+    that frame's latency: with two exams served, 4 x 30 fps of 640x480 screens took 40 % more time in p99 than
+    with one (docs/performance.md, 6 Dec 2026)."""
 
     def __init__(
         self,
@@ -144,13 +146,26 @@ class StreamHints:
         self.models, self.period_s, self.clock = models, period_s, clock
         self._asked: tuple[LoadedModel, float] | None = None
         self._answer: str | None = None
+        self._refresh: asyncio.Task[None] | None = None
 
     async def hint(self, model: LoadedModel, frame: ScoredFrame) -> str | None:
         if frame.verdict.verdict != Verdict.OUT_OF_SCOPE or frame.pixels is None:
             return None
         now = self.clock()
-        if self._asked is not None and self._asked[0] is model and now - self._asked[1] < self.period_s:
-            return self._answer
-        self._answer = await self.models.looks_like(model, frame.pixels)
-        self._asked = (model, now)
+        if self._asked is None or self._asked[0] is not model:
+            self._answer = await self.models.looks_like(model, frame.pixels)
+            self._asked = (model, now)
+        elif now - self._asked[1] >= self.period_s and (self._refresh is None or self._refresh.done()):
+            self._asked = (model, now)
+            self._refresh = asyncio.get_running_loop().create_task(self._ask(model, frame.pixels))
         return self._answer
+
+    async def _ask(self, model: LoadedModel, pixels: np.ndarray) -> None:
+        await asyncio.sleep(0)  # after the frame that found the answer stale is on its way
+        try:
+            answer = await self.models.looks_like(model, pixels)
+        except Exception:  # a hint is advice: a failure keeps the last answer
+            log.exception("asking the other served models about an out-of-scope frame failed")
+            return
+        if self._asked is not None and self._asked[0] is model:
+            self._answer = answer
