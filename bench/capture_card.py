@@ -43,7 +43,6 @@ from typing import Any
 import cv2
 import httpx
 import numpy as np
-from websockets.exceptions import ConnectionClosed
 
 from bench.capture_card_report import HEAVIEST, PNG_KIND, Run, findings, markdown
 from bench.latency_load import Result, _for, _paced_streams, encode, run_inprocess, ws_streams
@@ -121,18 +120,17 @@ async def refused_beside(
     url: str, name: str, payloads: list[bytes], streams: int, fps: float, duration: float
 ) -> tuple[Result, int | None, str]:
     """`streams` streams at `fps`, and half-way through one more: (the streams' result, its close code, reason)."""
-    from usqa.client import AsyncClient
+    from usqa.client import AsyncClient, ScanRefused
 
     async def extra() -> tuple[int | None, str]:
         await asyncio.sleep(duration / 2)
         async with AsyncClient(url, model=name, retries=0) as client:
             try:
                 report = await client.play(payloads[:30], fps=fps, until=_for(1.0))
-            except ConnectionError as exc:  # refused before its ready message: the close frame is the cause
-                closed = exc.__cause__
-                if not isinstance(closed, ConnectionClosed) or closed.rcvd is None:
+            except ScanRefused as exc:  # closed before its ready message
+                if exc.close_code is None:
                     raise
-                return closed.rcvd.code, closed.rcvd.reason
+                return exc.close_code, exc.close_reason
         return report.close_code, report.close_reason
 
     running, (code, reason) = await asyncio.gather(

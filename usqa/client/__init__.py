@@ -25,7 +25,7 @@ ahead; `usqa.client.pacing`); `play` keeps a scanner's fixed frame rate and meas
 from __future__ import annotations
 
 from usqa.client.aio import AsyncClient, AsyncScanRun
-from usqa.client.core import Assessment, Dataset, Frame, Job, JobEvent, UsqaError, Verdict
+from usqa.client.core import Assessment, Dataset, Frame, Job, JobEvent, ScanRefused, UsqaError, Verdict
 from usqa.client.stream import StreamReport
 from usqa.client.sync import Client, ScanRun
 
@@ -38,6 +38,7 @@ __all__ = [
     "Frame",
     "Job",
     "JobEvent",
+    "ScanRefused",
     "ScanRun",
     "StreamReport",
     "UsqaError",

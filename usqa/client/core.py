@@ -110,8 +110,23 @@ class RetryPolicy:
         return self.after_error(attempt)
 
 
-def scan_refused(url: str, cause: Exception | None) -> str:
-    return f"cannot open {url}: {cause}"
+class ScanRefused(ConnectionError):
+    """/ws/scan could not be opened: `close_code` and `close_reason` when the service closed it before its
+    `ready` (1013 at capacity, 1008 a policy), else None (a refused handshake or the network)."""
+
+    def __init__(
+        self, url: str, cause: Exception | None, close_code: int | None, close_reason: str = ""
+    ) -> None:
+        super().__init__(f"cannot open {url}: {cause}")
+        self.close_code, self.close_reason = close_code, close_reason
+
+
+def scan_refused(url: str, cause: Exception | None) -> ScanRefused:
+    """The error for a stream that would not open (the close frame, if any, read from `cause`)."""
+    received = getattr(cause, "rcvd", None)
+    if received is None:
+        return ScanRefused(url, cause, None)
+    return ScanRefused(url, cause, int(received.code), str(received.reason))
 
 
 # -- requests --------------------------------------------------------------------------------------------

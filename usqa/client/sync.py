@@ -178,7 +178,7 @@ class Client:
                     yield ws, ready
                     return
             if (delay := self.policy.after_scan_refusal(attempt, close_code, status)) is None:
-                raise ConnectionError(core.scan_refused(self.endpoint.ws, cause)) from cause
+                raise core.scan_refused(self.endpoint.ws, cause) from cause
             time.sleep(delay)
             attempt += 1
 

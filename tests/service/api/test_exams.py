@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from tests.support.scope import synthetic_frames
-from usqa.client import Client
+from usqa.client import Client, ScanRefused
 from usqa.client.stream import stream_frames
+from usqa.contracts.protocol import CloseCode
 from usqa.service.api import create_app
 from usqa.service.registry import CHAMPION, ModelRegistry
 from usqa.service.simulator import simulate_cine
@@ -54,8 +55,9 @@ def test_two_exams_are_listed_and_each_is_chosen_per_request_and_per_stream(regi
         assert unknown.status_code == 404 and unknown.json()["code"] == "model_not_served"
         assert "usqa-knee" in unknown.json()["detail"] and FIXTURE_MODEL_NAME in unknown.json()["detail"]
         knee = Client(live.http, model="usqa-knee", retries=0)
-        with pytest.raises(ConnectionError, match="not served"), knee:
+        with pytest.raises(ScanRefused, match="not served") as refused, knee:
             list(knee.scan(frames[:1]))
+        assert refused.value.close_code == CloseCode.POLICY and "usqa-knee" in refused.value.close_reason
 
 
 def test_one_exam_is_hot_swapped_while_the_other_keeps_scoring(registry_root: Path) -> None:
