@@ -11,6 +11,7 @@ import torch
 
 from usqa.contracts.training import TrainConfig
 from usqa.service.datasets import DatasetError, FrameRecord, LabelledDataset, load_dataset
+from usqa.service.datasets.labels import FrameArrays
 
 MSG_NO_MASKS = "task 'segment' needs masks, but {root} has no mask column (train with --task classify)"
 MSG_EMPTY_SPLIT = "split {split!r} of {root} has no frames for task {task!r}"
@@ -57,8 +58,11 @@ class TaskData:
     num_classes: int
 
 
-def split_tensors(dataset: LabelledDataset, split: str, config: TrainConfig) -> SplitTensors:
-    arrays = dataset.arrays(split, config.frame)
+def split_tensors(
+    dataset: LabelledDataset, split: str, config: TrainConfig, arrays: FrameArrays | None = None
+) -> SplitTensors:
+    """One split as tensors for `config.task`; `arrays`: the split already read at `config.frame`."""
+    arrays = dataset.arrays(split, config.frame) if arrays is None else arrays
     amenable = np.array([amenability(r, config.task) for r in dataset.split(split)], np.int8)
     keep = np.ones(len(arrays.labels), bool)
     if config.task == "segment":

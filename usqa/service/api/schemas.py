@@ -289,8 +289,8 @@ class CapacityOut(BaseModel):
     measured_frames: int
     warm_ratio: float | None = Field(
         default=None,
-        description="Per-frame cost of batches taken back to back over all batches': each bound is the cost x this "
-        "(saturation's regime); null before one is measured",
+        description="Per-frame CPU of batches taken back to back over all batches': the bounds take off the "
+        "wake-ups it shows (saturation's regime); null before one is measured",
     )
 
 

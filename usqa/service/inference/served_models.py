@@ -134,7 +134,7 @@ class StreamHints:
     other models' answer; after that the answer is repeated, and asked again in the background at most once a
     `period_s`, after the frame that found it stale has been answered. A stream that stays out of scope (the wrong
     exam picked, a capture card's whole screen) would otherwise pay one more model run on every frame, inside
-    that frame's latency: with two exams served, 4 x 30 fps of 640x480 screens took 40 % more time in p99 than
+    that frame's latency: with two exams served, 4 x 30 fps of 640x480 screens took 44 % more time in p99 than
     with one (docs/performance.md, 6 Dec 2026)."""
 
     def __init__(

@@ -44,7 +44,7 @@ from usqa.trainer.data import SplitTensors
 
 # The predictor must beat the trivial one by a point, not by the noise of a tie (accuracy or Dice, 0..1).
 MIN_MARGIN = 0.01
-# One-sided 95 % quantile of the standard normal: the paired margin's lower bound is margin - Z * SE.
+# The paired margin's lower bound is margin - Z_ONE_SIDED_95 * SE.
 PAIRED_TEST = "paired per-frame differences, one-sided 95 % normal bound: margin - 1.645 SE > 0"
 # Scores within a thousandth of each other cannot be told apart by calibrated thresholds.
 MIN_SPREAD = 1e-3

@@ -211,7 +211,7 @@ def export_run(
 
         task = "classify" if config.task == "classify" else "segment"
         holdout = dataset.arrays("holdout", spec)
-        reward = reward_mask(split_tensors(dataset, "val", config), config, val.frames)
+        reward = reward_mask(split_tensors(dataset, "val", config, val), config, val.frames)
         rejection = served_rejection(files, task, val, holdout, options.target, config.seed, reward)
         served = open_graphs(files[CONTROLLER_FILE], files[PREDICTOR_FILE], task, rejector=rejection.spec())
         val_scores = run_in_batches(served, val.images).scores  # the served rejector's, as the service scores
