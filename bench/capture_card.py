@@ -11,10 +11,12 @@ quality 90. For each kind:
 - `inprocess` (decode_for_spec as the service runs it, both graphs, the verdict) at 4 x 30 fps, and saturated
   with as many threads as the service has inference workers: the limit;
 - `full-decode` (the same with OpenCV's full JPEG decode), the same two rows: the naive peer;
-- the service serving the first model alone and the service serving both, side by side: /ws/scan at 4 x 30 fps
-  in turns (four turns each, 20 s in all per service; two streams to each model where both are served), then the
-  capacity the first one's `GET /readyz` reports (measured on those frames), then 4 streams saturated on it
-  (each frame sent as soon as the last is answered).
+- a service for each model alone and one serving both, side by side: /ws/scan at 4 x 30 fps in turns (ten
+  turns, 20 s in all for the service of both, with two streams to each model, and 20 s shared by the services of
+  one, each sent its own model's frames: the `1 model` row pools them, the same mix of frames), then the capacity
+  the first model's own service reports on `GET /readyz` (measured on those frames), then 4 streams saturated on
+  it (each frame sent as soon as the last is answered), with its event loop's and other threads' CPU per frame
+  in both regimes (what the capacity meter's warm ratio stands for).
 Last, a service planning each stream at the rate that makes its capacity about four streams of 1920x1080 JPEG:
 its capacity's streams run at that rate while one more tries to open.
 
@@ -193,47 +195,79 @@ def run(args: argparse.Namespace) -> Run:
 
 def serve_and_measure(args: argparse.Namespace, kinds: dict[str, dict[str, list[bytes]]], out: Run) -> None:
     first = args.names[0]
-    one = serve_models(args, args.names[:1], "api-one.log")
-    both = serve_models(args, args.names, "api-two.log")
+    # Each exam alone, and both in one service: the two exams' frames differ (the thyroid's screens are twice
+    # the JPEG bytes of the prostate's and a third costlier to decode), so one service's p99 is pooled from each
+    # exam served alone on its own frames, the same mix of frames the service of both is sent.
+    alone = {name: serve_models(args, [name], f"api-{name}.log") for name in args.names}
+    both = serve_models(args, args.names, "api-two.log") if len(args.names) > 1 else None
+    one = alone[first]
     try:
         for kind, payloads in kinds.items():
-            alone = {first: payloads[first]}
-            single, double = taking_turns(
-                ((one, alone), (both, payloads)), TURNS, args.duration / TURNS * TURN_ROWS
+            share = 1.0 / len(args.names)
+            entries = [("1 model", alone[name], {name: payloads[name]}, share) for name in args.names]
+            if both is not None:
+                entries.append(("2 models", both, payloads, 1.0))
+            results = taking_turns(
+                [(server, sent, weight) for _, server, sent, weight in entries],
+                TURNS,
+                args.duration * TURN_ROWS / TURNS,
             )
-            out.note(kind, "1 model", single)
+            pooled: dict[str, Result] = {}
+            for (served, *_), result in zip(entries, results, strict=True):
+                pooled[served] = pooled_with(pooled.get(served), result)
+            out.note(kind, "1 model", pooled["1 model"])
+            out.light[kind] = results[0]  # the first exam alone: its threads' CPU per frame at 4 x 30 fps
             out.capacity[kind] = capacity_of(one)
-            out.note(kind, "1 model", measured(one, ws_streams(one.base, alone, 4, None, args.duration)))
-            out.note(kind, "2 models", double)
+            out.note(
+                kind,
+                "1 model",
+                measured(one, ws_streams(one.base, {first: payloads[first]}, 4, None, args.duration)),
+            )
+            if "2 models" in pooled:
+                out.note(kind, "2 models", pooled["2 models"])
     finally:
-        one.stop()
-        both.stop()
+        for server in (*alone.values(), *([both] if both is not None else [])):
+            server.stop()
     out.at_capacity = at_capacity(args, kinds[HEAVIEST][first], out.capacity[HEAVIEST])
 
 
-# The one- and two-model services take turns at 4 x 30 fps, both running (the idle one costs nothing): a p99
-# of 1,200 frames from one 10-s stretch moved by 25 % between stretches of the same service on this machine,
-# more than the 10 % the comparison is about; turns spread any drift of the machine over both.
-TURNS = 4
-TURN_ROWS = 2  # together the turns take as long as two rows
+# The services take turns at 4 x 30 fps, all running (an idle one costs nothing): a p99 of 1,200 frames from one
+# 10-s stretch moved by 25 % between stretches of the same service on this machine, more than the 10 % the
+# comparison is about; many short turns spread any drift of the machine over every service.
+TURNS = 10
+TURN_ROWS = (
+    2  # the service of both exams streams as long as two rows in all; each exam alone its share of that
+)
 
 
 def taking_turns(
-    services: Sequence[tuple[Server, dict[str, list[bytes]]]], turns: int, seconds: float
+    services: Sequence[tuple[Server, dict[str, list[bytes]], float]], turns: int, seconds: float
 ) -> list[Result]:
-    """Each (service, payloads by exam) at 4 x 30 fps for `seconds`, in turn, `turns` times; pooled per service."""
-    pooled = [Result("ws", 4, 30.0, 0.0) for _ in services]
+    """Each (service, payloads by exam, share of `seconds`) at 4 x 30 fps, in turn, `turns` times; pooled per entry."""
+    pooled: list[Result | None] = [None for _ in services]
     for _ in range(turns):
-        for total, (server, payloads) in zip(pooled, services, strict=True):
-            part = measured(server, ws_streams(server.base, payloads, 4, 30.0, seconds))
-            total.duration_s += part.duration_s
-            total.offered += part.offered
-            total.completed += part.completed
-            total.dropped += part.dropped
-            total.failed += part.failed
-            total.latencies_ms.extend(part.latencies_ms)
-            total.cpu_cores, total.rss_mb = part.cpu_cores, part.rss_mb
-    return pooled
+        for index, (server, payloads, share) in enumerate(services):
+            part = measured(server, ws_streams(server.base, payloads, 4, 30.0, seconds * share))
+            pooled[index] = pooled_with(pooled[index], part)
+    return [result for result in pooled if result is not None]
+
+
+def pooled_with(total: Result | None, part: Result) -> Result:
+    """Two stretches of the same load as one: counts, latencies and CPU seconds added (the last RSS)."""
+    if total is None:
+        total = Result(part.target, part.streams, part.fps, 0.0, loop_cpu_s=0.0, other_cpu_s=0.0)
+    cores = (total.cpu_cores or 0.0) * total.duration_s + (part.cpu_cores or 0.0) * part.duration_s
+    total.duration_s += part.duration_s
+    total.offered += part.offered
+    total.completed += part.completed
+    total.dropped += part.dropped
+    total.failed += part.failed
+    total.latencies_ms.extend(part.latencies_ms)
+    total.cpu_cores = round(cores / total.duration_s, 2) if total.duration_s else None
+    total.rss_mb = part.rss_mb
+    total.loop_cpu_s = (total.loop_cpu_s or 0.0) + (part.loop_cpu_s or 0.0)
+    total.other_cpu_s = (total.other_cpu_s or 0.0) + (part.other_cpu_s or 0.0)
+    return total
 
 
 def at_capacity(

@@ -24,6 +24,9 @@ class Run:
     rows: list[tuple[str, str, Result]] = field(default_factory=list)  # (kind, served, result)
     capacity: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> /readyz capacity
     at_capacity: dict[str, Any] = field(default_factory=dict)
+    light: dict[str, Result] = field(
+        default_factory=dict
+    )  # kind -> the first exam's own service at 4 x 30 fps
     workers: int = 1  # the service's inference workers (threads of the leanest in-process row)
 
     def note(self, kind: str, served: str, result: Result) -> None:
@@ -92,6 +95,9 @@ def findings(out: Run) -> list[str]:
                     0.8 <= near <= 1.2,
                 )
             )
+        regimes = _thread_costs(out.light.get(kind), saturated, capacity.get("warm_ratio"))
+        if regimes:
+            parts.append(regimes)
         lines.append(f"- {kind}: " + "; ".join(parts))
     at = out.at_capacity
     if at:
@@ -110,6 +116,26 @@ def findings(out: Run) -> list[str]:
             )
         )
     return lines
+
+
+def _thread_costs(light: Result | None, saturated: dict[str, Any] | None, warm_ratio: float | None) -> str:
+    """The service's CPU per frame on its event loop's thread and on its other threads, at 4 x 30 fps and saturated:
+    how much colder a frame is at light load, which the capacity meter's warm ratio corrects for."""
+    if light is None or saturated is None or not light.completed or not saturated["completed"]:
+        return ""
+    if light.loop_cpu_s is None or saturated["loop_cpu_s"] is None:
+        return ""
+    ms = 1000.0
+    cold = (light.loop_cpu_s / light.completed * ms, (light.other_cpu_s or 0.0) / light.completed * ms)
+    warm = (
+        saturated["loop_cpu_s"] / saturated["completed"] * ms,
+        (saturated["other_cpu_s"] or 0.0) / saturated["completed"] * ms,
+    )
+    return (
+        f"CPU per frame at 4 x 30 fps / saturated: event loop {cold[0]:.2f} / {warm[0]:.2f} ms "
+        f"({_ratio(warm[0], cold[0]) or 0:.2f}), other threads {cold[1]:.2f} / {warm[1]:.2f} ms "
+        f"({_ratio(warm[1], cold[1]) or 0:.2f}); the meter's warm ratio {warm_ratio}"
+    )
 
 
 def markdown(out: Run, argv: Sequence[str] | None) -> str:

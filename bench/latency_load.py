@@ -44,6 +44,9 @@ class Result:
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     cpu_cores: float | None = None  # CPU seconds per wall second of the serving process
     rss_mb: float | None = None
+    # The serving process's CPU seconds on its event loop's thread and on its other threads (None: not read).
+    loop_cpu_s: float | None = None
+    other_cpu_s: float | None = None
 
     def row(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])

@@ -28,6 +28,17 @@ class Server:
     def cpu_seconds(self) -> float:
         return float(sum(self.process.cpu_times()[:2]))
 
+    def thread_cpu_seconds(self) -> tuple[float, float]:
+        """CPU seconds of (the main thread, where uvicorn runs the event loop; every other live thread)."""
+        loop = other = 0.0
+        for thread in self.process.threads():
+            spent = thread.user_time + thread.system_time
+            if thread.id == self.process.pid:
+                loop += spent
+            else:
+                other += spent
+        return loop, other
+
     def rss_mb(self) -> float:
         return round(self.process.memory_info().rss / 2**20, 1)
 
@@ -36,8 +47,10 @@ class Server:
 
 
 def measured(server: Server, scenario: Coroutine[Any, Any, Result]) -> Result:
-    cpu0 = server.cpu_seconds()
+    cpu0, (loop0, other0) = server.cpu_seconds(), server.thread_cpu_seconds()
     result = asyncio.run(scenario)
     result.cpu_cores = round((server.cpu_seconds() - cpu0) / result.duration_s, 2)
+    loop1, other1 = server.thread_cpu_seconds()
+    result.loop_cpu_s, result.other_cpu_s = round(loop1 - loop0, 4), round(other1 - other0, 4)
     result.rss_mb = server.rss_mb()
     return result

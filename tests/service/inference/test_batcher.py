@@ -9,6 +9,9 @@ import pytest
 
 from usqa.service.inference.batcher import (
     MSG_QUEUE_FULL,
+    PROBE_MAX_FRAMES,
+    PROBE_MIN_RUNS,
+    PROBE_REPEATS,
     ArrayJob,
     InferenceJob,
     InferenceQueue,
@@ -220,13 +223,14 @@ def test_a_batch_that_found_the_worker_idle_is_probed_warm_once_a_second() -> No
         workers=1, max_batch_frames=8, max_pending=16, on_probe=lambda n, seconds: probes.append(n)
     )
     queue.start()
+    probe_runs = [2] * PROBE_REPEATS
 
     async def scenario() -> None:
         for level in (1, 2):  # two lone frames within a second: only the first is probed
             found, _ = await queue.submit(as_model(fake), ArrayJob(frames(level, level), scores))
             assert found == [float(level)] * 2  # the probe's outputs are discarded, never answered
             for _ in range(100):  # the probe runs after the answer: let it finish before the next frame
-                if len(fake.calls) >= 2:
+                if len(fake.calls) >= 1 + PROBE_REPEATS:
                     break
                 await asyncio.sleep(0.01)
 
@@ -234,4 +238,55 @@ def test_a_batch_that_found_the_worker_idle_is_probed_warm_once_a_second() -> No
         asyncio.run(scenario())
     finally:
         queue.stop()
-    assert probes == [2] and fake.calls == [2, 2, 2]  # the first batch, its probe, the second batch
+    assert probes == [2] and fake.calls == [2, *probe_runs, 2]  # the first batch, its probe, the second batch
+    too_many = FakeModel()
+    queue = InferenceQueue(
+        workers=1, max_batch_frames=8, max_pending=16, on_probe=lambda n, seconds: probes.append(n)
+    )
+    queue.start()
+    try:  # an upload's many frames are not decoded again for a probe
+        asyncio.run(queue.submit(as_model(too_many), ArrayJob(frames(*range(PROBE_MAX_FRAMES + 1)), scores)))
+    finally:
+        queue.stop()
+    assert too_many.calls == [PROBE_MAX_FRAMES + 1] and probes == [2]
+
+
+class HeldProbe(FakeModel):
+    """Holds the probe's first run until released, so that a frame arrives while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.probing = threading.Event()
+        self.release = threading.Event()
+
+    def run(self, frames: np.ndarray) -> ModelOutputs:
+        if len(self.calls) == 1:
+            self.probing.set()
+            assert self.release.wait(WAIT_S)
+        return super().run(frames)
+
+
+def test_a_frame_arriving_during_a_probe_cuts_it_short_unreported() -> None:
+    held = HeldProbe()
+    probes: list[int] = []
+    queue = InferenceQueue(
+        workers=1, max_batch_frames=8, max_pending=16, on_probe=lambda n, seconds: probes.append(n)
+    )
+    queue.start()
+
+    async def scenario() -> None:
+        await queue.submit(as_model(held), ArrayJob(frames(1), scores))
+        await _wait(held.probing)
+        waiting = asyncio.create_task(queue.submit(as_model(held), ArrayJob(frames(2), scores)))
+        while queue.pending < 2:  # the frame waits behind the probe (its batch still counted as running)
+            await asyncio.sleep(0.005)
+        held.release.set()
+        found, _ = await waiting
+        assert found == [2.0]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        queue.stop()
+    # One probe run (PROBE_MIN_RUNS is 2) is still cold: nothing reported, and the frame waited for one run only.
+    assert PROBE_MIN_RUNS > 1 and probes == [] and held.calls == [1, 1, 1]

@@ -103,7 +103,7 @@ class CapacityCollector(Collector):
         )
         warm = GaugeMetricFamily(
             "usqa_capacity_warm_ratio",
-            "Per-frame CPU of batches taken back to back over all batches'; the bounds take off the wake-ups it shows",
+            "Per-frame CPU of warm work over all batches'; the bounds take off the wake-ups it shows",
         )
         if estimate.frames_per_second is not None and estimate.streams is not None:
             fps.add_metric([], estimate.frames_per_second)

@@ -289,8 +289,8 @@ class CapacityOut(BaseModel):
     measured_frames: int
     warm_ratio: float | None = Field(
         default=None,
-        description="Per-frame CPU of batches taken back to back over all batches': the bounds take off the "
-        "wake-ups it shows (saturation's regime); null before one is measured",
+        description="Per-frame CPU of warm work (batches taken back to back, the probe's warmest run) over all "
+        "batches': the bounds take off the wake-ups it shows (saturation's regime); null before one is measured",
     )
 
 

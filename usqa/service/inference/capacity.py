@@ -16,19 +16,21 @@ export (manifest `cost`, `measure_frame_cost`) and the other bounds are unknown.
 
 Saturation is a different regime from the load the costs are measured at. At a few streams of 30 fps each frame
 finds the core idle: cold caches, a wake-up of the worker and of the loop per frame. At saturation the next frame
-is always waiting. Measured on 2 cores, a 128 px PNG cost the process 2 to 3 times more CPU at 4 x 30 fps than
-at saturation, so an estimate from light load said 35 % of the saturation (docs/performance.md, 6 Dec 2026).
-The meter therefore also times warm batches: those a worker took without waiting, because it had just finished
-another, and, at most once a second, a batch that found the worker idle run again straight after it (its
-decoding and graphs, results discarded: `InferenceQueue`'s probe). Their per-frame CPU time over all batches' is
-the `warm_ratio`, a moving average over samples with warm frames, at most 1. It is the worker thread's CPU time,
-not wall time, because on a shared core the event loop answering a batch runs while its probe does. Then
-p = W x (1 - warm_ratio) is what a wake-up costs a frame. Each frame served at light load wakes two threads,
-the worker and then the event loop for the answer, and each pays about p. At saturation those wake-ups are
-shared by many frames, so the bounds use W - p, L - p and C - 2 p, each at least `MIN_SATURATED_SHARE` of its
-measured value. At saturation every batch is warm, the ratio is 1 and p is 0, so nothing changes there.
-(Scaling L and C by the ratio instead left the estimate at 72 % of a PNG stream's saturation: the loop pays
-its wake-up in full.) The service admits streams up to
+is always waiting. On 2 cores at 4 x 30 fps a frame cost the worker thread and the event loop's thread each
+about 0.6 to 1.1 ms of CPU more than at saturation, whatever the frame (64 px PNG to 1920x1080 JPEG: the
+capture-card benchmark prints both threads' CPU per frame in each regime): a fixed price per wake-up, not a
+proportion of the work. So the meter also times warm work: batches a worker took without waiting, because it had
+just finished another, and, at most once a second, a batch that found the worker idle run again several times
+straight after it (its decoding and graphs, results discarded: `InferenceQueue`'s probe, which reports its
+warmest run). Their per-frame CPU time in decoding and graphs over all batches' is the `warm_ratio`, a moving
+average over samples with warm frames, at most 1; CPU time, not wall time, because on a shared core the event
+loop answering a batch runs while its probe does. Then p = (the workers' CPU per frame in decoding and graphs)
+x (1 - warm_ratio) is what a wake-up costs a frame. Each frame served at light load wakes two threads, the worker
+and then the event loop for the answer, and each pays about p; at saturation those wake-ups are shared by many
+frames, so the bounds use W - p, L - p and C - 2 p, each at least `MIN_SATURATED_SHARE` of its measured value.
+At saturation every batch is warm, the ratio is 1 and p is 0, so nothing changes there. (Scaling every cost by
+the ratio instead over-corrected large frames, whose cold share is small; a probe of one run, itself still
+cold, left p at half its size.) The service admits streams up to
 `streams` = floor(frames_per_second x headroom / stream_fps): the headroom keeps the workers' queue short, so a
 stream beyond it is refused with the try-again close code while the streams already running keep their latency.
 """
@@ -64,7 +66,7 @@ MIN_SAMPLE_FRAMES = 20
 # Weight of the newest sample in the moving averages: about the last five seconds of streaming.
 SMOOTHING = 0.3
 # The saturated costs keep at least this share of the measured ones (module docstring): a wake-up cannot cost a
-# frame more than the frame's own work.
+# frame more than the frame's own work, and a disturbed probe cannot promise ten times the measured capacity.
 MIN_SATURATED_SHARE = 0.1
 # Frames timed by `measure_frame_cost` after the warm-up ones.
 SAMPLE_S = 1.0
@@ -85,7 +87,7 @@ class CapacityEstimate:
     bounds: dict[str, float] = field(default_factory=dict)  # frames/s per bound
     cost_ms: dict[str, float] = field(default_factory=dict)  # per frame, per bound, as measured
     measured_frames: int = 0
-    # Warm batches' per-frame cost over all batches' (module docstring): the bounds are cost_ms x this.
+    # Warm work's per-frame CPU over all batches' (module docstring): a wake-up costs the rest of it.
     warm_ratio: float | None = None
 
     def describe(self) -> str:
@@ -127,6 +129,7 @@ class CapacityMeter:
         self._last: tuple[float, float] | None = None
         self.cost_s: dict[Bound, float] = {}
         self.warm_ratio: float | None = None
+        self.work_cpu_s: float | None = None  # the workers' CPU per frame in decoding and graphs, all batches
 
     def observe_work(
         self, frames: int, seconds: float, cpu_s: float | None = None, warm: bool = False
@@ -173,6 +176,8 @@ class CapacityMeter:
         }
         for bound, value in measured.items():
             self.cost_s[bound] = _smoothed(self.cost_s.get(bound), value)
+        if work_cpu_s > 0:
+            self.work_cpu_s = _smoothed(self.work_cpu_s, work_cpu_s / frames)
         if warm_frames > 0 and work_cpu_s > 0:
             ratio = min(1.0, (warm_cpu_s / warm_frames) / (work_cpu_s / frames))
             self.warm_ratio = _smoothed(self.warm_ratio, ratio)
@@ -188,7 +193,7 @@ class CapacityMeter:
             # Export times frames back to back: already warm.
             costs, basis, ratio = {"workers": exported}, "export", None
         parallel = {"workers": self.lanes, "event_loop": 1, "cpu": self.cores}
-        saturated = costs if ratio is None else _saturated(costs, ratio)
+        saturated = costs if ratio is None else _saturated(costs, (self.work_cpu_s or 0.0) * (1.0 - ratio))
         bounds = {name: parallel[name] / cost for name, cost in saturated.items() if cost > 0}
         if not bounds:
             return CapacityEstimate(None, None, self.stream_fps, self.headroom, None, "unknown")
@@ -214,10 +219,9 @@ class CapacityMeter:
         return streams is None or running < max(1, streams)
 
 
-def _saturated(costs: dict[str, float], warm_ratio: float) -> dict[str, float]:
-    """The measured per-frame costs less the wake-ups that saturation shares (module docstring)."""
-    wake = costs["workers"] * (1.0 - warm_ratio)
-    paid = {"workers": wake, "event_loop": wake, "cpu": 2 * wake}
+def _saturated(costs: dict[str, float], wake_s: float) -> dict[str, float]:
+    """The measured per-frame costs less what a frame's wake-up costs each thread it wakes (module docstring)."""
+    paid = {"workers": wake_s, "event_loop": wake_s, "cpu": 2 * wake_s}
     return {name: max(MIN_SATURATED_SHARE * cost, cost - paid[name]) for name, cost in costs.items()}
 
 
