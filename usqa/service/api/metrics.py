@@ -49,13 +49,22 @@ class ScoringMetrics:
     score: Histogram
     amenable: Counter
     _failure: Counter
+    _verdict: Counter
     _labels: tuple[str, str, str]
     _failures: dict[str, Counter] = field(default_factory=dict)
+    _verdicts: dict[tuple[str, str], Counter] = field(default_factory=dict)
 
     def failure(self, reason: str) -> Counter:
         if reason not in self._failures:
             self._failures[reason] = self._failure.labels(*self._labels, reason)
         return self._failures[reason]
+
+    def verdict(self, verdict: str, reason: str) -> Counter:
+        """The frames-by-verdict counter of this model version (every endpoint counts in it)."""
+        key = (verdict, reason)
+        if key not in self._verdicts:
+            self._verdicts[key] = self._verdict.labels(*self._labels[:2], verdict, reason)
+        return self._verdicts[key]
 
 
 SCORE_DRIFT = (
@@ -279,6 +288,7 @@ class ServiceMetrics:
                 score=self.score.labels(model, str(version)),
                 amenable=self.amenable.labels(model, str(version)),
                 _failure=self.request_failure,
+                _verdict=self.verdicts,
                 _labels=labels,
             )
         return self._scoring[key]

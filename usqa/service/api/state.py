@@ -103,14 +103,11 @@ class ServiceState:
         # The drift window holds the served version's scores only: a frame scored by the version a swap
         # just replaced would mix two score distributions.
         same_version = self.drift is not None and self._drift_version == batch.model.number
-        model = batch.model
         for frame in batch.frames:
             scoring.score.observe(frame.score)
             if frame.amenable:
                 scoring.amenable.inc()
-            self.metrics.verdicts.labels(
-                model.name, str(model.number), frame.verdict.verdict, frame.verdict.reason
-            ).inc()
+            scoring.verdict(frame.verdict.verdict, frame.verdict.reason).inc()
             if same_version and self.drift is not None:
                 self.drift.add(frame.score)
             if same_version and self.ood_drift is not None and frame.ood_distance is not None:
