@@ -3,11 +3,21 @@ wins; idle seconds say nothing; the export's cost stands in until frames are mea
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
+import cv2
 import numpy as np
 import pytest
 
 from usqa.contracts.frames import FrameSpec
+from usqa.service.inference import scoring
+from usqa.service.inference.batcher import PROBE_REPEATS, InferenceQueue
 from usqa.service.inference.capacity import MIN_SAMPLE_FRAMES, CapacityMeter, measure_frame_cost
+from usqa.service.inference.model import LoadedModel
+from usqa.service.inference.scoring import FrameScorer, ScoringOptions
+from usqa.service.simulator import simulate_cine
 
 
 class Clock:
@@ -152,3 +162,39 @@ def test_back_to_back_batches_scale_every_bound_to_the_saturated_regime() -> Non
     saturated.observe_work(2000, 1.0, warm=True)  # every batch back to back: the ratio is 1
     saturated.sample()
     assert saturated.estimate().warm_ratio == 1.0
+
+
+def test_the_probe_repeats_a_stream_frames_decoding_graphs_and_verdicts(
+    served_model: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone stream frame through the real queue and model: answered once, then probed in the worker with the
+    same work (the verdicts included, so that cold and warm are timed alike), nothing of it answered."""
+    verdicts: list[int] = []
+    real = scoring.score_outputs
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        verdicts.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "score_outputs", counted)
+    probes: list[tuple[int, float]] = []
+    queue = InferenceQueue(
+        workers=1, max_batch_frames=4, max_pending=4, on_probe=lambda n, cpu: probes.append((n, cpu))
+    )
+    queue.start()
+    scorer = FrameScorer(queue, max_pixels=1 << 20, max_frames=1)
+    first = next(iter(simulate_cine("transrectal_prostate", 1, seed=3, size=96)))
+    frame = cv2.imencode(".png", first.image)[1]
+    try:
+        batch = asyncio.run(
+            scorer.score(served_model, frame.tobytes(), None, ScoringOptions(), single_frame=True)
+        )
+        for _ in range(500):
+            if probes:
+                break
+            time.sleep(0.01)
+    finally:
+        queue.stop()
+    assert len(batch.frames) == 1
+    assert len(probes) == 1 and probes[0][0] == 1 and probes[0][1] > 0
+    assert len(verdicts) == 1 + PROBE_REPEATS  # the answer's, then one per run of the probe

@@ -63,6 +63,10 @@ class InferenceJob(ABC, Generic[R]):
     def decode_again(self) -> None:
         """Repeat `prepare`'s decoding and discard it (the capacity probe times it); nothing to repeat here."""
 
+    def finish_again(self, model: LoadedModel, outputs: ModelOutputs) -> None:
+        """Repeat `finish`'s work and discard it (the capacity probe times it); here nothing, as `finish` may
+        have effects beyond its result."""
+
 
 class ArrayJob(InferenceJob[R]):
     """Frames already prepared, and what to make of their outputs."""
@@ -89,22 +93,21 @@ class BatchTiming:
 
 BatchObserver = Callable[[LoadedModel, int, float], None]
 # (frames, seconds, cpu_seconds, warm): a batch's whole worker time, preparation to verdicts (the capacity meter's
-# W), the worker thread's CPU time in its decoding and graphs (what the probe repeats), and whether its worker
-# took it without waiting (it had just finished another: warm caches, no wake-up).
+# W), the worker thread's CPU time in it, and whether its worker took it without waiting (it had just finished
+# another: warm caches, no wake-up).
 WorkObserver = Callable[[int, float, float, bool], None]
-# (frames, cpu_seconds): a batch's decoding and graphs run again straight after it, results discarded, the CPU
-# time of the warmest repetition; CPU time, because on a shared core the event loop answering the batch runs
+# (frames, cpu_seconds): a batch's decoding, graphs and verdicts run again straight after it, results discarded,
+# the CPU time of the warmest repetition; CPU time, because on a shared core the event loop answering the batch runs
 # meanwhile.
 ProbeObserver = Callable[[int, float], None]
 # At most one warm probe a second over all workers, of a batch of at most PROBE_MAX_FRAMES frames (an upload's
 # cine is not decoded again), up to PROBE_REPEATS runs. In the service at 4 x 30 fps (64 px PNG frames, 2 cores,
 # 6 Dec 2026) a lone frame's decoding and graphs cost 1.06 ms of CPU, the probe's runs after it 0.90, 0.71, 0.64,
 # 0.59, 0.54 and 0.53 ms, and a frame at saturation 0.41 ms (batches of 2): the runs level off by the sixth,
-# still above saturation. A probe that a waiting frame cuts short counts from PROBE_MIN_RUNS runs. About 3 % of
-# the work at 4 x 30 fps.
+# still above saturation. A frame that arrives meanwhile cuts the probe short; it reports the runs it made (one
+# run of a large frame, whose cold share is small, is nearly warm already). About 3 % of the work at 4 x 30 fps.
 PROBE_PERIOD_S = 1.0
 PROBE_REPEATS = 6
-PROBE_MIN_RUNS = 2
 PROBE_MAX_FRAMES = 4
 
 
@@ -236,7 +239,6 @@ class InferenceQueue:
                 _resolve(request, exc)
             return
         elapsed = time.perf_counter() - started
-        work_cpu = time.thread_time() - began_cpu
         if self._on_batch is not None:
             self._on_batch(model, len(frames), elapsed)
         offset = 0
@@ -257,7 +259,7 @@ class InferenceQueue:
             offset += count
         finished = time.perf_counter()
         if self._on_work is not None:
-            self._on_work(len(frames), finished - began, work_cpu, warm)
+            self._on_work(len(frames), finished - began, time.thread_time() - began_cpu, warm)
         if (
             not warm
             and self._on_probe is not None
@@ -268,11 +270,10 @@ class InferenceQueue:
             self._probe(model, ready, frames)
 
     def _probe(self, model: LoadedModel, ready: list[_Request], frames: np.ndarray) -> None:
-        """What this batch costs when others come before it at once, as at saturation: its decoding and graphs
-        again, up to PROBE_REPEATS times back to back, results discarded; the warmest run is reported. Only after
+        """What this batch costs when others come before it at once, as at saturation: its decoding, graphs and
+        verdicts again, up to PROBE_REPEATS times back to back, results discarded; the warmest run is reported. Only after
         a batch that found the worker idle, and only while nothing waits: a frame that arrives meanwhile waits at
-        most one run of this batch's work, and a probe cut short before PROBE_MIN_RUNS runs is not reported (its
-        one run is not yet warm; a busy worker's batches are warm anyway)."""
+        most one run of this batch's work, and the probe reports the runs it made."""
         warmest, runs = math.inf, 0
         for _ in range(PROBE_REPEATS):
             with self._cond:
@@ -282,13 +283,18 @@ class InferenceQueue:
             try:
                 for request in ready:
                     request.job.decode_again()
-                model.run(frames)
+                outputs = model.run(frames)
+                offset = 0
+                for request in ready:
+                    count = len(request.frames) if request.frames is not None else 0
+                    request.job.finish_again(model, outputs.take(offset, offset + count))
+                    offset += count
             except Exception:  # a probe never fails anyone; the batch itself was answered
                 log.debug("capacity probe failed", exc_info=True)
                 return
             warmest = min(warmest, time.thread_time() - began)
             runs += 1
-        if runs >= PROBE_MIN_RUNS:
+        if runs:
             assert self._on_probe is not None
             self._on_probe(len(frames), warmest)
 

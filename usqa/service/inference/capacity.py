@@ -15,24 +15,25 @@ nothing of a frame's cost). Before any sample, W is the costliest served version
 export (manifest `cost`, `measure_frame_cost`) and the other bounds are unknown.
 
 Saturation is a different regime from the load the costs are measured at. At a few streams of 30 fps each frame
-finds the core idle: cold caches, a wake-up of the worker and of the loop per frame. At saturation the next frame
-is always waiting. On 2 cores at 4 x 30 fps a frame cost the worker thread and the event loop's thread each
-about 0.6 to 1.1 ms of CPU more than at saturation, whatever the frame (64 px PNG to 1920x1080 JPEG: the
-capture-card benchmark prints both threads' CPU per frame in each regime): a fixed price per wake-up, not a
-proportion of the work. So the meter also times warm work: batches a worker took without waiting, because it had
-just finished another, and, at most once a second, a batch that found the worker idle run again several times
-straight after it (its decoding and graphs, results discarded: `InferenceQueue`'s probe, which reports its
-warmest run). Their per-frame CPU time in decoding and graphs over all batches' is the `warm_ratio`, a moving
-average over samples with warm frames, at most 1; CPU time, not wall time, because on a shared core the event
-loop answering a batch runs while its probe does. Then p = (the workers' CPU per frame in decoding and graphs)
-x (1 - warm_ratio) is what a wake-up costs a frame. Each frame served at light load wakes two threads, the worker
-and then the event loop for the answer, and each pays about p; at saturation those wake-ups are shared by many
-frames, so the bounds use W - p, L - p and C - 2 p, each at least `MIN_SATURATED_SHARE` of its measured value.
-At saturation every batch is warm, the ratio is 1 and p is 0, so nothing changes there. (Scaling every cost by
-the ratio instead over-corrected large frames, whose cold share is small; a probe of one run, itself still
-cold, left p at half its size.) The service admits streams up to
-`streams` = floor(frames_per_second x headroom / stream_fps): the headroom keeps the workers' queue short, so a
-stream beyond it is refused with the try-again close code while the streams already running keep their latency.
+finds the core idle: cold caches, a wake-up of the worker and of the loop per frame. At saturation the next frame is
+always waiting. On 2 cores at 4 x 30 fps a frame cost the worker thread and the event loop's thread each about 0.4
+to 1.2 ms of CPU more than at saturation, whatever the frame (64 px PNG to 1920x1080 JPEG; the capture-card
+benchmark prints both threads' CPU per frame in each regime): a price per wake-up more than a proportion of the
+work. So the meter also times warm work: batches a worker took without waiting, because it had just finished
+another, and, at most once a second, a batch that found the worker idle run again several times straight after it
+(its decoding, graphs and verdicts, results discarded: `InferenceQueue`'s probe, which reports its warmest run).
+Their per-frame CPU time over all batches' is the `warm_ratio`, a moving average over samples with warm frames, at
+most 1; CPU time, not wall time, because on a shared core the event loop answering a batch runs while its probe
+does. Then p = (the workers' CPU per frame) x (1 - warm_ratio) is what a wake-up costs a frame. Each frame served at
+light load wakes two threads, the worker and then the event loop for the answer, and each pays about p; at
+saturation those wake-ups are shared by many frames, so the bounds use W - p, L - p and C - 2 p, each at least
+`MIN_SATURATED_SHARE` of its measured value. At saturation every batch is warm, the ratio is 1 and p is 0, so
+nothing changes there. (Scaling every cost by the ratio instead over-corrected large frames, whose cold share is
+small; a probe of one run without the verdicts, itself still cold, left p at about half its size.)
+
+The service admits streams up to `streams` = floor(frames_per_second x headroom / stream_fps): the headroom keeps
+the workers' queue short, so a stream beyond it is refused with the try-again close code while the streams already
+running keep their latency.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class CapacityMeter:
         self._last: tuple[float, float] | None = None
         self.cost_s: dict[Bound, float] = {}
         self.warm_ratio: float | None = None
-        self.work_cpu_s: float | None = None  # the workers' CPU per frame in decoding and graphs, all batches
+        self.work_cpu_s: float | None = None  # the workers' CPU per frame, all batches
 
     def observe_work(
         self, frames: int, seconds: float, cpu_s: float | None = None, warm: bool = False

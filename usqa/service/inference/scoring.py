@@ -204,6 +204,9 @@ class UploadJob(InferenceJob[list[ScoredFrame]]):
         if self.decoded is None:  # decoded in the decode lane: nothing of it runs in the worker
             self._decode()
 
+    def finish_again(self, model: LoadedModel, outputs: ModelOutputs) -> None:
+        score_outputs(model, outputs, self.prepared, self.options)  # no effect beyond its result
+
     def _decode(self) -> DecodedInput:
         # A stream message may hold one frame: counted by the decoder before any frame is decoded.
         try:
