@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ from bench.capture_card_report import HEAVIEST, PNG_KIND, Run, findings, markdow
 from bench.latency_load import Result, _for, _paced_streams, encode, run_inprocess, ws_streams
 from bench.latency_servers import SERVER_START_TIMEOUT_S, Server, measured
 from docs_gen.blocks import replace_block
-from usqa.local_stack import free_port, start_api
+from usqa.local_stack import free_port, start_api, start_server
 from usqa.service.inference.geometry import prepare_with_geometry, stack_pixels
 from usqa.service.inference.model import LoadedModel, load_model
 from usqa.service.inference.providers import plan_providers, plan_threads
@@ -156,6 +157,16 @@ def serve_models(args: argparse.Namespace, names: Sequence[str], log: str, **ext
     return Server(api, port)
 
 
+def serve_floor(args: argparse.Namespace) -> Server:
+    """`bench.ws_floor` on the service's core: the WebSocket transport alone, a result-sized answer per frame."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "bench.ws_floor", "--port", str(port)]
+    log = args.out / "logs" / "ws-floor.log"
+    with pinned(SERVICE_CORES):
+        proc = start_server("ws-floor", cmd, dict(os.environ), log, port, "/", SERVER_START_TIMEOUT_S)
+    return Server(proc, port)
+
+
 def capacity_of(server: Server) -> dict[str, Any]:
     return dict(httpx.get(f"{server.base}/readyz", timeout=30).json()["capacity"])
 
@@ -201,6 +212,7 @@ def serve_and_measure(args: argparse.Namespace, kinds: dict[str, dict[str, list[
     alone = {name: serve_models(args, [name], f"api-{name}.log") for name in args.names}
     both = serve_models(args, args.names, "api-two.log") if len(args.names) > 1 else None
     one = alone[first]
+    floor = serve_floor(args)
     try:
         for kind, payloads in kinds.items():
             share = 1.0 / len(args.names)
@@ -223,10 +235,12 @@ def serve_and_measure(args: argparse.Namespace, kinds: dict[str, dict[str, list[
                 "1 model",
                 measured(one, ws_streams(one.base, {first: payloads[first]}, 4, None, args.duration)),
             )
+            floored = ws_streams(floor.base, payloads[first], 4, None, args.duration)
+            out.note(kind, "floor", measured(floor, floored))
             if "2 models" in pooled:
                 out.note(kind, "2 models", pooled["2 models"])
     finally:
-        for server in (*alone.values(), *([both] if both is not None else [])):
+        for server in (*alone.values(), *([both] if both is not None else []), floor):
             server.stop()
     out.at_capacity = at_capacity(args, kinds[HEAVIEST][first], out.capacity[HEAVIEST])
 

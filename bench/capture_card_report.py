@@ -95,6 +95,9 @@ def findings(out: Run) -> list[str]:
                     0.8 <= near <= 1.2,
                 )
             )
+        budget = _frame_budget(limit, saturated, out.find(kind, "ws", "floor", True))
+        if budget:
+            parts.append(budget)
         regimes = _thread_costs(out.light.get(kind), saturated, capacity.get("warm_ratio"))
         if regimes:
             parts.append(regimes)
@@ -116,6 +119,27 @@ def findings(out: Run) -> list[str]:
             )
         )
     return lines
+
+
+def _frame_budget(
+    limit: dict[str, Any] | None, saturated: dict[str, Any] | None, floor: dict[str, Any] | None
+) -> str:
+    """What 90 % of the in-process limit leaves a frame on the service's one core, beside what the service's threads
+    and the transport alone (`bench.ws_floor`) spend on it at saturation."""
+    if limit is None or saturated is None or floor is None or not saturated["completed"]:
+        return ""
+    if not limit["throughput_fps"] or not floor["throughput_fps"] or floor["cpu_cores"] is None:
+        return ""
+    ms = 1000.0
+    allowed = ms / (0.9 * limit["throughput_fps"])
+    loop = (saturated["loop_cpu_s"] or 0.0) / saturated["completed"] * ms
+    work = (saturated["other_cpu_s"] or 0.0) / saturated["completed"] * ms
+    transport = floor["cpu_cores"] / floor["throughput_fps"] * ms
+    return (
+        f"90 % of the limit allows {allowed:.2f} ms of CPU per frame in all; at saturation the service's workers "
+        f"spent {work:.2f} ms and its event loop {loop:.2f} ms, and the transport alone costs {transport:.2f} ms "
+        f"(`bench.ws_floor`, {floor['throughput_fps']:.0f} frames/s)"
+    )
 
 
 def _thread_costs(light: Result | None, saturated: dict[str, Any] | None, warm_ratio: float | None) -> str:
