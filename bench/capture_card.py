@@ -108,10 +108,11 @@ def pinned(cores: frozenset[int]) -> Iterator[None]:
     threads_before = cv2.getNumThreads()
     cv2.setNumThreads(len(cores))
     before: dict[int, set[int]] = {}
-    for thread in os.listdir("/proc/self/task"):
+    for task in Path("/proc/self/task").iterdir():
+        thread = int(task.name)
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            before[int(thread)] = os.sched_getaffinity(int(thread))
-            os.sched_setaffinity(int(thread), cores)
+            before[thread] = os.sched_getaffinity(thread)
+            os.sched_setaffinity(thread, cores)
     try:
         yield
     finally:

@@ -77,10 +77,10 @@ def findings(out: Run) -> list[str]:
             )
         cost = _ratio(None if two is None else two["p99_ms"], None if paced is None else paced["p99_ms"])
         if cost is not None:
-            parts.append(_judged(cost, f"two models / one, p99 {cost:.0%} (<= 110 %)", cost <= 1.10))
+            parts.append(_judged(cost, f"two models / one, p99 {cost:.1%} (<= 110 %)", cost <= 1.10))
         share = _ratio(measured_fps, None if limit is None else limit["throughput_fps"])
         if share is not None:
-            text = f"saturated service / in-process limit, 4 streams each: {share:.0%} (>= 90 %)"
+            text = f"saturated service / in-process limit, 4 streams each: {share:.1%} (>= 90 %)"
             parts.append(_judged(share, text, share >= 0.9))
         lean = _ratio(measured_fps, None if workers is None else workers["throughput_fps"])
         if lean is not None and out.workers != 4:
@@ -91,7 +91,7 @@ def findings(out: Run) -> list[str]:
                 _judged(
                     near,
                     f"capacity reported {reported:.0f} frames/s ({capacity.get('streams')} streams at 30 fps, bound "
-                    f"{capacity.get('bound')}) / saturation measured {measured_fps:.0f}: {near:.0%} (80-120 %)",
+                    f"{capacity.get('bound')}) / saturation measured {measured_fps:.0f}: {near:.1%} (80-120 %)",
                     0.8 <= near <= 1.2,
                 )
             )
