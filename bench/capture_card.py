@@ -201,6 +201,10 @@ def run(args: argparse.Namespace) -> Run:
             kinds.setdefault(kind, {})[name] = on_screen(frames, *size)
     first = args.names[0]
     out = Run(workers=threads.workers)
+    out.frame_bytes = {
+        kind: {name: round(float(np.mean([len(p) for p in sent]))) for name, sent in by_name.items()}
+        for kind, by_name in kinds.items()
+    }
     for kind, payloads in kinds.items():
         mine = payloads[first]
         # 4 streams at 30 fps and 4 saturated, as the service is asked below; and saturated with as many threads

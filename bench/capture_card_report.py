@@ -28,6 +28,9 @@ class Run:
         default_factory=dict
     )  # kind -> the first exam's own service at 4 x 30 fps
     workers: int = 1  # the service's inference workers (threads of the leanest in-process row)
+    frame_bytes: dict[str, dict[str, int]] = field(
+        default_factory=dict
+    )  # kind -> exam -> mean bytes per frame
 
     def note(self, kind: str, served: str, result: Result) -> None:
         print(f"{kind:>15s} {served:>8s} {result.line()}", flush=True)
@@ -166,6 +169,13 @@ def markdown(out: Run, argv: Sequence[str] | None) -> str:
     lines = [
         f"Measured by `{invocation('bench.capture_card', argv)}` on {cpu_model()} ({os.cpu_count()} cores), "
         f"{args_duration(out)} s per row.",
+        "",
+        "Mean bytes per frame: "
+        + "; ".join(
+            f"{kind} " + ", ".join(f"{name} {size:,}" for name, size in sizes.items())
+            for kind, sizes in out.frame_bytes.items()
+        )
+        + ".",
         "",
         "| frames | target | served | streams x fps | p50 ms | p99 ms | frames/s | dropped |",
         "|---|---|---|---|---|---|---|---|",
