@@ -16,7 +16,7 @@ export (manifest `cost`, `measure_frame_cost`) and the other bounds are unknown.
 
 Saturation is a different regime from the load the costs are measured at. At a few streams of 30 fps each frame
 finds the core idle: cold caches, a wake-up of the worker and of the loop per frame. At saturation the next frame is
-always waiting. On 2 cores at 4 x 30 fps a frame cost the worker thread and the event loop's thread each about 0.4
+always waiting. On 2 cores at 4 x 30 fps a frame cost the worker thread and the event loop's thread each about 0.2
 to 1.2 ms of CPU more than at saturation, whatever the frame (64 px PNG to 1920x1080 JPEG; the capture-card
 benchmark prints both threads' CPU per frame in each regime): a price per wake-up more than a proportion of the
 work. So the meter also times warm work: batches a worker took without waiting, because it had just finished
