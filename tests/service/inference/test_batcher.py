@@ -215,13 +215,19 @@ def test_a_job_that_cannot_be_prepared_fails_alone() -> None:
     assert fake.calls == [1, 1]
 
 
-def test_a_batch_that_found_the_worker_idle_is_probed_warm_once_a_second() -> None:
-    fake = FakeModel()
-    probes: list[int] = []
+def probed_queue(probes: list[int]) -> InferenceQueue:
+    """One worker whose capacity probes note their frames in `probes`, started."""
     queue = InferenceQueue(
         workers=1, max_batch_frames=8, max_pending=16, on_probe=lambda n, seconds: probes.append(n)
     )
     queue.start()
+    return queue
+
+
+def test_a_batch_that_found_the_worker_idle_is_probed_warm_once_a_second() -> None:
+    fake = FakeModel()
+    probes: list[int] = []
+    queue = probed_queue(probes)
     probe_runs = [2] * PROBE_REPEATS
 
     async def scenario() -> None:
@@ -239,10 +245,7 @@ def test_a_batch_that_found_the_worker_idle_is_probed_warm_once_a_second() -> No
         queue.stop()
     assert probes == [2] and fake.calls == [2, *probe_runs, 2]  # the first batch, its probe, the second batch
     too_many = FakeModel()
-    queue = InferenceQueue(
-        workers=1, max_batch_frames=8, max_pending=16, on_probe=lambda n, seconds: probes.append(n)
-    )
-    queue.start()
+    queue = probed_queue(probes)
     try:  # an upload's many frames are not decoded again for a probe
         asyncio.run(queue.submit(as_model(too_many), ArrayJob(frames(*range(PROBE_MAX_FRAMES + 1)), scores)))
     finally:
@@ -268,10 +271,7 @@ class HeldProbe(FakeModel):
 def test_a_frame_arriving_during_a_probe_cuts_it_short() -> None:
     held = HeldProbe()
     probes: list[int] = []
-    queue = InferenceQueue(
-        workers=1, max_batch_frames=8, max_pending=16, on_probe=lambda n, seconds: probes.append(n)
-    )
-    queue.start()
+    queue = probed_queue(probes)
 
     async def scenario() -> None:
         await queue.submit(as_model(held), ArrayJob(frames(1), scores))
