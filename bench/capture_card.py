@@ -265,9 +265,8 @@ def serve_and_measure(args: argparse.Namespace, kinds: dict[str, dict[str, list[
 # 10-s stretch moved by 25 % between stretches of the same service on this machine, more than the 10 % the
 # comparison is about; many short turns spread any drift of the machine over every service.
 TURNS = 10
-TURN_ROWS = (
-    2  # the service of both exams streams as long as two rows in all; each exam alone its share of that
-)
+# The service of both exams streams as long as two rows in all; each exam alone its share of that.
+TURN_ROWS = 2
 
 
 def taking_turns(

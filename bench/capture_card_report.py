@@ -24,13 +24,11 @@ class Run:
     rows: list[tuple[str, str, Result]] = field(default_factory=list)  # (kind, served, result)
     capacity: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> /readyz capacity
     at_capacity: dict[str, Any] = field(default_factory=dict)
-    light: dict[str, Result] = field(
-        default_factory=dict
-    )  # kind -> the first exam's own service at 4 x 30 fps
+    # kind -> the first exam's own service at 4 x 30 fps
+    light: dict[str, Result] = field(default_factory=dict)
     workers: int = 1  # the service's inference workers (threads of the leanest in-process row)
-    frame_bytes: dict[str, dict[str, int]] = field(
-        default_factory=dict
-    )  # kind -> exam -> mean bytes per frame
+    # kind -> exam -> mean bytes per frame
+    frame_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def note(self, kind: str, served: str, result: Result) -> None:
         print(f"{kind:>15s} {served:>8s} {result.line()}", flush=True)
@@ -124,20 +122,29 @@ def findings(out: Run) -> list[str]:
     return lines
 
 
+def _thread_ms(row: dict[str, Any] | None) -> tuple[float, float] | None:
+    """A service row's CPU per frame, in ms: (its event loop's thread, its other threads); None where not read."""
+    if row is None or not row["completed"] or row["loop_cpu_s"] is None:
+        return None
+    return (
+        1000.0 * row["loop_cpu_s"] / row["completed"],
+        1000.0 * (row["other_cpu_s"] or 0.0) / row["completed"],
+    )
+
+
 def _frame_budget(
     limit: dict[str, Any] | None, saturated: dict[str, Any] | None, floor: dict[str, Any] | None
 ) -> str:
     """What 90 % of the in-process limit leaves a frame on the service's one core, beside what the service's threads
     and the transport alone (`bench.ws_floor`) spend on it at saturation."""
-    if limit is None or saturated is None or floor is None or not saturated["completed"]:
+    spent = _thread_ms(saturated)
+    if limit is None or spent is None or floor is None:
         return ""
     if not limit["throughput_fps"] or not floor["throughput_fps"] or floor["cpu_cores"] is None:
         return ""
-    ms = 1000.0
-    allowed = ms / (0.9 * limit["throughput_fps"])
-    loop = (saturated["loop_cpu_s"] or 0.0) / saturated["completed"] * ms
-    work = (saturated["other_cpu_s"] or 0.0) / saturated["completed"] * ms
-    transport = floor["cpu_cores"] / floor["throughput_fps"] * ms
+    allowed = 1000.0 / (0.9 * limit["throughput_fps"])
+    loop, work = spent
+    transport = floor["cpu_cores"] / floor["throughput_fps"] * 1000.0
     return (
         f"90 % of the limit allows {allowed:.2f} ms of CPU per frame in all; at saturation the service's workers "
         f"spent {work:.2f} ms and its event loop {loop:.2f} ms, and the transport alone costs {transport:.2f} ms "
@@ -148,16 +155,10 @@ def _frame_budget(
 def _thread_costs(light: Result | None, saturated: dict[str, Any] | None, warm_ratio: float | None) -> str:
     """The service's CPU per frame on its event loop's thread and on its other threads, at 4 x 30 fps and saturated:
     how much colder a frame is at light load, which the capacity meter's warm ratio corrects for."""
-    if light is None or saturated is None or not light.completed or not saturated["completed"]:
+    cold = None if light is None else _thread_ms(light.row())
+    warm = _thread_ms(saturated)
+    if cold is None or warm is None:
         return ""
-    if light.loop_cpu_s is None or saturated["loop_cpu_s"] is None:
-        return ""
-    ms = 1000.0
-    cold = (light.loop_cpu_s / light.completed * ms, (light.other_cpu_s or 0.0) / light.completed * ms)
-    warm = (
-        saturated["loop_cpu_s"] / saturated["completed"] * ms,
-        (saturated["other_cpu_s"] or 0.0) / saturated["completed"] * ms,
-    )
     return (
         f"CPU per frame at 4 x 30 fps / saturated: event loop {cold[0]:.2f} / {warm[0]:.2f} ms "
         f"({_ratio(warm[0], cold[0]) or 0:.2f}), other threads {cold[1]:.2f} / {warm[1]:.2f} ms "
