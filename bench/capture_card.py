@@ -41,7 +41,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import httpx
@@ -62,6 +62,7 @@ from usqa.service.settings import Settings
 from usqa.service.simulator import simulate_cine
 
 BLOCK = "capture-card"
+N = TypeVar("N", int, float)
 DOCS_FILE = Path("docs/performance.md")
 SCREENS = {"jpeg-640x480": (640, 480), "jpeg-1920x1080": (1920, 1080)}
 CINE_FRAMES = 64
@@ -207,20 +208,24 @@ def run(args: argparse.Namespace) -> Run:
     }
     for kind, payloads in kinds.items():
         mine = payloads[first]
-        # 4 streams at 30 fps and 4 saturated, as the service is asked below; and saturated with as many threads
-        # as the service has inference workers.
+        # 4 streams at 30 fps, as the service is asked below; saturated with as many threads as the service has
+        # inference workers; and the naive peer at both rates. The limit with 4 saturated streams takes turns with
+        # the service below.
         for streams, fps in ((4, 30.0), (4, None), (threads.workers, None)):
             with pinned(SERVICE_CORES):
-                out.note(kind, "", run_inprocess(model, mine, streams, fps, args.duration))
+                if (streams, fps) != (4, None):
+                    out.note(kind, "", run_inprocess(model, mine, streams, fps, args.duration))
                 if kind != PNG_KIND and streams == 4:
                     out.note(kind, "", run_full_decode(model, mine, streams, fps, args.duration))
-    # The load generator from here on: the service's core is the service's.
+    # The load generator from here on: the service's core is the service's (but for the limit's turns).
     with pinned(CLIENT_CORES):
-        serve_and_measure(args, kinds, out)
+        serve_and_measure(args, kinds, out, model)
     return out
 
 
-def serve_and_measure(args: argparse.Namespace, kinds: dict[str, dict[str, list[bytes]]], out: Run) -> None:
+def serve_and_measure(
+    args: argparse.Namespace, kinds: dict[str, dict[str, list[bytes]]], out: Run, model: LoadedModel
+) -> None:
     first = args.names[0]
     # Each exam alone, and both in one service: the two exams' frames differ (the thyroid's screens are twice
     # the JPEG bytes of the prostate's and a third costlier to decode), so one service's p99 is pooled from each
@@ -246,11 +251,9 @@ def serve_and_measure(args: argparse.Namespace, kinds: dict[str, dict[str, list[
             out.note(kind, "1 model", pooled["1 model"])
             out.light[kind] = results[0]  # the first exam alone: its threads' CPU per frame at 4 x 30 fps
             out.capacity[kind] = capacity_of(one)
-            out.note(
-                kind,
-                "1 model",
-                measured(one, ws_streams(one.base, {first: payloads[first]}, 4, None, args.duration)),
-            )
+            limit, service = limit_and_service(model, one, first, payloads[first], args.duration)
+            out.note(kind, "", limit)
+            out.note(kind, "1 model", service)
             floored = ws_streams(floor.base, payloads[first], 4, None, args.duration)
             out.note(kind, "floor", measured(floor, floored))
             if "2 models" in pooled:
@@ -281,10 +284,33 @@ def taking_turns(
     return [result for result in pooled if result is not None]
 
 
+# The in-process limit and the service, both saturated, take turns as well: this machine's speed drifted by a
+# third within minutes (6 Dec 2026), and a limit measured minutes before the service judged the drift with it.
+SATURATED_TURNS = 5
+
+
+def limit_and_service(
+    model: LoadedModel, server: Server, name: str, payloads: list[bytes], seconds: float
+) -> tuple[Result, Result]:
+    """4 saturated streams in-process on the service's core (the limit), then 4 saturated streams to the service,
+    in turns over `seconds` each; each pooled."""
+    limit: Result | None = None
+    service: Result | None = None
+    part_s = seconds / SATURATED_TURNS
+    for _ in range(SATURATED_TURNS):
+        with pinned(SERVICE_CORES):
+            limit = pooled_with(limit, run_inprocess(model, payloads, 4, None, part_s))
+        service = pooled_with(
+            service, measured(server, ws_streams(server.base, {name: payloads}, 4, None, part_s))
+        )
+    assert limit is not None and service is not None
+    return limit, service
+
+
 def pooled_with(total: Result | None, part: Result) -> Result:
-    """Two stretches of the same load as one: counts, latencies and CPU seconds added (the last RSS)."""
+    """Two stretches of the same load as one: counts, latencies, CPU seconds and switches added (the last RSS)."""
     if total is None:
-        total = Result(part.target, part.streams, part.fps, 0.0, loop_cpu_s=0.0, other_cpu_s=0.0)
+        total = Result(part.target, part.streams, part.fps, 0.0)
     cores = (total.cpu_cores or 0.0) * total.duration_s + (part.cpu_cores or 0.0) * part.duration_s
     total.duration_s += part.duration_s
     total.offered += part.offered
@@ -294,9 +320,18 @@ def pooled_with(total: Result | None, part: Result) -> Result:
     total.latencies_ms.extend(part.latencies_ms)
     total.cpu_cores = round(cores / total.duration_s, 2) if total.duration_s else None
     total.rss_mb = part.rss_mb
-    total.loop_cpu_s = (total.loop_cpu_s or 0.0) + (part.loop_cpu_s or 0.0)
-    total.other_cpu_s = (total.other_cpu_s or 0.0) + (part.other_cpu_s or 0.0)
+    total.loop_cpu_s = _added(total.loop_cpu_s, part.loop_cpu_s)
+    total.other_cpu_s = _added(total.other_cpu_s, part.other_cpu_s)
+    total.loop_switches = _added(total.loop_switches, part.loop_switches)
+    total.other_switches = _added(total.other_switches, part.other_switches)
     return total
+
+
+def _added(total: N | None, part: N | None) -> N | None:
+    """A figure over two stretches; None where neither read it (an in-process row has no server to read)."""
+    if part is None:
+        return total
+    return part if total is None else total + part
 
 
 def at_capacity(

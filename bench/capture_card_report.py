@@ -145,11 +145,27 @@ def _frame_budget(
     allowed = 1000.0 / (0.9 * limit["throughput_fps"])
     loop, work = spent
     transport = floor["cpu_cores"] / floor["throughput_fps"] * 1000.0
-    return (
+    text = (
         f"90 % of the limit allows {allowed:.2f} ms of CPU per frame in all; at saturation the service's workers "
         f"spent {work:.2f} ms and its event loop {loop:.2f} ms, and the transport alone costs {transport:.2f} ms "
         f"(`bench.ws_floor`, {floor['throughput_fps']:.0f} frames/s)"
     )
+    switches, floor_switches = _switches(saturated), _switches(floor)
+    if switches is not None and floor_switches is not None:
+        # On one core every wake-up of the loop while a worker runs is a pair of switches, each dearer than a frame's
+        # JSON: the count says how much of the gap is the two threads taking turns rather than either one's work.
+        text += (
+            f"; context switches per frame at saturation: event loop {switches[0]:.2f}, other threads "
+            f"{switches[1]:.2f} (transport alone {floor_switches[0]:.2f})"
+        )
+    return text
+
+
+def _switches(row: dict[str, Any] | None) -> tuple[float, float] | None:
+    """A service row's context switches per frame: (its event loop's thread, its other threads)."""
+    if row is None or not row["completed"] or row.get("loop_switches") is None:
+        return None
+    return row["loop_switches"] / row["completed"], (row["other_switches"] or 0) / row["completed"]
 
 
 def _thread_costs(light: Result | None, saturated: dict[str, Any] | None, warm_ratio: float | None) -> str:

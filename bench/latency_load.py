@@ -47,6 +47,9 @@ class Result:
     # The serving process's CPU seconds on its event loop's thread and on its other threads (None: not read).
     loop_cpu_s: float | None = None
     other_cpu_s: float | None = None
+    # Its context switches (voluntary and not) on the same two, over the row (None: not read).
+    loop_switches: int | None = None
+    other_switches: int | None = None
 
     def row(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
