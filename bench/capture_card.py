@@ -15,8 +15,9 @@ quality 90. For each kind:
   turns, 20 s in all for the service of both, with two streams to each model, and 20 s shared by the services of
   one, each sent its own model's frames: the `1 model` row pools them, the same mix of frames), then the capacity
   the first model's own service reports on `GET /readyz` (measured on those frames), then 4 streams saturated on
-  it (each frame sent as soon as the last is answered), with its event loop's and other threads' CPU per frame
-  in both regimes (what the capacity meter's warm ratio stands for).
+  it (each frame sent as soon as the last is answered) taking turns with the in-process limit's 4 saturated
+  streams, with its event loop's and other threads' CPU per frame in both regimes (what the capacity meter's warm
+  ratio stands for) and their context switches per frame.
 Last, a service planning each stream at the rate that makes its capacity about four streams of 1920x1080 JPEG:
 its capacity's streams run at that rate while one more tries to open.
 

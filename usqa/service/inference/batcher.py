@@ -235,13 +235,13 @@ class InferenceQueue:
             outputs = self._run_chunked(model, frames)
         except Exception as exc:
             log.exception("inference failed on %s version %d", model.name, model.number)
-            _resolve(*((request, exc) for request in ready))
+            for request in ready:
+                _resolve(request, exc)
             return
         elapsed = time.perf_counter() - started
         if self._on_batch is not None:
             self._on_batch(model, len(frames), elapsed)
         offset = 0
-        results: list[tuple[_Request, object]] = []
         for request in ready:
             count = len(request.frames) if request.frames is not None else 0
             timing = BatchTiming(
@@ -255,9 +255,8 @@ class InferenceQueue:
             except Exception as exc:
                 log.exception("post-processing failed on %s version %d", model.name, model.number)
                 result = exc
-            results.append((request, result))
+            _resolve(request, result)
             offset += count
-        _resolve(*results)
         finished = time.perf_counter()
         if self._on_work is not None:
             self._on_work(len(frames), finished - began, time.thread_time() - began_cpu, warm)
@@ -305,7 +304,7 @@ class InferenceQueue:
         try:
             request.frames = request.job.prepare()
         except Exception as exc:  # bad input (or a bug) fails this request alone; the batch goes on
-            _resolve((request, exc))
+            _resolve(request, exc)
             return False
         request.prepare_s = time.perf_counter() - request.started
         return True
@@ -318,25 +317,14 @@ class InferenceQueue:
         return concat_outputs([model.run(frames[i : i + step]) for i in range(0, len(frames), step)])
 
 
-def _resolve(*outcomes: tuple[_Request, object]) -> None:
-    """Hand each request its result (or exception) on its event loop, one wake-up of each loop per batch.
-
-    Where the loop and a worker share a core, each wake-up is a pair of context switches (the loop preempts the
-    worker to answer, the worker takes the core back), and a switch costs more than the loop's work for a frame;
-    one wake-up per request made a batch of two cost two pairs (bench/capture_card.py counts them per frame)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Request, object]]] = {}
-    for request, result in outcomes:
-        by_loop.setdefault(request.loop, []).append((request, result))
-    for loop, answered in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(_apply, answered)
-
-
-def _apply(answered: list[tuple[_Request, object]]) -> None:
-    for request, result in answered:
+def _resolve(request: _Request, result: object) -> None:
+    def apply() -> None:
         if request.future.done():  # the client went away and the awaiting task was cancelled
-            continue
+            return
         if isinstance(result, BaseException):
             request.future.set_exception(result)
         else:
             request.future.set_result(result)  # type: ignore[arg-type]
+
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+        request.loop.call_soon_threadsafe(apply)
