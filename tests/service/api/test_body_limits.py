@@ -4,6 +4,7 @@ timeouts (408), so a client that stops half-way holds neither memory nor a conne
 from __future__ import annotations
 
 import json
+import platform
 import select
 import socket
 import time
@@ -14,7 +15,8 @@ import httpx
 import pytest
 
 from usqa.service.api import create_app
-from usqa.service.api.body_limits import BODY_BUDGET_EXCEEDED, BODY_TIMEOUT
+from usqa.service.api.body_limits import BODY_BUDGET_EXCEEDED, BODY_TIMEOUT, TRIM_AFTER_BYTES
+from usqa.service.heap import trim_heap
 
 from ..conftest import FIXTURE_MODEL_NAME, LiveServer, frame_of_level, make_settings, png_bytes, serve
 
@@ -93,3 +95,51 @@ def test_bodies_past_the_total_budget_are_refused_until_it_frees(bounded: LiveSe
         f"{bounded.http}/assess", content=frame, headers={"Content-Type": "image/png"}, timeout=10
     )
     assert served.status_code == 200
+
+
+async def _post_through_limits(size: int) -> None:
+    """A request with a body of `size` bytes (64 KiB messages) through BodyLimits to an app that reads it all."""
+    from usqa.service.api.body_limits import BodyLimits
+
+    chunk = 64 * 1024
+    messages = [
+        {"type": "http.request", "body": b"x" * min(chunk, size - start), "more_body": start + chunk < size}
+        for start in range(0, size, chunk)
+    ]
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        while (await receive())["more_body"]:  # type: ignore[operator]
+            pass
+
+    async def send(message: object) -> None:
+        pass
+
+    limits = BodyLimits(
+        app, max_inflight_bytes=2**30, idle_timeout_s=5.0, read_timeout_s=10.0, retry_after_s=1
+    )
+    scope = {"type": "http", "headers": [(b"content-length", str(size).encode())]}
+    await limits(scope, receive, send)
+
+
+@pytest.mark.parametrize(
+    ("size", "trims"), [(TRIM_AFTER_BYTES, 1), (TRIM_AFTER_BYTES - 1, 0)], ids=["large", "small"]
+)
+def test_the_heap_is_trimmed_after_a_large_body_only(
+    size: int, trims: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from usqa.service.api import body_limits
+
+    calls: list[bool] = []
+    monkeypatch.setattr(body_limits, "trim_heap", lambda: calls.append(True) or True)
+    asyncio.run(_post_through_limits(size))
+    assert len(calls) == trims
+
+
+def test_trimming_the_heap_reaches_the_c_library() -> None:
+    # glibc on the machines the service runs on (Linux); elsewhere trim_heap says it could not.
+    assert trim_heap() is (platform.libc_ver()[0] == "glibc")

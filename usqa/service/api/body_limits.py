@@ -7,7 +7,9 @@ that declares its length is refused before a byte of it is read). A body that se
 connection is freed: a client that stops half-way holds neither memory nor a connection for long.
 
 A pure ASGI middleware around `receive`, so every route that reads a body is covered; once the body is
-complete, `receive` is passed through untimed (a streaming response listens on it for the disconnect).
+complete, `receive` is passed through untimed (a streaming response listens on it for the disconnect). After a
+request whose body was large, the freed heap goes back to the system (`usqa.service.heap`): its body, the arrays
+decoded from it and its answer (a cine's PNG frames) had left tens of MB resident.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ from typing import Final
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from usqa.service.api.errors import ApiError
+from usqa.service.heap import trim_heap
 
 BODY_BUDGET_EXCEEDED: Final = "the server is holding too many request bodies at once (USQA_MAX_INFLIGHT_BODY_BYTES); retry after {retry} s"
 BODY_TIMEOUT: Final = (
     "the request body did not arrive in time: nothing for {idle:g} s or not complete after {total:g} s "
     "(USQA_BODY_IDLE_TIMEOUT_S, USQA_BODY_READ_TIMEOUT_S)"
 )
+# A body at least this large trims the heap once its request is over: below it, what stays is reused by the next
+# requests, and a trim would cost more than it returns.
+TRIM_AFTER_BYTES: Final = 8 * 2**20
 
 
 class BodyLimits:
@@ -57,6 +63,8 @@ class BodyLimits:
             await self.app(scope, body.receive, send)
         finally:
             self._take(-body.held)
+            if body.arrived >= TRIM_AFTER_BYTES:
+                await asyncio.to_thread(trim_heap)  # off the loop: the streams' frames go on meanwhile
 
     def _take(self, size: int) -> bool:
         with self._lock:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import multiprocessing
 import threading
 from collections.abc import Callable
@@ -25,11 +23,9 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from usqa.service.frames.errors import DECODER_CRASHED, CorruptFrameError
+from usqa.service.heap import trim_heap
 
 T = TypeVar("T")
-
-_LIBC_NAME = ctypes.util.find_library("c")
-_MALLOC_TRIM = getattr(ctypes.CDLL(_LIBC_NAME), "malloc_trim", None) if _LIBC_NAME else None
 
 MSG_LANE_FULL = (
     "the decode lane is full ({busy} file decodes running or waiting); retry after {retry_after} s"
@@ -122,8 +118,7 @@ def _trimmed(work: Callable[[], T]) -> T:
     try:
         return work()
     finally:
-        if _MALLOC_TRIM is not None:
-            _MALLOC_TRIM(0)
+        trim_heap()
 
 
 def _nothing() -> None:
