@@ -286,7 +286,7 @@ def taking_turns(
 
 
 # The in-process limit and the service, both saturated, take turns as well: this machine's speed drifted by a
-# third within minutes (6 Dec 2026), and a limit measured minutes before the service judged the drift with it.
+# third within minutes (7 Dec 2026), and a limit measured minutes before the service judged the drift with it.
 SATURATED_TURNS = 5
 
 

@@ -152,8 +152,8 @@ def _frame_budget(
     )
     switches, floor_switches = _switches(saturated), _switches(floor)
     if switches is not None and floor_switches is not None:
-        # On one core every wake-up of the loop while a worker runs is a pair of switches, each dearer than a frame's
-        # JSON: the count says how much of the gap is the two threads taking turns rather than either one's work.
+        # On one core every wake-up of the loop while a worker runs is a pair of switches: beside the transport's,
+        # the count says how often the two threads took turns for a frame.
         text += (
             f"; context switches per frame at saturation: event loop {switches[0]:.2f}, other threads "
             f"{switches[1]:.2f} (transport alone {floor_switches[0]:.2f})"
