@@ -15,12 +15,17 @@ MB: Final = 1_000_000
 
 def tree_rss_mb() -> float:
     """This process's resident set and its children's: the server runs here, its decode lane in a child."""
+    return sum(own_and_children_rss_mb())
+
+
+def own_and_children_rss_mb() -> tuple[float, float]:
+    """(this process's resident set, its children's together): where memory that stays behind is held."""
     me = psutil.Process()
-    total = me.memory_info().rss
+    children = 0
     for child in me.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            total += child.memory_info().rss
-    return total / MB
+            children += child.memory_info().rss
+    return me.memory_info().rss / MB, children / MB
 
 
 class TreeRssSampler(threading.Thread):
