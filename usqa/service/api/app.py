@@ -42,6 +42,7 @@ from usqa.service.api.routes.live import STATIC_DIR
 from usqa.service.api.state import ServiceState
 from usqa.service.datasets.uploads import sweep_staging
 from usqa.service.frames.lane import DecodeLane
+from usqa.service.heap import freeze_startup_objects, thaw_startup_objects
 from usqa.service.inference.batcher import InferenceQueue
 from usqa.service.inference.capacity import CapacityMeter, sample_periodically
 from usqa.service.inference.model import LoadedModel, load_model
@@ -226,10 +227,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             log.warning(
                 "registry announcements unavailable for now; polling every %.0f s", settings.registry_poll_s
             )
+        # The models are loaded: what is alive now lives as long as the service (usqa.service.heap).
+        freeze_startup_objects()
         state.ready = True
         yield
     finally:
         state.ready = False
+        thaw_startup_objects()
         session_sweeper.cancel()
         capacity_sampler.cancel()
         if state.filing:  # scans that ended just before: their objects reach the outbox before we stop
