@@ -3,6 +3,7 @@ timeouts (408), so a client that stops half-way holds neither memory nor a conne
 
 from __future__ import annotations
 
+import asyncio
 import json
 import platform
 import select
@@ -14,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from usqa.service.api import create_app
-from usqa.service.api.body_limits import BODY_BUDGET_EXCEEDED, BODY_TIMEOUT, TRIM_AFTER_BYTES
+from usqa.service.api import body_limits, create_app
+from usqa.service.api.body_limits import BODY_BUDGET_EXCEEDED, BODY_TIMEOUT, TRIM_AFTER_BYTES, BodyLimits
 from usqa.service.heap import trim_heap
 
 from ..conftest import FIXTURE_MODEL_NAME, LiveServer, frame_of_level, make_settings, png_bytes, serve
@@ -99,8 +100,6 @@ def test_bodies_past_the_total_budget_are_refused_until_it_frees(bounded: LiveSe
 
 async def _post_through_limits(size: int) -> None:
     """A request with a body of `size` bytes (64 KiB messages) through BodyLimits to an app that reads it all."""
-    from usqa.service.api.body_limits import BodyLimits
-
     chunk = 64 * 1024
     messages = [
         {"type": "http.request", "body": b"x" * min(chunk, size - start), "more_body": start + chunk < size}
@@ -130,10 +129,6 @@ async def _post_through_limits(size: int) -> None:
 def test_the_heap_is_trimmed_after_a_large_body_only(
     size: int, trims: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import asyncio
-
-    from usqa.service.api import body_limits
-
     calls: list[bool] = []
     monkeypatch.setattr(body_limits, "trim_heap", lambda: calls.append(True) or True)
     asyncio.run(_post_through_limits(size))
