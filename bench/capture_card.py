@@ -24,7 +24,8 @@ its capacity's streams run at that rate while one more tries to open.
 On a machine with two cores or more the service (and the in-process limit) run on the first core and the load
 generator on the others (CPU affinity, inherited by the server process and the in-process threads): otherwise the
 clients' own work on the same cores would decide the saturation, and a capacity estimate that a service makes of
-itself could not be checked against it. The service then plans one inference worker (its affinity's cores).
+itself could not be checked against it. The service then plans one inference worker (its affinity's cores), and
+its event loop runs the stream frames itself (`frames_on_loop`).
 
 Targets (issue #27): /ws/scan p99 <= 10 ms with 640x480 JPEG and <= 15 ms with 1920x1080 at 4 x 30 fps; two
 models cost <= 10 % in p99 over one; the service saturates at >= 90 % of the in-process limit; the reported

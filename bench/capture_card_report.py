@@ -50,8 +50,12 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
 
 
-def _judged(value: float | None, text: str, ok: bool) -> str:
-    return "not measured" if value is None else f"{text}: {'met' if ok else '**missed**'}"
+def _judged(value: float | None, text: str, ok: bool, judged: bool = True) -> str:
+    if value is None:
+        return "not measured"
+    # The issue's figures are for the capture card's screens (item 5: 640x480 and 1920x1080 JPEG); the PNG at the
+    # model's input size is shown beside them, unjudged.
+    return f"{text}: {'met' if ok else '**missed**'}" if judged else f"{text} (not an issue #27 target)"
 
 
 def findings(out: Run) -> list[str]:
@@ -67,7 +71,8 @@ def findings(out: Run) -> list[str]:
         reported = capacity.get("frames_per_second")
         measured_fps = None if saturated is None else saturated["throughput_fps"]
         parts = []
-        if kind in TARGET_P99_MS and paced is not None:
+        judged = kind in TARGET_P99_MS
+        if judged and paced is not None:
             target = TARGET_P99_MS[kind]
             parts.append(
                 _judged(
@@ -78,11 +83,11 @@ def findings(out: Run) -> list[str]:
             )
         cost = _ratio(None if two is None else two["p99_ms"], None if paced is None else paced["p99_ms"])
         if cost is not None:
-            parts.append(_judged(cost, f"two models / one, p99 {cost:.1%} (<= 110 %)", cost <= 1.10))
+            parts.append(_judged(cost, f"two models / one, p99 {cost:.1%} (<= 110 %)", cost <= 1.10, judged))
         share = _ratio(measured_fps, None if limit is None else limit["throughput_fps"])
         if share is not None:
             text = f"saturated service / in-process limit, 4 streams each: {share:.1%} (>= 90 %)"
-            parts.append(_judged(share, text, share >= 0.9))
+            parts.append(_judged(share, text, share >= 0.9, judged))
         lean = _ratio(measured_fps, None if workers is None else workers["throughput_fps"])
         if lean is not None and out.workers != 4:
             parts.append(f"against {out.workers} in-process thread(s), one per inference worker: {lean:.0%}")
@@ -94,6 +99,7 @@ def findings(out: Run) -> list[str]:
                     f"capacity reported {reported:.0f} frames/s ({capacity.get('streams')} streams at 30 fps, bound "
                     f"{capacity.get('bound')}) / saturation measured {measured_fps:.0f}: {near:.1%} (80-120 %)",
                     0.8 <= near <= 1.2,
+                    judged,
                 )
             )
         budget = _frame_budget(limit, saturated, out.find(kind, "ws", "floor", True))

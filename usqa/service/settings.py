@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # so concurrent streams use the cores side by side instead of fighting over one thread pool.
     inference_workers: int = Field(default=0, ge=0)
     intra_op_threads: int = Field(default=0, ge=0)
+    # Stream frames run on the event loop itself rather than a worker thread (unset: when the service has one
+    # core, where a worker only takes turns with the loop: usqa/service/inference/batcher.py).
+    stream_frames_on_loop: bool | None = None
     # Frames of several requests that are waiting together run as one batch, up to this many.
     max_batch_frames: int = Field(default=16, gt=0)
     # Requests (an /assess upload or one stream frame) waiting or running; beyond it /assess answers 429.

@@ -18,7 +18,7 @@ from usqa.service.api.scan_messages import (
     ready_message,
     result_message,
 )
-from usqa.service.inference.batcher import BatchTiming
+from usqa.service.inference.batch_job import BatchTiming
 from usqa.service.inference.geometry import FrameGeometry
 from usqa.service.inference.guidance import GuidanceConfig, GuidanceUpdate
 from usqa.service.inference.model import LoadedModel

@@ -5,7 +5,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from usqa.service.api.schemas import AssessResponse, PredictionOut, prediction_dict, prediction_out
-from usqa.service.inference.batcher import BatchTiming
+from usqa.service.inference.batch_job import BatchTiming
 from usqa.service.inference.geometry import FrameGeometry
 from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.predictions import Prediction, classify, segment

@@ -1,5 +1,5 @@
 """Issue #27's first "Done when", on the two shipped models (models/: usqa-prostate and usqa-thyroid, `make
-default-model`): one service serves both; each is streamed to over /ws/scan and posted to over /assess; one is
+default-model`): one service serves both, its workers or its event loop running the stream frames; each is streamed to over /ws/scan and posted to over /assess; one is
 hot-swapped while the other keeps scoring; and a frame of one exam's anatomy is called out of scope by the other,
 with the hint naming the right exam.
 """
@@ -48,10 +48,15 @@ def _png(frame: np.ndarray) -> bytes:
     return bytes(cv2.imencode(".png", frame)[1].tobytes())
 
 
-def test_one_service_serves_both_shipped_exams_swaps_one_and_names_the_other(shipped: Path) -> None:
-    settings = make_settings(shipped, model_names=("*",), api_token=TOKEN)
+# Both ways a service runs stream frames: in its inference workers, and on its event loop (a service on one core).
+@pytest.mark.parametrize("on_loop", [False, True], ids=["workers", "frames-on-loop"])
+def test_one_service_serves_both_shipped_exams_swaps_one_and_names_the_other(
+    shipped: Path, on_loop: bool
+) -> None:
+    settings = make_settings(shipped, model_names=("*",), api_token=TOKEN, stream_frames_on_loop=on_loop)
     cines = {name: _cine(name, 40) for name in ANATOMY}
     with serve(create_app(settings)) as live:
+        assert httpx.get(f"{live.http}/readyz", timeout=30).json()["frames_on_loop"] is on_loop
         with Client(live.http) as client:
             listing = client.exams()  # GET /models
         assert listing["default"] == PROSTATE

@@ -2,58 +2,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import cast
 
 import numpy as np
 import pytest
 
+from tests.support.queue_fakes import WAIT_S, FakeModel, as_model, frames, scores
+from usqa.service.inference.batch_job import ArrayJob, InferenceJob
 from usqa.service.inference.batcher import (
     MSG_QUEUE_FULL,
     PROBE_MAX_FRAMES,
     PROBE_REPEATS,
-    ArrayJob,
-    InferenceJob,
     InferenceQueue,
     QueueFullError,
     QueueStoppedError,
 )
 from usqa.service.inference.model import LoadedModel, ModelOutputs
-
-WAIT_S = 5.0
-
-
-class FakeModel:
-    """Scores a frame by its mean; the first run can be held at a gate to build up a queue behind it."""
-
-    def __init__(self, name: str = "fake", *, hold_first: bool = False, fail: bool = False) -> None:
-        self.name = name
-        self.number = 1
-        self.calls: list[int] = []
-        self.entered = threading.Event()
-        self.gate = threading.Event()
-        if not hold_first:
-            self.gate.set()
-        self.fail = fail
-
-    def run(self, frames: np.ndarray) -> ModelOutputs:
-        self.calls.append(len(frames))
-        self.entered.set()
-        assert self.gate.wait(WAIT_S)
-        if self.fail:
-            raise RuntimeError("graph failed")
-        return ModelOutputs(scores=frames.reshape(len(frames), -1).mean(axis=1).astype(np.float32))
-
-
-def as_model(fake: FakeModel) -> LoadedModel:
-    return cast(LoadedModel, fake)
-
-
-def frames(*levels: int) -> np.ndarray:
-    return np.stack([np.full((4, 4), level, dtype=np.uint8) for level in levels])
-
-
-def scores(model: LoadedModel, outputs: ModelOutputs) -> list[float]:
-    return [float(s) for s in outputs.scores]
 
 
 def make_queue(**kwargs: int) -> InferenceQueue:
@@ -228,7 +191,7 @@ def test_a_batch_that_found_the_worker_idle_is_probed_warm_once_a_second() -> No
     fake = FakeModel()
     probes: list[int] = []
     queue = probed_queue(probes)
-    probe_runs = [2] * PROBE_REPEATS
+    probe_runs = [4] * PROBE_REPEATS  # the batch of two, twice: a saturated batch's size
 
     async def scenario() -> None:
         for level in (1, 2):  # two lone frames within a second: only the first is probed
@@ -243,14 +206,14 @@ def test_a_batch_that_found_the_worker_idle_is_probed_warm_once_a_second() -> No
         asyncio.run(scenario())
     finally:
         queue.stop()
-    assert probes == [2] and fake.calls == [2, *probe_runs, 2]  # the first batch, its probe, the second batch
+    assert probes == [4] and fake.calls == [2, *probe_runs, 2]  # the first batch, its probe, the second batch
     too_many = FakeModel()
     queue = probed_queue(probes)
     try:  # an upload's many frames are not decoded again for a probe
         asyncio.run(queue.submit(as_model(too_many), ArrayJob(frames(*range(PROBE_MAX_FRAMES + 1)), scores)))
     finally:
         queue.stop()
-    assert too_many.calls == [PROBE_MAX_FRAMES + 1] and probes == [2]
+    assert too_many.calls == [PROBE_MAX_FRAMES + 1] and probes == [4]
 
 
 class HeldProbe(FakeModel):
@@ -287,5 +250,5 @@ def test_a_frame_arriving_during_a_probe_cuts_it_short() -> None:
         asyncio.run(scenario())
     finally:
         queue.stop()
-    # The frame waited for one run of the probe only, and the probe reported that run.
-    assert probes == [1] and held.calls == [1, 1, 1]
+    # The frame waited for one run of the probe (its frame four times) only, and the probe reported that run.
+    assert probes == [PROBE_MAX_FRAMES] and held.calls == [1, PROBE_MAX_FRAMES, 1]

@@ -13,7 +13,7 @@ import pytest
 
 from usqa.contracts.frames import FrameSpec
 from usqa.service.inference import scoring
-from usqa.service.inference.batcher import PROBE_REPEATS, InferenceQueue
+from usqa.service.inference.batcher import PROBE_MAX_FRAMES, PROBE_REPEATS, InferenceQueue
 from usqa.service.inference.capacity import MIN_SAMPLE_FRAMES, CapacityMeter, measure_frame_cost
 from usqa.service.inference.model import LoadedModel
 from usqa.service.inference.scoring import FrameScorer, ScoringOptions
@@ -30,7 +30,13 @@ class Clock:
         return self.loop, self.process
 
 
-def meter(clock: Clock, export_s: float | None = None, workers: int = 2, cores: int = 2) -> CapacityMeter:
+def meter(
+    clock: Clock,
+    export_s: float | None = None,
+    workers: int = 2,
+    cores: int = 2,
+    frames_on_loop: bool = False,
+) -> CapacityMeter:
     return CapacityMeter(
         workers=workers,
         cores=cores,
@@ -38,6 +44,7 @@ def meter(clock: Clock, export_s: float | None = None, workers: int = 2, cores: 
         headroom=0.8,
         export_cost_s=lambda: export_s,
         clock=clock,
+        frames_on_loop=frames_on_loop,
     )
 
 
@@ -196,5 +203,29 @@ def test_the_probe_repeats_a_stream_frames_decoding_graphs_and_verdicts(
     finally:
         queue.stop()
     assert len(batch.frames) == 1
-    assert len(probes) == 1 and probes[0][0] == 1 and probes[0][1] > 0
-    assert len(verdicts) == 1 + PROBE_REPEATS  # the answer's, then one per run of the probe
+    # The lone frame probed as a saturated batch: four copies of it, each decoded and judged again.
+    assert len(probes) == 1 and probes[0][0] == PROBE_MAX_FRAMES and probes[0][1] > 0
+    assert (
+        len(verdicts) == 1 + PROBE_MAX_FRAMES * PROBE_REPEATS
+    )  # the answer's, then each copy's in every run
+
+
+def test_with_the_frames_on_the_loop_every_cost_shrinks_by_the_warm_ratio() -> None:
+    """One core, the event loop running the frames: its CPU per frame holds the frames' work, and at light load
+    the loop pays every frame's wake-up itself, in its I/O as in the work. Every cost is scaled by the share that
+    warm work keeps (the probe's), not reduced by the work's own wake-up alone."""
+    clock = Clock()
+    m = meter(clock, workers=1, cores=1, frames_on_loop=True)
+    m.sample()
+    for _ in range(5):  # 120 frames a second at 1.0 ms of work each, the probe's copies at 0.6 ms a frame
+        m.observe_work(120, 0.12, 0.12)
+        m.observe_probe(4, 0.0024)
+        clock.loop += 0.18  # 1.5 ms a frame on the loop: the work and its messages
+        clock.process += 0.19
+        m.sample()
+    estimate = m.estimate()
+    assert estimate.warm_ratio == pytest.approx(0.6, abs=1e-4)
+    assert estimate.bounds == pytest.approx(
+        {"workers": 1 / 0.0006, "event_loop": 1 / (0.6 * 0.0015), "cpu": 1 / (0.6 * 0.19 / 120)}, abs=1.0
+    )
+    assert estimate.bound == "cpu" and estimate.streams == 28  # floor(1,053 x 0.8 / 30)

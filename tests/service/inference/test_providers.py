@@ -46,6 +46,15 @@ def test_thread_plan(workers: int, intra: int, cores: int, expected: tuple[int, 
     assert (plan.workers, plan.intra_op_threads) == expected
 
 
+@pytest.mark.parametrize(
+    ("cores", "asked", "on_loop"), [(1, None, True), (2, None, False), (1, False, False), (4, True, True)]
+)
+def test_the_event_loop_runs_stream_frames_on_one_core_unless_told(
+    cores: int, asked: bool | None, on_loop: bool
+) -> None:
+    assert P.plan_threads(0, 0, cores=cores, frames_on_loop=asked).frames_on_loop is on_loop
+
+
 def test_session_reports_the_provider_it_runs_on(source_registry: Path) -> None:
     version = ModelRegistry(source_registry).load(MODEL_NAME)
     plan = P.plan_providers((CPU,), required=CPU)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from usqa.contracts.protocol import Reason, Verdict
-from usqa.service.inference.batcher import BatchTiming
+from usqa.service.inference.batch_job import BatchTiming
 from usqa.service.inference.guidance import GuidanceUpdate
 from usqa.service.inference.predictions import classify
 from usqa.service.inference.scoring import ScoredFrame

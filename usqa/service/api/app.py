@@ -95,13 +95,18 @@ def _load(
 
 def build_state(settings: Settings) -> ServiceState:
     providers = plan_providers(settings.providers, settings.require_provider)
-    threads = plan_threads(settings.inference_workers, settings.intra_op_threads)
+    threads = plan_threads(
+        settings.inference_workers,
+        settings.intra_op_threads,
+        frames_on_loop=settings.stream_frames_on_loop,
+    )
     log.info(
-        "execution providers in order %s (offered: %s); %d inference workers x %d intra-op threads",
+        "execution providers in order %s (offered: %s); %d inference workers x %d intra-op threads%s",
         list(providers.order),
         list(providers.available),
         threads.workers,
         threads.intra_op_threads,
+        "; stream frames on the event loop" if threads.frames_on_loop else "",
     )
     metrics = ServiceMetrics()
     registry = open_registry(settings)
@@ -117,6 +122,7 @@ def build_state(settings: Settings) -> ServiceState:
         stream_fps=settings.stream_fps,
         headroom=settings.capacity_headroom,
         export_cost_s=partial(exported_cost_s, models),
+        frames_on_loop=threads.frames_on_loop,
     )
     queue = InferenceQueue(
         workers=threads.workers,
@@ -126,6 +132,7 @@ def build_state(settings: Settings) -> ServiceState:
         on_batch=partial(_observe_batch, metrics),
         on_work=capacity.observe_work,
         on_probe=capacity.observe_probe,
+        frames_on_loop=threads.frames_on_loop,
     )
     state = ServiceState(
         settings=settings,

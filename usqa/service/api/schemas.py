@@ -301,6 +301,10 @@ class ReadinessResponse(BaseModel):
     provider: ProviderStatus
     workers: int
     intra_op_threads: int
+    frames_on_loop: bool = Field(
+        default=False,
+        description="Stream frames run on the event loop itself (one core), not a worker thread",
+    )
     announcements: Literal["subscribed", "disconnected", "off"]
     last_swap: SwapReport | None
     swap_failure: SwapReport | None = Field(description="The last refused version, while an older one serves")

@@ -175,6 +175,7 @@ class ServiceState:
             ),
             workers=self.threads.workers,
             intra_op_threads=self.threads.intra_op_threads,
+            frames_on_loop=self.threads.frames_on_loop,
             announcements=announcements,  # type: ignore[arg-type]
             last_swap=swap_report(self.holder.last_swap),
             swap_failure=swap_report(failure),

@@ -10,6 +10,13 @@ request, decode included: the event loop only moves bytes and JSON.
 The queue holds at most `max_pending` jobs, waiting or running; past that `submit` refuses with
 `QueueFullError` so /assess can answer 429 instead of letting latency grow without bound. Stream frames are
 admitted regardless (each stream keeps at most one frame pending, and the number of streams is limited).
+
+On one core (`frames_on_loop`) the event loop runs stream frames itself, batched the same way. A worker thread
+there buys no parallelism and costs a frame two wake-ups of two threads taking turns, each preempting the other
+(2 to 3 context switches of each thread per frame at saturation, about 30 us each on the 2-core machine; the service
+reached 72-88 % of the in-process limit, 94-101 % with the loop running the frames: docs/performance.md). A
+frame's job (decode, graphs, verdict: 0.4 to 2 ms) is short beside a frame's time; uploads, which may be cines,
+keep the worker.
 """
 
 from __future__ import annotations
@@ -21,13 +28,18 @@ import logging
 import math
 import threading
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
+from usqa.service.inference.batch_job import (
+    BatchObserver,
+    BatchTiming,
+    InferenceJob,
+    ProbeObserver,
+    WorkObserver,
+)
 from usqa.service.inference.model import LoadedModel, ModelOutputs, concat_outputs
 
 log = logging.getLogger(__name__)
@@ -46,67 +58,15 @@ class QueueStoppedError(RuntimeError):
     """The service is shutting down."""
 
 
-class InferenceJob(ABC, Generic[R]):
-    """One request's work around the shared graph run; both methods run in a worker thread."""
-
-    # Frames this job will bring, for batching decisions before it is prepared (a cine may bring more).
-    frame_hint: int = 1
-
-    @abstractmethod
-    def prepare(self) -> np.ndarray:
-        """The model input frames, uint8 [N, S, S]; raising here fails this job only."""
-
-    @abstractmethod
-    def finish(self, model: LoadedModel, outputs: ModelOutputs) -> R:
-        """The job's result from its slice of the batch outputs."""
-
-    def decode_again(self) -> None:
-        """Repeat `prepare`'s decoding and discard it (the capacity probe times it); nothing to repeat here."""
-
-    def finish_again(self, model: LoadedModel, outputs: ModelOutputs) -> None:
-        """Repeat `finish`'s work and discard it (the capacity probe times it); here nothing, as `finish` may
-        have effects beyond its result."""
-
-
-class ArrayJob(InferenceJob[R]):
-    """Frames already prepared, and what to make of their outputs."""
-
-    def __init__(self, frames: np.ndarray, finish: Callable[[LoadedModel, ModelOutputs], R]) -> None:
-        self.frames = frames
-        self.frame_hint = len(frames)
-        self._finish = finish
-
-    def prepare(self) -> np.ndarray:
-        return self.frames
-
-    def finish(self, model: LoadedModel, outputs: ModelOutputs) -> R:
-        return self._finish(model, outputs)
-
-
-@dataclass(frozen=True)
-class BatchTiming:
-    queue_s: float  # submitted -> a worker started on it
-    prepare_s: float  # its own decoding and preparation
-    inference_s: float  # the graph run of the batch it was in
-    batch_frames: int
-
-
-BatchObserver = Callable[[LoadedModel, int, float], None]
-# (frames, seconds, cpu_seconds, warm): a batch's whole worker time, preparation to verdicts (the capacity meter's
-# W), the worker thread's CPU time in it, and whether its worker took it without waiting (it had just finished
-# another: warm caches, no wake-up).
-WorkObserver = Callable[[int, float, float, bool], None]
-# (frames, cpu_seconds): a batch's decoding, graphs and verdicts run again straight after it, results discarded,
-# the CPU time of the warmest repetition; CPU time, because on a shared core the event loop answering the batch runs
-# meanwhile.
-ProbeObserver = Callable[[int, float], None]
 # At most one warm probe a second over all workers, of a batch of at most PROBE_MAX_FRAMES frames (an upload's
-# cine is not decoded again), up to PROBE_REPEATS runs. In the service at 4 x 30 fps (64 px PNG frames, 2 cores,
+# cine is not decoded again; a smaller batch is run as copies up to that many), up to PROBE_REPEATS runs. In the service at 4 x 30 fps (64 px PNG frames, 2 cores,
 # 6 Dec 2026) a lone frame's decoding and graphs cost 1.06 ms of CPU, the probe's runs after it 0.90, 0.71, 0.64,
 # 0.59, 0.54 and 0.53 ms, and a frame at saturation 0.41 ms (batches of 2): the runs level off by the sixth,
 # still above saturation. A frame that arrives meanwhile cuts the probe short; it reports the runs it made (one
 # run of a large frame, whose cold share is small, is nearly warm already). About 3 % of the work at 4 x 30 fps.
 PROBE_PERIOD_S = 1.0
+# frames_on_loop: passes of the event loop a batch waits while frames still join it.
+DRAIN_GATHER_PASSES = 4
 PROBE_REPEATS = 6
 PROBE_MAX_FRAMES = 4
 
@@ -121,6 +81,7 @@ class _Request:
     started: float = 0.0
     prepare_s: float = 0.0
     frames: np.ndarray | None = None
+    on_loop: bool = False  # run by the event loop itself: resolved directly, not through call_soon_threadsafe
 
 
 class InferenceQueue:
@@ -136,8 +97,10 @@ class InferenceQueue:
         on_batch: BatchObserver | None = None,
         on_work: WorkObserver | None = None,
         on_probe: ProbeObserver | None = None,
+        frames_on_loop: bool = False,
     ) -> None:
         self.workers = workers
+        self.frames_on_loop = frames_on_loop
         self.max_batch_frames = max_batch_frames
         self.max_pending = max_pending
         self.retry_after_s = retry_after_s
@@ -150,11 +113,19 @@ class InferenceQueue:
         self._cond = threading.Condition()
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        # frames_on_loop: stream frames the event loop will run, and its drain's state (touched on the loop only).
+        self._loop_waiting: collections.deque[_Request] = collections.deque()
+        self._drain_due = False
+        self._drain_passes = 0
+        self._drain_seen = 0
+        self._drain_warm = False
+        # A probe of a batch the event loop ran, for a worker to run (at most one waits).
+        self._probe_due: tuple[LoadedModel, list[_Request], np.ndarray] | None = None
 
     @property
     def pending(self) -> int:
         """Jobs waiting or running."""
-        return len(self._waiting) + self._running
+        return len(self._waiting) + len(self._loop_waiting) + self._running
 
     def start(self) -> None:
         for index in range(self.workers):
@@ -178,6 +149,15 @@ class InferenceQueue:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Any, BatchTiming]] = loop.create_future()
         request = _Request(model=model, job=job, future=future, loop=loop)
+        if self.frames_on_loop and job.fits_loop:
+            if self._stopping:
+                raise QueueStoppedError(MSG_STOPPED)
+            request.on_loop = True
+            self._loop_waiting.append(request)
+            if not self._drain_due:
+                self._drain_due, self._drain_passes, self._drain_seen, self._drain_warm = True, 0, 0, False
+                loop.call_soon(self._drain, loop)
+            return await future
         with self._cond:
             if self._stopping:
                 raise QueueStoppedError(MSG_STOPPED)
@@ -189,33 +169,59 @@ class InferenceQueue:
             self._cond.notify()
         return await future
 
+    # -- the event loop's side (frames_on_loop) ------------------------------------------------------------
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run the stream frames waiting as one batch, here on the event loop. While frames still join (streams
+        whose messages were read in the same pass reach `submit` a pass or two later), wait a pass for them, at
+        most DRAIN_GATHER_PASSES: a pass of an idle loop costs microseconds, and a lone frame runs at once."""
+        waiting = self._loop_waiting
+        if (
+            len(waiting) > self._drain_seen
+            and self._drain_passes < DRAIN_GATHER_PASSES
+            and len(waiting) < self.max_batch_frames
+        ):
+            self._drain_seen, self._drain_passes = len(waiting), self._drain_passes + 1
+            loop.call_soon(self._drain, loop)
+            return
+        batch = _batch_from(waiting, self.max_batch_frames)
+        self._running += len(batch)
+        try:
+            self._run(batch, self._drain_warm)
+        finally:
+            self._running -= len(batch)
+        if waiting:  # frames came while this batch ran: the next batch goes at once, warm
+            self._drain_passes, self._drain_seen, self._drain_warm = 0, len(waiting), True
+            loop.call_soon(self._drain, loop)
+        else:
+            self._drain_due = False
+
     # -- worker side -------------------------------------------------------------------------------------
 
     def _take_batch(self) -> tuple[list[_Request], bool] | None:
-        """The next batch, and whether it was waiting already (the worker went on without a pause)."""
+        """The next batch, and whether it was waiting already (the worker went on without a pause); an empty
+        batch when the event loop left a probe to run."""
         with self._cond:
             warm = bool(self._waiting)
             while not self._waiting:
                 if self._stopping:
                     return None
+                if self._probe_due is not None:
+                    return [], False
                 self._cond.wait()
-            first = self._waiting.popleft()
-            batch = [first]
-            frames = first.job.frame_hint
-            while (
-                self._waiting
-                and self._waiting[0].model is first.model
-                and frames + self._waiting[0].job.frame_hint <= self.max_batch_frames
-            ):
-                request = self._waiting.popleft()
-                batch.append(request)
-                frames += request.job.frame_hint
+            batch = _batch_from(self._waiting, self.max_batch_frames)
             self._running += len(batch)
             return batch, warm
 
     def _work(self) -> None:
         while (taken := self._take_batch()) is not None:
             batch, warm = taken
+            if not batch:
+                with self._cond:
+                    due, self._probe_due = self._probe_due, None
+                if due is not None:
+                    self._probe(*due)
+                continue
             try:
                 self._run(batch, warm)
             finally:
@@ -267,7 +273,16 @@ class InferenceQueue:
             and finished - self._probed_at >= PROBE_PERIOD_S
         ):
             self._probed_at = finished
-            self._probe(model, ready, frames)
+            # At saturation a batch holds several frames (one from each stream): the probe runs as many copies of
+            # this one as make up to PROBE_MAX_FRAMES, so that it also sees what batching saves a frame.
+            copies = max(1, PROBE_MAX_FRAMES // len(frames))
+            tiled = frames if copies == 1 else np.concatenate([frames] * copies)
+            if ready[0].on_loop:  # the worker probes, at the loop's side: a frame that arrives preempts it
+                with self._cond:
+                    self._probe_due = (model, ready * copies, tiled)
+                    self._cond.notify()
+            else:
+                self._probe(model, ready * copies, tiled)
 
     def _probe(self, model: LoadedModel, ready: list[_Request], frames: np.ndarray) -> None:
         """What this batch costs when others come before it at once, as at saturation: its decoding, graphs and
@@ -277,26 +292,33 @@ class InferenceQueue:
         warmest, runs = math.inf, 0
         for _ in range(PROBE_REPEATS):
             with self._cond:
-                if self._waiting:
+                if self._waiting or self._loop_waiting:
                     break
-            began = time.thread_time()
-            try:
-                for request in ready:
-                    request.job.decode_again()
-                outputs = model.run(frames)
-                offset = 0
-                for request in ready:
-                    count = len(request.frames) if request.frames is not None else 0
-                    request.job.finish_again(model, outputs.take(offset, offset + count))
-                    offset += count
-            except Exception:  # a probe never fails anyone; the batch itself was answered
-                log.debug("capacity probe failed", exc_info=True)
+            spent = self._probe_once(model, ready, frames)
+            if spent is None:
                 return
-            warmest = min(warmest, time.thread_time() - began)
-            runs += 1
+            warmest, runs = min(warmest, spent), runs + 1
         if runs:
             assert self._on_probe is not None
             self._on_probe(len(frames), warmest)
+
+    @staticmethod
+    def _probe_once(model: LoadedModel, ready: list[_Request], frames: np.ndarray) -> float | None:
+        """One run of the probe: this thread's CPU seconds, or None where it failed."""
+        began = time.thread_time()
+        try:
+            for request in ready:
+                request.job.decode_again()
+            outputs = model.run(frames)
+            offset = 0
+            for request in ready:
+                count = len(request.frames) if request.frames is not None else 0
+                request.job.finish_again(model, outputs.take(offset, offset + count))
+                offset += count
+        except Exception:  # a probe never fails anyone; the batch itself was answered
+            log.debug("capacity probe failed", exc_info=True)
+            return None
+        return time.thread_time() - began
 
     @staticmethod
     def _prepare(request: _Request) -> bool:
@@ -317,6 +339,19 @@ class InferenceQueue:
         return concat_outputs([model.run(frames[i : i + step]) for i in range(0, len(frames), step)])
 
 
+def _batch_from(waiting: collections.deque[_Request], max_frames: int) -> list[_Request]:
+    """The oldest waiting request and every following one for the same model while the frames stay within
+    `max_frames`, taken off `waiting` (which holds at least one)."""
+    first = waiting.popleft()
+    batch = [first]
+    frames = first.job.frame_hint
+    while waiting and waiting[0].model is first.model and frames + waiting[0].job.frame_hint <= max_frames:
+        request = waiting.popleft()
+        batch.append(request)
+        frames += request.job.frame_hint
+    return batch
+
+
 def _resolve(request: _Request, result: object) -> None:
     def apply() -> None:
         if request.future.done():  # the client went away and the awaiting task was cancelled
@@ -326,5 +361,8 @@ def _resolve(request: _Request, result: object) -> None:
         else:
             request.future.set_result(result)  # type: ignore[arg-type]
 
+    if request.on_loop:  # on the event loop's thread already
+        apply()
+        return
     with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
         request.loop.call_soon_threadsafe(apply)

@@ -112,12 +112,14 @@ class CapacityMeter:
         cores: int | None = None,
         export_cost_s: Callable[[], float | None] = lambda: None,
         clock: Callable[[], tuple[float, float]] | None = None,
+        frames_on_loop: bool = False,
     ) -> None:
         self.cores = cores or usable_cores()  # the cores this process may run on (its CPU affinity)
         self.lanes = max(1, min(workers, self.cores))
         self.stream_fps = stream_fps
         self.headroom = headroom
         self.export_cost_s = export_cost_s
+        self.frames_on_loop = frames_on_loop
         # (this thread's CPU seconds, the process's CPU seconds), read on the event loop's thread.
         self._clock = clock or (lambda: (time.thread_time(), time.process_time()))
         self._lock = threading.Lock()
@@ -194,7 +196,12 @@ class CapacityMeter:
             # Export times frames back to back: already warm.
             costs, basis, ratio = {"workers": exported}, "export", None
         parallel = {"workers": self.lanes, "event_loop": 1, "cpu": self.cores}
-        saturated = costs if ratio is None else _saturated(costs, (self.work_cpu_s or 0.0) * (1.0 - ratio))
+        if ratio is None:
+            saturated = costs
+        elif self.frames_on_loop:
+            saturated = {name: max(MIN_SATURATED_SHARE, ratio) * cost for name, cost in costs.items()}
+        else:
+            saturated = _saturated(costs, (self.work_cpu_s or 0.0) * (1.0 - ratio))
         bounds = {name: parallel[name] / cost for name, cost in saturated.items() if cost > 0}
         if not bounds:
             return CapacityEstimate(None, None, self.stream_fps, self.headroom, None, "unknown")

@@ -61,18 +61,24 @@ def plan_providers(
 
 @dataclass(frozen=True)
 class ThreadPlan:
-    """Inference worker threads and onnxruntime intra-op threads per run."""
+    """Inference worker threads, onnxruntime intra-op threads per run, and whether the event loop runs stream
+    frames itself."""
 
     workers: int
     intra_op_threads: int
+    frames_on_loop: bool = False
 
 
-def plan_threads(workers: int, intra_op_threads: int, cores: int | None = None) -> ThreadPlan:
-    """One worker per core by default, each run single-threaded: several streams then fill the cores."""
+def plan_threads(
+    workers: int, intra_op_threads: int, cores: int | None = None, frames_on_loop: bool | None = None
+) -> ThreadPlan:
+    """One worker per core by default, each run single-threaded: several streams then fill the cores. On one
+    core the event loop runs stream frames itself, unless told otherwise (`frames_on_loop`)."""
     cores = cores or usable_cores()
     chosen_workers = workers or cores
     chosen_intra = intra_op_threads or max(1, cores // chosen_workers)
-    return ThreadPlan(workers=chosen_workers, intra_op_threads=chosen_intra)
+    on_loop = cores == 1 if frames_on_loop is None else frames_on_loop
+    return ThreadPlan(workers=chosen_workers, intra_op_threads=chosen_intra, frames_on_loop=on_loop)
 
 
 def session_options(intra_op_threads: int) -> ort.SessionOptions:

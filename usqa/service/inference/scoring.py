@@ -18,7 +18,8 @@ from usqa.service.frames import FrameError, TooManyFramesError, decode_bytes, sn
 from usqa.service.frames.decode import declared_image_size
 from usqa.service.frames.headers import SNIFF_LENGTH
 from usqa.service.frames.lane import DecodeLane, DecodeLaneFullError
-from usqa.service.inference.batcher import BatchTiming, InferenceJob, InferenceQueue, QueueFullError
+from usqa.service.inference.batch_job import BatchTiming, InferenceJob
+from usqa.service.inference.batcher import InferenceQueue, QueueFullError
 from usqa.service.inference.geometry import PreparedFrame, prepare_with_geometry, stack_pixels
 from usqa.service.inference.model import LoadedModel, ModelOutputs
 from usqa.service.inference.predictions import Prediction, classify, segment
@@ -191,6 +192,8 @@ class UploadJob(InferenceJob[list[ScoredFrame]]):
         self.max_frames = max_frames
         self.max_decoded_pixels = max_decoded_pixels
         self.single_frame = single_frame
+        # A stream frame, decoded here: the event loop may run it (`InferenceQueue.frames_on_loop`).
+        self.fits_loop = single_frame and decoded is None
         self.prepared: list[PreparedFrame] = []
 
     def prepare(self) -> np.ndarray:

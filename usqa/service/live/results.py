@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from usqa.contracts.protocol import IN_SCOPE, Verdict
-from usqa.service.inference.batcher import BatchTiming
+from usqa.service.inference.batch_job import BatchTiming
 from usqa.service.inference.guidance import GuidanceUpdate
 from usqa.service.inference.scoring import ScoredFrame
 from usqa.service.inference.verdict import FrameVerdict
