@@ -181,7 +181,7 @@ def test_a_job_that_cannot_be_prepared_fails_alone() -> None:
 def probed_queue(probes: list[int]) -> InferenceQueue:
     """One worker whose capacity probes note their frames in `probes`, started."""
     queue = InferenceQueue(
-        workers=1, max_batch_frames=8, max_pending=16, on_probe=lambda n, seconds: probes.append(n)
+        workers=1, max_batch_frames=8, max_pending=16, on_probe=lambda n, seconds, spent: probes.append(n)
     )
     queue.start()
     return queue

@@ -186,7 +186,7 @@ def test_the_probe_repeats_a_stream_frames_decoding_graphs_and_verdicts(
     monkeypatch.setattr(scoring, "score_outputs", counted)
     probes: list[tuple[int, float]] = []
     queue = InferenceQueue(
-        workers=1, max_batch_frames=4, max_pending=4, on_probe=lambda n, cpu: probes.append((n, cpu))
+        workers=1, max_batch_frames=4, max_pending=4, on_probe=lambda n, cpu, spent: probes.append((n, cpu))
     )
     queue.start()
     scorer = FrameScorer(queue, max_pixels=1 << 20, max_frames=1)

@@ -1,5 +1,5 @@
 """The event loop running stream frames itself (`frames_on_loop`, the service on one core): batched as the
-workers batch them, answered on the loop's thread, uploads still in the worker, the probe in the worker."""
+workers batch them, answered on the loop's thread, uploads still in the worker, the probe on the loop a step at a time."""
 
 from __future__ import annotations
 
@@ -82,29 +82,48 @@ def test_a_failed_batch_fails_its_frames_and_the_loop_goes_on() -> None:
         queue.stop()
 
 
-def test_the_probe_of_a_batch_the_loop_ran_runs_in_the_worker() -> None:
+def test_the_probe_of_a_batch_the_loop_ran_runs_on_the_loop_a_step_a_pass() -> None:
     fake = FakeModel()
-    probes: list[tuple[int, int]] = []
-    probed = threading.Event()
+    probes: list[tuple[int, float, float]] = []
+    queue = loop_queue(on_probe=lambda n, warmest, spent: probes.append((n, warmest, spent)))
 
-    def noted(count: int, seconds: float) -> None:
-        probes.append((count, threading.get_ident()))
-        probed.set()
-
-    queue = loop_queue(on_probe=noted)
-
-    async def scenario() -> int:
+    async def scenario() -> None:
         await queue.submit(as_model(fake), StreamFrame(frames(3), scores))
-        assert await asyncio.to_thread(probed.wait, 5.0)
-        return threading.get_ident()
+        for _ in range(1000):  # the probe's steps, one a pass of the loop
+            if probes:
+                break
+            await asyncio.sleep(0)
 
     try:
-        loop_thread = asyncio.run(scenario())
+        asyncio.run(scenario())
     finally:
         queue.stop()
+    # The lone frame, then PROBE_REPEATS runs of four copies of it, every one on the loop's thread.
     assert fake.calls == [1] + [PROBE_MAX_FRAMES] * PROBE_REPEATS
-    assert fake.threads[0] == loop_thread and loop_thread not in fake.threads[1:]
-    assert len(probes) == 1 and probes[0][0] == PROBE_MAX_FRAMES and probes[0][1] != loop_thread
+    assert set(fake.threads) == {threading.get_ident()}
+    ((count, warmest, spent),) = probes
+    assert count == PROBE_MAX_FRAMES and warmest > 0 and warmest * PROBE_REPEATS <= spent
+
+
+def test_a_frame_arriving_during_a_loop_probe_waits_a_step_and_stops_it() -> None:
+    fake = FakeModel()
+    probes: list[int] = []
+    queue = loop_queue(on_probe=lambda n, warmest, spent: probes.append(n))
+
+    async def scenario() -> None:
+        await queue.submit(as_model(fake), StreamFrame(frames(3), scores))
+        while len(fake.calls) < 2:  # the probe's first graph run (after four decoding steps)
+            await asyncio.sleep(0)
+        found, _ = await queue.submit(as_model(fake), StreamFrame(frames(9), scores))
+        assert found == [9.0]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        queue.stop()
+    # The frame ran after the step in progress, and no graph of the probe ran again (its verdicts' step may
+    # have finished the run it was in, which is then reported).
+    assert fake.calls == [1, PROBE_MAX_FRAMES, 1] and probes in ([], [PROBE_MAX_FRAMES])
 
 
 def test_a_stopped_queue_refuses_stream_frames() -> None:

@@ -68,7 +68,7 @@ BatchObserver = Callable[[LoadedModel, int, float], None]
 # W), the worker thread's CPU time in it, and whether its worker took it without waiting (it had just finished
 # another: warm caches, no wake-up).
 WorkObserver = Callable[[int, float, float, bool], None]
-# (frames, cpu_seconds): a batch's decoding, graphs and verdicts run again straight after it, results discarded,
-# the CPU time of the warmest repetition; CPU time, because on a shared core the event loop answering the batch runs
-# meanwhile.
-ProbeObserver = Callable[[int, float], None]
+# (frames, cpu_seconds, spent_seconds): a batch's decoding, graphs and verdicts run again straight after it, results
+# discarded, the CPU time of the warmest repetition, and of all of them (no frame's cost: the meter leaves it out);
+# CPU time, because on a shared core the event loop answering the batch runs meanwhile.
+ProbeObserver = Callable[[int, float, float], None]

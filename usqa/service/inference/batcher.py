@@ -28,7 +28,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -119,8 +121,6 @@ class InferenceQueue:
         self._drain_passes = 0
         self._drain_seen = 0
         self._drain_warm = False
-        # A probe of a batch the event loop ran, for a worker to run (at most one waits).
-        self._probe_due: tuple[LoadedModel, list[_Request], np.ndarray] | None = None
 
     @property
     def pending(self) -> int:
@@ -199,15 +199,12 @@ class InferenceQueue:
     # -- worker side -------------------------------------------------------------------------------------
 
     def _take_batch(self) -> tuple[list[_Request], bool] | None:
-        """The next batch, and whether it was waiting already (the worker went on without a pause); an empty
-        batch when the event loop left a probe to run."""
+        """The next batch, and whether it was waiting already (the worker went on without a pause)."""
         with self._cond:
             warm = bool(self._waiting)
             while not self._waiting:
                 if self._stopping:
                     return None
-                if self._probe_due is not None:
-                    return [], False
                 self._cond.wait()
             batch = _batch_from(self._waiting, self.max_batch_frames)
             self._running += len(batch)
@@ -216,12 +213,6 @@ class InferenceQueue:
     def _work(self) -> None:
         while (taken := self._take_batch()) is not None:
             batch, warm = taken
-            if not batch:
-                with self._cond:
-                    due, self._probe_due = self._probe_due, None
-                if due is not None:
-                    self._probe(*due)
-                continue
             try:
                 self._run(batch, warm)
             finally:
@@ -277,10 +268,8 @@ class InferenceQueue:
             # this one as make up to PROBE_MAX_FRAMES, so that it also sees what batching saves a frame.
             copies = max(1, PROBE_MAX_FRAMES // len(frames))
             tiled = frames if copies == 1 else np.concatenate([frames] * copies)
-            if ready[0].on_loop:  # the worker probes, at the loop's side: a frame that arrives preempts it
-                with self._cond:
-                    self._probe_due = (model, ready * copies, tiled)
-                    self._cond.notify()
+            if ready[0].on_loop:
+                self._probe_on_loop(partial(_probe_steps, model, ready * copies, tiled), len(tiled))
             else:
                 self._probe(model, ready * copies, tiled)
 
@@ -289,36 +278,61 @@ class InferenceQueue:
         verdicts again, up to PROBE_REPEATS times back to back, results discarded; the warmest run is reported. Only after
         a batch that found the worker idle, and only while nothing waits: a frame that arrives meanwhile waits at
         most one run of this batch's work, and the probe reports the runs it made."""
-        warmest, runs = math.inf, 0
+        warmest, runs, spent = math.inf, 0, 0.0
         for _ in range(PROBE_REPEATS):
             with self._cond:
-                if self._waiting or self._loop_waiting:
+                if self._waiting:
                     break
-            spent = self._probe_once(model, ready, frames)
-            if spent is None:
+            began = time.thread_time()
+            try:
+                for _step in _probe_steps(model, ready, frames):
+                    pass
+            except Exception:  # a probe never fails anyone; the batch itself was answered
+                log.debug("capacity probe failed", exc_info=True)
                 return
-            warmest, runs = min(warmest, spent), runs + 1
-        if runs:
-            assert self._on_probe is not None
-            self._on_probe(len(frames), warmest)
+            run = time.thread_time() - began
+            warmest, runs, spent = min(warmest, run), runs + 1, spent + run
+        self._report_probe(len(frames), warmest, runs, spent)
 
-    @staticmethod
-    def _probe_once(model: LoadedModel, ready: list[_Request], frames: np.ndarray) -> float | None:
-        """One run of the probe: this thread's CPU seconds, or None where it failed."""
+    def _probe_on_loop(
+        self,
+        run: Callable[[], Iterator[None]],
+        frames: int,
+        steps: Iterator[None] | None = None,
+        run_s: float = 0.0,
+        warmest: float = math.inf,
+        runs: int = 0,
+        spent: float = 0.0,
+    ) -> None:
+        """The probe on the event loop, a step (one frame's decoding, the graphs, the verdicts) per pass of the loop:
+        a frame that arrives waits at most a step, and stops the probe. The runs' CPU is summed over their steps."""
+        if self._loop_waiting:
+            self._report_probe(frames, warmest, runs, spent)
+            return
+        steps = steps or run()
         began = time.thread_time()
         try:
-            for request in ready:
-                request.job.decode_again()
-            outputs = model.run(frames)
-            offset = 0
-            for request in ready:
-                count = len(request.frames) if request.frames is not None else 0
-                request.job.finish_again(model, outputs.take(offset, offset + count))
-                offset += count
+            next(steps)
+            done = False
+        except StopIteration:
+            done = True
         except Exception:  # a probe never fails anyone; the batch itself was answered
             log.debug("capacity probe failed", exc_info=True)
-            return None
-        return time.thread_time() - began
+            return
+        took = time.thread_time() - began
+        run_s, spent = run_s + took, spent + took
+        if done:
+            warmest, runs, run_s, steps = min(warmest, run_s), runs + 1, 0.0, None
+            if runs >= PROBE_REPEATS:
+                self._report_probe(frames, warmest, runs, spent)
+                return
+        asyncio.get_running_loop().call_soon(
+            self._probe_on_loop, run, frames, steps, run_s, warmest, runs, spent
+        )
+
+    def _report_probe(self, frames: int, warmest: float, runs: int, spent: float) -> None:
+        if runs and self._on_probe is not None:
+            self._on_probe(frames, warmest, spent)
 
     @staticmethod
     def _prepare(request: _Request) -> bool:
@@ -337,6 +351,21 @@ class InferenceQueue:
         if len(frames) <= step:
             return model.run(frames)
         return concat_outputs([model.run(frames[i : i + step]) for i in range(0, len(frames), step)])
+
+
+def _probe_steps(model: LoadedModel, ready: list[_Request], frames: np.ndarray) -> Iterator[None]:
+    """One run of the probe over `ready`'s jobs and their `frames`, a step at a time: each job's decoding, the
+    graphs, then the verdicts."""
+    for request in ready:
+        request.job.decode_again()
+        yield
+    outputs = model.run(frames)
+    yield
+    offset = 0
+    for request in ready:
+        count = len(request.frames) if request.frames is not None else 0
+        request.job.finish_again(model, outputs.take(offset, offset + count))
+        offset += count
 
 
 def _batch_from(waiting: collections.deque[_Request], max_frames: int) -> list[_Request]:
