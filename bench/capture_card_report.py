@@ -27,6 +27,7 @@ class Run:
     # kind -> the first exam's own service at 4 x 30 fps
     light: dict[str, Result] = field(default_factory=dict)
     workers: int = 1  # the service's inference workers (threads of the leanest in-process row)
+    frames_on_loop: bool = False  # the service's event loop ran the stream frames (/readyz)
     # kind -> exam -> mean bytes per frame
     frame_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -102,7 +103,7 @@ def findings(out: Run) -> list[str]:
                     judged,
                 )
             )
-        budget = _frame_budget(limit, saturated, out.find(kind, "ws", "floor", True))
+        budget = _frame_budget(limit, saturated, out.find(kind, "ws", "floor", True), out.frames_on_loop)
         if budget:
             parts.append(budget)
         regimes = _thread_costs(out.light.get(kind), saturated, capacity.get("warm_ratio"))
@@ -139,7 +140,10 @@ def _thread_ms(row: dict[str, Any] | None) -> tuple[float, float] | None:
 
 
 def _frame_budget(
-    limit: dict[str, Any] | None, saturated: dict[str, Any] | None, floor: dict[str, Any] | None
+    limit: dict[str, Any] | None,
+    saturated: dict[str, Any] | None,
+    floor: dict[str, Any] | None,
+    frames_on_loop: bool,
 ) -> str:
     """What 90 % of the in-process limit leaves a frame on the service's one core, beside what the service's threads
     and the transport alone (`bench.ws_floor`) spend on it at saturation."""
@@ -151,9 +155,14 @@ def _frame_budget(
     allowed = 1000.0 / (0.9 * limit["throughput_fps"])
     loop, work = spent
     transport = floor["cpu_cores"] / floor["throughput_fps"] * 1000.0
+    spent_on = (
+        f"its event loop, which ran the frames, {loop:.2f} ms and its other threads {work:.2f} ms"
+        if frames_on_loop
+        else f"its workers {work:.2f} ms and its event loop {loop:.2f} ms"
+    )
     text = (
-        f"90 % of the limit allows {allowed:.2f} ms of CPU per frame in all; at saturation the service's workers "
-        f"spent {work:.2f} ms and its event loop {loop:.2f} ms, and the transport alone costs {transport:.2f} ms "
+        f"90 % of the limit allows {allowed:.2f} ms of CPU per frame in all; at saturation the service spent "
+        f"{spent_on}, and the transport alone costs {transport:.2f} ms "
         f"(`bench.ws_floor`, {floor['throughput_fps']:.0f} frames/s)"
     )
     switches, floor_switches = _switches(saturated), _switches(floor)

@@ -13,8 +13,8 @@ admitted regardless (each stream keeps at most one frame pending, and the number
 
 On one core (`frames_on_loop`) the event loop runs stream frames itself, batched the same way. A worker thread
 there buys no parallelism and costs a frame two wake-ups of two threads taking turns, each preempting the other
-(2 to 3 context switches of each thread per frame at saturation, about 30 us each on the 2-core machine; the service
-reached 72-88 % of the in-process limit, 94-101 % with the loop running the frames: docs/performance.md). A
+(2 to 3 context switches of each thread per frame at saturation on the 2-core machine, where the service reached
+72-88 % of the in-process limit: docs/service.md, "Inference pipeline"). A
 frame's job (decode, graphs, verdict: 0.4 to 2 ms) is short beside a frame's time; uploads, which may be cines,
 keep the worker.
 """
