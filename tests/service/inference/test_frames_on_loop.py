@@ -131,3 +131,25 @@ def test_a_stopped_queue_refuses_stream_frames() -> None:
     queue.stop()
     with pytest.raises(QueueStoppedError):
         asyncio.run(queue.submit(as_model(FakeModel()), StreamFrame(frames(1), scores)))
+
+
+def test_a_fault_past_the_jobs_guards_fails_its_batch_and_the_next_batches_run() -> None:
+    faults = [RuntimeError("observer broke")]
+
+    def observer(model: object, frames: int, seconds: float) -> None:
+        if faults:
+            raise faults.pop()
+
+    queue = loop_queue(on_batch=observer)
+    fake = FakeModel()
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="observer broke"):
+            await queue.submit(as_model(fake), StreamFrame(frames(1), scores))
+        found, _ = await queue.submit(as_model(fake), StreamFrame(frames(2), scores))
+        assert found == [2.0]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        queue.stop()

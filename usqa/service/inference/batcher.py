@@ -11,12 +11,10 @@ The queue holds at most `max_pending` jobs, waiting or running; past that `submi
 `QueueFullError` so /assess can answer 429 instead of letting latency grow without bound. Stream frames are
 admitted regardless (each stream keeps at most one frame pending, and the number of streams is limited).
 
-On one core (`frames_on_loop`) the event loop runs stream frames itself, batched the same way. A worker thread
-there buys no parallelism and costs a frame two wake-ups of two threads taking turns, each preempting the other
-(2 to 3 context switches of each thread per frame at saturation on the 2-core machine, where the service reached
-72-88 % of the in-process limit: docs/service.md, "Inference pipeline"). A
-frame's job (decode, graphs, verdict: 0.4 to 2 ms) is short beside a frame's time; uploads, which may be cines,
-keep the worker.
+On one core (`frames_on_loop`) the event loop runs stream frames itself, batched the same way: a worker there buys
+no parallelism, and the two threads take turns, each preempting the other, twice a frame (docs/service.md,
+"Inference pipeline"). A frame's job (0.4 to 2 ms) is short beside a frame's time; uploads, maybe cines, keep the
+worker.
 """
 
 from __future__ import annotations
@@ -61,11 +59,10 @@ class QueueStoppedError(RuntimeError):
 
 
 # At most one warm probe a second over all workers, of a batch of at most PROBE_MAX_FRAMES frames (an upload's
-# cine is not decoded again; a smaller batch is run as copies up to that many), up to PROBE_REPEATS runs. In the service at 4 x 30 fps (64 px PNG frames, 2 cores,
-# 6 Dec 2026) a lone frame's decoding and graphs cost 1.06 ms of CPU, the probe's runs after it 0.90, 0.71, 0.64,
-# 0.59, 0.54 and 0.53 ms, and a frame at saturation 0.41 ms (batches of 2): the runs level off by the sixth,
-# still above saturation. A frame that arrives meanwhile cuts the probe short; it reports the runs it made (one
-# run of a large frame, whose cold share is small, is nearly warm already). About 3 % of the work at 4 x 30 fps.
+# cine is not decoded again; a smaller batch runs as copies up to that many), up to PROBE_REPEATS runs: in the
+# service at 4 x 30 fps (64 px PNG, 2 cores, 6 Dec 2026) a lone frame's runs after it cost 0.90, 0.71, 0.64, 0.59,
+# 0.54 and 0.53 ms against 1.06 ms for the frame, levelling off by the sixth. A frame that arrives meanwhile cuts
+# the probe short; it reports the runs it made (a large frame's one run is nearly warm already).
 PROBE_PERIOD_S = 1.0
 # frames_on_loop: passes of the event loop a batch waits while frames still join it.
 DRAIN_GATHER_PASSES = 4
@@ -188,13 +185,19 @@ class InferenceQueue:
         self._running += len(batch)
         try:
             self._run(batch, self._drain_warm)
+        except (
+            Exception
+        ) as exc:  # a fault past the per-job guards: its frames fail, the next batches still run
+            log.exception("a batch of stream frames failed on the event loop")
+            for request in batch:
+                _resolve(request, exc)
         finally:
             self._running -= len(batch)
-        if waiting:  # frames came while this batch ran: the next batch goes at once, warm
-            self._drain_passes, self._drain_seen, self._drain_warm = 0, len(waiting), True
-            loop.call_soon(self._drain, loop)
-        else:
-            self._drain_due = False
+            if waiting:  # frames came while this batch ran: the next batch goes at once, warm
+                self._drain_passes, self._drain_seen, self._drain_warm = 0, len(waiting), True
+                loop.call_soon(self._drain, loop)
+            else:
+                self._drain_due = False
 
     # -- worker side -------------------------------------------------------------------------------------
 
