@@ -219,9 +219,9 @@ def test_with_the_frames_on_the_loop_every_cost_shrinks_by_the_warm_ratio() -> N
     m.sample()
     for _ in range(5):  # 120 frames a second at 1.0 ms of work each, the probe's copies at 0.6 ms a frame
         m.observe_work(120, 0.12, 0.12)
-        m.observe_probe(4, 0.0024)
-        clock.loop += 0.18  # 1.5 ms a frame on the loop: the work and its messages
-        clock.process += 0.19
+        m.observe_probe(4, 0.0024, 0.0150)  # its six runs took 15 ms of the loop's CPU: no frame's cost
+        clock.loop += 0.18 + 0.0150  # 1.5 ms a frame on the loop: the work and its messages
+        clock.process += 0.19 + 0.0150
         m.sample()
     estimate = m.estimate()
     assert estimate.warm_ratio == pytest.approx(0.6, abs=1e-4)

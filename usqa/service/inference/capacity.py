@@ -32,10 +32,10 @@ nothing changes there. (Scaling every cost by the ratio instead over-corrected l
 small; a probe of one run without the verdicts, itself still cold, left p at about half its size.)
 
 With the frames on the event loop (`frames_on_loop`, one core) the loop pays each frame's whole wake-up at light load,
-in its messages as in the work, and its cost holds both: on the 2-core machine 0.5 to 0.6 ms of a frame's CPU at
-4 x 30 fps was gone at saturation, for 64 px PNG and 1920x1080 JPEG alike, of which W - p removed only the work's
-share (the estimate was 54-79 % of the saturation measured). There every cost is scaled by the warm ratio: the
-messages are taken to warm up as the work does.
+in its messages as in the work, and its cost holds both: on the 2-core machine about 0.8 ms of a frame's CPU at
+4 x 30 fps is gone at saturation, for 64 px PNG and 1920x1080 JPEG alike (the capture-card benchmark's "CPU per
+frame at 4 x 30 fps / saturated"), of which W - p removes only the work's share, and the estimate fell well short.
+There every cost is scaled by the warm ratio: the messages are taken to warm up as the work does.
 
 The service admits streams up to `streams` = floor(frames_per_second x headroom / stream_fps): the headroom keeps
 the workers' queue short, so a stream beyond it is refused with the try-again close code while the streams already
