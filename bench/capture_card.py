@@ -237,6 +237,7 @@ def serve_and_measure(
     one = alone[first]
     floor = serve_floor(args)
     try:
+        out.frames_on_loop = bool(httpx.get(f"{one.base}/readyz", timeout=30).json()["frames_on_loop"])
         for kind, payloads in kinds.items():
             share = 1.0 / len(args.names)
             entries = [("1 model", alone[name], {name: payloads[name]}, share) for name in args.names]
@@ -253,7 +254,6 @@ def serve_and_measure(
             out.note(kind, "1 model", pooled["1 model"])
             out.light[kind] = results[0]  # the first exam alone: its threads' CPU per frame at 4 x 30 fps
             out.capacity[kind] = capacity_of(one)
-            out.frames_on_loop = bool(httpx.get(f"{one.base}/readyz", timeout=30).json()["frames_on_loop"])
             limit, service = limit_and_service(model, one, first, payloads[first], args.duration)
             out.note(kind, "", limit)
             out.note(kind, "1 model", service)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -29,6 +31,13 @@ def loop_queue(**observers: object) -> InferenceQueue:
     return queue
 
 
+def run_then_stop(queue: InferenceQueue, scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    try:
+        asyncio.run(scenario())
+    finally:
+        queue.stop()
+
+
 def test_stream_frames_of_one_pass_run_together_on_the_event_loop() -> None:
     fake = FakeModel()
     work: list[tuple[int, bool]] = []
@@ -43,10 +52,7 @@ def test_stream_frames_of_one_pass_run_together_on_the_event_loop() -> None:
         assert [timing.batch_frames for _, timing in answers] == [4] * 8 + [2] * 2
         assert set(fake.threads) == {threading.get_ident()}  # this thread runs the loop: no worker ran them
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        queue.stop()
+    run_then_stop(queue, scenario)
     # Batches within max_batch_frames; the ones after the first went on without the loop idling: warm.
     assert fake.calls == [4, 4, 2] and work == [(4, False), (4, True), (2, True)]
 
@@ -60,10 +66,7 @@ def test_an_upload_keeps_the_worker_thread() -> None:
         assert found == [5.0, 6.0]
         assert fake.threads and threading.get_ident() not in fake.threads
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        queue.stop()
+    run_then_stop(queue, scenario)
 
 
 def test_a_failed_batch_fails_its_frames_and_the_loop_goes_on() -> None:
@@ -76,10 +79,7 @@ def test_a_failed_batch_fails_its_frames_and_the_loop_goes_on() -> None:
         found, _ = await queue.submit(as_model(healthy), StreamFrame(frames(7), scores))
         assert found == [7.0]
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        queue.stop()
+    run_then_stop(queue, scenario)
 
 
 def test_the_probe_of_a_batch_the_loop_ran_runs_on_the_loop_a_step_a_pass() -> None:
@@ -94,10 +94,7 @@ def test_the_probe_of_a_batch_the_loop_ran_runs_on_the_loop_a_step_a_pass() -> N
                 break
             await asyncio.sleep(0)
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        queue.stop()
+    run_then_stop(queue, scenario)
     # The lone frame, then PROBE_REPEATS runs of four copies of it, every one on the loop's thread.
     assert fake.calls == [1] + [PROBE_MAX_FRAMES] * PROBE_REPEATS
     assert set(fake.threads) == {threading.get_ident()}
@@ -117,10 +114,7 @@ def test_a_frame_arriving_during_a_loop_probe_waits_a_step_and_stops_it() -> Non
         found, _ = await queue.submit(as_model(fake), StreamFrame(frames(9), scores))
         assert found == [9.0]
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        queue.stop()
+    run_then_stop(queue, scenario)
     # The frame ran after the step in progress, and no graph of the probe ran again (its verdicts' step may
     # have finished the run it was in, which is then reported).
     assert fake.calls == [1, PROBE_MAX_FRAMES, 1] and probes in ([], [PROBE_MAX_FRAMES])
@@ -149,7 +143,4 @@ def test_a_fault_past_the_jobs_guards_fails_its_batch_and_the_next_batches_run()
         found, _ = await queue.submit(as_model(fake), StreamFrame(frames(2), scores))
         assert found == [2.0]
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        queue.stop()
+    run_then_stop(queue, scenario)

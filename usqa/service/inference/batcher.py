@@ -185,9 +185,7 @@ class InferenceQueue:
         self._running += len(batch)
         try:
             self._run(batch, self._drain_warm)
-        except (
-            Exception
-        ) as exc:  # a fault past the per-job guards: its frames fail, the next batches still run
+        except Exception as exc:  # a fault past the per-job guards: its frames fail, the next batches run
             log.exception("a batch of stream frames failed on the event loop")
             for request in batch:
                 _resolve(request, exc)
@@ -241,9 +239,7 @@ class InferenceQueue:
         elapsed = time.perf_counter() - started
         if self._on_batch is not None:
             self._on_batch(model, len(frames), elapsed)
-        offset = 0
-        for request in ready:
-            count = len(request.frames) if request.frames is not None else 0
+        for request, part in _slices(ready, outputs):
             timing = BatchTiming(
                 queue_s=request.started - request.submitted,
                 prepare_s=request.prepare_s,
@@ -251,12 +247,11 @@ class InferenceQueue:
                 batch_frames=len(frames),
             )
             try:
-                result: object = (request.job.finish(model, outputs.take(offset, offset + count)), timing)
+                result: object = (request.job.finish(model, part), timing)
             except Exception as exc:
                 log.exception("post-processing failed on %s version %d", model.name, model.number)
                 result = exc
             _resolve(request, result)
-            offset += count
         finished = time.perf_counter()
         if self._on_work is not None:
             self._on_work(len(frames), finished - began, time.thread_time() - began_cpu, warm)
@@ -288,8 +283,7 @@ class InferenceQueue:
                     break
             began = time.thread_time()
             try:
-                for _step in _probe_steps(model, ready, frames):
-                    pass
+                collections.deque(_probe_steps(model, ready, frames), maxlen=0)  # every step, at once
             except Exception:  # a probe never fails anyone; the batch itself was answered
                 log.debug("capacity probe failed", exc_info=True)
                 return
@@ -364,10 +358,16 @@ def _probe_steps(model: LoadedModel, ready: list[_Request], frames: np.ndarray) 
         yield
     outputs = model.run(frames)
     yield
+    for request, part in _slices(ready, outputs):
+        request.job.finish_again(model, part)
+
+
+def _slices(ready: list[_Request], outputs: ModelOutputs) -> Iterator[tuple[_Request, ModelOutputs]]:
+    """Each request of a batch with its frames' part of the batch's outputs, in order."""
     offset = 0
     for request in ready:
         count = len(request.frames) if request.frames is not None else 0
-        request.job.finish_again(model, outputs.take(offset, offset + count))
+        yield request, outputs.take(offset, offset + count)
         offset += count
 
 
