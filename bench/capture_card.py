@@ -19,7 +19,7 @@ quality 90. For each kind:
   streams, with its event loop's and other threads' CPU per frame in both regimes (what the capacity meter's warm
   ratio stands for) and their context switches per frame.
 Last, a service planning each stream at the rate that makes its capacity about four streams of 1920x1080 JPEG:
-its capacity's streams run at that rate while one more tries to open.
+its capacity's streams run at that rate while more try to open, one at a time, until one is refused.
 
 On a machine with two cores or more the service (and the in-process limit) run on the first core and the load
 generator on the others (CPU affinity, inherited by the server process and the in-process threads): otherwise the
@@ -49,8 +49,9 @@ import cv2
 import httpx
 import numpy as np
 
+from bench.capture_card_capacity import refused_beside
 from bench.capture_card_report import HEAVIEST, PNG_KIND, Run, findings, markdown
-from bench.latency_load import Result, _for, _paced_streams, encode, run_inprocess, ws_streams
+from bench.latency_load import Result, _paced_streams, encode, run_inprocess, ws_streams
 from bench.latency_servers import SERVER_START_TIMEOUT_S, Server, measured
 from docs_gen.blocks import replace_block
 from usqa.local_stack import free_port, start_api, start_server
@@ -132,29 +133,6 @@ def anatomy_cine(
     card = read_card(registry, name, "champion")
     preset = (card.training_data.preset if card.training_data else None) or "transrectal_prostate"
     return [f.image for f in simulate_cine(preset, frames, seed=7, size=size)]
-
-
-async def refused_beside(
-    url: str, name: str, payloads: list[bytes], streams: int, fps: float, duration: float
-) -> tuple[Result, int | None, str]:
-    """`streams` streams at `fps`, and half-way through one more: (the streams' result, its close code, reason)."""
-    from usqa.client import AsyncClient, ScanRefused
-
-    async def extra() -> tuple[int | None, str]:
-        await asyncio.sleep(duration / 2)
-        async with AsyncClient(url, model=name, retries=0) as client:
-            try:
-                report = await client.play(payloads[:30], fps=fps, until=_for(1.0))
-            except ScanRefused as exc:  # closed before its ready message
-                if exc.close_code is None:
-                    raise
-                return exc.close_code, exc.close_reason
-        return report.close_code, report.close_reason
-
-    running, (code, reason) = await asyncio.gather(
-        ws_streams(url, {name: payloads}, streams, fps, duration), extra()
-    )
-    return running, code, reason
 
 
 def serve_models(args: argparse.Namespace, names: Sequence[str], log: str, **extra: str) -> Server:
@@ -353,14 +331,15 @@ def at_capacity(
         warm = asyncio.run(ws_streams(server.base, {name: payloads}, 2, fps, args.duration / 2))
         capacity = capacity_of(server)
         streams = int(capacity["streams"] or 0)
-        running, code, reason = asyncio.run(
+        running, code, reason, tries = asyncio.run(
             refused_beside(server.base, name, payloads, streams, fps, args.duration)
         )
     finally:
         server.stop()
     row = running.row()
     print(
-        f"at capacity: {streams} x {fps:g} fps p99 {row['p99_ms']:.2f} ms; one more: {code} {reason!r}",
+        f"at capacity: {streams} x {fps:g} fps p99 {row['p99_ms']:.2f} ms; (reported, open) before each more: {tries}; "
+        f"the last: {code} {reason!r}",
         flush=True,
     )
     return {
@@ -371,6 +350,7 @@ def at_capacity(
         "warm_p99_ms": warm.row()["p99_ms"],
         "code": code,
         "reason": reason,
+        "tries": tries,
     }
 
 

@@ -114,16 +114,25 @@ def findings(out: Run) -> list[str]:
     if at:
         target = TARGET_P99_MS[HEAVIEST]
         p99 = at["row"]["p99_ms"]
-        refused = at["code"] == CloseCode.TRY_AGAIN
+        # Refused once the streams open reached the capacity the service reported just before (its live measure).
+        tries = at.get("tries") or [(at["streams"], at["streams"])]
+        reported, open_before = tries[-1]
+        refused = at["code"] == CloseCode.TRY_AGAIN and open_before >= reported
+        admitted = (
+            f"{len(tries) - 1} more were admitted while it reported {', '.join(str(t[0]) for t in tries[1:])} "
+            "streams, and the next was "
+            if len(tries) > 1
+            else "one more was "
+        )
         lines.append(
             f"- at capacity ({HEAVIEST}, each stream planned at {at['fps']:g} fps, `USQA_STREAM_FPS`): the service "
             f"reported {at['streams']} streams; they ran at p99 {p99:.2f} ms ("
             + ("met" if p99 <= target else "**missed**")
-            + f" against {target:g} ms) while one more was "
+            + f" against {target:g} ms); {admitted}"
             + (
-                f"refused with {at['code']} (`{at['reason']}`)"
+                f"refused with {at['code']} at {open_before} streams open of {reported} reported (`{at['reason']}`)"
                 if refused
-                else f"**not refused** ({at['code']})"
+                else f"**not refused** ({at['code']}, {open_before} streams open of {reported} reported)"
             )
         )
     return lines
